@@ -1,0 +1,27 @@
+# karyotf: the two commands a fresh machine needs are `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
+
+.PHONY: install demo test bench-quality bench-speed clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py constraints.txt requirements.txt requirements-nodeps.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q pip==24.3.1 setuptools==75.6.0 wheel==0.45.1
+	$(PIP) -r requirements.txt -r requirements-dev.txt
+	$(PIP) --no-deps -r requirements-nodeps.txt
+	$(BIN)/pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/karyotf doctor --quick
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+demo: install
+	$(BIN)/karyotf demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info

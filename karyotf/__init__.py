@@ -1,0 +1,7 @@
+"""karyotf: automated human karyotyping with the TensorFlow Object Detection API.
+
+The pipeline, one module a stage: ``classes`` -> ``annotations`` -> ``augment`` -> ``records`` -> ``pipelines``
+-> ``train`` -> ``evaluate`` -> ``export`` -> ``detect`` -> ``karyogram``.  ``odapi`` is the only module that
+touches ``object_detection`` internals; ``cli`` only parses arguments.
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,352 @@
+"""Pascal VOC (LabelImg) annotations: read, validate, write.
+
+Coordinates are pixels everywhere in karyotf's API, as VOC writes them: ``0 <= xmin < xmax <= width``.
+Reading validates every file and raises :class:`~karyotf.errors.AnnotationError` naming the file, the object
+index and the fix; :func:`load_dataset` collects those errors, goes on with the good files (or stops at the
+first under ``strict``) and returns a summary of what was used and skipped.
+
+Two layouts are read: images and XML side by side in one folder, or separate ``images/`` and
+``annotations/`` folders (as in CIL:54816).  The image named by ``<filename>`` wins; ``<path>`` (the
+annotator's own disk) is ignored.
+"""
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable
+
+from . import classes
+from .errors import AnnotationError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+ANNOTATION_DIRS = ("annotations", "Annotations", "xml", "labels")
+IMAGE_DIRS = ("images", "JPEGImages", "imgs")
+CLIP_TOLERANCE = 2.0
+"""Boxes that overhang the image by at most this many pixels (annotators' off-by-one) are clipped, not rejected."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """One chromosome: a pixel box and its canonical class name (``'1'``..``'22'``, ``'X'``, ``'Y'``)."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    name: str
+    difficult: bool = False
+    truncated: bool = False
+    score: float | None = None
+
+    @property
+    def label(self) -> int:
+        return classes.LABEL_OF[self.name]
+
+    @property
+    def width(self) -> float:
+        return self.xmax - self.xmin
+
+    @property
+    def height(self) -> float:
+        return self.ymax - self.ymin
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.xmin + self.xmax) / 2, (self.ymin + self.ymax) / 2)
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.xmin, self.ymin, self.xmax, self.ymax)
+
+    def with_coords(self, xmin: float, ymin: float, xmax: float, ymax: float, **kw) -> "Box":
+        return replace(self, xmin=float(xmin), ymin=float(ymin), xmax=float(xmax), ymax=float(ymax), **kw)
+
+    def iou(self, other: "Box") -> float:
+        ix = max(0.0, min(self.xmax, other.xmax) - max(self.xmin, other.xmin))
+        iy = max(0.0, min(self.ymax, other.ymax) - max(self.ymin, other.ymin))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        d = {"class": self.name, "label": self.label, "box": [round(v, 2) for v in self.as_tuple()]}
+        if self.score is not None:
+            d["score"] = round(float(self.score), 4)
+        if self.difficult:
+            d["difficult"] = True
+        if self.truncated:
+            d["truncated"] = True
+        return d
+
+
+@dataclass
+class Annotation:
+    """One image and its chromosome boxes."""
+
+    image_path: Path
+    width: int
+    height: int
+    boxes: list[Box] = field(default_factory=list)
+    depth: int = 3
+    xml_path: Path | None = None
+    clipped_boxes: int = 0
+    """How many boxes overhung the image by at most ``CLIP_TOLERANCE`` px and were clipped on reading."""
+
+    @property
+    def filename(self) -> str:
+        return self.image_path.name
+
+    @property
+    def image_id(self) -> str:
+        return self.image_path.stem
+
+    def counts(self) -> Counter:
+        return Counter(b.name for b in self.boxes)
+
+
+@dataclass
+class LoadSummary:
+    """What :func:`load_dataset` used and skipped, and why."""
+
+    used: int = 0
+    skipped: int = 0
+    boxes: int = 0
+    clipped_boxes: int = 0
+    errors: list[AnnotationError] = field(default_factory=list)
+
+    def by_kind(self) -> Counter:
+        return Counter(e.kind for e in self.errors)
+
+    def text(self) -> str:
+        lines = [f"annotations: {self.used} used ({self.boxes} chromosomes), {self.skipped} skipped"]
+        if self.clipped_boxes:
+            lines.append(f"  {self.clipped_boxes} box(es) overhanging the image by <= {CLIP_TOLERANCE:g} px clipped")
+        for kind, n in sorted(self.by_kind().items()):
+            lines.append(f"  skipped for {kind}: {n}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"used": self.used, "skipped": self.skipped, "boxes": self.boxes,
+                "clipped_boxes": self.clipped_boxes, "skipped_by_kind": dict(self.by_kind()),
+                "errors": [str(e) for e in self.errors]}
+
+
+def _text(node: ET.Element, tag: str) -> str | None:
+    child = node.find(tag)
+    return child.text.strip() if child is not None and child.text is not None else None
+
+
+def _number(xml_path: Path, node: ET.Element, tag: str, obj: int | None, fix: str) -> float:
+    raw = _text(node, tag)
+    if raw is None:
+        raise AnnotationError(xml_path, f"<{tag}> is missing", fix, obj, kind="malformed_xml")
+    try:
+        return float(raw)
+    except ValueError:
+        raise AnnotationError(xml_path, f"<{tag}> is {raw!r}, not a number", fix, obj, kind="malformed_xml") from None
+
+
+def find_image(xml_path: Path, filename: str | None, image_dir: Path | None = None) -> Path | None:
+    """The image an XML file describes: by ``<filename>``, else by the XML's stem, beside it or in ``images/``."""
+    dirs = []
+    if image_dir is not None:
+        dirs.append(Path(image_dir))
+    dirs.append(xml_path.parent)
+    dirs.extend(xml_path.parent.parent / d for d in IMAGE_DIRS)
+    names = []
+    if filename:
+        names.append(Path(filename.replace("\\", "/")).name)
+    names.extend(xml_path.stem + s for s in IMAGE_SUFFIXES)
+    names.extend(xml_path.stem + s.upper() for s in IMAGE_SUFFIXES)
+    for d in dirs:
+        for name in names:
+            candidate = d / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def image_size(path: Path) -> tuple[int, int, int]:
+    """(width, height, channels) of an image, read from its header; raises on an unreadable file."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.verify()  # checks the file structure without a full decode
+    with Image.open(path) as im:
+        return im.size[0], im.size[1], len(im.getbands())
+
+
+def read_voc(xml_path: str | Path, image_dir: str | Path | None = None, check_image: bool = True,
+             clip_tolerance: float = CLIP_TOLERANCE) -> Annotation:
+    """Read and validate one LabelImg Pascal VOC file.
+
+    Raises :class:`AnnotationError` (with ``kind`` one of ``malformed_xml``, ``missing_image``,
+    ``unreadable_image``, ``size_mismatch``, ``unknown_class``, ``bad_box``, ``empty``).
+    """
+    xml_path = Path(xml_path)
+    try:
+        root = ET.parse(xml_path).getroot()
+    except ET.ParseError as exc:
+        raise AnnotationError(xml_path, f"malformed XML ({exc})",
+                              "re-save the file from LabelImg or repair the XML by hand", kind="malformed_xml") from None
+    except OSError as exc:
+        raise AnnotationError(xml_path, f"cannot read ({exc.strerror})", "check the path and permissions",
+                              kind="malformed_xml") from None
+    if root.tag != "annotation":
+        raise AnnotationError(xml_path, f"root element is <{root.tag}>, not <annotation>",
+                              "this is not a Pascal VOC file; export VOC from LabelImg/Roboflow", kind="malformed_xml")
+    filename = _text(root, "filename")
+    image_path = find_image(xml_path, filename, Path(image_dir) if image_dir else None)
+    if image_path is None:
+        raise AnnotationError(xml_path, f"image {filename or xml_path.stem + '.*'} not found",
+                              "put the image beside the XML or in a sibling images/ folder, or fix <filename>",
+                              kind="missing_image")
+    size = root.find("size")
+    size_fix = "set <size><width>/<height> to the image's real size (re-open the image in LabelImg and save)"
+    if size is None:
+        raise AnnotationError(xml_path, "<size> is missing", size_fix, kind="malformed_xml")
+    width = int(_number(xml_path, size, "width", None, size_fix))
+    height = int(_number(xml_path, size, "height", None, size_fix))
+    depth_raw = _text(size, "depth")
+    depth = int(depth_raw) if depth_raw and depth_raw.isdigit() else 3
+    if check_image:
+        try:
+            iw, ih, channels = image_size(image_path)
+        except Exception as exc:
+            raise AnnotationError(image_path, f"unreadable image ({type(exc).__name__}: {exc}) for {xml_path.name}",
+                                  "replace the image with a readable JPEG or PNG", kind="unreadable_image") from None
+        if (iw, ih) != (width, height):
+            raise AnnotationError(xml_path, f"<size> says {width}x{height} but {image_path.name} is {iw}x{ih}",
+                                  size_fix, kind="size_mismatch")
+        depth = channels
+    if width <= 0 or height <= 0:
+        raise AnnotationError(xml_path, f"<size> is {width}x{height}", size_fix, kind="size_mismatch")
+
+    objects = root.findall("object")
+    if not objects:
+        raise AnnotationError(xml_path, "no <object>: the image has no chromosome boxes",
+                              "label the chromosomes, or remove the image and XML from the set", kind="empty")
+    boxes = []
+    clipped = 0
+    for i, obj in enumerate(objects):
+        raw_name = _text(obj, "name")
+        try:
+            name = classes.canonical(raw_name or "")
+        except classes.UnknownClassError as exc:
+            raise AnnotationError(xml_path, str(exc), "rename the object to one of 1..22, X, Y (or A1..G22)", i,
+                                  kind="unknown_class") from None
+        bnd = obj.find("bndbox")
+        box_fix = "redraw the box inside the image in LabelImg"
+        if bnd is None:
+            raise AnnotationError(xml_path, f"object {raw_name!r} has no <bndbox>", box_fix, i, kind="malformed_xml")
+        xmin, ymin, xmax, ymax = (_number(xml_path, bnd, t, i, box_fix) for t in ("xmin", "ymin", "xmax", "ymax"))
+        if xmax <= xmin or ymax <= ymin:
+            raise AnnotationError(xml_path, f"box of {raw_name!r} has zero or negative area "
+                                  f"({xmin:g},{ymin:g})-({xmax:g},{ymax:g})", box_fix, i, kind="bad_box")
+        overhang = max(-xmin, -ymin, xmax - width, ymax - height)
+        if overhang > clip_tolerance:
+            raise AnnotationError(xml_path, f"box of {raw_name!r} ({xmin:g},{ymin:g})-({xmax:g},{ymax:g}) lies "
+                                  f"outside the {width}x{height} image", box_fix, i, kind="bad_box")
+        clipped += overhang > 0
+        xmin, ymin = max(0.0, xmin), max(0.0, ymin)
+        xmax, ymax = min(float(width), xmax), min(float(height), ymax)
+        if xmax <= xmin or ymax <= ymin:
+            raise AnnotationError(xml_path, f"box of {raw_name!r} lies on the image border with no area inside",
+                                  box_fix, i, kind="bad_box")
+        boxes.append(Box(xmin, ymin, xmax, ymax, name, difficult=_text(obj, "difficult") == "1",
+                         truncated=_text(obj, "truncated") == "1"))
+    return Annotation(image_path=image_path, width=width, height=height, boxes=boxes, depth=depth,
+                      xml_path=xml_path, clipped_boxes=clipped)
+
+
+def voc_xml(ann: Annotation, folder: str = "images") -> str:
+    """LabelImg-style Pascal VOC XML text for an annotation (class names written canonically)."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = folder
+    ET.SubElement(root, "filename").text = ann.filename
+    ET.SubElement(root, "path").text = ann.filename
+    ET.SubElement(ET.SubElement(root, "source"), "database").text = "karyotf"
+    size = ET.SubElement(root, "size")
+    ET.SubElement(size, "width").text = str(int(ann.width))
+    ET.SubElement(size, "height").text = str(int(ann.height))
+    ET.SubElement(size, "depth").text = str(int(ann.depth))
+    ET.SubElement(root, "segmented").text = "0"
+    for b in ann.boxes:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = b.name
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "1" if b.truncated else "0"
+        ET.SubElement(obj, "difficult").text = "1" if b.difficult else "0"
+        bnd = ET.SubElement(obj, "bndbox")
+        for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), b.as_tuple()):
+            ET.SubElement(bnd, tag).text = str(int(round(v)))
+    ET.indent(root, space="   ")
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_voc(ann: Annotation, xml_path: str | Path, folder: str = "images") -> Path:
+    """Write an annotation as VOC XML, atomically."""
+    from .io import atomic_write_text
+
+    return atomic_write_text(xml_path, voc_xml(ann, folder))
+
+
+def find_xml_files(src: str | Path) -> list[Path]:
+    """The XML files of a dataset folder (either layout) or a single XML file, sorted."""
+    src = Path(src)
+    if src.is_file():
+        return [src]
+    if not src.is_dir():
+        raise AnnotationError(src, "no such file or folder", "give a folder with VOC XML files (and images)",
+                              kind="missing")
+    for d in ANNOTATION_DIRS:
+        if (src / d).is_dir():
+            files = sorted((src / d).glob("*.xml"))
+            if files:
+                return files
+    files = sorted(src.glob("*.xml"))
+    if not files:
+        files = sorted(src.rglob("*.xml"))
+    return files
+
+
+def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_images: bool = True,
+                 progress: bool = True, clip_tolerance: float = CLIP_TOLERANCE) -> tuple[list[Annotation], LoadSummary]:
+    """Read and validate every VOC file of a dataset.
+
+    Bad files are logged and skipped (``strict=False``) or raise at the first (``strict=True``).
+    """
+    files = find_xml_files(src) if isinstance(src, (str, Path)) else [Path(p) for p in src]
+    if not files:
+        raise AnnotationError(Path(str(src)), "no VOC XML files found",
+                              "point at a folder with *.xml beside the images or in annotations/", kind="missing")
+    summary = LoadSummary()
+    out: list[Annotation] = []
+    iterator = files
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(files, desc="reading VOC", unit="file", leave=False)
+    for xml in iterator:
+        try:
+            ann = read_voc(xml, check_image=check_images, clip_tolerance=clip_tolerance)
+        except AnnotationError as exc:
+            if strict:
+                raise
+            log.warning("skipped: %s", exc)
+            summary.errors.append(exc)
+            summary.skipped += 1
+            continue
+        summary.clipped_boxes += ann.clipped_boxes
+        out.append(ann)
+        summary.used += 1
+        summary.boxes += len(ann.boxes)
+    return out, summary

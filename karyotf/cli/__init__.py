@@ -1,0 +1,61 @@
+"""Command line: argument parsing only; each command calls one function of the Python API.
+
+Commands are grouped one module a pipeline part (``data``: records, augment, roboflow; ``model``: config, train,
+eval, export, detect; ``karyo``: karyogram, karyograms-dataset; ``demo``).  Each module has
+``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler taking the parsed args.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .. import __version__
+
+GROUPS = ("karyotf.cli.base", "karyotf.cli.data", "karyotf.cli.model", "karyotf.cli.karyo", "karyotf.cli.demo")
+
+
+class CliError(Exception):
+    """An error the user can fix; printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="karyotf",
+        description="Chromosome detection, karyograms and karyotype calls with the TF Object Detection API.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"karyotf {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in GROUPS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a command group not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from ..errors import KaryotfError
+
+        if isinstance(exc, (KaryotfError, CliError)):
+            print(f"karyotf {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    return int(result or 0)

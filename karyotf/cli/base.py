@@ -1,0 +1,14 @@
+"""``karyotf doctor``."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("doctor", help="print versions and check that the OD API imports and builds a model")
+    p.add_argument("--quick", action="store_true", help="only check imports (no model build)")
+    p.set_defaults(func=_doctor)
+
+
+def _doctor(args) -> int:
+    from ..doctor import run
+
+    return run(quick=args.quick)

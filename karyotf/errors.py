@@ -1,0 +1,50 @@
+"""One exception type per stage; each carries the file, the object and the fix in its message."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KaryotfError(Exception):
+    """Base class of every error karyotf raises on bad input; the CLI prints it without a traceback."""
+
+
+class AnnotationError(KaryotfError):
+    """A bad annotation or image: names the file, the object index (if any) and the fix."""
+
+    def __init__(self, path: str | Path, problem: str, fix: str = "", obj: int | None = None,
+                 kind: str = "invalid"):
+        self.path = Path(path)
+        self.problem = problem
+        self.fix = fix
+        self.obj = obj
+        self.kind = kind
+        where = f"{self.path}" + (f", object #{obj}" if obj is not None else "")
+        super().__init__(f"{where}: {problem}" + (f" (fix: {fix})" if fix else ""))
+
+
+class RecordsError(KaryotfError):
+    """Records could not be written or read."""
+
+
+class PipelineConfigError(KaryotfError):
+    """A pipeline template or filled config is invalid, or conflicts with what sits in the model dir."""
+
+
+class TrainError(KaryotfError):
+    """Training could not start or resume."""
+
+
+class ExportError(KaryotfError):
+    """A model could not be exported."""
+
+
+class DetectError(KaryotfError):
+    """An exported model could not be loaded or run."""
+
+
+class KaryogramError(KaryotfError):
+    """A karyogram could not be built."""
+
+
+class RoboflowError(KaryotfError):
+    """A Roboflow pull or import failed (missing key, offline, unknown layout)."""

@@ -1,0 +1,169 @@
+"""The only module that touches the TF Object Detection API's internals.
+
+``import karyotf.odapi`` (or calling :func:`apply_shims`) must happen before anything imports
+``object_detection``.  Every compatibility shim for the pinned stack (TensorFlow 2.15.1, tf-slim 1.1.0,
+numpy 1.26, Pillow 9.5, ``tf-object-detection-api==0.1``) lives here, one function per breakage, each
+saying what breaks and how it is fixed.  Nothing in the installed packages is edited on disk.
+
+TF1 versus TF2: the OD API fills its feature-extractor tables once, at import, for the TF version that is
+enabled then.  TF1 (slim) models such as ``faster_rcnn_inception_v2`` need :func:`enable_tf1` *before*
+``object_detection`` is imported, so karyotf runs them in a process of their own.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import types
+
+_APPLIED = False
+_MODE: str | None = None  # "tf1" or "tf2" once chosen
+
+
+def _quiet_tf() -> None:
+    # TF's C++ INFO/WARNING lines drown the progress bar; errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _shim_numpy_aliases() -> None:
+    """numpy >= 1.24 removed ``np.float`` / ``np.int`` / ``np.bool`` / ``np.object``.
+
+    Breaks: ``object_detection/utils/metrics.py`` (Pascal VOC metrics), ``metrics/coco_evaluation.py:1766,1829``,
+    ``metrics/tf_example_parser.py:36``, slim ``nets/mobilenet/mobilenet_v3.py:751``.
+    Fix: restore the aliases to the builtins they always meant.
+    """
+    import numpy as np
+
+    for name, value in (("float", float), ("int", int), ("bool", bool), ("object", object)):
+        if name not in np.__dict__:
+            setattr(np, name, value)
+
+
+def _shim_tf_slim_control_flow() -> None:
+    """tf-slim 1.1.0 on TF >= 2.13: ``control_flow_ops.case`` / ``.cond`` moved out of ``control_flow_ops``.
+
+    Breaks: ``tf_slim/data/tfexample_decoder.py:453`` (the OD API's ``TfExampleDecoder`` uses it to decode
+    images), ``tf_slim/layers/utils.py``, ``tf_slim/metrics/metric_ops.py``.
+    Fix: alias them to ``tensorflow.python.ops.control_flow_case.case`` and ``tensorflow.python.ops.cond.cond``.
+    The TF1 path also needs ``ops.IndexedSlices`` and ``ops.Tensor``, which moved to ``framework.indexed_slices``
+    and ``framework.tensor``.
+    """
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import control_flow_ops
+
+    if not hasattr(control_flow_ops, "case"):
+        from tensorflow.python.ops import control_flow_case
+
+        control_flow_ops.case = control_flow_case.case
+    if not hasattr(control_flow_ops, "cond"):
+        from tensorflow.python.ops import cond
+
+        control_flow_ops.cond = cond.cond
+    if not hasattr(ops, "IndexedSlices"):
+        from tensorflow.python.framework import indexed_slices
+
+        ops.IndexedSlices = indexed_slices.IndexedSlices
+    if not hasattr(ops, "Tensor"):
+        from tensorflow.python.framework import tensor
+
+        ops.Tensor = tensor.Tensor
+
+
+class _Unavailable(types.ModuleType):
+    """A module whose every attribute access raises, naming what to install for the real thing."""
+
+    def __init__(self, name: str, why: str):
+        super().__init__(name)
+        self.__dict__["_why"] = why
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise ImportError(f"{self.__name__}.{attr} is not available: {self._why}")
+
+
+def _shim_tensorflow_io() -> None:
+    """``meta_architectures/deepmac_meta_arch.py:28`` imports ``tensorflow_io`` at module level under TF2.
+
+    It is used only by DeepMAC's unused mask-consistency loss, yet every ``model_builder`` import pulls it in.
+    Fix: when tensorflow-io (187 MB) is not installed, register a placeholder module that raises on any use,
+    so the import succeeds and a real use still fails loudly.
+    """
+    try:
+        importlib.util.find_spec("tensorflow_io")
+        real = importlib.util.find_spec("tensorflow_io") is not None
+    except (ImportError, ValueError):
+        real = False
+    if not real and "tensorflow_io" not in sys.modules:
+        sys.modules["tensorflow_io"] = _Unavailable(
+            "tensorflow_io", "karyotf does not install tensorflow-io; pip install tensorflow-io==0.37.1 for DeepMAC")
+
+
+def _shim_tf1_modules() -> None:
+    """TF1 path on TF 2.15 (only needed after :func:`enable_tf1`).
+
+    - ``matchers/bipartite_matcher.py:20`` imports ``tensorflow.contrib.image.python.ops.image_ops``:
+      register placeholder ``tensorflow.contrib`` modules so the import works (the bipartite matcher is unused
+      by karyotf's configs; using it raises).
+    - TF 2.15's ``tensorflow/python/layers/normalization.py`` lazy-loads ``tf_keras.legacy_tf_layers.normalization``
+      (slim batch norm): map ``tf_keras``, ``tf_keras.legacy_tf_layers`` and its ``normalization`` to the
+      ``keras`` 2.15 package's ``keras.src.legacy_tf_layers``, which is the same code.
+    - ``exporter.profile_inference_graph`` needs contrib's tfprof: replaced by a no-op in :func:`import_tf1_exporter`.
+    """
+    for name in ("tensorflow.contrib", "tensorflow.contrib.image", "tensorflow.contrib.image.python",
+                 "tensorflow.contrib.image.python.ops", "tensorflow.contrib.image.python.ops.image_ops"):
+        sys.modules.setdefault(name, _Unavailable(name, "tensorflow.contrib does not exist in TF 2"))
+    try:
+        import tf_keras  # noqa: F401  (a real tf-keras wins)
+    except ImportError:
+        import keras
+        import keras.src.legacy_tf_layers as legacy
+        import keras.src.legacy_tf_layers.normalization as legacy_norm
+
+        sys.modules.setdefault("tf_keras", keras)
+        sys.modules.setdefault("tf_keras.legacy_tf_layers", legacy)
+        sys.modules.setdefault("tf_keras.legacy_tf_layers.normalization", legacy_norm)
+
+
+def enable_tf1() -> None:
+    """Switch this process to TF1 graph mode for slim models; must run before ``object_detection`` is imported."""
+    global _MODE
+    if _MODE == "tf1":
+        return
+    if "object_detection.builders.model_builder" in sys.modules and _MODE != "tf1":
+        raise RuntimeError("object_detection was already imported in TF2 mode; run TF1 models in their own process")
+    import tensorflow as tf
+
+    tf.compat.v1.disable_v2_behavior()
+    _MODE = "tf1"
+    apply_shims()
+    _shim_tf1_modules()
+
+
+def apply_shims() -> None:
+    """Apply every shim once.  Safe to call many times."""
+    global _APPLIED, _MODE
+    if _APPLIED:
+        return
+    _quiet_tf()
+    _shim_numpy_aliases()
+    _shim_tf_slim_control_flow()
+    _shim_tensorflow_io()
+    if _MODE is None:
+        _MODE = "tf2"
+    _APPLIED = True
+
+
+def mode() -> str:
+    return _MODE or "tf2"
+
+
+def import_tf1_exporter():
+    """``object_detection.exporter`` with its tfprof profiling (contrib-only) replaced by a no-op."""
+    from object_detection import exporter
+
+    exporter.profile_inference_graph = lambda graph: None
+    return exporter
+
+
+apply_shims()
