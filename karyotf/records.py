@@ -1,0 +1,411 @@
+"""TFRecords in the OD API's tf.train.Example format: encode, decode, split by case, write sharded and atomic.
+
+``build_records(src, out)`` reads a VOC dataset (validated by :mod:`karyotf.annotations`), splits it into
+train / val / test by *case* (all cells of one patient in one split, reproducible by seed), and writes::
+
+    out/train.record-00000-of-00002   out/val.record-00000-of-00001   out/test.record-00000-of-00001
+    out/label_map.pbtxt               24 items, ids 1..24 (karyotf.classes)
+    out/manifest.json                 image -> split, case, shard; the settings that made the split
+    out/stats.json                    class counts per split, chromosomes per image, what was skipped
+    out/class_distribution.png        the same as bar charts
+
+Every example carries the keys the OD API's ``TfExampleDecoder`` reads: encoded image, format, height, width,
+filename, source_id, sha256 key, normalised boxes, class text and label, difficult, truncated, view.
+
+Atomic: shards are written into a temporary folder inside ``out`` and moved into place only when every shard
+is complete; a failed or interrupted run leaves no record file behind (and the previous records untouched).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import random
+import re
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from . import classes
+from .annotations import Annotation, Box, LoadSummary, load_dataset
+from .errors import RecordsError
+from .io import atomic_path, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+DEFAULT_SEED = 0
+DEFAULT_CASE_PATTERN = r"^(\d+)\d$"
+"""Case id from the image stem: the first group of this regex, else the whole stem.
+
+The default fits CIL:54816 names (all digits; the case is the name without its last digit, ``1055911`` ->
+``105591``); any other name is its own case.  Use e.g. ``^(.+)_cell\\d+$`` for ``patient7_cell3.jpg``."""
+IMAGES_PER_SHARD = 250
+_SHARD_RE = re.compile(r"^(?P<split>[a-z]+)\.record-(?P<i>\d{5})-of-(?P<n>\d{5})$")
+
+
+# ----------------------------------------------------------------------------------------------- split
+
+
+def case_of(image_id: str, pattern: str = DEFAULT_CASE_PATTERN) -> str:
+    """The case (patient) an image belongs to, by ``pattern``'s first group; the stem itself if it does not match."""
+    m = re.match(pattern, image_id)
+    return m.group(1) if m and m.groups() else image_id
+
+
+def split_by_case(image_ids: Sequence[str], fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = DEFAULT_SEED,
+                  case_pattern: str = DEFAULT_CASE_PATTERN) -> dict[str, str]:
+    """Assign each image to a split so that all images of a case share one split.
+
+    Cases are shuffled by ``seed`` (after sorting, so the input order does not matter) and each goes to the split
+    whose image count lags its target (``fraction * n``) the most.  Same ids, fractions and seed: same split.
+    """
+    if len(fractions) != len(SPLITS) or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise RecordsError(f"split fractions {tuple(fractions)} must be three non-negative numbers "
+                           f"(train, val, test), e.g. 0.8,0.1,0.1")
+    total = float(sum(fractions))
+    fractions = [f / total for f in fractions]
+    by_case: dict[str, list[str]] = {}
+    for image_id in sorted(set(image_ids)):
+        by_case.setdefault(case_of(image_id, case_pattern), []).append(image_id)
+    cases = sorted(by_case)
+    random.Random(seed).shuffle(cases)
+    n = sum(len(v) for v in by_case.values())
+    targets = [f * n for f in fractions]
+    counts = [0] * len(SPLITS)
+    assignment: dict[str, str] = {}
+    for case in cases:
+        size = len(by_case[case])
+        # the split that is furthest below its target (relative), among those that want images at all
+        deficits = [(targets[i] - counts[i]) / targets[i] if targets[i] > 0 else float("-inf")
+                     for i in range(len(SPLITS))]
+        best = max(range(len(SPLITS)), key=lambda i: (deficits[i], -i))
+        counts[best] += size
+        for image_id in by_case[case]:
+            assignment[image_id] = SPLITS[best]
+    return assignment
+
+
+# ----------------------------------------------------------------------------------------------- encode
+
+
+def _image_bytes(path: Path) -> tuple[bytes, str]:
+    """The encoded image and its format: JPEG and PNG as they are on disk, anything else re-encoded as PNG."""
+    from PIL import Image
+
+    data = path.read_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        fmt = (im.format or "").lower()
+        if fmt in ("jpeg", "png"):
+            return data, "jpeg" if fmt == "jpeg" else "png"
+        buf = io.BytesIO()
+        im.convert("RGB").save(buf, format="PNG")
+        return buf.getvalue(), "png"
+
+
+def encode_example(ann: Annotation, image_bytes: bytes | None = None, image_format: str | None = None):
+    """A ``tf.train.Example`` in the OD API's layout for one annotated image (boxes normalised to [0, 1])."""
+    import tensorflow as tf
+
+    if image_bytes is None:
+        image_bytes, image_format = _image_bytes(ann.image_path)
+    w, h = float(ann.width), float(ann.height)
+
+    def b(values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+    def f(values):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+    def i(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    boxes = ann.boxes
+    feature = {
+        "image/height": i([int(ann.height)]),
+        "image/width": i([int(ann.width)]),
+        "image/filename": b([ann.filename.encode()]),
+        "image/source_id": b([ann.image_id.encode()]),
+        "image/key/sha256": b([hashlib.sha256(image_bytes).hexdigest().encode()]),
+        "image/encoded": b([image_bytes]),
+        "image/format": b([(image_format or "jpeg").encode()]),
+        "image/object/bbox/xmin": f([bx.xmin / w for bx in boxes]),
+        "image/object/bbox/xmax": f([bx.xmax / w for bx in boxes]),
+        "image/object/bbox/ymin": f([bx.ymin / h for bx in boxes]),
+        "image/object/bbox/ymax": f([bx.ymax / h for bx in boxes]),
+        "image/object/class/text": b([bx.name.encode() for bx in boxes]),
+        "image/object/class/label": i([bx.label for bx in boxes]),
+        "image/object/difficult": i([int(bx.difficult) for bx in boxes]),
+        "image/object/truncated": i([int(bx.truncated) for bx in boxes]),
+        "image/object/view": b([b"Unspecified" for _ in boxes]),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def decode_example(serialized: bytes) -> tuple[bytes, Annotation]:
+    """The image bytes and the :class:`Annotation` (pixel boxes) of one serialized example.
+
+    ``Annotation.image_path`` is ``Path(filename)``: the image is in the record, not on disk.
+    """
+    import tensorflow as tf
+
+    ex = tf.train.Example.FromString(serialized)
+    feat = ex.features.feature
+
+    def one(key, kind="bytes_list"):
+        return getattr(feat[key], kind).value[0]
+
+    def many(key, kind):
+        return list(getattr(feat[key], kind).value) if key in feat else []
+
+    width, height = int(one("image/width", "int64_list")), int(one("image/height", "int64_list"))
+    xmin, xmax = many("image/object/bbox/xmin", "float_list"), many("image/object/bbox/xmax", "float_list")
+    ymin, ymax = many("image/object/bbox/ymin", "float_list"), many("image/object/bbox/ymax", "float_list")
+    labels = many("image/object/class/label", "int64_list")
+    difficult = many("image/object/difficult", "int64_list") or [0] * len(labels)
+    truncated = many("image/object/truncated", "int64_list") or [0] * len(labels)
+    boxes = [Box(x0 * width, y0 * height, x1 * width, y1 * height, classes.NAME_OF[int(lab)],
+                 difficult=bool(d), truncated=bool(t))
+             for x0, y0, x1, y1, lab, d, t in zip(xmin, ymin, xmax, ymax, labels, difficult, truncated)]
+    filename = one("image/filename").decode()
+    return one("image/encoded"), Annotation(image_path=Path(filename), width=width, height=height, boxes=boxes)
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}.record-{index:05d}-of-{count:05d}"
+
+
+def split_files(records_dir: str | Path, split: str) -> list[Path]:
+    """The shard files of one split, in order."""
+    records_dir = Path(records_dir)
+    files = sorted(p for p in records_dir.glob(f"{split}.record-*") if _SHARD_RE.match(p.name))
+    return files
+
+
+def split_pattern(records_dir: str | Path, split: str) -> str:
+    """A glob of one split's shards, as the OD API's ``tf_record_input_reader.input_path`` accepts."""
+    files = split_files(records_dir, split)
+    if not files:
+        raise RecordsError(f"{records_dir}: no {split}.record-* shards; run `karyotf records SRC --out {records_dir}`")
+    count = _SHARD_RE.match(files[0].name).group("n")
+    return str(Path(records_dir).resolve() / f"{split}.record-?????-of-{count}")
+
+
+def read_examples(source: str | Path | Iterable[str | Path], split: str | None = None) -> Iterator[tuple[bytes, Annotation]]:
+    """Iterate ``(image_bytes, Annotation)`` over a records dir (one split, or all) or over given shard files."""
+    import tensorflow as tf
+
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        splits = [split] if split else list(SPLITS)
+        files = [f for s in splits for f in split_files(source, s)]
+        if not files:
+            raise RecordsError(f"{source}: no record shards for split(s) {', '.join(splits)}")
+    elif isinstance(source, (str, Path)):
+        files = [Path(source)]
+    else:
+        files = [Path(p) for p in source]
+    for path in files:
+        for raw in tf.data.TFRecordDataset(str(path)):
+            yield decode_example(raw.numpy())
+
+
+def count_examples(files: Iterable[str | Path]) -> int:
+    import tensorflow as tf
+
+    return sum(1 for p in files for _ in tf.data.TFRecordDataset(str(p)))
+
+
+# ----------------------------------------------------------------------------------------------- build
+
+
+@dataclass
+class RecordsResult:
+    """What :func:`build_records` wrote."""
+
+    out_dir: Path
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    label_map: Path | None = None
+    manifest: Path | None = None
+    stats: Path | None = None
+    chart: Path | None = None
+    summary: LoadSummary | None = None
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        lines = [self.summary.text()] if self.summary else []
+        for split in SPLITS:
+            n = self.counts.get(split, 0)
+            lines.append(f"{split:5s}: {n:4d} images in {len(self.files.get(split, []))} shard(s)")
+        lines.append(f"wrote {self.out_dir}/ (label_map.pbtxt, manifest.json, stats.json, class_distribution.png) "
+                     f"in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def _stats(annotations: list[Annotation], assignment: dict[str, str], summary: LoadSummary,
+           cases: dict[str, str]) -> dict:
+    out: dict = {"splits": {}, "skipped": summary.to_dict()}
+    for split in SPLITS:
+        anns = [a for a in annotations if assignment[a.image_id] == split]
+        counts = Counter(b.name for a in anns for b in a.boxes)
+        per_image = Counter(len(a.boxes) for a in anns)
+        out["splits"][split] = {
+            "images": len(anns),
+            "cases": len({cases[a.image_id] for a in anns}),
+            "chromosomes": sum(counts.values()),
+            "class_counts": {name: counts.get(name, 0) for name in classes.NAMES},
+            "chromosomes_per_image": {str(k): per_image[k] for k in sorted(per_image)},
+            "images_with_46": per_image.get(46, 0),
+        }
+    return out
+
+
+def plot_stats(stats: dict, path: str | Path) -> Path:
+    """Bar charts: chromosomes per class and split; chromosomes per image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 7.5), gridspec_kw={"height_ratios": [3, 2]})
+    x = np.arange(len(classes.NAMES))
+    width = 0.27
+    colors = {"train": "#3b6ea8", "val": "#e39b2d", "test": "#4c9a4c"}
+    for k, split in enumerate(SPLITS):
+        s = stats["splits"][split]
+        ax1.bar(x + (k - 1) * width, [s["class_counts"][n] for n in classes.NAMES], width,
+                label=f"{split} ({s['images']} images, {s['cases']} cases)", color=colors[split])
+    ax1.set_xticks(x, classes.NAMES)
+    ax1.set_xlabel("chromosome class")
+    ax1.set_ylabel("chromosomes")
+    ax1.set_title("Class distribution per split")
+    ax1.set_ylim(0, ax1.get_ylim()[1] * 1.18)
+    ax1.legend(loc="upper center", ncol=3, frameon=False)
+    all_counts = sorted({int(k) for split in SPLITS for k in stats["splits"][split]["chromosomes_per_image"]})
+    if all_counts:
+        xs = np.arange(len(all_counts))
+        for k, split in enumerate(SPLITS):
+            per = stats["splits"][split]["chromosomes_per_image"]
+            ax2.bar(xs + (k - 1) * width, [per.get(str(c), 0) for c in all_counts], width, color=colors[split])
+        ax2.set_xticks(xs, [str(c) for c in all_counts])
+    ax2.set_xlabel("chromosomes labelled in the image (a normal cell has 46)")
+    ax2.set_ylabel("images")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def build_records(src: str | Path | None = None, out_dir: str | Path = "records", *, seed: int = DEFAULT_SEED,
+                  fractions: Sequence[float] = DEFAULT_FRACTIONS, case_pattern: str = DEFAULT_CASE_PATTERN,
+                  shards: int | None = None, strict: bool = False, progress: bool = True,
+                  annotations: list[Annotation] | None = None) -> RecordsResult:
+    """Validate a VOC dataset and write sharded TFRecords, label map, manifest and stats (see the module doc).
+
+    ``src`` defaults to the built-in sample.  ``shards``: shards per split (default: one per
+    ``IMAGES_PER_SHARD`` images).  ``strict``: stop at the first bad file instead of skipping it.
+    ``annotations``: already-loaded annotations to write instead of reading ``src``.
+    """
+    import time
+
+    t0 = time.time()
+    if annotations is None:
+        if src is None:
+            from .paths import SAMPLE_DIR
+
+            src = SAMPLE_DIR
+        annotations, summary = load_dataset(src, strict=strict, progress=progress)
+    else:
+        summary = LoadSummary(used=len(annotations), boxes=sum(len(a.boxes) for a in annotations))
+    if not annotations:
+        raise RecordsError(f"{src}: no usable annotated image (all {summary.skipped} skipped); fix the errors above")
+    ids = [a.image_id for a in annotations]
+    dupes = [k for k, v in Counter(ids).items() if v > 1]
+    if dupes:
+        raise RecordsError(f"{src}: image names must be unique; {len(dupes)} repeat (e.g. {dupes[0]}); rename them")
+    assignment = split_by_case(ids, fractions, seed, case_pattern)
+    cases = {i: case_of(i, case_pattern) for i in ids}
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    order = sorted(annotations, key=lambda a: a.image_id)
+    random.Random(seed + 1).shuffle(order)  # shuffled within each split, reproducibly
+    per_split = {s: [a for a in order if assignment[a.image_id] == s] for s in SPLITS}
+
+    result = RecordsResult(out_dir=out_dir, summary=summary)
+    shard_of: dict[str, str] = {}
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".records-tmp-", dir=out_dir))
+    try:
+        import tensorflow as tf
+
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(order), desc="writing records", unit="image", leave=False)
+        for split, anns in per_split.items():
+            if not anns:
+                continue
+            n_shards = shards or max(1, -(-len(anns) // IMAGES_PER_SHARD))
+            n_shards = min(n_shards, len(anns))
+            names = [shard_name(split, k, n_shards) for k in range(n_shards)]
+            writers = [tf.io.TFRecordWriter(str(tmp_dir / name)) for name in names]
+            try:
+                for k, ann in enumerate(anns):
+                    shard = k * n_shards // len(anns)  # contiguous, near-equal shards
+                    writers[shard].write(encode_example(ann).SerializeToString())
+                    shard_of[ann.image_id] = names[shard]
+                    if bar:
+                        bar.update()
+            finally:
+                for w in writers:
+                    w.close()
+            result.files[split] = [out_dir / name for name in names]
+            result.counts[split] = len(anns)
+        if bar:
+            bar.close()
+        # every shard is complete: move them in, then drop shards of earlier runs that this run did not write
+        new = {p.name for files in result.files.values() for p in files}
+        for name in sorted(new):
+            (tmp_dir / name).replace(out_dir / name)
+        for split in SPLITS:
+            for old in split_files(out_dir, split):
+                if old.name not in new:
+                    old.unlink()
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    result.label_map = classes.write_label_map(out_dir / "label_map.pbtxt")
+    manifest = {
+        "source": str(src) if src is not None else None,
+        "seed": seed,
+        "fractions": dict(zip(SPLITS, fractions)),
+        "case_pattern": case_pattern,
+        "counts": result.counts,
+        "images": {a.image_id: {"split": assignment[a.image_id], "case": cases[a.image_id],
+                                "file": a.filename, "shard": shard_of[a.image_id], "chromosomes": len(a.boxes)}
+                   for a in sorted(annotations, key=lambda a: a.image_id)},
+    }
+    result.manifest = atomic_write_json(out_dir / "manifest.json", manifest)
+    stats = _stats(annotations, assignment, summary, cases)
+    result.stats = atomic_write_json(out_dir / "stats.json", stats)
+    result.chart = plot_stats(stats, out_dir / "class_distribution.png")
+    result.seconds = time.time() - t0
+    return result
+
+
+def load_manifest(records_dir: str | Path) -> dict:
+    path = Path(records_dir) / "manifest.json"
+    if not path.is_file():
+        raise RecordsError(f"{path} not found; run `karyotf records SRC --out {records_dir}` first")
+    return json.loads(path.read_text())
