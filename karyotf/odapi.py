@@ -79,6 +79,10 @@ class _Unavailable(types.ModuleType):
     def __getattr__(self, attr):
         if attr.startswith("__"):
             raise AttributeError(attr)
+        # ``from a.b import c`` looks ``c`` up as an attribute first: hand out a registered placeholder submodule.
+        sub = sys.modules.get(f"{self.__name__}.{attr}")
+        if sub is not None:
+            return sub
         raise ImportError(f"{self.__name__}.{attr} is not available: {self._why}")
 
 
@@ -167,3 +171,128 @@ def import_tf1_exporter():
 
 
 apply_shims()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Process isolation: TF1 (slim) and TF2 (Keras) models cannot share a process (see the module docstring).
+# --------------------------------------------------------------------------------------------------------------
+
+class IsolatedError(RuntimeError):
+    """A non-karyotf exception raised inside a :func:`run_isolated` child; carries the child's traceback text."""
+
+
+def _rebuild_error(module: str, qualname: str, message: str, tb: str) -> BaseException:
+    """The child's KaryotfError as the same class in the parent (message intact), else an IsolatedError.
+
+    Exceptions are not pickled as such: a KaryotfError subclass with its own ``__init__`` (AnnotationError)
+    does not survive ``pickle``; so the class is looked up by name and filled with the message.
+    """
+    from .errors import KaryotfError
+
+    try:
+        cls = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        if isinstance(cls, type) and issubclass(cls, KaryotfError):
+            exc = cls.__new__(cls)
+            Exception.__init__(exc, message)
+            exc.child_traceback = tb
+            return exc
+    except Exception:  # noqa: BLE001 - fall through to the generic error
+        pass
+    return IsolatedError(f"{qualname}: {message}\n--- child traceback ---\n{tb}")
+
+
+def _isolated_child(mode: str, target: str, kwargs: dict, conn) -> None:
+    """Body of the spawned child: choose the TF mode, import ``target``, call it, send back the outcome."""
+    import traceback
+
+    try:
+        if mode == "tf1":
+            enable_tf1()
+        else:
+            apply_shims()
+        module_name, _, func_name = target.partition(":")
+        func = importlib.import_module(module_name)
+        for part in func_name.split("."):
+            func = getattr(func, part)
+        result = func(**kwargs)
+        conn.send(("ok", result))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        tb = traceback.format_exc()
+        try:
+            conn.send(("error", type(exc).__module__, type(exc).__qualname__, str(exc), tb))
+        except Exception:  # noqa: BLE001
+            pass
+    finally:
+        conn.close()
+
+
+def run_isolated(mode: str, target: str, **kwargs):
+    """Run ``target`` ("package.module:function") with ``kwargs`` in a fresh "spawn" child and return its result.
+
+    The child calls :func:`enable_tf1` (``mode="tf1"``) or only the shims (``"tf2"``) before importing the
+    target, so TF1 slim models work whatever this process has imported.  ``kwargs`` and the return value must
+    pickle (paths, numbers, dicts).  A KaryotfError raised in the child is raised here as the same class with
+    the same message; any other exception becomes :class:`IsolatedError` carrying the child's traceback.
+    SIGINT and SIGTERM received here are forwarded to the child (whose training loop saves a checkpoint and
+    returns); the parent keeps waiting for it.  A child that dies without answering raises IsolatedError.
+    """
+    import multiprocessing
+    import signal
+    import threading
+
+    if mode not in ("tf1", "tf2"):
+        raise ValueError(f"mode must be 'tf1' or 'tf2', not {mode!r}")
+    if ":" not in target:
+        raise ValueError(f"target must be 'module:function', not {target!r}")
+    ctx = multiprocessing.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_isolated_child, args=(mode, target, kwargs, send), daemon=False,
+                        name=f"karyotf-{mode}-{target}")
+    child.start()
+    send.close()
+
+    previous = {}
+
+    def _forward(signum, frame):  # noqa: ARG001
+        if child.is_alive():
+            try:
+                os.kill(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _forward)
+    try:
+        outcome = None
+        while True:
+            if recv.poll(0.2):
+                try:
+                    outcome = recv.recv()
+                except EOFError:
+                    outcome = None
+                break
+            if not child.is_alive():
+                if recv.poll(0):
+                    try:
+                        outcome = recv.recv()
+                    except EOFError:
+                        outcome = None
+                break
+        child.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        recv.close()
+        if child.is_alive():  # only if the parent itself failed while waiting
+            child.terminate()
+            child.join(10)
+    if outcome is None:
+        raise IsolatedError(f"the {mode} child running {target} died with exit code {child.exitcode} "
+                            "before answering (out of memory? killed?)")
+    if outcome[0] == "ok":
+        return outcome[1]
+    _, module, qualname, message, tb = outcome
+    raise _rebuild_error(module, qualname, message, tb)
