@@ -296,3 +296,64 @@ def run_isolated(mode: str, target: str, **kwargs):
         return outcome[1]
     _, module, qualname, message, tb = outcome
     raise _rebuild_error(module, qualname, message, tb)
+
+
+COCO_SUMMARY_KEYS = (
+    "DetectionBoxes_Precision/mAP", "DetectionBoxes_Precision/mAP@.50IOU", "DetectionBoxes_Precision/mAP@.75IOU",
+    "DetectionBoxes_Precision/mAP (small)", "DetectionBoxes_Precision/mAP (medium)",
+    "DetectionBoxes_Precision/mAP (large)", "DetectionBoxes_Recall/AR@1", "DetectionBoxes_Recall/AR@10",
+    "DetectionBoxes_Recall/AR@100", "DetectionBoxes_Recall/AR@100 (small)", "DetectionBoxes_Recall/AR@100 (medium)",
+    "DetectionBoxes_Recall/AR@100 (large)")
+"""The keys :func:`coco_metrics` returns, as the OD API names them (``-1.0``: no ground truth in that bucket)."""
+
+
+def coco_metrics(groundtruth, detections, category_names=None) -> dict[str, float]:
+    """The OD API's COCO detection metrics (``CocoDetectionEvaluator``, pycocotools) on numpy arrays.
+
+    ``groundtruth[i] = (boxes, labels)`` and ``detections[i] = (boxes, labels, scores)`` for image ``i``: boxes an
+    ``(N, 4)`` array of ``xmin, ymin, xmax, ymax`` in **pixels** (karyotf's order; turned into the OD API's
+    ``ymin, xmin, ymax, xmax`` here), labels int ids 1..24, scores floats.  Returns the 12 COCO summary numbers
+    keyed as the OD API names them (:data:`COCO_SUMMARY_KEYS`), e.g. ``'DetectionBoxes_Precision/mAP@.50IOU'``.
+
+    Two OD API quirks handled here:
+
+    - ``include_metrics_per_category=True`` needs ``COCOeval.category_stats``, which only Google's internal
+      pycocotools fork has (PyPI pycocotools raises ``ValueError: Category stats do not exist``): so it stays off;
+      per-class AP comes from :class:`karyotf.metrics.PRCurve` (same 101-point interpolation).
+    - pycocotools prints its summary table to stdout: captured and logged at DEBUG level.
+    """
+    import contextlib
+    import io
+    import logging
+
+    import numpy as np
+    from object_detection.core import standard_fields as fields
+    from object_detection.metrics import coco_evaluation
+
+    if len(groundtruth) != len(detections):
+        raise ValueError(f"{len(groundtruth)} images of ground truth but {len(detections)} of detections")
+    if category_names is None:
+        from . import classes
+
+        category_names = classes.NAMES
+    categories = [{"id": i + 1, "name": str(n)} for i, n in enumerate(category_names)]
+    evaluator = coco_evaluation.CocoDetectionEvaluator(categories, include_metrics_per_category=False)
+
+    def yxyx(boxes) -> np.ndarray:
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        return b[:, [1, 0, 3, 2]]
+
+    for image_id, ((gt_boxes, gt_labels), (det_boxes, det_labels, det_scores)) in enumerate(
+            zip(groundtruth, detections)):
+        evaluator.add_single_ground_truth_image_info(image_id, {
+            fields.InputDataFields.groundtruth_boxes: yxyx(gt_boxes),
+            fields.InputDataFields.groundtruth_classes: np.asarray(gt_labels, dtype=np.int64).reshape(-1)})
+        evaluator.add_single_detected_image_info(image_id, {
+            fields.DetectionResultFields.detection_boxes: yxyx(det_boxes),
+            fields.DetectionResultFields.detection_scores: np.asarray(det_scores, dtype=np.float64).reshape(-1),
+            fields.DetectionResultFields.detection_classes: np.asarray(det_labels, dtype=np.int64).reshape(-1)})
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = evaluator.evaluate()
+    logging.getLogger(__name__).debug("pycocotools:\n%s", printed.getvalue())
+    return {k: float(v) for k, v in result.items()}
