@@ -200,6 +200,22 @@ def mask_box(mask: np.ndarray, window_origin: tuple[int, int], m: np.ndarray) ->
     return q[:, 0].min() - ex, q[:, 1].min() - ey, q[:, 0].max() + ex, q[:, 1].max() + ey
 
 
+def warp(image: np.ndarray, m: np.ndarray, width: int, height: int, fill: Sequence[int] | int = 0,
+         nearest: bool = False) -> np.ndarray:
+    """Warp an image by the affine map ``m`` of continuous pixel coordinates onto a ``width x height`` canvas."""
+    import cv2
+
+    # cv2 addresses pixel centres at integer coordinates: shift by half a pixel on both sides.
+    shift = m[:, :2] @ np.array([0.5, 0.5]) + m[:, 2] - 0.5
+    m_cv = np.hstack([m[:, :2], shift[:, None]])
+    border = tuple(int(v) for v in fill) if isinstance(fill, (tuple, list, np.ndarray)) else int(fill)
+    out = cv2.warpAffine(image, m_cv, (width, height), flags=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+    if out.ndim == 2 and image.ndim == 3:
+        out = out[..., None]
+    return out
+
+
 def rotate(image: np.ndarray, boxes: Sequence[Box], angle: float, tight: bool = True, expand: bool = True,
            fill: Sequence[int] | None = None, min_visible: float = 0.5) -> tuple[np.ndarray, list[Box]]:
     """Rotate image and boxes by ``angle`` degrees counter-clockwise about the image centre.
@@ -210,19 +226,11 @@ def rotate(image: np.ndarray, boxes: Sequence[Box], angle: float, tight: bool = 
     colour); without it boxes are clipped and a chromosome less than ``min_visible`` inside is dropped.
     Boxes are rounded outward to whole pixels.
     """
-    import cv2
-
     h, w = image.shape[:2]
     m, new_w, new_h = rotation_matrix(angle, w, h, expand)
     if fill is None:
         fill = background_colour(image)
-    # cv2 addresses pixel centres at integer coordinates: shift by half a pixel on both sides.
-    shift = m[:, :2] @ np.array([0.5, 0.5]) + m[:, 2] - 0.5
-    m_cv = np.hstack([m[:, :2], shift[:, None]])
-    out = cv2.warpAffine(image, m_cv, (new_w, new_h), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(int(v) for v in fill))
-    if out.ndim == 2 and image.ndim == 3:
-        out = out[..., None]
+    out = warp(image, m, new_w, new_h, fill)
     new_boxes = []
     gray = _gray(image) if tight else None
     for b in boxes:
