@@ -1,0 +1,220 @@
+"""One cell in, a karyogram and a karyotype out: cut out -> orient -> lay out -> call -> report."""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import classes
+from ..annotations import Annotation, Box, read_voc
+from ..errors import AnnotationError, KaryogramError
+from ..io import atomic_path, atomic_write_json
+from . import ideogram, report
+from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
+from .cutout import cut_out_all
+from .layout import Layout, Placement, render
+from .orient import orient_all
+
+LONGEST = 160.0
+"""Pixels the cell's longest chromosome is scaled to in the karyogram."""
+
+
+@dataclass
+class KaryogramResult:
+    """What :func:`build_karyogram` made: the call (with its flags), the picture, where each chromosome went,
+    the files written (``karyogram``, ``detections``, ``report_html``, ``report_json``) and timings in ms."""
+
+    call: Call
+    boxes: list[Box]
+    placements: list[Placement]
+    image: "object"
+    """The karyogram as a PIL image."""
+    paths: dict[str, Path] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+
+    @property
+    def flags(self) -> list[Flag]:
+        return self.call.flags
+
+    @property
+    def iscn(self) -> str | None:
+        return self.call.iscn
+
+
+def load_image(image) -> tuple[np.ndarray, str]:
+    """(RGB uint8 array, name) from an array, a path or a PIL image."""
+    from PIL import Image
+
+    if isinstance(image, (str, Path)):
+        p = Path(image)
+        try:
+            with Image.open(p) as im:
+                return np.asarray(im.convert("RGB")), p.name
+        except FileNotFoundError:
+            raise KaryogramError(f"{p}: image not found (fix: check the path)") from None
+        except OSError as exc:
+            raise KaryogramError(f"{p}: unreadable image ({exc}) (fix: give a JPEG or PNG metaphase image)") from None
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB")), getattr(image, "filename", "") or "image"
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise KaryogramError(f"image array of shape {arr.shape}: need HxWx3 (fix: pass an RGB uint8 array)")
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return arr[..., :3], "image"
+
+
+def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
+    h, w = shape[:2]
+    out = []
+    for i, b in enumerate(boxes):
+        try:
+            cname = classes.canonical(b.name)
+        except classes.UnknownClassError as exc:
+            raise KaryogramError(f"{name}, box #{i}: {exc}") from None
+        if b.xmax <= b.xmin or b.ymax <= b.ymin:
+            raise KaryogramError(f"{name}, box #{i} ({cname}): zero or negative area "
+                                 f"(fix: boxes are (xmin, ymin, xmax, ymax) in pixels)")
+        if b.xmax <= 0 or b.ymax <= 0 or b.xmin >= w or b.ymin >= h:
+            raise KaryogramError(f"{name}, box #{i} ({cname}): ({b.xmin:g},{b.ymin:g})-({b.xmax:g},{b.ymax:g}) lies "
+                                 f"outside the {w}x{h} image (fix: boxes must be in pixels of this image, "
+                                 "not normalised)")
+        out.append(b if cname == b.name else b.with_coords(*b.as_tuple(), name=cname))
+    return out
+
+
+def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONGEST, low_score: float = LOW_SCORE,
+                   low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
+                   title: str | None = None, subtitle: str | None = None, ideograms: bool = True, labels: bool = True,
+                   resolution: int = ideogram.DEFAULT_RESOLUTION) -> tuple[Call, Layout, dict[str, float], list[Box]]:
+    """Everything but the files: (call, layout with the PIL picture and placements, timings ms, checked boxes)."""
+    arr, name = load_image(image)
+    boxes = _check_boxes(list(boxes), arr.shape, name)
+    t = {}
+    t0 = time.perf_counter()
+    call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou)
+    cut = cut_out_all(arr, boxes)
+    t1 = time.perf_counter()
+    oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
+    t2 = time.perf_counter()
+    flag_lines = [f.message for f in call.flags]
+    layout = render(oriented, rows=rows, longest=longest, title=title or call.text, subtitle=subtitle,
+                    flags=flag_lines, low_score=low_score if any(b.score is not None for b in boxes) else None,
+                    ideograms=ideograms, labels=labels, resolution=resolution)
+    t3 = time.perf_counter()
+    t.update(call_cutout=1000 * (t1 - t0), orient=1000 * (t2 - t1), layout=1000 * (t3 - t2))
+    return call, layout, t, boxes
+
+
+def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None, longest: float = LONGEST,
+                    low_score: float = LOW_SCORE, low_mean_score: float = LOW_MEAN_SCORE,
+                    overlap_iou: float = OVERLAP_IOU, source: dict | None = None,
+                    resolution: int = ideogram.DEFAULT_RESOLUTION) -> KaryogramResult:
+    """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
+    ``report.json`` into ``out_dir`` (atomically).
+
+    ``image``: RGB array, path or PIL image; ``boxes``: pixel boxes with class names (from an annotation,
+    ``score`` None, or a Detector, ``score`` set).  No boxes gives an empty karyogram and a report saying that
+    no chromosomes were detected.  ``rows``: a preset (``standard``, ``denver``) or spec ``"1-5|6-12,X|..."``.
+    """
+    t0 = time.perf_counter()
+    arr, name = load_image(image)
+    if isinstance(image, (str, Path)):
+        name = str(image)
+    source = dict(source or {})
+    source.setdefault("image", name)
+    subtitle = f"{Path(name).name}" + (f"  \u00b7  chromosomes from {source['kind']}" if source.get("kind") else "")
+    if source.get("model"):
+        subtitle += f" ({source['model']})"
+    call, layout, timings, boxes = make_karyogram(arr, boxes, rows=rows, longest=longest, low_score=low_score,
+                                                  low_mean_score=low_mean_score, overlap_iou=overlap_iou,
+                                                  subtitle=subtitle, resolution=resolution)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"karyogram": out / "karyogram.png", "detections": out / "detections.json",
+             "report_html": out / "report.html", "report_json": out / "report.json"}
+    tw = time.perf_counter()
+    buf = io.BytesIO()
+    layout.image.save(buf, format="PNG", optimize=False)
+    png = buf.getvalue()
+    with atomic_path(paths["karyogram"]) as tmp:
+        tmp.write_bytes(png)
+    placed = {p.index: p for p in layout.placements}
+    dets = []
+    for i, b in enumerate(boxes):
+        d = {"index": i, **b.to_dict()}
+        p = placed.get(i)
+        if p is not None:
+            d["karyogram_box"] = list(p.box)
+            if p.extra:
+                d["extra_copy"] = True
+            if p.low_confidence:
+                d["low_confidence"] = True
+        dets.append(d)
+    h, w = arr.shape[:2]
+    atomic_write_json(paths["detections"], {"image": source["image"], "width": w, "height": h, "source": source,
+                                            "count": len(boxes), "call": call.iscn, "detections": dets})
+    timings["write"] = 1000 * (time.perf_counter() - tw)
+    timings["total"] = 1000 * (time.perf_counter() - t0)
+    report.write_html(paths["report_html"], call, png, source, timings)
+    report.write_json(paths["report_json"], report.report_dict(call, source, timings, paths))
+    return KaryogramResult(call=call, boxes=list(boxes), placements=layout.placements, image=layout.image,
+                           paths=paths, timings=timings, source=source)
+
+
+def from_annotation(xml: str | Path | Annotation, out_dir: str | Path, image=None, **kw) -> KaryogramResult:
+    """Karyogram of an annotated cell (ground truth, no model): the VOC XML's boxes on its image."""
+    ann = xml if isinstance(xml, Annotation) else read_voc(xml, check_image=image is None)
+    img = image if image is not None else ann.image_path
+    src = {"kind": "annotations", "from": str(ann.xml_path or ""), "image": str(image or ann.image_path)}
+    return build_karyogram(img, ann.boxes, out_dir, source=src, **kw)
+
+
+def class_agnostic_nms(boxes: Sequence[Box], iou: float) -> list[Box]:
+    """Keep the best-scoring box where boxes of any class overlap by more than ``iou`` (one chromosome detected
+    as two classes counts once).  ``iou >= 1`` keeps everything."""
+    if iou >= 1:
+        return list(boxes)
+    kept: list[Box] = []
+    for b in sorted(boxes, key=lambda x: -(x.score if x.score is not None else 1.0)):
+        if all(b.iou(k) <= iou for k in kept):
+            kept.append(b)
+    return kept
+
+
+def from_detector(detector, image, out_dir: str | Path, min_score: float = 0.3, nms_iou: float = 0.7,
+                  **kw) -> KaryogramResult:
+    """Karyogram of a cell from a :class:`karyotf.detect.Detector`: detections with ``score >= min_score``, after a
+    class-agnostic NMS at ``nms_iou`` (the OD API's NMS is per class)."""
+    arr, _ = load_image(image)
+    t0 = time.perf_counter()
+    dets = detector.detect(arr, min_score=min_score)
+    detect_ms = 1000 * (time.perf_counter() - t0)
+    dets = class_agnostic_nms([d for d in dets if d.score is None or d.score >= min_score], nms_iou)
+    src = {"kind": "model", "from": str(getattr(detector, "export_dir", "") or getattr(detector, "model_name", "")),
+           "model": getattr(detector, "model_name", None), "min_score": min_score, "nms_iou": nms_iou,
+           "image": str(image) if isinstance(image, (str, Path)) else "image"}
+    res = build_karyogram(arr, dets, out_dir, source=src, **kw)
+    res.timings["detect"] = detect_ms
+    return res
+
+
+def read_annotation_for(image: Path, annotations: Path) -> Annotation:
+    """The annotation of ``image`` from an XML file or a folder of XML files (matched by file stem)."""
+    annotations = Path(annotations)
+    if annotations.is_dir():
+        cands = [annotations / f"{image.stem}.xml", annotations / "annotations" / f"{image.stem}.xml"]
+        xml = next((c for c in cands if c.is_file()), None)
+        if xml is None:
+            raise AnnotationError(annotations, f"no {image.stem}.xml for image {image.name}",
+                                  "name each XML after its image, or pass the XML file itself", kind="missing")
+    else:
+        xml = annotations
+    return read_voc(xml, image_dir=image.parent)

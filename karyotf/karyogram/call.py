@@ -1,0 +1,209 @@
+"""The karyotype count call: chromosomes per class -> an ISCN numerical karyotype and flags for review.
+
+The call only counts.  It never pairs chromosomes or moves a third copy to another class to make two of each:
+whatever classes the boxes carry are counted as they are, so a trisomy stays a trisomy (``47,XY,+21``) and a
+lost chromosome a loss (``45,XX,-22``).  Structural changes (translocations, deletions) are invisible to it.
+
+ISCN order: the total count, then the sex chromosomes (all X, then all Y: ``XX``, ``XY``, ``X``, ``XXY``), then
+the autosomal gains and losses in chromosome order, one ``+n`` / ``-n`` a copy (``48,XY,+18,+21``;
+``45,XY,-21``; ``48,XX,+21,+21``).  Sex-chromosome aneuploidies are written by their complement only
+(``45,X``, ``47,XXY``).  With no X and no Y the sex is written ``?`` and flagged.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .. import classes
+from ..annotations import Box
+
+LOW_SCORE = 0.5
+"""A detection with a score below this is a low-confidence chromosome (outlined in the karyogram, flagged)."""
+LOW_MEAN_SCORE = 0.7
+"""Mean detection score below which the whole call is flagged as low-confidence."""
+OVERLAP_IOU = 0.5
+"""Two boxes overlapping at least this much (IoU) are flagged: one chromosome counted twice, or a tangle."""
+NORMAL_SEX = ("XX", "XY")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A reason for a person to look at the cell: ``code`` is stable (for scripts), ``message`` is for people."""
+
+    code: str
+    message: str
+    classes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        d = {"code": self.code, "message": self.message}
+        if self.classes:
+            d["classes"] = list(self.classes)
+        return d
+
+
+FLAG_CODES = {
+    "no_detections": "no chromosome was found: no call",
+    "total_not_46": "the chromosome count is not 46",
+    "extra_copy": "a class has three or more copies",
+    "missing_copy": "a class has a single copy",
+    "absent_class": "a class has no copy at all",
+    "sex_unknown": "no X and no Y: the sex chromosomes are unknown",
+    "sex_atypical": "the sex chromosomes are neither XX nor XY",
+    "y_with_two_x": "a Y together with two or more X",
+    "y_without_x": "a Y without any X",
+    "low_confidence": "chromosomes detected with a low score",
+    "low_mean_confidence": "the mean detection score is low",
+    "overlapping_boxes": "boxes overlapping strongly (a chromosome counted twice, or a tangle)",
+}
+"""Every flag code the call can raise, with its meaning (the report's legend)."""
+
+
+@dataclass
+class Call:
+    """The numerical karyotype of one cell, as counted from its boxes."""
+
+    total: int
+    counts: dict[str, int]
+    sex: str
+    changes: list[str]
+    iscn: str | None
+    flags: list[Flag] = field(default_factory=list)
+    mean_score: float | None = None
+    class_scores: dict[str, float] = field(default_factory=dict)
+    low_confidence: list[int] = field(default_factory=list)
+    """Indices (into the boxes given) of the low-confidence chromosomes."""
+    overlaps: list[tuple[int, int, float]] = field(default_factory=list)
+    """(i, j, IoU) of the strongly overlapping box pairs."""
+
+    @property
+    def text(self) -> str:
+        return self.iscn if self.iscn is not None else "no call (no chromosomes detected)"
+
+    @property
+    def is_normal(self) -> bool:
+        """46 chromosomes, two of each autosome, XX or XY."""
+        return self.total == 46 and not self.changes and self.sex in NORMAL_SEX
+
+    @property
+    def flag_codes(self) -> list[str]:
+        return [f.code for f in self.flags]
+
+    def has_flag(self, code: str) -> bool:
+        return code in self.flag_codes
+
+    def abnormal_classes(self) -> set[str]:
+        """Classes whose copy number differs from a normal cell (autosomes != 2; X and Y when the sex is atypical)."""
+        out = {n for n in classes.AUTOSOMES if self.counts.get(n, 0) != 2}
+        if self.sex not in NORMAL_SEX:
+            out |= {"X", "Y"}
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "call": self.iscn,
+            "text": self.text,
+            "total": self.total,
+            "sex": self.sex,
+            "changes": list(self.changes),
+            "normal": self.is_normal,
+            "counts": dict(self.counts),
+            "mean_score": None if self.mean_score is None else round(self.mean_score, 4),
+            "class_scores": {k: round(v, 4) for k, v in self.class_scores.items()},
+            "flags": [f.to_dict() for f in self.flags],
+        }
+
+
+def sex_complement(counts: Counter | dict) -> str:
+    """``'X' * nX + 'Y' * nY``, or ``'?'`` when neither is present."""
+    s = "X" * counts.get("X", 0) + "Y" * counts.get("Y", 0)
+    return s or "?"
+
+
+def iscn(counts: Counter | dict) -> tuple[str, str, list[str]]:
+    """(ISCN string, sex complement, autosomal changes) for per-class counts."""
+    total = sum(counts.get(n, 0) for n in classes.NAMES)
+    sex = sex_complement(counts)
+    changes: list[str] = []
+    for n in classes.AUTOSOMES:
+        c = counts.get(n, 0)
+        if c > 2:
+            changes.extend([f"+{n}"] * (c - 2))
+        elif c < 2:
+            changes.extend([f"-{n}"] * (2 - c))
+    return ",".join([str(total), sex, *changes]), sex, changes
+
+
+def _overlapping_pairs(boxes: Sequence[Box], iou: float) -> list[tuple[int, int, float]]:
+    pairs = []
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            v = boxes[i].iou(boxes[j])
+            if v >= iou:
+                pairs.append((i, j, v))
+    return pairs
+
+
+def count_call(boxes: Iterable[Box], low_score: float = LOW_SCORE, low_mean_score: float = LOW_MEAN_SCORE,
+               overlap_iou: float = OVERLAP_IOU) -> Call:
+    """Count the chromosomes per class and write the ISCN numerical call with its review flags.
+
+    ``boxes`` come from an annotation (``score`` None: ground truth, no confidence flags) or a Detector
+    (``score`` set).  Nothing is paired or reassigned: each box counts for the class it carries.
+    """
+    boxes = list(boxes)
+    for b in boxes:
+        if b.name not in classes.LABEL_OF:
+            raise ValueError(f"box class {b.name!r} is not canonical; use karyotf.classes.canonical()")
+    counts = Counter(b.name for b in boxes)
+    full = {n: counts.get(n, 0) for n in classes.NAMES}
+    scored = [(i, b.score) for i, b in enumerate(boxes) if b.score is not None]
+    mean_score = sum(s for _, s in scored) / len(scored) if scored else None
+    class_scores: dict[str, float] = {}
+    for n in classes.NAMES:
+        s = [b.score for b in boxes if b.name == n and b.score is not None]
+        if s:
+            class_scores[n] = sum(s) / len(s)
+    low = [i for i, s in scored if s < low_score]
+
+    if not boxes:
+        return Call(total=0, counts=full, sex="?", changes=[], iscn=None,
+                    flags=[Flag("no_detections", "no chromosomes detected: nothing to count, no call")])
+
+    text, sex, changes = iscn(full)
+    total = len(boxes)
+    flags: list[Flag] = []
+    if total != 46:
+        flags.append(Flag("total_not_46", f"{total} chromosomes counted, not 46"))
+    extra = tuple(n for n in classes.AUTOSOMES if full[n] >= 3)
+    if extra:
+        flags.append(Flag("extra_copy", "three or more copies of " + ", ".join(f"{n} ({full[n]})" for n in extra),
+                          extra))
+    single = tuple(n for n in classes.AUTOSOMES if full[n] == 1)
+    if single:
+        flags.append(Flag("missing_copy", "a single copy of " + ", ".join(single), single))
+    absent = tuple(n for n in classes.AUTOSOMES if full[n] == 0)
+    if absent:
+        flags.append(Flag("absent_class", "no copy of " + ", ".join(absent), absent))
+    nx, ny = full["X"], full["Y"]
+    if nx == 0 and ny == 0:
+        flags.append(Flag("sex_unknown", "no X and no Y found: sex chromosomes unknown", ("X", "Y")))
+    elif sex not in NORMAL_SEX:
+        flags.append(Flag("sex_atypical", f"sex chromosomes {sex} (neither XX nor XY)", ("X", "Y")))
+    if ny >= 1 and nx >= 2:
+        flags.append(Flag("y_with_two_x", f"a Y with {nx} X ({sex})", ("X", "Y")))
+    if ny >= 1 and nx == 0:
+        flags.append(Flag("y_without_x", f"Y without any X ({sex}): an X missed or a mislabelled chromosome",
+                          ("X", "Y")))
+    if low:
+        flags.append(Flag("low_confidence", f"{len(low)} chromosome(s) with a score below {low_score:g}",
+                          tuple(sorted({boxes[i].name for i in low}, key=classes.LABEL_OF.get))))
+    if mean_score is not None and mean_score < low_mean_score:
+        flags.append(Flag("low_mean_confidence", f"mean score {mean_score:.2f} below {low_mean_score:g}"))
+    overlaps = _overlapping_pairs(boxes, overlap_iou)
+    if overlaps:
+        names = tuple(sorted({boxes[k].name for i, j, _ in overlaps for k in (i, j)}, key=classes.LABEL_OF.get))
+        flags.append(Flag("overlapping_boxes", f"{len(overlaps)} pair(s) of boxes overlap with IoU >= {overlap_iou:g}",
+                          names))
+    return Call(total=total, counts=full, sex=sex, changes=changes, iscn=text, flags=flags, mean_score=mean_score,
+                class_scores=class_scores, low_confidence=low, overlaps=overlaps)

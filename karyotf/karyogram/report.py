@@ -1,0 +1,85 @@
+"""The karyogram's report: ``report.html`` (call, flags, per-class counts and confidences, the picture embedded
+as base64 PNG, self-contained) and ``report.json`` (the same, for scripts)."""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from .. import classes
+from ..io import atomic_write_json, atomic_write_text
+from .call import FLAG_CODES, Call
+from .layout import expected_copies
+
+
+def class_table(call: Call) -> list[dict]:
+    """One row a class: count, expected count, mean score (if scored)."""
+    rows = []
+    for n in classes.NAMES:
+        exp = expected_copies(n, call.counts)
+        rows.append({"class": n, "group": classes.GROUP_OF[n], "count": call.counts.get(n, 0), "expected": exp,
+                     "mean_score": None if n not in call.class_scores else round(call.class_scores[n], 4)})
+    return rows
+
+
+def report_dict(call: Call, source: dict, timings: dict | None = None, paths: dict | None = None) -> dict:
+    d = {"call": call.iscn, "text": call.text, "normal": call.is_normal, "total": call.total, "sex": call.sex,
+         "changes": call.changes, "mean_score": None if call.mean_score is None else round(call.mean_score, 4),
+         "flags": [f.to_dict() for f in call.flags], "classes": class_table(call), "source": source}
+    if timings:
+        d["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
+    if paths:
+        d["files"] = {k: Path(v).name for k, v in paths.items()}
+    return d
+
+
+_CSS = """body{font-family:DejaVu Sans,Arial,sans-serif;margin:24px;color:#222}
+h1{font-size:22px;margin:0 0 4px} .call{font-size:30px;font-weight:bold;margin:8px 0}
+.ok{color:#1a7f37} .warn{color:#c62828} table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #ccc;padding:2px 8px;text-align:right} th{background:#f3f3f3}
+tr.off td{background:#fdecea} img{max-width:100%;border:1px solid #ddd} .src{color:#666;font-size:13px}
+ul.flags li{color:#c62828}"""
+
+
+def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings: dict | None = None) -> Path:
+    esc = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             f"<title>karyotf karyogram: {esc(call.text)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>Karyogram of {esc(str(source.get('image', '')))}</h1>",
+             f"<div class='src'>chromosomes from {esc(str(source.get('kind', '')))}: "
+             f"{esc(str(source.get('from', '')))}</div>",
+             f"<div class='call {'ok' if call.is_normal and not call.flags else 'warn'}'>{esc(call.text)}</div>"]
+    if call.total == 0:
+        parts.append("<p class='warn'><b>No chromosomes were detected in this image.</b> There is nothing to count: "
+                     "check the image (is it a metaphase?), the model, or lower the score threshold.</p>")
+    if call.mean_score is not None:
+        parts.append(f"<p>mean detection score {call.mean_score:.2f}</p>")
+    if call.flags:
+        parts.append("<h2>Flags for review</h2><ul class='flags'>")
+        parts += [f"<li><b>{esc(f.code)}</b>: {esc(f.message)}</li>" for f in call.flags]
+        parts.append("</ul>")
+    else:
+        parts.append("<p>No flags.</p>")
+    if png is not None:
+        b64 = base64.b64encode(png).decode("ascii")
+        parts.append(f"<h2>Karyogram</h2><img alt='karyogram' src='data:image/png;base64,{b64}'>")
+    parts.append("<h2>Chromosomes per class</h2><table><tr><th>class</th><th>group</th><th>count</th>"
+                 "<th>expected</th><th>mean score</th></tr>")
+    for r in class_table(call):
+        off = " class='off'" if r["count"] != r["expected"] else ""
+        score = "" if r["mean_score"] is None else f"{r['mean_score']:.2f}"
+        parts.append(f"<tr{off}><td>{r['class']}</td><td>{r['group']}</td><td>{r['count']}</td>"
+                     f"<td>{r['expected']}</td><td>{score}</td></tr>")
+    parts.append("</table><h2>Flag legend</h2><ul>")
+    parts += [f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in FLAG_CODES.items()]
+    parts.append("</ul><p class='src'>The count call counts boxes per class as detected; it never pairs or moves "
+                 "chromosomes between classes, and it cannot see structural changes.</p>")
+    if timings:
+        parts.append("<p class='src'>timings (ms): " + esc(", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+                     + "</p>")
+    parts.append("</body></html>\n")
+    return atomic_write_text(path, "".join(parts))
+
+
+def write_json(path: Path, data: dict) -> Path:
+    return atomic_write_json(path, data)
