@@ -1,0 +1,42 @@
+"""``karyotf demo``: records -> train -> export -> eval -> karyograms on the built-in sample (see karyotf.demo)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from .. import demo as d
+
+    p = sub.add_parser(
+        "demo", help="run the whole pipeline on the built-in sample in minutes (a demo-length model, not a diagnostic one)",
+        description="Build records from the sample, train a model for a demo-length run, export it, evaluate it on the "
+                    "test split, and draw a karyogram with the count call for one sample cell from the model and "
+                    "from its annotation, side by side. Prints where each output is.")
+    p.add_argument("--out", type=Path, default=d.DEFAULT_OUT, help="output folder (default: %(default)s)")
+    p.add_argument("--src", type=Path, default=None, help="dataset folder (default: the built-in 32-cell sample)")
+    p.add_argument("--model", default=d.DEFAULT_MODEL, help="model to train (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=d.DEFAULT_STEPS, help="training steps (default: %(default)s)")
+    p.add_argument("--image-size", type=int, default=d.DEFAULT_IMAGE_SIZE,
+                   help="model input size in pixels (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=d.DEFAULT_BATCH, help="batch size (default: %(default)s)")
+    p.add_argument("--score-threshold", type=float, default=d.DEFAULT_SCORE_THRESHOLD,
+                   help="score threshold for the metrics and the model's karyogram (default: %(default)s)")
+    p.add_argument("--cell", default=None,
+                   help="image id of the cell to draw (default: a test-split cell, an abnormal one if any)")
+    p.add_argument("--augment", default=",".join(d.DEFAULT_AUGMENT),
+                   help="training augmentation ops, comma-separated, '' for none (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    p.add_argument("--resume", action="store_true",
+                   help="resume the model of an earlier demo in --out instead of training from scratch")
+    p.set_defaults(func=_demo)
+
+
+def _demo(args) -> int:
+    from ..demo import run_demo
+
+    result = run_demo(args.out, src=args.src, model=args.model, steps=args.steps, image_size=args.image_size,
+                      batch=args.batch, score_threshold=args.score_threshold, cell=args.cell,
+                      augment=[a for a in args.augment.split(",") if a.strip()], seed=args.seed,
+                      fresh=not args.resume)
+    print(result.text())
+    return 0

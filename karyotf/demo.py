@@ -1,0 +1,279 @@
+"""``karyotf demo``: the whole pipeline on the built-in sample, in minutes on a laptop CPU.
+
+records (32 sample cells, split by case) -> config + train SSD MobileNet v2 for a demo-length run -> export ->
+evaluate on the test split (COCO mAP + thesis P/R/F1) -> for one sample cell, a karyogram and the ISCN count call
+from the demo model and from the cell's own annotation, side by side.  Each step is one call of karyotf's Python
+API; the demo adds no logic of its own beyond choosing the cell and putting the two karyograms side by side.
+
+Everything goes under ``out_dir`` (default ``demo/``)::
+
+    demo/records/        TFRecords, label map, manifest, stats
+    demo/runs/ssd/       pipeline.config, checkpoints, TensorBoard events
+    demo/exported/ssd/   SavedModel + frozen graph
+    demo/eval/           metrics.json, table.md, plots
+    demo/karyogram/      annotation/ and model/ karyograms + reports, side_by_side.png
+    demo/summary.json    what ran, where each output is, timings
+
+A demo-length model is not a diagnostic one: see :data:`DISCLAIMER`.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import KaryotfError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUT = Path("demo")
+DEFAULT_MODEL = "ssd"
+DEFAULT_STEPS = 300
+DEFAULT_IMAGE_SIZE = 320
+DEFAULT_BATCH = 8
+DEFAULT_SCORE_THRESHOLD = 0.3
+"""Score threshold for the thesis metrics and for the model's karyogram (a short run rarely scores above 0.5)."""
+DEFAULT_AUGMENT = ("hflip", "vflip", "rot90")
+
+DISCLAIMER = ("A demo-length model is not a diagnostic one: it trained for {steps} steps from scratch on {n_train} "
+              "sample cells, to show that every stage of the pipeline runs, not to call karyotypes. Its detections and "
+              "its count call are not to be used for any clinical or research decision; the call from the cell's "
+              "annotation is the reference. A useful model needs the full dataset, pretrained weights and a GPU "
+              "(see the README).")
+
+
+class DemoError(KaryotfError):
+    """The demo could not run one of its steps."""
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` produced."""
+
+    out_dir: Path
+    model: str
+    steps: int
+    cell: str = ""
+    n_train: int = 0
+    outputs: dict[str, Path] = field(default_factory=dict)
+    calls: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    expected: str | None = None
+
+    @property
+    def disclaimer(self) -> str:
+        return DISCLAIMER.format(steps=self.steps, n_train=self.n_train)
+
+    def to_dict(self) -> dict:
+        return {"out_dir": str(self.out_dir), "model": self.model, "steps": self.steps, "cell": self.cell,
+                "train_cells": self.n_train, "outputs": {k: str(v) for k, v in self.outputs.items()},
+                "calls": self.calls, "flags": self.flags, "expected_from_dataset": self.expected,
+                "metrics": self.metrics, "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+                "disclaimer": self.disclaimer}
+
+    def text(self) -> str:
+        lines = [f"karyotf demo: {self.model}, {self.steps} steps, done in {sum(self.seconds.values()):.0f} s "
+                 f"({', '.join(f'{k} {v:.0f} s' for k, v in self.seconds.items())})", ""]
+        if self.metrics:
+            m = self.metrics
+            lines.append("test split: " + ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items() if v is not None))
+        if self.calls:
+            lines.append(f"cell {self.cell}:")
+            for source in ("annotation", "model"):
+                if source in self.calls:
+                    flags = self.flags.get(source) or []
+                    lines.append(f"  from the {source:10s} {self.calls[source]:14s}"
+                                 + (f"  flags: {'; '.join(flags)}" if flags else ""))
+            if self.expected:
+                lines.append(f"  the dataset lists:    {self.expected}")
+        lines += ["", "outputs:"]
+        width = max((len(k) for k in self.outputs), default=0)
+        lines += [f"  {k:{width}s}  {v}" for k, v in self.outputs.items()]
+        lines += ["", "NOTE: " + self.disclaimer]
+        return "\n".join(lines)
+
+
+def _timed(result: DemoResult, name: str):
+    class _T:
+        def __enter__(self):
+            log.info("demo: %s ...", name)
+            self.t0 = time.time()
+
+        def __exit__(self, *exc):
+            result.seconds[name] = time.time() - self.t0
+            return False
+
+    return _T()
+
+
+def listed_karyotypes(src: Path) -> dict[str, str]:
+    """image id -> 'count,abnormality' from a dataset's karyotypes.csv (abnormal cells only), if it has one."""
+    path = Path(src) / "karyotypes.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as fh:
+        return {row["image"]: f"{row['chromosome_count']} chromosomes, abnormality {row['abnormality']} "
+                              f"({row['kind']})" for row in csv.DictReader(fh)}
+
+
+def choose_cell(manifest: dict, listed: dict[str, str], cell: str | None = None) -> str:
+    """The cell for the karyograms: ``cell`` if given, else a test-split cell (not trained on), an abnormal one first."""
+    images = manifest["images"]
+    if cell is not None:
+        if cell not in images:
+            raise DemoError(f"cell {cell!r} is not in the demo dataset; pick one of {', '.join(sorted(images)[:8])}, ...")
+        return cell
+    for split in ("test", "val", "train"):
+        ids = sorted(i for i, v in images.items() if v["split"] == split)
+        if ids:
+            abnormal = [i for i in ids if i in listed]
+            return (abnormal or ids)[0]
+    raise DemoError("the demo records hold no image")
+
+
+def side_by_side(left: Path, right: Path, titles: tuple[str, str], out: Path) -> Path:
+    """Two karyogram pictures next to each other at the same height, each under its title."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .io import atomic_path
+
+    a, b = Image.open(left).convert("RGB"), Image.open(right).convert("RGB")
+    h = max(a.height, b.height)
+    a = a.resize((round(a.width * h / a.height), h)) if a.height != h else a
+    b = b.resize((round(b.width * h / b.height), h)) if b.height != h else b
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 28)
+    except OSError:
+        font = ImageFont.load_default()
+    head, gap = 50, 20
+    canvas = Image.new("RGB", (a.width + b.width + gap, h + head), "white")
+    canvas.paste(a, (0, head))
+    canvas.paste(b, (a.width + gap, head))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((10, 10), titles[0], fill="black", font=font)
+    draw.text((a.width + gap + 10, 10), titles[1], fill="black", font=font)
+    draw.line([(a.width + gap // 2, 0), (a.width + gap // 2, h + head)], fill=(160, 160, 160), width=2)
+    with atomic_path(out) as tmp:
+        canvas.save(tmp, format="PNG")
+    return out
+
+
+def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None, model: str = DEFAULT_MODEL,
+             steps: int = DEFAULT_STEPS, image_size: int = DEFAULT_IMAGE_SIZE, batch: int = DEFAULT_BATCH,
+             score_threshold: float = DEFAULT_SCORE_THRESHOLD, cell: str | None = None,
+             augment: tuple[str, ...] | list[str] = DEFAULT_AUGMENT, seed: int = 0, fresh: bool = True,
+             progress: bool = True) -> DemoResult:
+    """Run records -> config -> train -> export -> eval -> karyograms on ``src`` (default: the built-in sample).
+
+    ``fresh``: start the model from scratch (drop ``out_dir/runs/MODEL`` of an earlier demo) rather than resume it.
+    Returns a :class:`DemoResult`; also writes ``out_dir/summary.json`` and ``out_dir/summary.txt``.
+    """
+    from .io import atomic_write_json, atomic_write_text
+    from .paths import SAMPLE_DIR
+
+    if steps < 1:
+        raise DemoError(f"steps={steps}: train at least 1 step")
+    out_dir = Path(out_dir)
+    src = Path(src) if src is not None else SAMPLE_DIR
+    result = DemoResult(out_dir=out_dir, model=model, steps=steps)
+    records_dir, model_dir = out_dir / "records", out_dir / "runs" / model
+    export_dir, eval_dir, karyo_dir = out_dir / "exported" / model, out_dir / "eval", out_dir / "karyogram"
+
+    # 1. records
+    with _timed(result, "records"):
+        from .records import build_records, load_manifest
+
+        records = build_records(src, records_dir, seed=seed, progress=progress)
+        result.n_train = records.counts.get("train", 0)
+        if not records.counts.get("test"):
+            raise DemoError(f"{src}: the split left no test cell; give the demo a dataset with more cases")
+    result.outputs["records"] = records_dir
+    result.outputs["class distribution"] = records.chart
+
+    # 2. config + train
+    with _timed(result, "train"):
+        from . import pipelines, train
+
+        if fresh and model_dir.exists():
+            shutil.rmtree(model_dir)
+        pipelines.write_config(model, records_dir, model_dir, steps=steps, batch=batch, image_size=image_size,
+                               augment=list(augment))
+        train.train(model_dir, steps=steps, progress=progress)
+    result.outputs["model dir (checkpoints, TensorBoard: tensorboard --logdir)"] = model_dir
+
+    # 3. export
+    with _timed(result, "export"):
+        from .export import export
+
+        exported = Path(export(model_dir, export_dir))
+    result.outputs["exported model (SavedModel + frozen graph)"] = exported
+
+    # 4. evaluate on the test split
+    with _timed(result, "eval"):
+        from .evaluate import evaluate
+
+        report = evaluate(exported, records_dir, split="test", score_threshold=score_threshold, out_dir=eval_dir)
+        result.metrics = _headline(report)
+    result.outputs["evaluation (metrics.json, table.md, plots)"] = eval_dir
+
+    # 5. karyograms of one cell: from its annotation and from the model
+    with _timed(result, "karyograms"):
+        from .annotations import read_voc
+        from .detect import Detector
+        from .karyogram import build_karyogram
+
+        manifest = load_manifest(records_dir)
+        listed = listed_karyotypes(src)
+        result.cell = choose_cell(manifest, listed, cell)
+        result.expected = listed.get(result.cell)
+        ann = _annotation_of(src, result.cell, read_voc)
+        truth = build_karyogram(ann.image_path, list(ann.boxes), karyo_dir / "annotation")
+        dets = Detector(exported).detect(ann.image_path, min_score=score_threshold)
+        pred = build_karyogram(ann.image_path, dets, karyo_dir / "model")
+        for source, res in (("annotation", truth), ("model", pred)):
+            result.calls[source] = str(res.call)
+            result.flags[source] = [str(f) for f in getattr(res, "flags", [])]
+        pair = side_by_side(_picture(truth), _picture(pred),
+                            (f"annotation (truth): {result.calls['annotation']}",
+                             f"demo model, score >= {score_threshold}: {result.calls['model']}"),
+                            karyo_dir / "side_by_side.png")
+    result.outputs["karyograms side by side"] = pair
+    result.outputs["karyogram + report from the annotation"] = karyo_dir / "annotation"
+    result.outputs["karyogram + report from the model"] = karyo_dir / "model"
+
+    result.outputs["summary"] = atomic_write_json(out_dir / "summary.json", result.to_dict())
+    atomic_write_text(out_dir / "summary.txt", result.text() + "\n")
+    return result
+
+
+def _annotation_of(src: Path, cell: str, read_voc):
+    from .annotations import find_xml_files
+
+    for xml in find_xml_files(src):
+        if xml.stem == cell:
+            return read_voc(xml)
+    raise DemoError(f"{src}: no annotation for cell {cell}")
+
+
+def _picture(res) -> Path:
+    paths = getattr(res, "paths", {}) or {}
+    pic = paths.get("karyogram") if isinstance(paths, dict) else None
+    if pic is None:
+        raise DemoError(f"the karyogram step wrote no picture ({paths})")
+    return Path(pic)
+
+
+def _headline(report) -> dict[str, float | None]:
+    """Overall precision / recall / F1 and mAP from an EvalReport."""
+    d = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    overall = d.get("overall") or d.get("thesis", {}).get("overall") or {}
+    coco = d.get("coco") or {}
+    return {"precision": overall.get("precision"), "recall": overall.get("recall"), "F1": overall.get("f1"),
+            "mAP@0.5": coco.get("mAP@0.5") or coco.get("DetectionBoxes_Precision/mAP@.50IOU"),
+            "mAP@[.5:.95]": coco.get("mAP") or coco.get("DetectionBoxes_Precision/mAP")}

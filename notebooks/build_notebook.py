@@ -1,0 +1,279 @@
+"""Build notebooks/karyotf_colab.ipynb from the cells below (run: python notebooks/build_notebook.py).
+
+The notebook is generated so that it stays reviewable as plain Python and reproducible; edit this file, not the
+.ipynb.  Every pipeline step runs the `karyotf` command line in a subprocess (check=True: a failing step fails
+the cell), so the notebook kernel itself needs no TensorFlow: on Colab, whose Python is not the 3.11 that
+TensorFlow 2.15 needs, the install cell builds a Python 3.11 venv with the GPU stack and the cells drive it.
+tests/test_notebook.py executes the result headless with tiny parameters.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "karyotf_colab.ipynb"
+
+INTRO = """\
+# karyotf on Colab: chromosome detection, metrics, karyogram
+
+From labelled G-banded metaphase images (Pascal VOC, 24 classes) to a trained TF Object Detection API model, the
+thesis-style metrics table, an exported model and a karyogram with its ISCN count call.
+
+Run the cells top to bottom. **Runtime > Change runtime type > GPU** makes training use the GPU. The parameters
+cell below is all you need to change; the defaults train SSD MobileNet v2 on the 32 sample cells that ship with
+karyotf. Optional: mount Google Drive (to keep data and models) and pull a dataset from Roboflow (needs an API key
+in Colab's *Secrets* as `ROBOFLOW_API_KEY`); both are skipped outside Colab or without a key.
+
+> A short run gives a demo-length model, not a diagnostic one: it shows that the pipeline works end to end. Its
+> calls must not be used for any clinical or research decision.
+"""
+
+PARAMETERS = """\
+# Parameters (papermill: this cell is tagged `parameters`)
+DATA = ""               # dataset: VOC images/ + annotations/ (or side by side); "" = karyotf's built-in 32-cell sample
+MAX_CELLS = 0           # use only the first N cells of DATA (0 = all)
+MODEL = "ssd"           # ssd | faster_rcnn | rfcn
+STEPS = 300             # training steps (the thesis trained for tens of thousands)
+IMAGE_SIZE = 320        # model input size, pixels
+BATCH = 8
+AUGMENT = "hflip,vflip,rot90"  # OD API augmentation during training ("" = none)
+SCORE_THRESHOLD = 0.3   # for precision / recall / F1 and the karyogram
+WORK = "karyotf_work"   # outputs: records/, runs/, exported/, eval/, karyogram/
+CELL = ""               # image id for the karyogram ("" = the first test-split cell)
+USE_DRIVE = False       # Colab: mount Google Drive at /content/drive (then use /content/drive/MyDrive/... paths)
+ROBOFLOW_WORKSPACE = "" # Roboflow pull: workspace, project and version; needs ROBOFLOW_API_KEY
+ROBOFLOW_PROJECT = ""
+ROBOFLOW_VERSION = 1
+KARYOTF_REPO = "https://github.com/karyotf/karyotf.git"  # where the Colab install cell clones karyotf from
+"""
+
+SETUP = """\
+import os, shutil, subprocess, sys
+from pathlib import Path
+from IPython.display import Image, Markdown, display
+
+try:
+    import google.colab  # noqa: F401
+    IN_COLAB = True
+except ImportError:
+    IN_COLAB = False
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+WORK = Path(WORK).resolve()
+WORK.mkdir(parents=True, exist_ok=True)
+HAS_GPU = shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+print(f"Colab: {IN_COLAB}   GPU: {HAS_GPU}   outputs in {WORK}")
+
+
+def karyotf(*args):
+    \"\"\"Run one `karyotf` command, show its output as it comes, fail the cell if it fails.\"\"\"
+    cmd = [*KARYOTF, *map(str, args)]
+    print("$ karyotf " + " ".join(map(str, args)), flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+    if proc.wait():
+        raise RuntimeError(f"karyotf {args[0]} failed (exit {proc.returncode}); see its output above")
+"""
+
+INSTALL_MD = """\
+## 1. Install
+
+On Colab: clone karyotf and install its pinned stack into a Python 3.11 venv (TensorFlow 2.15 has no wheel for
+Colab's newer Python), with the GPU build of TensorFlow (`tensorflow[and-cuda]`) in place of the CPU wheel the
+local venv uses; the same recipe as the Dockerfile. Elsewhere the kernel's own Python must already have karyotf
+(`make install`, then pick the `.venv` kernel).
+"""
+
+INSTALL = """\
+if IN_COLAB:
+    src, venv = Path("/content/karyotf"), Path("/content/karyotf-venv")
+    if not (venv / "bin" / "karyotf").exists():
+        def sh(cmd):
+            print("$", cmd, flush=True)
+            subprocess.run(cmd, shell=True, check=True)
+        if not src.exists():
+            sh(f"git clone --depth 1 {KARYOTF_REPO} {src}")
+        sh("pip install -q uv && uv venv --python 3.11 --seed " + str(venv))
+        pip = f"{venv}/bin/python -m pip install -q --disable-pip-version-check"
+        tf_version = next(l.split("==")[1] for l in (src / "constraints.txt").read_text().splitlines()
+                          if l.startswith("tensorflow-cpu=="))
+        sh(f"cd {src} && sed '/^tensorflow-cpu\\\\b/d' requirements.txt > /tmp/requirements-gpu.txt && "
+           f"{pip} -c constraints.txt 'tensorflow[and-cuda]=={tf_version}' -r /tmp/requirements-gpu.txt && "
+           f"{pip} --no-deps -c constraints.txt -r requirements-nodeps.txt && "
+           f"{pip} --no-deps --no-build-isolation -e .")
+    PYTHON = str(venv / "bin" / "python")
+else:
+    import importlib.util
+    if importlib.util.find_spec("karyotf") is None:
+        raise RuntimeError("karyotf is not installed in this kernel's Python: run `make install` and choose the "
+                           ".venv kernel (or `pip install -e .` into this environment)")
+    PYTHON = sys.executable
+KARYOTF = [PYTHON, "-m", "karyotf"]
+karyotf("--version")
+"""
+
+DRIVE = """\
+# Optional: Google Drive, to keep data and models between sessions (skipped outside Colab or when USE_DRIVE is False)
+if IN_COLAB and USE_DRIVE:
+    from google.colab import drive
+    drive.mount("/content/drive")
+else:
+    print("Google Drive: skipped" + ("" if IN_COLAB else " (not on Colab)"))
+"""
+
+ROBOFLOW = """\
+# Optional: pull a dataset version from Roboflow (skipped without a workspace/project or an API key)
+key = os.environ.get("ROBOFLOW_API_KEY", "")
+if IN_COLAB and not key:
+    try:
+        from google.colab import userdata
+        key = userdata.get("ROBOFLOW_API_KEY") or ""
+    except Exception:  # no such secret, or access not granted
+        key = ""
+if ROBOFLOW_WORKSPACE and ROBOFLOW_PROJECT and key:
+    os.environ["ROBOFLOW_API_KEY"] = key
+    pulled = WORK / "roboflow"
+    karyotf("roboflow", "pull", "--workspace", ROBOFLOW_WORKSPACE, "--project", ROBOFLOW_PROJECT,
+            "--version", ROBOFLOW_VERSION, "--format", "voc", "--out", pulled)
+    DATA = str(pulled)
+else:
+    print("Roboflow: skipped (" + ("no API key" if not key else "no workspace/project set") + ")")
+"""
+
+DATA_MD = """\
+## 2. Data and records
+
+TFRecords split by case (all cells of a patient in one split), the label map and the class distribution.
+"""
+
+DATA_CELL = """\
+if not DATA:  # the built-in sample, wherever karyotf is installed
+    DATA = subprocess.run([PYTHON, "-c", "import karyotf.paths as p; print(p.SAMPLE_DIR)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+data = Path(DATA)
+if MAX_CELLS:
+    # a small copy: the first MAX_CELLS annotated cells
+    subset = WORK / f"data-{MAX_CELLS}"
+    shutil.rmtree(subset, ignore_errors=True)
+    xml_dir = data / "annotations" if (data / "annotations").is_dir() else data
+    img_dir = data / "images" if (data / "images").is_dir() else data
+    (subset / "annotations").mkdir(parents=True)
+    (subset / "images").mkdir()
+    for xml in sorted(xml_dir.glob("*.xml"))[:MAX_CELLS]:
+        shutil.copy(xml, subset / "annotations")
+        for image in img_dir.glob(xml.stem + ".*"):
+            if image.suffix.lower() != ".xml":
+                shutil.copy(image, subset / "images")
+    data = subset
+print(f"dataset: {data}  ({len(list(data.rglob('*.xml')))} annotated cells)")
+RECORDS = WORK / "records"
+karyotf("records", data, "--out", RECORDS)
+display(Image(filename=str(RECORDS / "class_distribution.png"), width=900))
+"""
+
+TRAIN_MD = """\
+## 3. Config and training
+
+`karyotf config` fills the model's pipeline.config template (classes, record paths, steps, batch, image size,
+augmentation) and validates it with the OD API; `karyotf train` trains for exactly `STEPS` steps (on the GPU when
+there is one), writes checkpoints and TensorBoard events, and resumes when run again.
+"""
+
+TRAIN = """\
+MODEL_DIR = WORK / "runs" / MODEL
+config_args = ["config", MODEL, "--records", RECORDS, "--out", MODEL_DIR, "--steps", STEPS, "--batch", BATCH,
+               "--image-size", IMAGE_SIZE]
+if AUGMENT:
+    config_args += ["--augment", AUGMENT]
+karyotf(*config_args)
+print("training on the", "GPU" if HAS_GPU else "CPU (slow: switch the runtime to GPU for real runs)")
+karyotf("train", MODEL, "--model-dir", MODEL_DIR, "--steps", STEPS)
+"""
+
+EXPORT_MD = """\
+## 4. Export and evaluation
+
+The exported model (SavedModel + frozen graph) is what the Detector, `karyotf eval` and `karyotf karyogram` load.
+The table has the shape of the thesis's Table 5.1 (precision, recall and F1 at IoU 0.5 and the score threshold)
+plus the OD API's COCO mAP@0.5 and mAP@[.5:.95], on the test split.
+"""
+
+EXPORT = """\
+EXPORTED = WORK / "exported" / MODEL
+karyotf("export", "--model-dir", MODEL_DIR, "--out", EXPORTED)
+EVAL = WORK / "eval"
+karyotf("eval", MODEL, "--model-dir", EXPORTED, "--records", RECORDS, "--split", "test",
+        "--score-threshold", SCORE_THRESHOLD, "--out", EVAL)
+display(Markdown((EVAL / "table.md").read_text()))
+for png in sorted(EVAL.glob("*.png")):
+    display(Image(filename=str(png), width=700))
+"""
+
+KARYO_MD = """\
+## 5. Karyogram
+
+One test-split cell: the karyogram and the ISCN count call from the trained model, and from the cell's own
+annotation for comparison.
+"""
+
+KARYO = """\
+import json
+manifest = json.loads((RECORDS / "manifest.json").read_text())
+test_cells = sorted(i for i, v in manifest["images"].items() if v["split"] == "test")
+cell = CELL or (test_cells or sorted(manifest["images"]))[0]
+xml = next(p for p in data.rglob(cell + ".xml"))
+image = next(p for p in data.rglob(cell + ".*") if p.suffix.lower() != ".xml")
+KARYO = WORK / "karyogram" / cell
+karyotf("karyogram", image, "--model", EXPORTED, "--min-score", SCORE_THRESHOLD, "--out", KARYO / "model")
+karyotf("karyogram", image, "--annotations", xml, "--out", KARYO / "annotation")
+for source in ("model", "annotation"):
+    pictures = sorted((KARYO / source).rglob("karyogram.png"))
+    print(f"from the {source}:")
+    display(Image(filename=str(pictures[0]), width=900))
+"""
+
+OUTRO = """\
+## Where everything is
+
+`WORK/records` (TFRecords), `WORK/runs/MODEL` (checkpoints; `tensorboard --logdir WORK/runs`), `WORK/exported/MODEL`,
+`WORK/eval` and `WORK/karyogram`. With Drive mounted, point `WORK` at `/content/drive/MyDrive/...` to keep them.
+"""
+
+SUMMARY = """\
+for path in sorted(p for p in WORK.iterdir()):
+    print(path)
+"""
+
+
+def build() -> nbformat.NotebookNode:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["accelerator"] = "GPU"
+    nb.metadata["colab"] = {"provenance": [], "gpuType": "T4"}
+    params = new_code_cell(PARAMETERS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [new_markdown_cell(INTRO), params, new_code_cell(SETUP), new_markdown_cell(INSTALL_MD),
+                new_code_cell(INSTALL), new_code_cell(DRIVE), new_code_cell(ROBOFLOW), new_markdown_cell(DATA_MD),
+                new_code_cell(DATA_CELL), new_markdown_cell(TRAIN_MD), new_code_cell(TRAIN),
+                new_markdown_cell(EXPORT_MD), new_code_cell(EXPORT), new_markdown_cell(KARYO_MD),
+                new_code_cell(KARYO), new_markdown_cell(OUTRO), new_code_cell(SUMMARY)]
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+def main() -> int:
+    nbformat.write(build(), OUT)
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
