@@ -93,7 +93,7 @@ def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
 def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONGEST, low_score: float = LOW_SCORE,
                    low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True, labels: bool = True,
-                   resolution: int = ideogram.DEFAULT_RESOLUTION) -> tuple[Call, Layout, dict[str, float], list[Box]]:
+                   marks: bool = True, resolution: int = ideogram.DEFAULT_RESOLUTION) -> tuple[Call, Layout, dict[str, float], list[Box]]:
     """Everything but the files: (call, layout with the PIL picture and placements, timings ms, checked boxes)."""
     arr, name = load_image(image)
     boxes = _check_boxes(list(boxes), arr.shape, name)
@@ -107,7 +107,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     flag_lines = [f.message for f in call.flags]
     layout = render(oriented, rows=rows, longest=longest, title=title or call.text, subtitle=subtitle,
                     flags=flag_lines, low_score=low_score if any(b.score is not None for b in boxes) else None,
-                    ideograms=ideograms, labels=labels, resolution=resolution)
+                    ideograms=ideograms, labels=labels, legend=labels, marks=marks, resolution=resolution)
     t3 = time.perf_counter()
     t.update(call_cutout=1000 * (t1 - t0), orient=1000 * (t2 - t1), layout=1000 * (t3 - t2))
     return call, layout, t, boxes
@@ -218,3 +218,61 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
     else:
         xml = annotations
     return read_voc(xml, image_dir=image.parent)
+
+
+def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
+               annotations: str | Path | None = None, min_score: float = 0.3, nms_iou: float = 0.7,
+               use: str = "auto", progress: bool = True, **kw) -> list[KaryogramResult]:
+    """Karyograms of several images, from a model (``model``: an export dir) or from annotations (``annotations``:
+    an XML file for one image, or a folder of XML named after the images).
+
+    One image writes into ``out_dir``; several write into ``out_dir/<image stem>/`` and add ``out_dir/calls.csv``.
+    """
+    images = [Path(p) for p in images]
+    if not images:
+        raise KaryogramError("no image given (fix: name one or more metaphase images)")
+    if (model is None) == (annotations is None):
+        raise KaryogramError("give either --model EXPORT_DIR (detect) or --annotations XML (ground truth), "
+                             "not both and not neither")
+    if annotations is not None and len(images) > 1 and Path(annotations).is_file():
+        raise KaryogramError(f"{annotations}: one XML file for {len(images)} images "
+                             "(fix: give a folder of XML files named after the images)")
+    stems = [p.stem for p in images]
+    if len(set(stems)) != len(stems):
+        raise KaryogramError("two images share a file name stem (fix: give images with distinct names)")
+    for p in images:
+        if not p.is_file():
+            raise KaryogramError(f"{p}: image not found (fix: check the path)")
+    out = Path(out_dir)
+    detector = None
+    if model is not None:
+        try:
+            from ..detect import Detector
+        except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
+            raise KaryogramError(f"karyotf.detect is not available ({exc}) (fix: reinstall karyotf)") from None
+        detector = Detector(model, use=use)
+    results = []
+    iterator = images
+    if progress and len(images) > 1:
+        from tqdm import tqdm
+
+        iterator = tqdm(images, desc="karyograms", unit="image")
+    for img in iterator:
+        dst = out if len(images) == 1 else out / img.stem
+        if detector is not None:
+            results.append(from_detector(detector, img, dst, min_score=min_score, nms_iou=nms_iou, **kw))
+        else:
+            ann = read_annotation_for(img, Path(annotations))
+            results.append(from_annotation(ann, dst, image=img, **kw))
+    if len(images) > 1:
+        import csv
+
+        buf = io.StringIO()
+        wr = csv.writer(buf, lineterminator="\n")
+        wr.writerow(["image", "call", "total", "flags", "folder"])
+        for img, r in zip(images, results):
+            wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.flag_codes), img.stem])
+        from ..io import atomic_write_text
+
+        atomic_write_text(out / "calls.csv", buf.getvalue())
+    return results

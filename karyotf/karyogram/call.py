@@ -35,6 +35,9 @@ class Flag:
     message: str
     classes: tuple[str, ...] = ()
 
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
     def to_dict(self) -> dict:
         d = {"code": self.code, "message": self.message}
         if self.classes:
@@ -79,6 +82,9 @@ class Call:
     @property
     def text(self) -> str:
         return self.iscn if self.iscn is not None else "no call (no chromosomes detected)"
+
+    def __str__(self) -> str:
+        return self.text
 
     @property
     def is_normal(self) -> bool:

@@ -149,13 +149,14 @@ def _wrap(d, text: str, f, width: int) -> list[str]:
 
 def render(chromosomes: Sequence[Oriented], rows=None, longest: float = 160.0, title: str | None = None,
            subtitle: str | None = None, flags: Sequence[str] = (), low_score: float | None = 0.5,
-           ideograms: bool = True, labels: bool = True, legend: bool = True,
+           ideograms: bool = True, labels: bool = True, legend: bool = True, marks: bool = True,
            resolution: int = ideogram.DEFAULT_RESOLUTION) -> Layout:
     """Draw the karyogram of a cell's upright chromosomes.
 
     ``longest`` is the length in pixels the cell's longest chromosome was scaled to (and chromosome 1's
-    ideogram is drawn at).  ``ideograms``, ``labels`` (class numbers, group letters, title, flags) and
-    ``legend`` can be turned off for plain training images.
+    ideogram is drawn at).  ``ideograms``, ``labels`` (class numbers, group letters, title, flags), ``legend``
+    and ``marks`` (missing slots, low-confidence outlines, extra-copy signs) can be turned off for plain training
+    images.
     """
     rows = parse_rows(rows)
     by_class: dict[str, list[Oriented]] = {n: [] for n in classes.NAMES}
@@ -218,7 +219,7 @@ def render(chromosomes: Sequence[Oriented], rows=None, longest: float = 160.0, t
     header_h = 0
     if labels and (title or subtitle):
         header_h = 34 + (20 if subtitle else 0) + 17 * len(header_lines) + 10
-    legend_h = 30 if (legend and labels) else 0
+    legend_h = 30 if (legend and labels and marks) else 0
     rows_h = sum(group_h + g["above"] + g["below"] + label_h + 12 for g in row_geoms)
     canvas_h = int(margin + header_h + rows_h + legend_h + margin)
     img = Image.new("RGB", (canvas_w, canvas_h), WHITE)
@@ -265,16 +266,17 @@ def render(chromosomes: Sequence[Oriented], rows=None, longest: float = 160.0, t
                     bx = (int(ix), top, int(ix) + c.width, top + c.height)
                     score = c.cutout.box.score
                     low = low_score is not None and score is not None and score < low_score
-                    if low:
+                    if low and marks:
                         d.rectangle([bx[0] - 3, bx[1] - 3, bx[2] + 2, bx[3] + 2], outline=LOW_COLOUR, width=2)
-                    if it["extra"] and labels:
+                    if it["extra"] and labels and marks:
                         tw, _ = _text_size(d, "+", label_f)
                         d.text((bx[0] + (c.width - tw) / 2, top - 20), "+", font=label_f, fill=EXTRA_COLOUR)
                     layout.placements.append(Placement(c.cutout.index, n, bx, extra=it["extra"], low_confidence=low))
                 else:
                     bx = (int(ix), top, int(ix) + it["w"], int(top + it["h"]))
-                    _dashed_rect(d, bx, MISSING_COLOUR)
-                    d.line([(bx[0] + 3, bx[1] + 3), (bx[2] - 3, bx[3] - 3)], fill=(235, 170, 170), width=1)
+                    if marks:
+                        _dashed_rect(d, bx, MISSING_COLOUR)
+                        d.line([(bx[0] + 3, bx[1] + 3), (bx[2] - 3, bx[3] - 3)], fill=(235, 170, 170), width=1)
                     layout.missing_slots.append((n, bx))
                 ix += it["w"] + gap_item
             if labels:

@@ -1,0 +1,78 @@
+"""``karyotf karyogram`` and ``karyotf karyograms-dataset``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from ..karyogram.build import LONGEST
+    from ..karyogram.call import LOW_SCORE
+    from ..karyogram.layout import DEFAULT_ROWS, ROW_PRESETS
+
+    rows_help = (f"karyogram rows: a preset ({', '.join(ROW_PRESETS)}) or a spec such as '1-5|6-12,X|13-18|19-22,Y' "
+                 "(every class once)")
+    p = sub.add_parser(
+        "karyogram", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="metaphase image(s) -> karyogram.png, detections.json, report.html/json with the ISCN count call",
+        description="Build the karyogram and the ISCN count call (e.g. 47,XY,+21) of metaphase images, from an "
+                    "exported model (--model) or from VOC annotations (--annotations, ground truth). One image "
+                    "writes into --out; several write into --out/<image stem>/ plus --out/calls.csv.")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="metaphase image(s), JPEG or PNG")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", type=Path, metavar="EXPORT_DIR", help="exported model dir (karyotf export)")
+    src.add_argument("--annotations", type=Path, metavar="XML",
+                     help="VOC XML of the image, or a folder of XML named after the images")
+    p.add_argument("--out", type=Path, default=Path("karyogram"), help="output folder")
+    p.add_argument("--rows", default=DEFAULT_ROWS, help=rows_help)
+    p.add_argument("--min-score", type=float, default=0.3, help="keep detections scoring at least this (--model)")
+    p.add_argument("--nms-iou", type=float, default=0.7,
+                   help="class-agnostic NMS between detections of different classes (--model; 1 = off)")
+    p.add_argument("--low-score", type=float, default=LOW_SCORE,
+                   help="detections below this are outlined and flagged as low confidence")
+    p.add_argument("--use", choices=("auto", "saved_model", "frozen_graph"), default="auto",
+                   help="which export the Detector loads (--model)")
+    p.add_argument("--longest", type=float, default=LONGEST, help="pixels the longest chromosome is scaled to")
+    p.set_defaults(func=_karyogram)
+
+    d = sub.add_parser(
+        "karyograms-dataset", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="annotated metaphases -> annotated karyogram images (VOC), for detection on karyograms",
+        description="Turn annotated metaphases (VOC: images/ + annotations/, or side by side) into karyogram "
+                    "images with a VOC XML of each chromosome's box in the karyogram; feed DST to 'karyotf "
+                    "records'. Plain pictures by default (no text a detector could read).")
+    d.add_argument("src", type=Path, metavar="SRC", help="VOC dataset folder")
+    d.add_argument("--out", type=Path, required=True, metavar="DST", help="output folder")
+    d.add_argument("--rows", default=DEFAULT_ROWS, help=rows_help)
+    d.add_argument("--labels", action="store_true", help="print class numbers, group letters and marks")
+    d.add_argument("--ideograms", action="store_true", help="draw the ISCN ideogram beside each class")
+    d.add_argument("--format", choices=("png", "jpg"), default="png", help="image format")
+    d.add_argument("--longest", type=float, default=LONGEST, help="pixels the longest chromosome is scaled to")
+    d.add_argument("--strict", action="store_true", help="stop at the first bad cell instead of skipping it")
+    d.set_defaults(func=_dataset)
+
+
+def _karyogram(args) -> int:
+    from ..karyogram.build import karyograms
+
+    results = karyograms(args.images, args.out, model=args.model, annotations=args.annotations,
+                         min_score=args.min_score, nms_iou=args.nms_iou, use=args.use, rows=args.rows,
+                         low_score=args.low_score, longest=args.longest)
+    for img, r in zip(args.images, results):
+        print(f"{img.name}: {r.call.text}")
+        for f in r.call.flags:
+            print(f"  flag {f}")
+        print(f"  wrote {r.paths['karyogram'].parent}/ (karyogram.png, detections.json, report.html, report.json)"
+              f" in {r.timings.get('total', 0) + r.timings.get('detect', 0):.0f} ms")
+    if len(results) > 1:
+        print(f"calls: {args.out / 'calls.csv'}")
+    return 0
+
+
+def _dataset(args) -> int:
+    from ..karyogram.dataset import build_karyograms_dataset
+
+    res = build_karyograms_dataset(args.src, args.out, rows=args.rows, longest=args.longest, labels=args.labels,
+                                   ideograms=args.ideograms, image_format=args.format, strict=args.strict)
+    print(res.text())
+    return 0
