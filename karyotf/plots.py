@@ -44,7 +44,7 @@ def pr_curve(pr, path: str | Path, score_threshold: float | None = None, title: 
     """
     import matplotlib
 
-    fig = _figure(8, 6)
+    fig = _figure(10, 6)
     ax = fig.add_subplot(1, 1, 1)
     cmap = matplotlib.colormaps["tab20"].resampled(len(classes.NAMES))
     for i, (name, c) in enumerate(pr.per_class.items()):
@@ -65,7 +65,7 @@ def pr_curve(pr, path: str | Path, score_threshold: float | None = None, title: 
     ax.set_ylabel("precision")
     ax.set_title(title or f"Precision-recall at IoU {pr.iou:g}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2, loc="lower left")
+    ax.legend(fontsize=6, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return save(fig, path)
 
 

@@ -1,0 +1,58 @@
+"""``karyotf eval``: COCO mAP and the thesis metrics of a trained model on one split of the records."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from ..metrics import IOU, SCORE_THRESHOLD
+    from ..paths import DEFAULT_EXPORTED, DEFAULT_RECORDS, DEFAULT_RUNS
+
+    p = sub.add_parser(
+        "eval", help="evaluate a model: COCO mAP + precision/recall/F1, confusion matrix, PR curve",
+        description="Run the model over one split of the records and write metrics.json, table.md (the thesis "
+                    "Table 5.1 row plus mAP@0.5 and mAP@[.5:.95]) and PNG plots (PR curve, confusion matrix, "
+                    "per-class P/R/F1, chromosomes per image). A model dir is exported from its latest checkpoint "
+                    "into MODEL_DIR/export-ckpt-N first (kept for next time).")
+    p.add_argument("model", help=f"a model name (its dir is {DEFAULT_RUNS}/MODEL, else {DEFAULT_EXPORTED}/MODEL) or "
+                                 "the path of a model dir or an export dir")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help=f"model or export dir (default: MODEL if it is a dir, else {DEFAULT_RUNS}/MODEL, else "
+                        f"{DEFAULT_EXPORTED}/MODEL)")
+    p.add_argument("--records", type=Path, default=DEFAULT_RECORDS, help="records dir (default: %(default)s)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default: %(default)s)")
+    p.add_argument("--score-threshold", type=float, default=SCORE_THRESHOLD,
+                   help="score at or above which a detection counts for precision/recall/F1 (default: %(default)s)")
+    p.add_argument("--iou", type=float, default=IOU, help="IoU for a match (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output dir (default: MODEL_DIR/eval, or MODEL_DIR/eval-SPLIT for train/val)")
+    p.add_argument("--use", default="auto", choices=("auto", "saved_model", "frozen_graph"),
+                   help="exported format to run (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (default: all)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.set_defaults(func=_eval)
+
+
+def model_path(model: str, model_dir: Path | None) -> Path:
+    """Where ``karyotf eval MODEL [--model-dir DIR]`` looks for the model."""
+    from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
+
+    if model_dir is not None:
+        return model_dir
+    if Path(model).is_dir():
+        return Path(model)
+    for base in (DEFAULT_RUNS, DEFAULT_EXPORTED):
+        if (base / model).is_dir():
+            return base / model
+    return DEFAULT_RUNS / model
+
+
+def _eval(args) -> int:
+    from ..evaluate import evaluate, table_markdown
+
+    report = evaluate(model_path(args.model, args.model_dir), args.records, split=args.split,
+                      score_threshold=args.score_threshold, iou=args.iou, out_dir=args.out, use=args.use,
+                      limit=args.limit, plots=not args.no_plots)
+    print(table_markdown([report]), end="")
+    print(f"written to {report.out_dir}: " + ", ".join(p.name for p in report.files.values()))
+    return 0
