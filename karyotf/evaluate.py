@@ -347,6 +347,12 @@ def resolve_export(model: str | Path) -> Path:
     return Path(export(model, out, checkpoint=prefix))
 
 
+def _split_count(records_dir: str | Path, split: str) -> int | None:
+    """Images in one split according to the records' manifest.json (``None`` when unknown)."""
+    count = _read_json(Path(records_dir) / "manifest.json").get("counts", {}).get(split)
+    return count if isinstance(count, int) else None
+
+
 def _decode(image_bytes: bytes) -> np.ndarray:
     from PIL import Image
 
@@ -379,7 +385,10 @@ def evaluate(model: str | Path, records_dir: str | Path, split: str = "test",
     detections: list[list[Box]] = []
     seconds = 0.0
     examples = read_examples(records_dir, split)
-    for image_bytes, ann in tqdm(examples, desc=f"eval {info['model']} on {split}", unit="image", total=limit):
+    total = _split_count(records_dir, split)
+    if limit is not None:
+        total = limit if total is None else min(limit, total)
+    for image_bytes, ann in tqdm(examples, desc=f"eval {info['model']} on {split}", unit="image", total=total):
         if limit is not None and len(truth) >= limit:
             break
         image = _decode(image_bytes)
