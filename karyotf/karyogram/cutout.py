@@ -9,6 +9,7 @@ outside, so they are dropped.  Everything not in the mask becomes white.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -17,6 +18,8 @@ from ..annotations import Box
 
 MARGIN = 0.06
 """Extra room around a box, as a fraction of its longer side (at least 3 px): detected boxes can be a bit tight."""
+SHARED_TOL = 3.0
+"""Pixels a shared pixel may lie farther from this chromosome than from a neighbour and still stay."""
 ERODE = 2
 """Erosion (pixels) that breaks the thin bridges where a neighbour touches the chromosome."""
 _EIGHT = np.ones((3, 3), bool)
@@ -73,10 +76,12 @@ def foreground_threshold(gray: np.ndarray) -> float:
     return otsu_threshold(gray)
 
 
-def _select(labels: np.ndarray, n: int, inbox: np.ndarray, centre: tuple[int, int], centre_r: float) -> np.ndarray:
+def _select(labels: np.ndarray, n: int, inbox: np.ndarray, centre: tuple[int, int], centre_r: float,
+            other: np.ndarray | None = None) -> np.ndarray:
     ids = np.arange(1, n + 1)
     total = ndi.sum_labels(np.ones_like(labels), labels, ids)
     inside = ndi.sum_labels(inbox, labels, ids)
+    in_other = ndi.sum_labels(other, labels, ids) if other is not None else np.zeros(n)
     cy, cx = centre
     yy, xx = np.ogrid[:labels.shape[0], :labels.shape[1]]
     disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= centre_r ** 2
@@ -86,8 +91,35 @@ def _select(labels: np.ndarray, n: int, inbox: np.ndarray, centre: tuple[int, in
     keep = np.zeros(n, bool)
     keep[best] = True
     frac_inside = inside / np.maximum(total, 1)
-    keep |= (frac_inside >= 0.9) & (inside >= 0.05 * inside[best])
+    # fragments of the same chromosome (split at a pale band): wholly in this box, not in another box
+    keep |= (frac_inside >= 0.9) & (inside >= 0.05 * inside[best]) & (in_other < 0.5 * total)
     return np.isin(labels, ids[keep])
+
+
+def _resolve_shared(mask: np.ndarray, fg: np.ndarray, inbox: np.ndarray, other: np.ndarray, tol: float) -> np.ndarray:
+    """Give the pixels this box shares with other boxes to whichever chromosome they lie nearer.
+
+    ``own``: mask pixels in this box and in no other; ``theirs``: foreground outside this box (in the
+    margin), where the neighbours reaching in come from.  A shared pixel stays if it is at most ``tol`` px farther from ``own``
+    than from ``theirs``, so at a crossing both chromosomes keep the crossing.  Skipped when this box has no
+    pixels of its own (it lies inside another box).
+    """
+    own = mask & inbox & ~other
+    shared = mask & other
+    if not shared.any() or own.sum() < 0.1 * (mask & inbox).sum():
+        return mask
+    theirs = fg & ~inbox  # the neighbours reaching in cross the box edge: their pixels in the margin
+    if not theirs.any():
+        return mask
+    d_own = ndi.distance_transform_edt(~own)
+    d_theirs = ndi.distance_transform_edt(~theirs)
+    keep = ~shared | (d_own <= d_theirs + tol)
+    out = mask & keep
+    labels, n = ndi.label(out, structure=_EIGHT)
+    if n > 1:  # drop islands the split left behind, keep the part holding own pixels
+        has_own = ndi.sum_labels(own, labels, np.arange(1, n + 1)) > 0
+        out = np.isin(labels, np.arange(1, n + 1)[has_own])
+    return out
 
 
 def _detach(mask: np.ndarray, inbox: np.ndarray, centre, centre_r: float, erode: int) -> np.ndarray:
@@ -107,8 +139,12 @@ def _detach(mask: np.ndarray, inbox: np.ndarray, centre, centre_r: float, erode:
 
 
 def cut_out(image: np.ndarray, box: Box, index: int = 0, gray: np.ndarray | None = None,
-            threshold: float | None = None, margin: float = MARGIN, erode: int = ERODE) -> Cutout:
-    """Cut one box out of the cell image with a clean (white) background."""
+            threshold: float | None = None, margin: float = MARGIN, erode: int = ERODE,
+            others: Sequence[Box] = (), shared_tol: float = SHARED_TOL) -> Cutout:
+    """Cut one box out of the cell image with a clean (white) background.
+
+    ``others``: the cell's other boxes; pixels this box shares with them go to the nearer chromosome.
+    """
     if gray is None:
         gray = to_gray(image)
     if threshold is None:
@@ -124,6 +160,12 @@ def cut_out(image: np.ndarray, box: Box, index: int = 0, gray: np.ndarray | None
     inbox[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = True
     centre = ((by0 + by1) // 2 - y0, (bx0 + bx1) // 2 - x0)
     centre_r = 0.15 * min(bx1 - bx0, by1 - by0) + 1
+    other = np.zeros(g.shape, bool)
+    for o in others:
+        ox0, oy0 = int(np.floor(o.xmin)) - x0, int(np.floor(o.ymin)) - y0
+        ox1, oy1 = int(np.ceil(o.xmax)) - x0, int(np.ceil(o.ymax)) - y0
+        if ox1 > 0 and oy1 > 0 and ox0 < g.shape[1] and oy0 < g.shape[0]:
+            other[max(0, oy0):max(0, oy1), max(0, ox0):max(0, ox1)] = True
 
     method = "component"
     mask = None
@@ -137,8 +179,9 @@ def cut_out(image: np.ndarray, box: Box, index: int = 0, gray: np.ndarray | None
         fg = ndi.binary_fill_holes(fg)
         labels, n = ndi.label(fg, structure=_EIGHT)
         if n and (labels[inbox] > 0).sum() >= 0.02 * inbox.sum():
-            mask = _select(labels, n, inbox, centre, centre_r)
+            mask = _select(labels, n, inbox, centre, centre_r, other & inbox)
             mask = _detach(mask, inbox, centre, centre_r, erode)
+            mask = _resolve_shared(mask, fg, inbox, other, tol=shared_tol)
             method = name
             break
     if mask is None:
@@ -159,4 +202,9 @@ def cut_out_all(image: np.ndarray, boxes: list[Box]) -> list[Cutout]:
     """Cut out every box of one cell with one shared foreground threshold."""
     gray = to_gray(image)
     thr = foreground_threshold(gray)
-    return [cut_out(image, b, i, gray=gray, threshold=thr) for i, b in enumerate(boxes)]
+    out = []
+    for i, b in enumerate(boxes):
+        others = [o for j, o in enumerate(boxes) if j != i and o.xmax > b.xmin and o.xmin < b.xmax
+                  and o.ymax > b.ymin and o.ymin < b.ymax]
+        out.append(cut_out(image, b, i, gray=gray, threshold=thr, others=others))
+    return out
