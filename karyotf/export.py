@@ -1,0 +1,453 @@
+"""Export a trained model: ``runs/MODEL`` -> ``exported/MODEL``.
+
+``python -m karyotf.export --model-dir runs/MODEL --out exported/MODEL [--checkpoint PREFIX] [--tflite]``
+
+The export directory holds, for TF1 (slim, e.g. ``faster_rcnn``) and TF2 (Keras, ``ssd``, ``rfcn``) models alike::
+
+    saved_model/                 SavedModel, signature ``serving_default``
+    frozen_inference_graph.pb    GraphDef with the weights baked in
+    pipeline.config              the model's config as exported
+    label_map.pbtxt              class ids -> names, read by karyotf.detect.Detector
+    karyotf.json                 model, tf mode, checkpoint step, source model dir, input size, tensor names
+    checkpoint/ckpt-0.*  (TF2)   the weights as a TF2 checkpoint (usable as a fine-tune start)
+    model.ckpt.*         (TF1)   the weights as a TF1 checkpoint (as the OD API's exporter writes them)
+    model.tflite                 only with ``tflite=True``, SSD only
+
+Tensor names (``karyotf.json["tensors"]`` records them too):
+
+- SavedModel: TF2 exports take ``input_tensor`` (uint8 ``[1, H, W, 3]``), TF1 exports take ``inputs``
+  (uint8 ``[N, H, W, 3]``); both return ``detection_boxes`` (normalised ``[ymin, xmin, ymax, xmax]``),
+  ``detection_scores``, ``detection_classes`` (label ids as floats, 1-based) and ``num_detections``.
+- Frozen graph (both kinds): input ``image_tensor:0`` (uint8 ``[N, H, W, 3]``; ``N = 1`` for TF2 exports);
+  outputs ``detection_boxes:0``, ``detection_scores:0``, ``detection_classes:0``, ``num_detections:0``.
+  These are the TF1 OD API's names; the TF2 frozen graph is made here with the same names.
+
+Export is atomic: everything is built in a hidden temporary directory beside ``out`` and renamed into place
+only when complete; on any error the temporary directory is removed and an existing ``out`` is untouched.
+TF1 models are exported in a child process in TF1 mode (:func:`karyotf.odapi.run_isolated`).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import classes
+from .errors import ExportError
+
+log = logging.getLogger(__name__)
+
+FROZEN_GRAPH = "frozen_inference_graph.pb"
+SAVED_MODEL = "saved_model"
+INPUT_NAME = "image_tensor"
+"""Name of the frozen graph's input placeholder (uint8 images, NHWC)."""
+OUTPUT_NAMES = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+"""Names of the frozen graph's output tensors (``NAME:0``) and of the SavedModel signature outputs used."""
+_STEP_RE = re.compile(r"(?:ckpt|model\.ckpt)-(\d+)$")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Inputs: pipeline.config, checkpoint, TF mode
+# ----------------------------------------------------------------------------------------------------------
+
+def read_pipeline(path: str | Path):
+    """Parse ``pipeline.config`` into a ``TrainEvalPipelineConfig`` proto; ExportError naming the file if bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no pipeline.config (fix: point --model-dir at a directory made by "
+                          "`karyotf config MODEL --out DIR` and trained with `karyotf train`)")
+    from . import odapi  # noqa: F401  (shims before object_detection)
+    from google.protobuf import text_format
+    from object_detection.protos import pipeline_pb2
+
+    cfg = pipeline_pb2.TrainEvalPipelineConfig()
+    try:
+        text_format.Merge(path.read_text(), cfg)
+    except (text_format.ParseError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{path}: not a valid OD API pipeline config: {exc} "
+                          "(fix: regenerate it with `karyotf config`)") from exc
+    if not cfg.HasField("model") or cfg.model.WhichOneof("model") is None:
+        raise ExportError(f"{path}: the config has no model {{ ... }} section (fix: regenerate it with `karyotf config`)")
+    return cfg
+
+
+def _meta_arch(cfg):
+    arch = cfg.model.WhichOneof("model")
+    return arch, getattr(cfg.model, arch)
+
+
+def tf_mode_of(cfg) -> str:
+    """``"tf2"`` for Keras feature extractors (type ending in ``_keras``, and CenterNet), else ``"tf1"`` (slim)."""
+    arch, meta = _meta_arch(cfg)
+    if arch == "center_net":
+        return "tf2"
+    ftype = meta.feature_extractor.type if hasattr(meta, "feature_extractor") else ""
+    return "tf2" if ftype.endswith("_keras") else "tf1"
+
+
+def input_size_of(cfg) -> list[int] | None:
+    """``[height, width]`` of a fixed-shape resizer, ``[min_dim, max_dim]`` of a keep-aspect one, else None."""
+    _, meta = _meta_arch(cfg)
+    if not hasattr(meta, "image_resizer"):
+        return None
+    resizer = meta.image_resizer
+    kind = resizer.WhichOneof("image_resizer_oneof")
+    if kind == "fixed_shape_resizer":
+        return [resizer.fixed_shape_resizer.height, resizer.fixed_shape_resizer.width]
+    if kind == "keep_aspect_ratio_resizer":
+        return [resizer.keep_aspect_ratio_resizer.min_dimension, resizer.keep_aspect_ratio_resizer.max_dimension]
+    return None
+
+
+def checkpoint_step(prefix: str | Path) -> int | None:
+    m = _STEP_RE.search(str(prefix))
+    return int(m.group(1)) if m else None
+
+
+def _checkpoints_in(model_dir: Path) -> list[tuple[int, str]]:
+    found = []
+    for index in list(model_dir.glob("ckpt-*.index")) + list(model_dir.glob("model.ckpt-*.index")):
+        prefix = str(index)[: -len(".index")]
+        step = checkpoint_step(prefix)
+        if step is not None:
+            found.append((step, prefix))
+    return sorted(found)
+
+
+def resolve_checkpoint(model_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[str, int | None]:
+    """The checkpoint prefix to export and its step: ``checkpoint`` if given, else the latest in ``model_dir``.
+
+    ``checkpoint`` may be a prefix (``runs/ssd/ckpt-3``, ``runs/frcnn/model.ckpt-200``), its ``.index`` file, or a
+    directory (its latest checkpoint).
+    """
+    model_dir = Path(model_dir)
+    if checkpoint is not None:
+        ck = Path(checkpoint)
+        if ck.is_dir():
+            return resolve_checkpoint(ck)
+        prefix = str(ck)[: -len(".index")] if str(ck).endswith(".index") else str(ck)
+        if not Path(prefix + ".index").is_file():
+            raise ExportError(f"{prefix}: no such checkpoint ({prefix}.index missing) "
+                              "(fix: pass a prefix such as runs/MODEL/ckpt-3, or leave --checkpoint out for the latest)")
+        return prefix, checkpoint_step(prefix)
+    latest = None
+    with contextlib.suppress(ImportError):
+        from .train import latest_checkpoint  # the training stage's own notion of "latest"
+
+        latest = latest_checkpoint(model_dir)
+    if latest is None:
+        found = _checkpoints_in(model_dir)
+        if found:
+            latest = (found[-1][1], found[-1][0])
+    if latest is None:
+        raise ExportError(f"{model_dir}: no checkpoint found (no ckpt-N.index or model.ckpt-N.index) "
+                          f"(fix: train first: `karyotf train MODEL --model-dir {model_dir}`)")
+    return str(latest[0]), latest[1]
+
+
+def _label_map_source(cfg, model_dir: Path) -> Path | None:
+    for reader in (cfg.train_input_reader, *cfg.eval_input_reader):
+        if reader.label_map_path:
+            p = Path(reader.label_map_path)
+            if not p.is_absolute() and not p.is_file():
+                p = model_dir / p
+            if p.is_file():
+                return p
+    meta = model_dir / "karyotf.json"
+    if meta.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            lm = json.loads(meta.read_text()).get("label_map")
+            if lm and Path(lm).is_file():
+                return Path(lm)
+    return None
+
+
+def _num_classes(cfg) -> int:
+    _, meta = _meta_arch(cfg)
+    return int(meta.num_classes)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The two exporters (run where the matching TF mode is on)
+# ----------------------------------------------------------------------------------------------------------
+
+def _fit_error(ckpt: str, pipeline: str, exc: BaseException) -> ExportError:
+    text = str(exc).strip().splitlines()
+    detail = " ".join(text[:3])[:600] if text else type(exc).__name__
+    return ExportError(f"{ckpt}: the checkpoint does not fit the model in {pipeline}: {detail} "
+                       "(fix: export with the pipeline.config the checkpoint was trained with, or retrain)")
+
+
+def _rename_frozen_io(graph_def, input_name: str, outputs: dict[str, str]):
+    """Give a frozen TF2 graph the TF1 exporter's tensor names.
+
+    The placeholder ``input_name`` is renamed :data:`INPUT_NAME` (and every reference to it follows), and one
+    ``Identity`` node named after each key of ``outputs`` (``detection_boxes`` ...) is added on the tensor it maps to.
+    """
+    from tensorflow.core.framework import node_def_pb2
+
+    for node in graph_def.node:
+        if node.name == input_name:
+            node.name = INPUT_NAME
+        for i, inp in enumerate(node.input):
+            base, sep, rest = inp.lstrip("^").partition(":")
+            if base == input_name:
+                node.input[i] = ("^" if inp.startswith("^") else "") + INPUT_NAME + sep + rest
+    for name, tensor in outputs.items():
+        node = node_def_pb2.NodeDef(name=name, op="Identity")
+        node.input.append(tensor[:-2] if tensor.endswith(":0") else tensor)
+        node.attr["T"].type = 1  # DT_FLOAT: the OD API exporter casts every output to float32
+        graph_def.node.append(node)
+    return graph_def
+
+
+def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
+    """TF2 (Keras) export into ``out`` (exists, empty): OD API SavedModel + frozen graph + checkpoint/.
+
+    The SavedModel is the OD API's own (``exporter_lib_v2.DetectionFromImageModule``, input ``input_tensor``).
+    The frozen graph is the same traced serving function with its variables turned into constants
+    (``convert_variables_to_constants_v2``) and its input/outputs renamed to the TF1 names (:data:`INPUT_NAME`,
+    :data:`OUTPUT_NAMES`), so both kinds of frozen graph load the same way.
+    """
+    from . import odapi
+    import tensorflow as tf
+    from object_detection import exporter_lib_v2
+    from object_detection.builders import model_builder
+    from object_detection.utils import config_util
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    cfg = read_pipeline(pipeline)
+    out_dir = Path(out)
+    try:
+        model = model_builder.build(cfg.model, is_training=False)
+    except ValueError as exc:
+        raise ExportError(f"{pipeline}: the OD API cannot build this model in TF2 mode: {exc}") from exc
+    try:
+        names = [name for name, _ in tf.train.list_variables(checkpoint)]
+    except (tf.errors.OpError, ValueError) as exc:
+        raise ExportError(f"{checkpoint}: unreadable checkpoint: {exc}") from exc
+    if not any(name.startswith("model/") for name in names):
+        # assert_existing_objects_matched() would pass vacuously on a checkpoint that holds no model at all
+        raise ExportError(f"{checkpoint}: the checkpoint holds no TF2 detection-model weights (a TF1 checkpoint, "
+                          "or not an OD API one?) (fix: export the checkpoint this model was trained into)")
+    ckpt = tf.train.Checkpoint(model=model)
+    try:
+        status = ckpt.restore(checkpoint).expect_partial()
+        module = exporter_lib_v2.DetectionFromImageModule(model)
+        concrete = module.__call__.get_concrete_function()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as exc:
+        raise _fit_error(checkpoint, pipeline, exc) from exc
+
+    tf.train.CheckpointManager(ckpt, str(out_dir / "checkpoint"), max_to_keep=1).save(checkpoint_number=0)
+    odapi.save_without_layer_traces(module, str(out_dir / SAVED_MODEL), signatures=concrete)
+    config_util.save_pipeline_config(cfg, str(out_dir))
+
+    frozen = convert_variables_to_constants_v2(concrete)
+    (input_tensor,) = [t for t in frozen.inputs if t.dtype == tf.uint8]
+    order = tf.nest.flatten({key: key for key in concrete.structured_outputs})  # flat order of the outputs
+    outputs = {name: frozen.outputs[order.index(name)].name for name in OUTPUT_NAMES}
+    graph_def = _rename_frozen_io(frozen.graph.as_graph_def(), input_tensor.op.name, outputs)
+    (out_dir / FROZEN_GRAPH).write_bytes(graph_def.SerializeToString())
+    return {"saved_model_input": "input_tensor", "saved_model_batch": 1}
+
+
+def _export_tf1(pipeline: str, checkpoint: str, out: str) -> dict:
+    """TF1 (slim) export into ``out``; must run in a TF1-mode process (see :func:`karyotf.odapi.run_isolated`).
+
+    The OD API's ``exporter.export_inference_graph`` writes ``frozen_inference_graph.pb``, ``saved_model/``
+    (built from the frozen graph; input ``inputs``), ``model.ckpt.*`` and ``pipeline.config``.
+    """
+    from . import odapi
+    import tensorflow as tf
+
+    if odapi.mode() != "tf1":
+        raise ExportError("TF1 export needs a TF1-mode process (a karyotf bug: call it through odapi.run_isolated)")
+    exporter = odapi.import_tf1_exporter()
+    cfg = read_pipeline(pipeline)
+    try:
+        exporter.export_inference_graph("image_tensor", cfg, checkpoint, out)
+    except ValueError as exc:
+        if "not supported" in str(exc):
+            raise ExportError(f"{pipeline}: the OD API cannot build this model in TF1 mode: {exc}") from exc
+        raise _fit_error(checkpoint, pipeline, exc) from exc
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError) as exc:
+        raise _fit_error(checkpoint, pipeline, exc) from exc
+    return {"saved_model_input": "inputs", "saved_model_batch": None}
+
+
+def _export_tflite(pipeline: str, checkpoint_dir: str, out: str) -> dict:
+    """SSD only: ``export_tflite_graph_lib_tf2`` (TFLite-friendly SavedModel with the custom
+    ``TFLite_Detection_PostProcess`` op) then ``tf.lite.TFLiteConverter`` -> ``model.tflite`` (float32)."""
+    from . import odapi  # noqa: F401
+    import tensorflow as tf
+    from object_detection import export_tflite_graph_lib_tf2
+
+    cfg = read_pipeline(pipeline)
+    work = Path(out) / ".tflite_work"
+    try:
+        export_tflite_graph_lib_tf2.export_tflite_model(cfg, checkpoint_dir, str(work), 100, False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(work / "saved_model"))
+        converter.optimizations = []
+        data = converter.convert()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    (Path(out) / "model.tflite").write_bytes(data)
+    size = input_size_of(cfg)
+    return {"tflite_input": "float32 [1, H, W, 3] scaled to [-1, 1]", "tflite_size": size}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The public API
+# ----------------------------------------------------------------------------------------------------------
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{int(time.time())}"
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
+           tflite: bool = False) -> Path:
+    """Export the model trained in ``model_dir`` to ``out_dir`` (layout in the module docstring); return ``out_dir``.
+
+    ``checkpoint``: a prefix such as ``runs/ssd/ckpt-3``; default the latest in ``model_dir``.
+    ``tflite``: also write ``model.tflite`` (SSD models only).
+    Raises ExportError for a model dir without checkpoint, a missing or invalid ``pipeline.config``, a checkpoint
+    that does not fit the config, ``tflite`` on a non-SSD model, or an ``out_dir`` that is not an export.
+    """
+    from . import odapi
+
+    model_dir = Path(model_dir)
+    out_dir = Path(out_dir)
+    if not model_dir.is_dir():
+        raise ExportError(f"{model_dir}: no such model directory (fix: train first: `karyotf train MODEL --model-dir "
+                          f"{model_dir}`)")
+    pipeline = model_dir / "pipeline.config"
+    cfg = read_pipeline(pipeline)
+    mode = tf_mode_of(cfg)
+    arch, _ = _meta_arch(cfg)
+    meta_in = {}
+    if (model_dir / "karyotf.json").is_file():
+        with contextlib.suppress(ValueError, OSError):
+            meta_in = json.loads((model_dir / "karyotf.json").read_text())
+    if tflite and arch != "ssd":
+        raise ExportError(f"{pipeline}: --tflite is for SSD models only (this is a {arch} model); "
+                          "TFLite has no kernels for the two-stage models' ops (fix: drop --tflite)")
+    ckpt_prefix, step = resolve_checkpoint(model_dir, checkpoint)
+    ckpt_prefix = os.path.abspath(ckpt_prefix)
+    label_map = _label_map_source(cfg, model_dir)
+    if label_map is None and _num_classes(cfg) != classes.NUM_CLASSES:
+        raise ExportError(f"{pipeline}: its label_map_path does not exist and num_classes is {_num_classes(cfg)}, "
+                          f"not karyotf's {classes.NUM_CLASSES} (fix: rebuild the records or fix label_map_path)")
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
+                                                       and not (out_dir / "karyotf.json").is_file())):
+        raise ExportError(f"{out_dir}: exists and is not a karyotf export; refusing to replace it "
+                          "(fix: choose another --out or remove it)")
+    if out_dir.resolve() == model_dir.resolve():
+        raise ExportError(f"{out_dir}: the export directory must differ from the model directory")
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    t0 = time.perf_counter()
+    try:
+        args = dict(pipeline=str(pipeline), checkpoint=ckpt_prefix, out=str(tmp))
+        log.info("exporting %s (%s, %s) checkpoint %s -> %s", model_dir, arch, mode, ckpt_prefix, out_dir)
+        if mode == "tf1":
+            info = odapi.run_isolated("tf1", "karyotf.export:_export_tf1", **args)
+        elif odapi.mode() == "tf1":  # this process is in TF1 mode: TF2 export needs a fresh one
+            info = odapi.run_isolated("tf2", "karyotf.export:_export_tf2", **args)
+        else:
+            info = _export_tf2(**args)
+        if tflite:
+            # the TFLite exporter restores the latest checkpoint of a directory: give it exactly ours
+            ckpt_dir = tmp / "checkpoint"
+            if not (ckpt_dir / "ckpt-0.index").is_file():
+                raise ExportError(f"{tmp}: TF2 export wrote no checkpoint/ckpt-0 (a karyotf bug)")
+            info.update(_export_tflite(str(pipeline), str(ckpt_dir), str(tmp)))
+        if label_map is not None:
+            shutil.copyfile(label_map, tmp / "label_map.pbtxt")
+        else:
+            (tmp / "label_map.pbtxt").write_text(classes.label_map_text())
+        for name in (FROZEN_GRAPH, f"{SAVED_MODEL}/saved_model.pb", "pipeline.config"):
+            if not (tmp / name).is_file():
+                raise ExportError(f"{tmp}: the exporter did not write {name} (a karyotf bug; please report)")
+        seconds = time.perf_counter() - t0
+        meta = {
+            "model": meta_in.get("model") or meta_in.get("name") or model_dir.name,
+            "architecture": arch,
+            "tf": mode,
+            "checkpoint": str(ckpt_prefix),
+            "checkpoint_step": step,
+            "source_model_dir": str(model_dir.resolve()),
+            "input_size": input_size_of(cfg),
+            "num_classes": _num_classes(cfg),
+            "tensors": {
+                "saved_model": {"signature": "serving_default", "input": info["saved_model_input"],
+                                "input_batch": info["saved_model_batch"], "outputs": list(OUTPUT_NAMES)},
+                "frozen_graph": {"input": f"{INPUT_NAME}:0", "outputs": [f"{n}:0" for n in OUTPUT_NAMES]},
+            },
+            "tflite": "model.tflite" if tflite else None,
+            "export_seconds": round(seconds, 2),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (tmp / "karyotf.json").write_text(json.dumps(meta, indent=2) + "\n")
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s in %.1f s", out_dir, seconds)
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m karyotf.export --model-dir runs/MODEL --out exported/MODEL``."""
+    parser = argparse.ArgumentParser(prog="python -m karyotf.export", description=export.__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from .errors import KaryotfError
+
+    try:
+        out = run_from_args(args)
+    except KaryotfError as exc:
+        print(f"karyotf export: error: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The export options, shared by ``python -m karyotf.export`` and ``karyotf export``."""
+    parser.add_argument("--model-dir", required=True, type=Path, help="trained model directory (runs/MODEL)")
+    parser.add_argument("--out", required=True, type=Path, help="export directory to write (exported/MODEL)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint prefix to export (e.g. runs/ssd/ckpt-3); default: the latest")
+    parser.add_argument("--tflite", action="store_true", help="also write model.tflite (ssd only)")
+
+
+def run_from_args(args) -> Path:
+    return export(args.model_dir, args.out, checkpoint=args.checkpoint, tflite=args.tflite)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
