@@ -64,6 +64,7 @@ class DemoResult:
     metrics: dict[str, float | None] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     expected: str | None = None
+    training: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def disclaimer(self) -> str:
@@ -73,12 +74,17 @@ class DemoResult:
         return {"out_dir": str(self.out_dir), "model": self.model, "steps": self.steps, "cell": self.cell,
                 "train_cells": self.n_train, "outputs": {k: str(v) for k, v in self.outputs.items()},
                 "calls": self.calls, "flags": self.flags, "expected_from_dataset": self.expected,
-                "metrics": self.metrics, "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+                "training": self.training, "metrics": self.metrics, "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
                 "disclaimer": self.disclaimer}
 
     def text(self) -> str:
         lines = [f"karyotf demo: {self.model}, {self.steps} steps, done in {sum(self.seconds.values()):.0f} s "
                  f"({', '.join(f'{k} {v:.0f} s' for k, v in self.seconds.items())})", ""]
+        t = self.training
+        if t:
+            lines.append(f"training: {t.get('steps')} steps"
+                         + (f", {t['seconds_per_step']:.2f} s/step" if t.get("seconds_per_step") else "")
+                         + (f", final total loss {t['total_loss']:.3f}" if t.get("total_loss") is not None else ""))
         if self.metrics:
             m = self.metrics
             lines.append("test split: " + ", ".join(
@@ -202,9 +208,11 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
 
         if fresh and model_dir.exists():
             shutil.rmtree(model_dir)
-        pipelines.write_config(model, records_dir, model_dir, steps=steps, batch=batch, image_size=image_size,
-                               augment=list(augment))
-        train.train(model_dir, steps=steps, progress=progress)
+        pipelines.configure(model, records_dir, model_dir, steps=steps, batch=batch, image_size=image_size,
+                            augment=list(augment))
+        trained = train.train(model_dir, steps=steps, progress=progress)
+        result.training = {"steps": trained.final_step, "seconds_per_step": trained.seconds_per_step,
+                           "total_loss": trained.losses.get("Loss/total_loss")}
     result.outputs["model dir (checkpoints, TensorBoard: tensorboard --logdir)"] = model_dir
 
     # 3. export
@@ -224,21 +232,19 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
 
     # 5. karyograms of one cell: from its annotation and from the model
     with _timed(result, "karyograms"):
-        from .annotations import read_voc
         from .detect import Detector
-        from .karyogram import build_karyogram
+        from .karyogram import from_annotation, from_detector
 
         manifest = load_manifest(records_dir)
         listed = listed_karyotypes(src)
         result.cell = choose_cell(manifest, listed, cell)
         result.expected = listed.get(result.cell)
-        ann = _annotation_of(src, result.cell, read_voc)
-        truth = build_karyogram(ann.image_path, list(ann.boxes), karyo_dir / "annotation")
-        dets = Detector(exported).detect(ann.image_path, min_score=score_threshold)
-        pred = build_karyogram(ann.image_path, dets, karyo_dir / "model")
+        xml = _xml_of(src, result.cell)
+        truth = from_annotation(xml, karyo_dir / "annotation")
+        pred = from_detector(Detector(exported), truth.source["image"], karyo_dir / "model", min_score=score_threshold)
         for source, res in (("annotation", truth), ("model", pred)):
-            result.calls[source] = str(res.call)
-            result.flags[source] = [str(f) for f in getattr(res, "flags", [])]
+            result.calls[source] = res.call.text
+            result.flags[source] = [f.message for f in res.flags]
         pair = side_by_side(_picture(truth), _picture(pred),
                             (f"annotation (truth): {result.calls['annotation']}",
                              f"demo model, score >= {score_threshold}: {result.calls['model']}"),
@@ -252,28 +258,23 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
     return result
 
 
-def _annotation_of(src: Path, cell: str, read_voc):
+def _xml_of(src: Path, cell: str) -> Path:
     from .annotations import find_xml_files
 
     for xml in find_xml_files(src):
         if xml.stem == cell:
-            return read_voc(xml)
+            return xml
     raise DemoError(f"{src}: no annotation for cell {cell}")
 
 
 def _picture(res) -> Path:
-    paths = getattr(res, "paths", {}) or {}
-    pic = paths.get("karyogram") if isinstance(paths, dict) else None
-    if pic is None:
-        raise DemoError(f"the karyogram step wrote no picture ({paths})")
+    pic = res.paths.get("karyogram")
+    if pic is None or not Path(pic).is_file():
+        raise DemoError(f"the karyogram step wrote no picture ({res.paths})")
     return Path(pic)
 
 
 def _headline(report) -> dict[str, float | None]:
-    """Overall precision / recall / F1 and mAP from an EvalReport."""
-    d = report.to_dict() if hasattr(report, "to_dict") else dict(report)
-    overall = d.get("overall") or d.get("thesis", {}).get("overall") or {}
-    coco = d.get("coco") or {}
-    return {"precision": overall.get("precision"), "recall": overall.get("recall"), "F1": overall.get("f1"),
-            "mAP@0.5": coco.get("mAP@0.5") or coco.get("DetectionBoxes_Precision/mAP@.50IOU"),
-            "mAP@[.5:.95]": coco.get("mAP") or coco.get("DetectionBoxes_Precision/mAP")}
+    """Overall precision / recall / F1 (at the score threshold) and the COCO mAPs of an EvalReport."""
+    return {"images": report.images, "precision": report.precision, "recall": report.recall, "F1": report.f1,
+            "mAP@0.5": report.map50, "mAP@[.5:.95]": report.map}
