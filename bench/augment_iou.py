@@ -50,23 +50,28 @@ def measure(src: str | Path, n_images: int = 8, angles=(15.0, 30.0, 45.0, 60.0))
         masks = []
         for b in ann.boxes:
             x0, y0, x1, y1 = A._box_window(b, w, h)
-            full = np.zeros((h, w), np.uint8)
-            full[y0:y1, x0:x1] = A.foreground_mask(image, b, gray=gray)
-            masks.append(full)
+            masks.append(((x0, y0), A.foreground_mask(image, b, gray=gray).astype(np.uint8)))
         for angle in angles:
             rotated, tight = A.rotate(image, ann.boxes, angle)
             _, corner = A.rotate(image, ann.boxes, angle, tight=False)
             m, nw, nh = A.rotation_matrix(angle, w, h)
+            rotated_gray = A._gray(rotated)
             for b, mk, t, c in zip(ann.boxes, masks, tight, corner):
                 n_boxes += 1
-                ref = _bbox(A.warp(mk, m, nw, nh, 0, nearest=True))
+                # warp the mask window onto the loose box's window only (same map, local coordinates)
+                (ix, iy), mask = mk
+                ox, oy, ox1, oy1 = A._box_window(c, nw, nh)
+                m_local = m.copy()
+                m_local[:, 2] = m[:, :2] @ np.array([ix, iy]) + m[:, 2] - np.array([ox, oy])
+                local = _bbox(A.warp(mask, m_local, ox1 - ox, oy1 - oy, 0, nearest=True))
+                ref = None if local is None else (local[0] + ox, local[1] + oy, local[2] + ox, local[3] + oy)
                 if ref is None:
                     fallbacks += 1
                     continue
                 ref_box = Box(*ref, b.name)
                 iou[("tight", "mask")].append(t.iou(ref_box))
                 iou[("corner", "mask")].append(c.iou(ref_box))
-                reseg = A.foreground_mask(rotated, c)
+                reseg = A.foreground_mask(rotated, c, gray=rotated_gray)
                 rb = _bbox(reseg)
                 if rb is not None:
                     x0, y0, _, _ = A._box_window(c, nw, nh)

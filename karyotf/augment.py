@@ -58,7 +58,7 @@ class AugmentError(KaryotfError):
 def _gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return image
-    return image[..., :3].mean(axis=2).astype(np.uint8)
+    return (image[..., :3].sum(axis=2, dtype=np.uint16) // image[..., :3].shape[2]).astype(np.uint8)
 
 
 def _box_window(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
