@@ -130,7 +130,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
         name = str(image)
     source = dict(source or {})
     source.setdefault("image", name)
-    subtitle = f"{Path(name).name}" + (f"  \u00b7  chromosomes from {source['kind']}" if source.get("kind") else "")
+    subtitle = f"{Path(str(source['image'])).name}" + (f"  \u00b7  chromosomes from {source['kind']}" if source.get("kind") else "")
     if source.get("model"):
         subtitle += f" ({source['model']})"
     call, layout, timings, boxes = make_karyogram(arr, boxes, rows=rows, longest=longest, low_score=low_score,

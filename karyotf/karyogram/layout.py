@@ -30,6 +30,7 @@ ROW_PRESETS: dict[str, tuple[tuple[str, ...], ...]] = {
     "denver": tuple(classes.DENVER_GROUPS[g] for g in "ABCDEFG"),
 }
 DEFAULT_ROWS = "standard"
+MAX_PER_CLASS = 6
 
 WHITE = (255, 255, 255)
 INK = (20, 20, 20)
@@ -150,13 +151,14 @@ def _wrap(d, text: str, f, width: int) -> list[str]:
 def render(chromosomes: Sequence[Oriented], rows=None, longest: float = 160.0, title: str | None = None,
            subtitle: str | None = None, flags: Sequence[str] = (), low_score: float | None = 0.5,
            ideograms: bool = True, labels: bool = True, legend: bool = True, marks: bool = True,
-           resolution: int = ideogram.DEFAULT_RESOLUTION) -> Layout:
+           max_per_class: int = MAX_PER_CLASS, resolution: int = ideogram.DEFAULT_RESOLUTION) -> Layout:
     """Draw the karyogram of a cell's upright chromosomes.
 
     ``longest`` is the length in pixels the cell's longest chromosome was scaled to (and chromosome 1's
     ideogram is drawn at).  ``ideograms``, ``labels`` (class numbers, group letters, title, flags), ``legend``
     and ``marks`` (missing slots, low-confidence outlines, extra-copy signs) can be turned off for plain training
-    images.
+    images.  At most ``max_per_class`` chromosomes of one class are drawn (a broken model can put dozens in
+    one class); the rest are counted under the class number (``+N not drawn``) and stay in the report.
     """
     rows = parse_rows(rows)
     by_class: dict[str, list[Oriented]] = {n: [] for n in classes.NAMES}
@@ -180,7 +182,7 @@ def render(chromosomes: Sequence[Oriented], rows=None, longest: float = 160.0, t
     for n in classes.NAMES:
         exp = expected_copies(n, counts)
         items = []
-        for k, c in enumerate(by_class[n]):
+        for k, c in enumerate(by_class[n][:max_per_class]):
             items.append({"kind": "chrom", "c": c, "w": c.width, "h": c.height,
                           "cen": c.centromere * c.height, "extra": k >= exp})
         ideo_h = ideogram.length(n, resolution) * ideo_unit
@@ -216,9 +218,11 @@ def render(chromosomes: Sequence[Oriented], rows=None, longest: float = 160.0, t
     if labels:
         for f in flags:
             header_lines.extend(_wrap(scratch, "\u2022 " + f, flag_f, canvas_w - 2 * margin))
+    title_lines = _wrap(scratch, (title or "").replace(",", ", "), title_f, canvas_w - 2 * margin) if labels else []
+    title_lines = [t.replace(", ", ",") for t in title_lines] or [""]
     header_h = 0
     if labels and (title or subtitle):
-        header_h = 34 + (20 if subtitle else 0) + 17 * len(header_lines) + 10
+        header_h = 10 + 24 * len(title_lines) + (20 if subtitle else 0) + 17 * len(header_lines) + 10
     legend_h = 30 if (legend and labels and marks) else 0
     rows_h = sum(group_h + g["above"] + g["below"] + label_h + 12 for g in row_geoms)
     canvas_h = int(margin + header_h + rows_h + legend_h + margin)
@@ -227,8 +231,10 @@ def render(chromosomes: Sequence[Oriented], rows=None, longest: float = 160.0, t
 
     y = margin
     if header_h:
-        d.text((margin, y), title or "", font=title_f, fill=INK)
-        y += 34
+        for line in title_lines:
+            d.text((margin, y), line, font=title_f, fill=INK)
+            y += 24
+        y += 10
         if subtitle:
             d.text((margin, y - 6), subtitle, font=small_f, fill=GREY)
             y += 20
@@ -283,6 +289,10 @@ def render(chromosomes: Sequence[Oriented], rows=None, longest: float = 160.0, t
                 tw, th = _text_size(d, n, label_f)
                 lx = x + ideo_w + gap_ideo + (sw - ideo_w - gap_ideo - tw) / 2
                 d.text((lx, y_cen + g["below"] + 4), n, font=label_f, fill=INK)
+                hidden = len(by_class[n]) - max_per_class
+                if hidden > 0:
+                    d.text((lx + tw + 6, y_cen + g["below"] + 6), f"+{hidden} not drawn", font=small_f,
+                           fill=MISSING_COLOUR)
             x += sw + gap_slot
         if labels:
             for grp, (gx0, gx1) in group_spans.items():

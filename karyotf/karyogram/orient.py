@@ -140,10 +140,16 @@ def orient(cutout: Cutout, scale: float = 1.0, resolution: int = ideogram.DEFAUL
 
 
 def cell_scale(cutouts: list[Cutout], longest: float) -> float:
-    """The one scale of a cell: its longest chromosome becomes ``longest`` pixels long."""
+    """The one scale of a cell: its longest chromosome becomes ``longest`` pixels long.
+
+    A single box far longer than the next longest ones (a false detection over background or a nucleus) does
+    not set the scale: the reference is capped at 1.5 x the median of the five longest.
+    """
     if not cutouts:
         return 1.0
-    return longest / max(axis_length(c) for c in cutouts)
+    lengths = sorted((axis_length(c) for c in cutouts), reverse=True)
+    ref = min(lengths[0], 1.5 * float(np.median(lengths[:5])))
+    return longest / max(ref, 1.0)
 
 
 def orient_all(cutouts: list[Cutout], longest: float = 160.0,
