@@ -1,0 +1,420 @@
+"""OD API training for exactly N steps, resumable, with a progress bar and a checkpoint on SIGINT / SIGTERM.
+
+``train(model_dir, steps)`` trains the model configured in ``model_dir/pipeline.config`` (see
+:mod:`karyotf.pipelines`) until its global step reaches ``steps`` (a total, not an increment: re-running resumes
+from the last checkpoint and stops at ``steps``).
+
+- TF2 (Keras) models: a small loop built from ``model_lib_v2``'s pieces (``inputs.train_input``,
+  ``eager_train_step``, ``reduce_dict``, ``tf.train.CheckpointManager``), one step per ``tf.function`` call, so
+  the step count is exact (``model_main_tf2`` trains in chunks of 100) and every step can update the bar.
+  Checkpoints are ``ckpt-N`` with N = the global step.
+- TF1 (slim) models (``faster_rcnn``): ``model_lib.create_estimator_and_inputs`` + ``estimator.train(max_steps=N)``
+  in a TF1-mode child process (:func:`karyotf.odapi.run_isolated`), with session hooks for the bar and for
+  stopping on a signal; the estimator writes ``model.ckpt-N`` (also at the end, so an interrupt keeps the work).
+
+TensorBoard summaries go to ``model_dir/train`` (TF2; the estimator writes its events in ``model_dir``).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import TrainError
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+_CKPT_RE = re.compile(r"^(?P<prefix>(?:model\.)?ckpt-(?P<step>\d+))\.index$")
+
+
+def latest_checkpoint(model_dir: str | Path) -> tuple[str, int] | None:
+    """``(checkpoint prefix, step)`` of the newest checkpoint in ``model_dir`` (TF2 ``ckpt-N`` or TF1
+    ``model.ckpt-N``), or None.  karyotf names TF2 checkpoints by global step, as the estimator does for TF1."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return None
+    found = []
+    for p in model_dir.iterdir():
+        m = _CKPT_RE.match(p.name)
+        if m:
+            found.append((int(m.group("step")), str(model_dir / m.group("prefix"))))
+    if not found:
+        return None
+    step, prefix = max(found)
+    return prefix, step
+
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    model: str
+    tf: str
+    start_step: int
+    final_step: int
+    target_steps: int
+    checkpoint: str | None
+    interrupted: bool = False
+    step_seconds: list[float] = field(default_factory=list)
+    """Wall time of each step run (the first includes graph tracing / building)."""
+    losses: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+    """Peak resident memory of the process that trained (the TF1 child for faster_rcnn)."""
+
+    @property
+    def steps_run(self) -> int:
+        return self.final_step - self.start_step
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        """Median step time after the first step of this run (which includes tracing)."""
+        import statistics
+
+        later = self.step_seconds[1:]
+        return statistics.median(later) if later else None
+
+    def text(self) -> str:
+        if self.steps_run == 0 and not self.interrupted:
+            return f"{self.model_dir}: already at step {self.final_step} >= {self.target_steps}; nothing to train"
+        sps = self.seconds_per_step
+        loss = self.losses.get("Loss/total_loss")
+        return (f"{self.model_dir}: trained steps {self.start_step}->{self.final_step} of {self.target_steps}"
+                + (" (interrupted)" if self.interrupted else "")
+                + (f", {sps:.2f} s/step" if sps else "")
+                + (f", total loss {loss:.3f}" if loss is not None else "")
+                + f"; checkpoint {self.checkpoint}")
+
+
+class _StopFlag:
+    """SIGINT / SIGTERM set a flag instead of killing the process; the loop saves a checkpoint and returns."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):  # noqa: ARG002
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without saving
+        self.signum = signum
+        log.warning("signal %d: finishing this step, saving a checkpoint, then stopping", signum)
+
+    def __bool__(self):
+        return self.signum is not None
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _quiet(verbose: bool) -> None:
+    """TF's Python logger (deprecation notes, per-layer INFO lines) and warnings drown the progress bar."""
+    if verbose:
+        return
+    import warnings
+
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _make_strategy(name: str, tpu: str | None = None):
+    """tf.distribute strategies the OD API's TF2 loop supports (as model_main_tf2 builds them)."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":  # every local GPU (or the CPU) of this machine, synchronous
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":  # several machines; each reads its role from the TF_CONFIG environment variable
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise TrainError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+
+
+def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str | None = None,
+               checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
+               model: str = "", verbose: bool = False) -> TrainResult:
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    _quiet(verbose)
+    from object_detection import inputs, model_lib_v2
+    from object_detection.builders import model_builder, optimizer_builder
+    from object_detection.utils import config_util, variables_helper
+
+    model_dir = str(model_dir)
+    configs = config_util.get_configs_from_pipeline_file(str(Path(model_dir) / "pipeline.config"))
+    model_config = configs["model"]
+    train_config = configs["train_config"]
+    train_input_config = configs["train_input_config"]
+    unpad = train_config.unpad_groundtruth_tensors
+    clip = train_config.gradient_clipping_by_norm or None
+    config_util.update_fine_tune_checkpoint_type(train_config)
+
+    dist = _make_strategy(strategy, tpu)
+    with dist.scope():
+        detection_model = model_builder.build(model_config=model_config, is_training=True, add_summaries=True)
+
+        def dataset_fn(input_context):
+            return inputs.train_input(train_config=train_config, train_input_config=train_input_config,
+                                      model_config=model_config, model=detection_model,
+                                      input_context=input_context).repeat()
+
+        train_input = dist.distribute_datasets_from_function(dataset_fn)
+        global_step = tf.Variable(0, trainable=False, dtype=tf.int64, name="global_step",
+                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        optimizer, (learning_rate,) = optimizer_builder.build(train_config.optimizer, global_step=global_step)
+        lr_fn = learning_rate if callable(learning_rate) else (lambda: learning_rate)
+
+    manager_dir = model_lib_v2.get_filepath(dist, model_dir)
+    summary_dir = model_lib_v2.get_filepath(dist, str(Path(model_dir) / "train"))
+    writer = tf.summary.create_file_writer(summary_dir)
+    step_seconds: list[float] = []
+    losses: dict[str, float] = {}
+    interrupted = False
+    with writer.as_default(), dist.scope(), _StopFlag() as stop:
+        ckpt = tf.train.Checkpoint(step=global_step, model=detection_model, optimizer=optimizer)
+        manager = tf.train.CheckpointManager(ckpt, manager_dir, max_to_keep=keep if dist.extended.should_checkpoint
+                                             else 1, step_counter=global_step, checkpoint_name="ckpt")
+        latest = latest_checkpoint(model_dir)
+        if latest is None and train_config.fine_tune_checkpoint:
+            variables_helper.ensure_checkpoint_supported(
+                train_config.fine_tune_checkpoint, train_config.fine_tune_checkpoint_type, model_dir)
+            model_lib_v2.load_fine_tune_checkpoint(
+                detection_model, train_config.fine_tune_checkpoint, train_config.fine_tune_checkpoint_type,
+                train_config.fine_tune_checkpoint_version, train_config.run_fine_tune_checkpoint_dummy_computation,
+                train_input, unpad)
+            log.info("fine-tuning from %s (%s)", train_config.fine_tune_checkpoint,
+                     train_config.fine_tune_checkpoint_type)
+        status = ckpt.restore(latest[0]) if latest else None
+
+        def train_step_fn(features, labels):
+            tf.summary.image("train_input_images", features["image"], step=global_step, max_outputs=3)
+            loss_dict = model_lib_v2.eager_train_step(
+                detection_model, features, labels, unpad, optimizer, training_step=global_step,
+                add_regularization_loss=train_config.add_regularization_loss, clip_gradients_value=clip,
+                num_replicas=dist.num_replicas_in_sync)
+            global_step.assign_add(1)
+            return loss_dict
+
+        @tf.function
+        def dist_train_step(iterator):
+            features, labels = next(iterator)
+            per_replica = dist.run(train_step_fn, args=(features, labels))
+            return model_lib_v2.reduce_dict(dist, per_replica, tf.distribute.ReduceOp.SUM)
+
+        iterator = iter(train_input)
+        start = int(global_step.numpy())
+        bar = tqdm(total=steps, initial=min(start, steps), unit="step", desc=f"train {model or ''}".strip(),
+                   disable=not progress, dynamic_ncols=True)
+        saved_step = start
+        try:
+            with tf.summary.record_if(lambda: tf.equal(global_step % summary_every, 0)):
+                while int(global_step.numpy()) < steps and not stop:
+                    t0 = time.perf_counter()
+                    try:
+                        loss_dict = dist_train_step(iterator)
+                    except (ValueError, tf.errors.InvalidArgumentError) as exc:
+                        if status is not None and not step_seconds and "shape" in str(exc).lower():
+                            raise TrainError(
+                                f"{model_dir}: checkpoint {latest[0]} does not fit the model in pipeline.config "
+                                f"({str(exc).splitlines()[0][:300]}) (fix: train into a new --model-dir, "
+                                f"e.g. with `karyotf config ... --fine-tune {latest[0]}`)") from None
+                        raise
+                    step_seconds.append(time.perf_counter() - t0)
+                    losses = {k: float(v) for k, v in loss_dict.items()}
+                    step = int(global_step.numpy())
+                    lr = float(lr_fn())
+                    with tf.summary.record_if(True):
+                        for key, value in losses.items():
+                            tf.summary.scalar(key, value, step=step)
+                        tf.summary.scalar("learning_rate", lr, step=step)
+                        tf.summary.scalar("steps_per_sec", 1.0 / step_seconds[-1], step=step)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{losses.get('Loss/total_loss', float('nan')):.3f}", lr=f"{lr:.2g}",
+                                    refresh=False)
+                    if step - saved_step >= checkpoint_every:
+                        manager.save(checkpoint_number=step)
+                        saved_step = step
+        finally:
+            bar.close()
+            writer.flush()
+        step = int(global_step.numpy())
+        if step != saved_step or latest is None:
+            manager.save(checkpoint_number=step)
+        interrupted = bool(stop)
+    model_lib_v2.clean_temporary_directories(dist, manager_dir)
+    model_lib_v2.clean_temporary_directories(dist, summary_dir)
+    found = latest_checkpoint(model_dir)
+    return TrainResult(model_dir=model_dir, model=model, tf="tf2", start_step=start, final_step=step,
+                       target_steps=steps, checkpoint=found[0] if found else None, interrupted=interrupted,
+                       step_seconds=step_seconds, losses=losses, peak_rss_mb=_peak_rss_mb())
+
+
+def _train_tf1(model_dir: str, steps: int, strategy: str = "default", tpu: str | None = None,
+               checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
+               model: str = "", verbose: bool = False) -> TrainResult:
+    """Estimator training (TF1 graph mode); call only in a process where :func:`karyotf.odapi.enable_tf1` ran."""
+    from . import odapi
+
+    if odapi.mode() != "tf1":
+        raise TrainError("TF1 training needs a TF1-mode process (use karyotf.train.train, which isolates it)")
+    import tensorflow.compat.v1 as tf
+    from tqdm import tqdm
+
+    _quiet(verbose)
+    from object_detection import model_lib
+
+    if strategy == "tpu":
+        raise TrainError("--strategy tpu is not available for TF1 models (the OD API needs TPUEstimator, "
+                         "model_tpu_main.py, for those); use a TF2 model (ssd, rfcn) on TPUs")
+    distribute = None
+    if strategy == "mirrored":
+        distribute = tf.distribute.MirroredStrategy()
+    elif strategy == "multi_worker":
+        distribute = tf.distribute.experimental.MultiWorkerMirroredStrategy()
+    latest = latest_checkpoint(model_dir)
+    start = latest[1] if latest else 0
+    # Summaries go to model_dir/train (as on the TF2 path) through _Summaries below, not the estimator's own hook.
+    run_config = tf.estimator.RunConfig(
+        model_dir=str(model_dir), save_checkpoints_steps=checkpoint_every, keep_checkpoint_max=keep,
+        save_summary_steps=None, log_step_count_steps=None, train_distribute=distribute)
+    made = model_lib.create_estimator_and_inputs(
+        run_config=run_config, pipeline_config_path=str(Path(model_dir) / "pipeline.config"), train_steps=steps)
+    estimator, train_input_fn = made["estimator"], made["train_input_fn"]
+
+    state = {"seconds": [], "losses": {}, "stop": None, "step": start}
+
+    class _Hook(tf.train.SessionRunHook):
+        """tqdm bar (loss, steps/s) and a clean stop on SIGINT/SIGTERM (the estimator then saves a checkpoint)."""
+
+        def begin(self):
+            graph = tf.get_default_graph()
+            self._loss = graph.get_tensor_by_name("total_loss:0")
+            self._step = tf.train.get_global_step()
+            self._bar = tqdm(total=steps, initial=min(start, steps), unit="step",
+                             desc=f"train {model}".strip(), disable=not progress, dynamic_ncols=True)
+
+        def before_run(self, run_context):  # noqa: ARG002
+            self._t0 = time.perf_counter()
+            return tf.train.SessionRunArgs({"loss": self._loss, "step": self._step})
+
+        def after_run(self, run_context, run_values):
+            state["seconds"].append(time.perf_counter() - self._t0)
+            loss = float(run_values.results["loss"])
+            state["losses"] = {"Loss/total_loss": loss}
+            state["step"] = int(run_values.results["step"]) + 1
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            if stop:
+                run_context.request_stop()
+
+        def end(self, session):  # noqa: ARG002
+            self._bar.close()
+
+    class _Summaries(tf.train.SummarySaverHook):
+        """The graph's summaries (losses, learning rate, ...) every ``summary_every`` steps into model_dir/train;
+        the summary op is looked up once the estimator has built the graph."""
+
+        def __init__(self):
+            super().__init__(save_steps=summary_every, output_dir=str(Path(model_dir) / "train"),
+                             scaffold=tf.train.Scaffold())
+
+        def begin(self):
+            super().begin()
+            self._merged = tf.summary.merge_all()
+
+        def _get_summary_op(self):
+            return [self._merged] if self._merged is not None else None
+
+    with _StopFlag() as stop:
+        try:
+            estimator.train(input_fn=train_input_fn, max_steps=steps, hooks=[_Hook(), _Summaries()])
+        except (ValueError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
+            if latest is not None and ("shape" in str(exc).lower() or "not found in checkpoint" in str(exc)):
+                raise TrainError(
+                    f"{model_dir}: checkpoint {latest[0]} does not fit the model in pipeline.config "
+                    f"({str(exc).splitlines()[0][:300]}) (fix: train into a new --model-dir)") from None
+            raise
+        interrupted = bool(stop)
+    found = latest_checkpoint(model_dir)
+    return TrainResult(model_dir=str(model_dir), model=model, tf="tf1", start_step=start,
+                       final_step=found[1] if found else start, target_steps=steps,
+                       checkpoint=found[0] if found else None, interrupted=interrupted,
+                       step_seconds=state["seconds"], losses=state["losses"], peak_rss_mb=_peak_rss_mb())
+
+
+def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "default", tpu: str | None = None,
+          checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
+          isolate: bool | None = None, verbose: bool = False) -> TrainResult:
+    """Train the model in ``model_dir`` (made by ``karyotf config``) until its global step is ``steps``.
+
+    ``steps`` defaults to ``train_config.num_steps``; a different value is written back into pipeline.config
+    (the cosine schedule ends there).  Re-running resumes from the newest checkpoint; a model already at
+    ``steps`` returns at once.  SIGINT / SIGTERM finish the current step, save a checkpoint and return with
+    ``interrupted=True``.  TF1 models always train in a TF1 child process; TF2 models train in this process
+    unless ``isolate`` (default: only if this process is in TF1 mode).
+    """
+    from . import odapi, pipelines
+
+    model_dir = Path(model_dir)
+    cfg_path = model_dir / pipelines.PIPELINE_NAME
+    if not cfg_path.is_file():
+        raise TrainError(f"{model_dir}: no {pipelines.PIPELINE_NAME} (fix: run `karyotf config MODEL "
+                         f"--records RECORDS --out {model_dir}` first)")
+    if strategy not in STRATEGIES:
+        raise TrainError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    cfg = pipelines.read_config(cfg_path)
+    tf_mode = pipelines.tf_mode(cfg)
+    if steps is None:
+        steps = cfg.train_config.num_steps
+        if not steps:
+            raise TrainError(f"{cfg_path}: train_config.num_steps is 0 (fix: pass --steps N)")
+    if steps < 1:
+        raise TrainError(f"steps must be >= 1, not {steps}")
+    for path in cfg.train_input_reader.tf_record_input_reader.input_path:
+        import glob
+
+        if not glob.glob(path):
+            raise TrainError(f"{cfg_path}: no TFRecord matches {path} (fix: run `karyotf records` again, or "
+                             f"`karyotf config` with the right --records)")
+    latest = latest_checkpoint(model_dir)
+    if latest is None or latest[1] < steps:  # keep num_steps of a finished run when only asking "done?"
+        pipelines.update_steps(model_dir, steps)
+    info = pipelines.read_info(model_dir)
+    if latest is not None and latest[1] >= steps:  # nothing to do: answer without building the model
+        log.info("%s is at step %d >= %d", model_dir, latest[1], steps)
+        return TrainResult(model_dir=str(model_dir), model=info.get("model", ""), tf=tf_mode, start_step=latest[1],
+                           final_step=latest[1], target_steps=steps, checkpoint=latest[0])
+    kwargs = dict(model_dir=str(model_dir), steps=int(steps), strategy=strategy, tpu=tpu,
+                  checkpoint_every=checkpoint_every, keep=keep, summary_every=summary_every, progress=progress,
+                  model=info.get("model", ""), verbose=verbose)
+    if tf_mode == "tf1":
+        return odapi.run_isolated("tf1", "karyotf.train:_train_tf1", **kwargs)
+    if isolate or (isolate is None and odapi.mode() == "tf1"):
+        return odapi.run_isolated("tf2", "karyotf.train:_train_tf2", **kwargs)
+    return _train_tf2(**kwargs)
