@@ -294,7 +294,7 @@ def label_map_classes(path: str | Path) -> dict[int, str]:
         text_format.Parse(path.read_text(), lm)
     except text_format.ParseError as exc:
         raise PipelineConfigError(f"{path}: not a label map: {exc}") from None
-    ids = {item.id: (item.display_name or item.name) for item in lm.item}
+    ids = {item.id: (item.name or item.display_name) for item in lm.item}
     if not ids:
         raise PipelineConfigError(f"{path}: the label map has no items")
     if sorted(ids) != list(range(1, len(ids) + 1)):
