@@ -286,46 +286,60 @@ def fake_api(few_cells, tmp_path):
     server.server_close()
 
 
-def _run_cli(args, tmp_path, key="k3y-local", timeout=120):
+DRIVER = """
+import contextlib, io, json, sys
+from karyotf.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(argv)
+    results.append({"rc": rc, "err": err.getvalue()})
+print("RESULTS" + json.dumps(results))
+"""
+
+
+def _env(tmp_path, key="k3y-local"):
     env = {k: v for k, v in os.environ.items()
            if k not in ("ROBOFLOW_API_KEY", "API_URL", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}
     env.update(HOME=str(tmp_path / "home"), ROBOFLOW_CONFIG_DIR=str(tmp_path / "home" / "rf.json"),
                NO_PROXY="127.0.0.1,localhost", PYTHONPATH=str(REPO), TQDM_DISABLE="1")
     if key:
         env["ROBOFLOW_API_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "karyotf", *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return env
 
 
-def test_pull_from_local_api_and_import(fake_api, tmp_path):
+def _run_cli(argvs, tmp_path, timeout=180):
+    """Run ``karyotf`` commands in one fresh process (the roboflow package reads API_URL once, at import)."""
+    r = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(argvs)], cwd=tmp_path, env=_env(tmp_path),
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0 and "RESULTS" in r.stdout, r.stdout + r.stderr
+    return json.loads(r.stdout.split("RESULTS", 1)[1])
+
+
+def test_pull_from_local_api(fake_api, tmp_path):
     url, anns = fake_api
     out = tmp_path / "pulled"
-    r = _run_cli(["roboflow", "pull", "--workspace", "karyo-lab", "--project", "cells", "--version", "1",
-                  "--format", "coco", "--out", str(out), "--api-url", url, "--import-to", str(tmp_path / "voc")],
-                 tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert (out / "train" / "_annotations.coco.json").is_file() and not (out / "roboflow.zip").exists()
+    common = ["roboflow", "pull", "--workspace", "karyo-lab", "--project", "cells", "--version", "1",
+              "--api-url", url]
+    coco, again, voc, wrong_key, unknown = _run_cli([
+        common + ["--format", "coco", "--out", str(out), "--import-to", str(tmp_path / "voc")],
+        common + ["--format", "voc", "--out", str(out)],
+        common + ["--format", "voc", "--out", str(out), "--overwrite"],
+        common + ["--out", str(tmp_path / "p"), "--api-key", "wrong-key"],
+        [a if a != "cells" else "nope" for a in common] + ["--out", str(tmp_path / "p")],
+    ], tmp_path)
+    assert coco["rc"] == 0, coco["err"]
     assert "GET /download/coco" in FakeRoboflow.seen and "POST /" in FakeRoboflow.seen
     imported, _ = load_dataset(tmp_path / "voc", strict=True, progress=False)
     assert _chromosomes(imported) == _chromosomes(anns)
-    # a second pull to the same place needs --overwrite; then VOC works too
-    r = _run_cli(["roboflow", "pull", "--workspace", "karyo-lab", "--project", "cells", "--version", "1",
-                  "--format", "voc", "--out", str(out), "--api-url", url], tmp_path)
-    assert r.returncode == 2 and "--overwrite" in r.stderr
-    r = _run_cli(["roboflow", "pull", "--workspace", "karyo-lab", "--project", "cells", "--version", "1",
-                  "--format", "voc", "--out", str(out), "--api-url", url, "--overwrite"], tmp_path)
-    assert r.returncode == 0, r.stderr
+    # a second pull to the same place needs --overwrite; then the VOC export replaces the COCO one
+    assert again["rc"] == 2 and "--overwrite" in again["err"]
+    assert voc["rc"] == 0, voc["err"]
     assert detect_format(out) == "voc" and not (out / "train" / "_annotations.coco.json").exists()
-
-
-def test_pull_wrong_key_and_unknown_project(fake_api, tmp_path):
-    url, _ = fake_api
-    r = _run_cli(["roboflow", "pull", "--workspace", "karyo-lab", "--project", "cells", "--version", "1",
-                  "--api-url", url, "--out", str(tmp_path / "p")], tmp_path, key="wrong-key")
-    assert r.returncode == 2 and "API key" in r.stderr and "Traceback" not in r.stderr
-    r = _run_cli(["roboflow", "pull", "--workspace", "karyo-lab", "--project", "nope", "--version", "1",
-                  "--api-url", url, "--out", str(tmp_path / "p")], tmp_path)
-    assert r.returncode == 2 and "karyo-lab/nope/1" in r.stderr and "Traceback" not in r.stderr
+    assert not (out / "roboflow.zip").exists()
+    assert wrong_key["rc"] == 2 and "API key" in wrong_key["err"]
+    assert unknown["rc"] == 2 and "karyo-lab/nope/1" in unknown["err"]
     assert not (tmp_path / "p").exists() and not list(tmp_path.glob(".p.*"))
 
 
@@ -333,10 +347,13 @@ def test_pull_offline_is_a_clear_error(tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = _run_cli(["roboflow", "pull", "--workspace", "w", "--project", "p", "--version", "1",
-                  "--api-url", f"http://127.0.0.1:{port}", "--out", str(tmp_path / "p")], tmp_path)
-    assert r.returncode == 2, r.stderr
-    assert "cannot reach the Roboflow API" in r.stderr and "Traceback" not in r.stderr
+    code = ("from karyotf.roboflow import pull\n"
+            f"pull('w', 'p', 1, out_dir={str(tmp_path / 'p')!r}, api_url='http://127.0.0.1:{port}')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(tmp_path), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0
+    assert "RoboflowError: cannot reach the Roboflow API at http://127.0.0.1" in r.stderr
+    assert not (tmp_path / "p").exists()
 
 
 def test_pull_without_key(tmp_path, monkeypatch, capsys):
