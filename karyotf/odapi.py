@@ -320,7 +320,8 @@ def coco_metrics(groundtruth, detections, category_names=None) -> dict[str, floa
     - ``include_metrics_per_category=True`` needs ``COCOeval.category_stats``, which only Google's internal
       pycocotools fork has (PyPI pycocotools raises ``ValueError: Category stats do not exist``): so it stays off;
       per-class AP comes from :class:`karyotf.metrics.PRCurve` (same 101-point interpolation).
-    - pycocotools prints its summary table to stdout: captured and logged at DEBUG level.
+    - pycocotools prints its summary table to stdout: captured and logged at DEBUG level; the evaluator's own
+      ``tf.logging.info`` progress lines are silenced while it runs.
     """
     import contextlib
     import io
@@ -353,8 +354,14 @@ def coco_metrics(groundtruth, detections, category_names=None) -> dict[str, floa
             fields.DetectionResultFields.detection_scores: np.asarray(det_scores, dtype=np.float64).reshape(-1),
             fields.DetectionResultFields.detection_classes: np.asarray(det_labels, dtype=np.int64).reshape(-1)})
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        result = evaluator.evaluate()
+    tf_log = logging.getLogger("tensorflow")  # the evaluator's tf.logging.info progress lines
+    level = tf_log.level
+    tf_log.setLevel(max(level, logging.WARNING))
+    try:
+        with contextlib.redirect_stdout(printed):
+            result = evaluator.evaluate()
+    finally:
+        tf_log.setLevel(level)
     logging.getLogger(__name__).debug("pycocotools:\n%s", printed.getvalue())
     return {k: float(v) for k, v in result.items()}
 
