@@ -568,8 +568,12 @@ def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = 4, seed:
         offset = int(rng.integers(len(parsed)))
         result.boxes_in += len(ann.boxes)
         row = [(image, ann.boxes, "original")]
-        if include_originals:
-            _write_pair(image, ann.boxes, ann.image_id, img_dir, ann_dir, write_voc)
+        if include_originals:  # the original image file as it is (no re-encoding) and its XML
+            from .io import atomic_write_bytes
+
+            copy = atomic_write_bytes(img_dir / ann.image_path.name, ann.image_path.read_bytes())
+            write_voc(Annotation(image_path=copy, width=ann.width, height=ann.height, boxes=list(ann.boxes),
+                                 depth=ann.depth), ann_dir / f"{ann.image_id}.xml")
         for k in range(copies):
             chosen = parsed if chain else [parsed[(k + offset) % len(parsed)]]
             aug, boxes, details = augment_one(image, ann.boxes, chosen, rng, chain=chain, p=p)

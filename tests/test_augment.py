@@ -194,6 +194,7 @@ def test_augment_rot90_copy_matches_numpy(few_cells, tmp_path):
     anns = {a.image_id: a for a in load_dataset(tmp_path / "r", progress=False)[0]}
     orig = [k for k in anns if not k.endswith("_aug0")][0]
     a, b = anns[orig], anns[orig + "_aug0"]
+    assert a.image_path.read_bytes() == (few_cells / "images" / a.image_path.name).read_bytes()
     assert (b.width, b.height) == (a.height, a.width)
     assert [bx.as_tuple() for bx in b.boxes] == [bx.as_tuple() for bx in A.rot90(np.zeros((a.height, a.width, 3)),
                                                                                    a.boxes, 1)[1]]
