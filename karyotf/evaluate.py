@@ -172,7 +172,7 @@ def report_markdown(report: EvalReport) -> str:
         out.write("- most frequent confusions (true -> predicted): "
                   + ", ".join(f"{t} -> {p} ({n})" for t, p, n in tops) + "\n")
     if report.seconds_per_image is not None:
-        out.write(f"- detection time: {1000 * report.seconds_per_image:.0f} ms per image\n")
+        out.write(f"- detection time: {1000 * report.seconds_per_image:.0f} ms per image (the first, warm-up, left out)\n")
     out.write("\n## Per class\n\n| Class | Truth | TP | FP | FN | Recall | Precision | F1 | AP@0.5 |\n"
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     for name, c in m.thesis.per_class.items():
@@ -347,6 +347,11 @@ def resolve_export(model: str | Path) -> Path:
     return Path(export(model, out, checkpoint=prefix))
 
 
+def _mean_time(times: list[float]) -> float:
+    """Mean detection time per image, leaving out the first call (graph tracing / warm-up) when there are more."""
+    return float(np.mean(times[1:] if len(times) > 1 else times))
+
+
 def _split_count(records_dir: str | Path, split: str) -> int | None:
     """Images in one split according to the records' manifest.json (``None`` when unknown)."""
     count = _read_json(Path(records_dir) / "manifest.json").get("counts", {}).get(split)
@@ -360,17 +365,10 @@ def _decode(image_bytes: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def evaluate(model: str | Path, records_dir: str | Path, split: str = "test",
-             score_threshold: float = M.SCORE_THRESHOLD, iou: float = M.IOU, out_dir: str | Path | None = None,
-             use: str = "auto", limit: int | None = None, plots: bool = True) -> EvalReport:
-    """Evaluate a model dir (``runs/MODEL``) or an export dir on one split of the records; see the module docstring.
-
-    ``use``: the Detector's format (``saved_model`` | ``frozen_graph`` | ``auto``); ``limit``: the first N images only.
-    ``out_dir`` defaults to ``MODEL/eval`` (``MODEL/eval-SPLIT`` for splits other than test).
-    """
+def _detect_split(model: Path, records_dir: str | Path, split: str, use: str = "auto", limit: int | None = None):
+    """Run the model's Detector over one split: (truth, detections, detector seconds, model info, model name)."""
     from tqdm import tqdm
 
-    model = Path(model)
     export_dir = resolve_export(model)
     from .detect import Detector
     from .records import read_examples
@@ -400,10 +398,29 @@ def evaluate(model: str | Path, records_dir: str | Path, split: str = "test",
     if not truth:
         raise EvaluateError(f"{records_dir}: split {split!r} has no images (fix: pick another --split, or rebuild "
                             "the records with a larger split fraction)")
+    return truth, detections, seconds, info, getattr(detector, "model_name", None) or info["model"]
+
+
+def detect_split(model: str | Path, records_dir: str | Path, split: str = "test", use: str = "auto",
+                 limit: int | None = None) -> tuple[list[Annotation], list[list[Box]], float]:
+    """The ground truth and the model's detections (all scores) on one split, and the detector's total seconds."""
+    truth, detections, seconds, _, _ = _detect_split(Path(model), records_dir, split, use=use, limit=limit)
+    return truth, detections, seconds
+
+
+def evaluate(model: str | Path, records_dir: str | Path, split: str = "test",
+             score_threshold: float = M.SCORE_THRESHOLD, iou: float = M.IOU, out_dir: str | Path | None = None,
+             use: str = "auto", limit: int | None = None, plots: bool = True) -> EvalReport:
+    """Evaluate a model dir (``runs/MODEL``) or an export dir on one split of the records; see the module docstring.
+
+    ``use``: the Detector's format (``saved_model`` | ``frozen_graph`` | ``auto``); ``limit``: the first N images only.
+    ``out_dir`` defaults to ``MODEL/eval`` (``MODEL/eval-SPLIT`` for splits other than test).
+    """
+    model = Path(model)
+    truth, detections, seconds, info, name = _detect_split(model, records_dir, split, use=use, limit=limit)
     if out_dir is None:
         out_dir = model / ("eval" if split == "test" else f"eval-{split}")
-    name = getattr(detector, "model_name", None) or info["model"]
     return evaluate_detections(truth, detections, score_threshold=score_threshold, iou=iou, model=name,
                                split=split, batch=info["batch"], steps=info["steps"], source=model,
-                               records_dir=records_dir, seconds_per_image=seconds / len(truth), out_dir=out_dir,
+                               records_dir=records_dir, seconds_per_image=_mean_time(times), out_dir=out_dir,
                                plots=plots)
