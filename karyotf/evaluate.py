@@ -366,7 +366,7 @@ def _decode(image_bytes: bytes) -> np.ndarray:
 
 
 def _detect_split(model: Path, records_dir: str | Path, split: str, use: str = "auto", limit: int | None = None):
-    """Run the model's Detector over one split: (truth, detections, detector seconds, model info, model name)."""
+    """Run the model's Detector over one split: (truth, detections, seconds per image, model info, model name)."""
     from tqdm import tqdm
 
     export_dir = resolve_export(model)
@@ -381,7 +381,7 @@ def _detect_split(model: Path, records_dir: str | Path, split: str, use: str = "
     detector = Detector(export_dir, use=use)
     truth: list[Annotation] = []
     detections: list[list[Box]] = []
-    seconds = 0.0
+    times: list[float] = []
     examples = read_examples(records_dir, split)
     total = _split_count(records_dir, split)
     if limit is not None:
@@ -392,18 +392,18 @@ def _detect_split(model: Path, records_dir: str | Path, split: str, use: str = "
         image = _decode(image_bytes)
         t0 = time.perf_counter()
         boxes = detector.detect(image, min_score=0.0)
-        seconds += time.perf_counter() - t0
+        times.append(time.perf_counter() - t0)
         truth.append(ann)
         detections.append(boxes)
     if not truth:
         raise EvaluateError(f"{records_dir}: split {split!r} has no images (fix: pick another --split, or rebuild "
                             "the records with a larger split fraction)")
-    return truth, detections, seconds, info, getattr(detector, "model_name", None) or info["model"]
+    return truth, detections, _mean_time(times), info, getattr(detector, "model_name", None) or info["model"]
 
 
 def detect_split(model: str | Path, records_dir: str | Path, split: str = "test", use: str = "auto",
                  limit: int | None = None) -> tuple[list[Annotation], list[list[Box]], float]:
-    """The ground truth and the model's detections (all scores) on one split, and the detector's total seconds."""
+    """The ground truth and the model's detections (all scores) on one split, and detection seconds per image."""
     truth, detections, seconds, _, _ = _detect_split(Path(model), records_dir, split, use=use, limit=limit)
     return truth, detections, seconds
 
@@ -417,10 +417,10 @@ def evaluate(model: str | Path, records_dir: str | Path, split: str = "test",
     ``out_dir`` defaults to ``MODEL/eval`` (``MODEL/eval-SPLIT`` for splits other than test).
     """
     model = Path(model)
-    truth, detections, seconds, info, name = _detect_split(model, records_dir, split, use=use, limit=limit)
+    truth, detections, seconds_per_image, info, name = _detect_split(model, records_dir, split, use=use, limit=limit)
     if out_dir is None:
         out_dir = model / ("eval" if split == "test" else f"eval-{split}")
     return evaluate_detections(truth, detections, score_threshold=score_threshold, iou=iou, model=name,
                                split=split, batch=info["batch"], steps=info["steps"], source=model,
-                               records_dir=records_dir, seconds_per_image=_mean_time(times), out_dir=out_dir,
+                               records_dir=records_dir, seconds_per_image=seconds_per_image, out_dir=out_dir,
                                plots=plots)
