@@ -165,7 +165,8 @@ def report_markdown(report: EvalReport) -> str:
     out.write(f"- cells with every chromosome found: {pct(s['cells_all_found'])}; found and correctly classed with "
               f"nothing spurious: {pct(s['cells_all_correct'])}\n")
     cm = m.confusion
-    out.write(f"- class-agnostic matches: {cm.correct} right class, {cm.misclassified} wrong class, "
+    out.write(f"- class-agnostic matches: {cm.correct} right class, {cm.misclassified} wrong class "
+              f"({cm.misclassified_within_group} within the Denver group), "
               f"{sum(cm.missed.values())} missed, {sum(cm.spurious.values())} spurious\n")
     tops = cm.top_confusions(5)
     if tops:

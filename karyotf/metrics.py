@@ -272,6 +272,12 @@ class ConfusionMatrix:
         core = self.matrix[:-1, :-1]
         return int(core.sum() - np.trace(core))
 
+    @property
+    def misclassified_within_group(self) -> int:
+        """Wrong-class matches whose predicted class is in the true class's Denver group (e.g. 21 called 22)."""
+        return sum(int(self.matrix[i, j]) for i, a in enumerate(_NAMES) for j, b in enumerate(_NAMES)
+                   if i != j and classes.GROUP_OF[a] == classes.GROUP_OF[b])
+
     def top_confusions(self, n: int = 10) -> list[tuple[str, str, int]]:
         """The ``n`` largest off-diagonal (true, predicted) cells."""
         core = self.matrix[:-1, :-1].copy()
@@ -287,7 +293,8 @@ class ConfusionMatrix:
     def to_dict(self) -> dict:
         return {"iou": self.iou, "score_threshold": self.score_threshold, "rows": list(self.rows),
                 "cols": list(self.cols), "matrix": self.matrix.tolist(), "correct": self.correct,
-                "misclassified": self.misclassified, "missed": self.missed, "spurious": self.spurious,
+                "misclassified": self.misclassified,
+                "misclassified_within_group": self.misclassified_within_group, "missed": self.missed, "spurious": self.spurious,
                 "top_confusions": [list(c) for c in self.top_confusions()]}
 
 

@@ -98,6 +98,7 @@ def test_one_wrong_class():
     assert m.confusion.matrix[classes.LABEL_OF["21"] - 1, classes.LABEL_OF["22"] - 1] == 1
     assert m.confusion.count("22", "21") == 0
     assert m.confusion.misclassified == 1 and m.confusion.correct == 3
+    assert m.confusion.misclassified_within_group == 1  # 21 and 22 are both Denver group G
     assert m.confusion.top_confusions() == [("21", "22", 1)]
     assert sum(m.confusion.missed.values()) == 0 and sum(m.confusion.spurious.values()) == 0
     img = m.found.images[0]
@@ -159,7 +160,10 @@ def test_confusion_agnostic_match_takes_the_higher_score():
     t = [box(0, 0, "7")]
     m = only(t, [box(0, 0, "X", score=0.9), box(1, 0, "7", score=0.8)])
     assert m.confusion.count("7", "X") == 1 and m.confusion.count(M.SPURIOUS, "7") == 1
+    assert m.confusion.misclassified_within_group == 1  # 7 and X: group C
     assert m.thesis.per_class["7"].tp == 1 and m.thesis.per_class["X"].fp == 1  # class-aware: the 7 is found
+    m = only([box(0, 0, "1")], [box(0, 0, "Y", score=0.9)])
+    assert m.confusion.misclassified == 1 and m.confusion.misclassified_within_group == 0
 
 
 def test_empty_images():
