@@ -230,3 +230,9 @@ def test_cli_eval_missing_model(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["eval", "ssd", "--records", str(tmp_path)]) == 2
     assert "no such model" in capsys.readouterr().err
+
+
+def test_detect_split_returns_truth_and_all_detections(fake_export, records):
+    truth, detections, seconds = E.detect_split(fake_export, records, "test", limit=3)
+    assert len(truth) == len(detections) == 3 and seconds >= 0.0
+    assert [len(d) for d in detections] == [len(a.boxes) for a in truth]
