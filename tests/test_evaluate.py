@@ -236,3 +236,18 @@ def test_detect_split_returns_truth_and_all_detections(fake_export, records):
     truth, detections, seconds = E.detect_split(fake_export, records, "test", limit=3)
     assert len(truth) == len(detections) == 3 and seconds >= 0.0
     assert [len(d) for d in detections] == [len(a.boxes) for a in truth]
+
+
+def test_cli_model_path(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from karyotf.cli.evaluate import model_path
+
+    monkeypatch.chdir(tmp_path)
+    assert model_path("ssd", None) == Path("runs/ssd")  # nothing there yet: the error will name runs/ssd
+    (tmp_path / "exported" / "ssd").mkdir(parents=True)
+    assert model_path("ssd", None) == Path("exported/ssd")
+    (tmp_path / "runs" / "ssd").mkdir(parents=True)
+    assert model_path("ssd", None) == Path("runs/ssd")  # the model dir wins: its latest checkpoint
+    assert model_path("exported/ssd", None) == Path("exported/ssd")
+    assert model_path("ssd", Path("elsewhere")) == Path("elsewhere")
