@@ -1,6 +1,7 @@
 """Count call from ground-truth boxes against the dataset's own karyotype list, and karyogram speed.
 
-    .venv/bin/python bench/karyogram_agreement.py [SRC] [--render N] [--model EXPORT_DIR] [--out bench/results/karyogram_agreement.md]
+    .venv/bin/python bench/karyogram_agreement.py [SRC] [--render N] [--model EXPORT_DIR] [--min-score S]
+        [--out bench/results/karyogram_agreement.md]
 
 SRC defaults to ../shared/data/cil54816 (600 cells + karyotypes.csv).  Steps:
 
@@ -83,11 +84,16 @@ def main(argv=None) -> int:
             res = from_detector(det, image, dst, min_score=args.min_score)
             runs.append(1000 * (time.perf_counter() - t))
             cpu.append(1000 * (time.process_time() - c))
+        call_text = res.call.text if len(res.call.text) <= 60 else res.call.text[:57] + "..."
         lines += [f"## One cell from an exported model ({args.model})", "",
                   f"cell {stem}: Detector load {t_load:.1f} s; image in -> karyogram out median "
                   f"{statistics.median(runs):.0f} ms wall, {statistics.median(cpu):.0f} ms CPU (all threads) "
-                  f"(detect {res.timings.get('detect', 0):.0f} ms), call {res.call.text}, {len(res.boxes)} "
+                  f"(detect {res.timings.get('detect', 0):.0f} ms), call {call_text}, {len(res.boxes)} "
                   f"detections kept at score >= {args.min_score:g}", ""]
+    for stem, name in (("1055911", "abnormal"), ("104204", "normal")):  # two pictures to look at, kept in git
+        pic = args.out.parent / "karyograms" / stem / "karyogram.png"
+        if pic.is_file():
+            (args.out.parent / f"karyogram_{name}_{stem}.png").write_bytes(pic.read_bytes())
     text = "\n".join(lines)
     print(text)
     atomic_write_text(args.out, text + "\n")

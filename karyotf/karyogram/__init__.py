@@ -5,12 +5,12 @@ cut out (:mod:`.cutout`) -> orient (:mod:`.orient`) -> lay out beside ISCN ideog
 metaphases into annotated karyogram images.  Works from VOC annotations (no model) and from a Detector.
 """
 from .build import (KaryogramResult, build_karyogram, class_agnostic_nms, from_annotation, from_detector,
-                    load_image, make_karyogram)
+                    karyograms, load_image, make_karyogram)
 from .call import FLAG_CODES, Call, Flag, count_call, iscn
 from .layout import ROW_PRESETS, parse_rows
 
 __all__ = ["build_karyogram", "count_call", "Call", "Flag", "FLAG_CODES", "KaryogramResult", "from_annotation",
-           "from_detector", "make_karyogram", "class_agnostic_nms", "load_image", "iscn", "parse_rows",
+           "from_detector", "karyograms", "make_karyogram", "class_agnostic_nms", "load_image", "iscn", "parse_rows",
            "ROW_PRESETS", "build_karyograms_dataset"]
 
 

@@ -92,8 +92,9 @@ def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
 
 def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONGEST, low_score: float = LOW_SCORE,
                    low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
-                   title: str | None = None, subtitle: str | None = None, ideograms: bool = True, labels: bool = True,
-                   marks: bool = True, resolution: int = ideogram.DEFAULT_RESOLUTION) -> tuple[Call, Layout, dict[str, float], list[Box]]:
+                   title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
+                   labels: bool = True, marks: bool = True, resolution: int = ideogram.DEFAULT_RESOLUTION,
+                   ) -> tuple[Call, Layout, dict[str, float], list[Box]]:
     """Everything but the files: (call, layout with the PIL picture and placements, timings ms, checked boxes)."""
     arr, name = load_image(image)
     boxes = _check_boxes(list(boxes), arr.shape, name)
@@ -130,7 +131,9 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
         name = str(image)
     source = dict(source or {})
     source.setdefault("image", name)
-    subtitle = f"{Path(str(source['image'])).name}" + (f"  \u00b7  chromosomes from {source['kind']}" if source.get("kind") else "")
+    subtitle = Path(str(source["image"])).name
+    if source.get("kind"):
+        subtitle += f"  \u00b7  chromosomes from {source['kind']}"
     if source.get("model"):
         subtitle += f" ({source['model']})"
     call, layout, timings, boxes = make_karyogram(arr, boxes, rows=rows, longest=longest, low_score=low_score,

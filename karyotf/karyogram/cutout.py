@@ -100,9 +100,9 @@ def _resolve_shared(mask: np.ndarray, fg: np.ndarray, inbox: np.ndarray, other: 
     """Give the pixels this box shares with other boxes to whichever chromosome they lie nearer.
 
     ``own``: mask pixels in this box and in no other; ``theirs``: foreground outside this box (in the
-    margin), where the neighbours reaching in come from.  A shared pixel stays if it is at most ``tol`` px farther from ``own``
-    than from ``theirs``, so at a crossing both chromosomes keep the crossing.  Skipped when this box has no
-    pixels of its own (it lies inside another box).
+    margin), where the neighbours reaching in come from.  A shared pixel stays if it is at most ``tol`` px
+    farther from ``own`` than from ``theirs``, so at a crossing both chromosomes keep the crossing.  Skipped
+    when this box has (almost) no pixels of its own (it lies inside another box).
     """
     own = mask & inbox & ~other
     shared = mask & other

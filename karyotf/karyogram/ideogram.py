@@ -59,7 +59,8 @@ def bands(resolution: int = DEFAULT_RESOLUTION, ideogram_dir: str | None = None)
     for i, row in enumerate(rows):
         parts = row.split()
         try:
-            chrom, arm, band, start, stop, stain = parts[0], parts[1], parts[2], float(parts[3]), float(parts[4]), parts[7]
+            chrom, arm, band, stain = parts[0], parts[1], parts[2], parts[7]
+            start, stop = float(parts[3]), float(parts[4])
             density = int(parts[8]) if len(parts) > 8 else None
         except (IndexError, ValueError):
             raise KaryogramError(f"{path}: band row {i} {row!r} is malformed (fix: reinstall karyotf)") from None

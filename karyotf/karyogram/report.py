@@ -46,8 +46,9 @@ def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings:
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
              f"<title>karyotf karyogram: {esc(call.text)}</title><style>{_CSS}</style></head><body>",
              f"<h1>Karyogram of {esc(str(source.get('image', '')))}</h1>",
-             f"<div class='src'>chromosomes from {esc(str(source.get('kind', '')))}: "
-             f"{esc(str(source.get('from', '')))}</div>",
+             (f"<div class='src'>chromosomes from {esc(str(source['kind']))}"
+              + (f": {esc(str(source['from']))}" if source.get("from") else "") + "</div>"
+              if source.get("kind") else ""),
              f"<div class='call {'ok' if call.is_normal and not call.flags else 'warn'}'>{esc(call.text)}</div>"]
     if call.total == 0:
         parts.append("<p class='warn'><b>No chromosomes were detected in this image.</b> There is nothing to count: "
@@ -67,7 +68,7 @@ def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings:
                  "<th>expected</th><th>mean score</th></tr>")
     for r in class_table(call):
         off = " class='off'" if r["count"] != r["expected"] else ""
-        score = "" if r["mean_score"] is None else f"{r['mean_score']:.2f}"
+        score = "&ndash;" if r["mean_score"] is None else f"{r['mean_score']:.2f}"
         parts.append(f"<tr{off}><td>{r['class']}</td><td>{r['group']}</td><td>{r['count']}</td>"
                      f"<td>{r['expected']}</td><td>{score}</td></tr>")
     parts.append("</table><h2>Flag legend</h2><ul>")
