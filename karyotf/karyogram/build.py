@@ -232,6 +232,9 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     One image writes into ``out_dir``; several write into ``out_dir/<image stem>/`` and add ``out_dir/calls.csv``.
     """
     images = [Path(p) for p in images]
+    from .layout import parse_rows
+
+    parse_rows(kw.get("rows"))  # a bad --rows fails before a model is loaded
     if not images:
         raise KaryogramError("no image given (fix: name one or more metaphase images)")
     if (model is None) == (annotations is None):

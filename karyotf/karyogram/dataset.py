@@ -69,6 +69,9 @@ def build_karyograms_dataset(src: str | Path, out_dir: str | Path, rows=None, lo
     fmt = image_format.lower().lstrip(".").replace("jpeg", "jpg")
     if fmt not in FORMATS:
         raise KaryogramError(f"image format {image_format!r} (fix: use one of {', '.join(FORMATS)})")
+    from .layout import parse_rows
+
+    parse_rows(rows)
     out = Path(out_dir)
     src = Path(src)
     if out.resolve() == src.resolve():
