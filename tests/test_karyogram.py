@@ -343,3 +343,29 @@ def test_karyograms_dataset_feeds_records(tmp_path, few_cells):
     truth = {a.image_id: a for a in load_dataset(tmp_path / "kd", progress=False)[0]}
     for _, ann in examples:
         assert ann.counts() == truth[ann.image_path.stem].counts()
+
+
+def test_many_copies_of_one_class_are_capped_in_the_picture_not_in_the_call():
+    names = normal_names("XX") + ["21"] * 8
+    img, boxes = synthetic_cell(names, seed=2)
+    from karyotf.karyogram import count_call
+
+    call = count_call(boxes)
+    assert call.iscn == "54,XX," + ",".join(["+21"] * 8)
+    oriented, _ = orient_all(cut_out_all(img, boxes))
+    lay = render(oriented, max_per_class=6)
+    assert sum(p.name == "21" for p in lay.placements) == 6
+    assert len(lay.placements) == len(boxes) - 4
+
+
+def test_one_giant_false_box_does_not_shrink_the_cell():
+    img, boxes = synthetic_cell(normal_names("XY"), seed=4)
+    _, scale = orient_all(cut_out_all(img, boxes), longest=150)
+    h, w = img.shape[:2]
+    img = np.concatenate([img, np.full((200, w, 3), 250, np.uint8)])
+    cv2.ellipse(img, (w // 2, h + 100), (w // 2 - 20, 60), 0, 0, 360, (110, 110, 110), -1)   # a nucleus
+    nucleus = Box(15, h + 35, w - 15, h + 165, "1", score=0.2)                             # detected as a 1
+    cuts = cut_out_all(img, boxes + [nucleus])
+    assert cuts[-1].area > 0.8 * math.pi * (w // 2 - 20) * 60
+    oriented, scale2 = orient_all(cuts, longest=150)
+    assert scale2 == pytest.approx(scale, rel=0.1)

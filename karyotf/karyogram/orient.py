@@ -142,13 +142,20 @@ def orient(cutout: Cutout, scale: float = 1.0, resolution: int = ideogram.DEFAUL
 def cell_scale(cutouts: list[Cutout], longest: float) -> float:
     """The one scale of a cell: its longest chromosome becomes ``longest`` pixels long.
 
-    A single box far longer than the next longest ones (a false detection over background or a nucleus) does
-    not set the scale: the reference is capped at 1.5 x the median of the five longest.
+    A box far longer than the rest (a false detection over a nucleus or debris) does not set the scale: up to
+    three lengths more than 1.3 x the next one are passed over, and the reference is capped at 1.5 x the
+    median of the five longest (with ten boxes or more).  Chromosome 1 is only ~1.05 x chromosome 2, so this
+    fires on real cells only where a cut-out kept a crossing neighbour and looks longer than it is.
     """
     if not cutouts:
         return 1.0
     lengths = sorted((axis_length(c) for c in cutouts), reverse=True)
-    ref = min(lengths[0], 1.5 * float(np.median(lengths[:5])))
+    if len(lengths) < 10:  # too few to tell an outlier from a long chromosome
+        return longest / max(lengths[0], 1.0)
+    i = 0
+    while i < min(3, len(lengths) - 1) and lengths[i] > 1.3 * lengths[i + 1]:
+        i += 1
+    ref = min(lengths[i], 1.5 * float(np.median(lengths[:5])))
     return longest / max(ref, 1.0)
 
 
