@@ -122,6 +122,17 @@ def _resolve_shared(mask: np.ndarray, fg: np.ndarray, inbox: np.ndarray, other: 
     return out
 
 
+def _fill_small_holes(fg: np.ndarray, max_area: int) -> np.ndarray:
+    """Fill holes up to ``max_area`` px (pale band centres); larger ones are slide seen through a loop."""
+    holes = ndi.binary_fill_holes(fg) & ~fg
+    if not holes.any():
+        return fg
+    labels, n = ndi.label(holes)
+    sizes = ndi.sum_labels(holes, labels, np.arange(1, n + 1))
+    small = np.arange(1, n + 1)[sizes <= max_area]
+    return fg | np.isin(labels, small)
+
+
 def _detach(mask: np.ndarray, inbox: np.ndarray, centre, centre_r: float, erode: int) -> np.ndarray:
     """Cut thin bridges to touching neighbours: erode, keep the component chosen as before, grow it back
     inside the original mask.  Kept only if the core still holds most of the mask's in-box pixels."""
@@ -160,6 +171,7 @@ def cut_out(image: np.ndarray, box: Box, index: int = 0, gray: np.ndarray | None
     inbox[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = True
     centre = ((by0 + by1) // 2 - y0, (bx0 + bx1) // 2 - x0)
     centre_r = 0.15 * min(bx1 - bx0, by1 - by0) + 1
+    max_hole = max(4, int(0.004 * (bx1 - bx0) * (by1 - by0)))
     other = np.zeros(g.shape, bool)
     for o in others:
         ox0, oy0 = int(np.floor(o.xmin)) - x0, int(np.floor(o.ymin)) - y0
@@ -176,7 +188,7 @@ def cut_out(image: np.ndarray, box: Box, index: int = 0, gray: np.ndarray | None
                 break
             thr = otsu_threshold(vals)
         fg = ndi.binary_closing(g < thr, structure=_EIGHT, iterations=1) | (g < thr)
-        fg = ndi.binary_fill_holes(fg)
+        fg = _fill_small_holes(fg, max_hole)
         labels, n = ndi.label(fg, structure=_EIGHT)
         if n and (labels[inbox] > 0).sum() >= 0.02 * inbox.sum():
             mask = _select(labels, n, inbox, centre, centre_r, other & inbox)
