@@ -8,6 +8,7 @@ from pathlib import Path
 def register(sub) -> None:
     from ..karyogram.build import LONGEST
     from ..karyogram.call import LOW_SCORE
+    from ..karyogram.ideogram import DEFAULT_RESOLUTION, RESOLUTIONS
     from ..karyogram.layout import DEFAULT_ROWS, ROW_PRESETS
 
     rows_help = (f"karyogram rows: a preset ({', '.join(ROW_PRESETS)}) or a spec such as '1-5|6-12,X|13-18|19-22,Y' "
@@ -33,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--use", choices=("auto", "saved_model", "frozen_graph"), default="auto",
                    help="which export the Detector loads (--model)")
     p.add_argument("--longest", type=float, default=LONGEST, help="pixels the longest chromosome is scaled to")
+    p.add_argument("--bands", type=int, choices=RESOLUTIONS, default=DEFAULT_RESOLUTION,
+                   help="ideogram resolution (bands per haploid set)")
     p.set_defaults(func=_karyogram)
 
     d = sub.add_parser(
@@ -57,7 +60,7 @@ def _karyogram(args) -> int:
 
     results = karyograms(args.images, args.out, model=args.model, annotations=args.annotations,
                          min_score=args.min_score, nms_iou=args.nms_iou, use=args.use, rows=args.rows,
-                         low_score=args.low_score, longest=args.longest)
+                         low_score=args.low_score, longest=args.longest, resolution=args.bands)
     for img, r in zip(args.images, results):
         print(f"{img.name}: {r.call.text}")
         for f in r.call.flags:
