@@ -369,3 +369,11 @@ def test_one_giant_false_box_does_not_shrink_the_cell():
     assert cuts[-1].area > 0.8 * math.pi * (w // 2 - 20) * 60
     oriented, scale2 = orient_all(cuts, longest=150)
     assert scale2 == pytest.approx(scale, rel=0.1)
+
+
+def test_from_annotation_with_image_array(tmp_path, sample_dir):
+    ann = read_voc(sample_dir / "annotations" / "1054642.xml")
+    arr = np.asarray(Image.open(ann.image_path).convert("RGB"))
+    res = from_annotation(ann, tmp_path, image=arr)
+    assert res.call.iscn == "46,XX" and res.source["image"].endswith("1054642.jpg")
+    assert len(res.placements) == 46

@@ -176,7 +176,8 @@ def from_annotation(xml: str | Path | Annotation, out_dir: str | Path, image=Non
     """Karyogram of an annotated cell (ground truth, no model): the VOC XML's boxes on its image."""
     ann = xml if isinstance(xml, Annotation) else read_voc(xml, check_image=image is None)
     img = image if image is not None else ann.image_path
-    src = {"kind": "annotations", "from": str(ann.xml_path or ""), "image": str(image or ann.image_path)}
+    shown = image if isinstance(image, (str, Path)) else ann.image_path
+    src = {"kind": "annotations", "from": str(ann.xml_path or ""), "image": str(shown)}
     return build_karyogram(img, ann.boxes, out_dir, source=src, **kw)
 
 
