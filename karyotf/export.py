@@ -179,6 +179,18 @@ def _num_classes(cfg) -> int:
 # The two exporters (run where the matching TF mode is on)
 # ----------------------------------------------------------------------------------------------------------
 
+class _Clock:
+    """Logs the seconds each export phase took (CPU-bound phases; shows where export time goes)."""
+
+    def __init__(self):
+        self.t = time.perf_counter()
+
+    def lap(self, what: str) -> None:
+        now = time.perf_counter()
+        log.info("export: %s %.1f s", what, now - self.t)
+        self.t = now
+
+
 def _fit_error(ckpt: str, pipeline: str, exc: BaseException) -> ExportError:
     text = str(exc).strip().splitlines()
     detail = " ".join(text[:3])[:600] if text else type(exc).__name__
@@ -226,10 +238,7 @@ def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
 
     cfg = read_pipeline(pipeline)
     out_dir = Path(out)
-    try:
-        model = model_builder.build(cfg.model, is_training=False)
-    except ValueError as exc:
-        raise ExportError(f"{pipeline}: the OD API cannot build this model in TF2 mode: {exc}") from exc
+    clock = _Clock()
     try:
         names = [name for name, _ in tf.train.list_variables(checkpoint)]
     except (tf.errors.OpError, ValueError) as exc:
@@ -238,6 +247,10 @@ def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
         # assert_existing_objects_matched() would pass vacuously on a checkpoint that holds no model at all
         raise ExportError(f"{checkpoint}: the checkpoint holds no TF2 detection-model weights (a TF1 checkpoint, "
                           "or not an OD API one?) (fix: export the checkpoint this model was trained into)")
+    try:
+        model = model_builder.build(cfg.model, is_training=False)
+    except ValueError as exc:
+        raise ExportError(f"{pipeline}: the OD API cannot build this model in TF2 mode: {exc}") from exc
     ckpt = tf.train.Checkpoint(model=model)
     try:
         status = ckpt.restore(checkpoint).expect_partial()
@@ -246,10 +259,12 @@ def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as exc:
         raise _fit_error(checkpoint, pipeline, exc) from exc
+    clock.lap("build, restore and trace")
 
     tf.train.CheckpointManager(ckpt, str(out_dir / "checkpoint"), max_to_keep=1).save(checkpoint_number=0)
     odapi.save_without_layer_traces(module, str(out_dir / SAVED_MODEL), signatures=concrete)
     config_util.save_pipeline_config(cfg, str(out_dir))
+    clock.lap("checkpoint and SavedModel")
 
     frozen = convert_variables_to_constants_v2(concrete)
     (input_tensor,) = [t for t in frozen.inputs if t.dtype == tf.uint8]
@@ -257,6 +272,7 @@ def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
     outputs = {name: frozen.outputs[order.index(name)].name for name in OUTPUT_NAMES}
     graph_def = _rename_frozen_io(frozen.graph.as_graph_def(), input_tensor.op.name, outputs)
     (out_dir / FROZEN_GRAPH).write_bytes(graph_def.SerializeToString())
+    clock.lap("frozen graph")
     return {"saved_model_input": "input_tensor", "saved_model_batch": 1}
 
 
@@ -287,14 +303,16 @@ def _export_tf1(pipeline: str, checkpoint: str, out: str) -> dict:
 def _export_tflite(pipeline: str, checkpoint_dir: str, out: str) -> dict:
     """SSD only: ``export_tflite_graph_lib_tf2`` (TFLite-friendly SavedModel with the custom
     ``TFLite_Detection_PostProcess`` op) then ``tf.lite.TFLiteConverter`` -> ``model.tflite`` (float32)."""
-    from . import odapi  # noqa: F401
+    from . import odapi
     import tensorflow as tf
     from object_detection import export_tflite_graph_lib_tf2
 
     cfg = read_pipeline(pipeline)
     work = Path(out) / ".tflite_work"
     try:
-        export_tflite_graph_lib_tf2.export_tflite_model(cfg, checkpoint_dir, str(work), 100, False)
+        with odapi.no_keras_layer_traces():
+            export_tflite_graph_lib_tf2.export_tflite_model(cfg, checkpoint_dir, str(work), 100, False)
+        log.info("export: TFLite-friendly SavedModel written; converting")
         converter = tf.lite.TFLiteConverter.from_saved_model(str(work / "saved_model"))
         converter.optimizations = []
         data = converter.convert()

@@ -11,6 +11,7 @@ enabled then.  TF1 (slim) models such as ``faster_rcnn_inception_v2`` need :func
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -370,23 +371,31 @@ def coco_metrics(groundtruth, detections, category_names=None) -> dict[str, floa
 # Export helpers (used by karyotf.export)
 # --------------------------------------------------------------------------------------------------------------
 
-def save_without_layer_traces(obj, export_dir: str, signatures) -> None:
-    """``tf.saved_model.save(obj, export_dir, signatures)`` without Keras's per-layer trace step.
+@contextlib.contextmanager
+def no_keras_layer_traces():
+    """Within this block, ``tf.saved_model.save`` skips Keras's per-layer trace step.
 
-    What breaks: the OD API's TF2 exporter hands ``tf.saved_model.save`` a module holding a Keras detection model;
-    Keras 2.15 then traces every layer's ``call`` (and its losses) so the SavedModel could be re-loaded *as Keras
-    layers*: most of the export time (~75 s of ~180 s for SSD MobileNet v2 on 2 cores) and unused by a detector,
-    which only calls the ``serving_default`` signature.
-    Fix: save inside ``keras.src.saving.legacy.saved_model.utils.keras_option_scope(save_traces=False)``, the
-    switch behind ``model.save(..., save_traces=False)``.  Variables and the signature are saved as before.
+    What breaks: the OD API's TF2 exporters (``exporter_lib_v2``, ``export_tflite_graph_lib_tf2``) hand
+    ``tf.saved_model.save`` a module holding a Keras detection model; Keras 2.15 then traces every layer's ``call``
+    (and its losses) so the SavedModel could be re-loaded *as Keras layers*: ~75 s of ~180 s of an SSD MobileNet v2
+    export on 2 cores, and unused by a detector, which only calls the ``serving_default`` signature.
+    Fix: ``keras.src.saving.legacy.saved_model.utils.keras_option_scope(save_traces=False)``, the switch behind
+    ``model.save(..., save_traces=False)``.  Variables and signatures are saved as before.  With another Keras
+    (no such module) this does nothing.
     """
-    import tensorflow as tf
-
     try:
         from keras.src.saving.legacy.saved_model import utils as keras_sm_utils
-    except ImportError:  # another Keras: save the ordinary way
-        tf.saved_model.save(obj, export_dir, signatures=signatures)
+    except ImportError:
+        yield
         return
     with keras_sm_utils.keras_option_scope(save_traces=False,
                                            in_tf_saved_model_scope=keras_sm_utils.in_tf_saved_model_scope()):
+        yield
+
+
+def save_without_layer_traces(obj, export_dir: str, signatures) -> None:
+    """``tf.saved_model.save(obj, export_dir, signatures)`` inside :func:`no_keras_layer_traces`."""
+    import tensorflow as tf
+
+    with no_keras_layer_traces():
         tf.saved_model.save(obj, export_dir, signatures=signatures)
