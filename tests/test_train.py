@@ -1,0 +1,151 @@
+"""Training: exact step counts, resume, TensorBoard events, fine-tuning from a local checkpoint, SIGTERM.
+
+Each model trains on 4 sample cells at 128 px (two-stage models: 8 proposals), batch 2.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from karyotf import pipelines
+from karyotf.errors import TrainError
+from karyotf.train import latest_checkpoint, train
+
+TINY = dict(batch=2, image_size=128)
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory, sample_dir) -> Path:
+    from karyotf.records import build_records, split_files
+
+    root = tmp_path_factory.mktemp("train")
+    src = root / "cells"
+    (src / "images").mkdir(parents=True)
+    (src / "annotations").mkdir()
+    for xml in sorted((sample_dir / "annotations").glob("*.xml"))[:4]:
+        shutil.copy(xml, src / "annotations" / xml.name)
+        shutil.copy(sample_dir / "images" / (xml.stem + ".jpg"), src / "images" / (xml.stem + ".jpg"))
+    out = root / "records"
+    build_records(src, out, fractions=(1.0, 0.0, 0.0), progress=False)
+    assert split_files(out, "train")
+    return out
+
+
+def _event_steps(model_dir: Path, tag: str = "Loss/total_loss") -> list[int]:
+    import tensorflow as tf
+
+    steps = []
+    for f in sorted((model_dir / "train").glob("events.out.tfevents.*")):
+        for e in tf.compat.v1.train.summary_iterator(str(f)):
+            steps += [e.step for v in e.summary.value if v.tag == tag]
+    return sorted(steps)
+
+
+@pytest.fixture(scope="module")
+def ssd_run(records, tmp_path_factory) -> Path:
+    """`karyotf config ssd` + `karyotf train ssd --steps 2` through the CLI."""
+    from karyotf.cli import main
+
+    model_dir = tmp_path_factory.mktemp("runs") / "ssd"
+    assert main(["config", "ssd", "--records", str(records), "--out", str(model_dir), "--batch", "2",
+                 "--image-size", "128", "--steps", "100"]) == 0
+    assert main(["train", "ssd", "--model-dir", str(model_dir), "--steps", "2", "--no-progress"]) == 0
+    return model_dir
+
+
+def test_ssd_trains_exactly_n_steps_then_resumes(ssd_run):
+    assert latest_checkpoint(ssd_run) == (str(ssd_run / "ckpt-2"), 2)  # 2 steps, not 100
+    assert pipelines.read_config(ssd_run / "pipeline.config").train_config.num_steps == 2
+    assert _event_steps(ssd_run) == [1, 2]
+    result = train(ssd_run, 3, progress=False)
+    assert (result.start_step, result.final_step, result.steps_run) == (2, 3, 1)
+    assert len(result.step_seconds) == 1 and not result.interrupted
+    assert result.checkpoint == str(ssd_run / "ckpt-3") and result.losses["Loss/total_loss"] > 0
+    assert pipelines.read_info(ssd_run)["steps"] == 3
+    assert _event_steps(ssd_run) == [1, 2, 3]
+    # at the target already: returns at once, nothing trained
+    t0 = time.perf_counter()
+    again = train(ssd_run, 3, progress=False)
+    assert again.steps_run == 0 and time.perf_counter() - t0 < 5 and latest_checkpoint(ssd_run)[1] == 3
+
+
+def test_train_refusals(tmp_path, ssd_run, records):
+    from karyotf.cli import main
+
+    with pytest.raises(TrainError, match="karyotf config"):
+        train(tmp_path / "nothing", 1)
+    with pytest.raises(TrainError, match="strategy"):
+        train(ssd_run, 4, strategy="horovod")
+    assert main(["train", "rfcn", "--model-dir", str(ssd_run), "--steps", "1"]) == 2
+    moved = tmp_path / "m"
+    pipelines.configure("ssd", records, moved, steps=1)
+    cfg = pipelines.read_config(moved / "pipeline.config")
+    cfg.train_input_reader.tf_record_input_reader.input_path[0] = str(tmp_path / "gone.record-*")
+    pipelines.write_config(cfg, moved / "pipeline.config")
+    with pytest.raises(TrainError, match="no TFRecord"):
+        train(moved, 1)
+
+
+def test_fine_tune_from_local_checkpoint_and_sigterm_saves(ssd_run, records, tmp_path):
+    """Fine-tune from the ssd run's ckpt-3 in a `karyotf train` subprocess; SIGTERM mid-run saves a checkpoint."""
+    import numpy as np
+    import tensorflow as tf
+
+    src = latest_checkpoint(ssd_run)
+    assert src is not None and src[1] >= 2
+    new = tmp_path / "tuned"
+    res = pipelines.configure("ssd", records, new, fine_tune=src[0], batch=2, image_size=128, steps=10000,
+                              learning_rate=1e-6)
+    assert res.info["fine_tune_type"] == "detection"
+    log = tmp_path / "train.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "karyotf", "train", "ssd", "--model-dir", str(new),
+                                 "--checkpoint-every", "100000"], stdout=fh, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if re.search(r"\b[1-9]\d*/10000\b", log.read_text(errors="replace")):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text(errors="replace")
+    assert rc == 130, text[-3000:]
+    assert "interrupted" in text
+    done = latest_checkpoint(new)
+    assert done is not None and 1 <= done[1] < 10000
+    # the fine-tuned backbone started from the source checkpoint, not from a random init
+    names = [n for n, _ in tf.train.list_variables(src[0]) if "_feature_extractor" in n and "kernel" in n]
+    assert names
+    a, b = tf.train.load_variable(src[0], names[0]), tf.train.load_variable(done[0], names[0])
+    assert np.allclose(a, b, atol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["faster_rcnn", "rfcn"])
+def test_two_stage_models_train_and_resume(model, records, tmp_path):
+    model_dir = tmp_path / model
+    pipelines.configure(model, records, model_dir, proposals=8, steps=2, **TINY)
+    first = train(model_dir, progress=False)
+    assert (first.start_step, first.final_step) == (0, 2)
+    assert first.tf == pipelines.MODELS[model].tf
+    prefix = "model.ckpt" if model == "faster_rcnn" else "ckpt"
+    assert latest_checkpoint(model_dir) == (str(model_dir / f"{prefix}-2"), 2)
+    second = train(model_dir, 3, progress=False)
+    assert (second.start_step, second.final_step) == (2, 3)
+    assert latest_checkpoint(model_dir) == (str(model_dir / f"{prefix}-3"), 3)
+    assert second.losses["Loss/total_loss"] > 0 and second.peak_rss_mb > 100
+    assert list((model_dir / "train").glob("events.out.tfevents.*"))
