@@ -4,13 +4,17 @@ G-banded chromosomes are darker than the slide.  One Otsu threshold for the whol
 inside each box (plus a small margin) the connected component with the most pixels inside the box wins, with
 a bonus if it covers the box centre; fragments lying (almost) wholly inside the box join it (a pale band can
 split a chromosome in two).  Neighbours reaching in from outside touch the box edge with most of their pixels
-outside, so they are dropped.  Everything not in the mask becomes white.
+outside, so they are dropped; a neighbour that touches the chromosome is cut off at thin bridges (erosion),
+and where it overlaps, the pixels this box shares with other boxes go to the nearer chromosome along the
+foreground.  Everything not in the mask becomes white.  Chromosomes lying across each other cannot be
+separated fully: the crossing stays in both, with short stubs of the other.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
 
+import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -19,7 +23,7 @@ from ..annotations import Box
 MARGIN = 0.06
 """Extra room around a box, as a fraction of its longer side (at least 3 px): detected boxes can be a bit tight."""
 SHARED_TOL = 3.0
-"""Pixels a shared pixel may lie farther from this chromosome than from a neighbour and still stay."""
+"""Pixels the chromosome's share of the shared pixels is grown by (keeps a crossing in both chromosomes)."""
 ERODE = 2
 """Erosion (pixels) that breaks the thin bridges where a neighbour touches the chromosome."""
 _EIGHT = np.ones((3, 3), bool)
@@ -97,12 +101,15 @@ def _select(labels: np.ndarray, n: int, inbox: np.ndarray, centre: tuple[int, in
 
 
 def _resolve_shared(mask: np.ndarray, fg: np.ndarray, inbox: np.ndarray, other: np.ndarray, tol: float) -> np.ndarray:
-    """Give the pixels this box shares with other boxes to whichever chromosome they lie nearer.
+    """Give the pixels this box shares with other boxes to whichever chromosome they lie nearer, measured
+    along the foreground (geodesic: a neighbour's piece touching the chromosome is reached through the
+    neighbour, not across the contact).
 
     ``own``: mask pixels in this box and in no other; ``theirs``: foreground outside this box (in the
-    margin), where the neighbours reaching in come from.  A shared pixel stays if it is at most ``tol`` px
-    farther from ``own`` than from ``theirs``, so at a crossing both chromosomes keep the crossing.  Skipped
-    when this box has (almost) no pixels of its own (it lies inside another box).
+    margin), where the neighbours reaching in come from.  Both grow through the foreground until they meet;
+    what ``own`` reaches, plus ``tol`` px, stays (so at a crossing the chromosome keeps the crossing).  If the
+    chromosome still falls in pieces, the smallest closing that joins them is put back.  Skipped when this
+    box has (almost) no pixels of its own (it lies inside other boxes).
     """
     own = mask & inbox & ~other
     shared = mask & other
@@ -111,14 +118,48 @@ def _resolve_shared(mask: np.ndarray, fg: np.ndarray, inbox: np.ndarray, other: 
     theirs = fg & ~inbox  # the neighbours reaching in cross the box edge: their pixels in the margin
     if not theirs.any():
         return mask
-    d_own = ndi.distance_transform_edt(~own)
-    d_theirs = ndi.distance_transform_edt(~theirs)
-    keep = ~shared | (d_own <= d_theirs + tol)
-    out = mask & keep
+    a, _b = _compete(mask | theirs, own, theirs & ~own)
+    if tol > 0:
+        a = cv2.dilate(a.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(round(tol))) > 0
+    out = mask & (~shared | a)
     labels, n = ndi.label(out, structure=_EIGHT)
     if n > 1:  # drop islands the split left behind, keep the part holding own pixels
         has_own = ndi.sum_labels(own, labels, np.arange(1, n + 1)) > 0
         out = np.isin(labels, np.arange(1, n + 1)[has_own])
+        if has_own.sum() > 1:
+            out = _bridge(out, mask)
+    return out
+
+
+def _compete(region: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grow seeds ``a`` and ``b`` one pixel a step inside ``region`` until they meet (a geodesic Voronoi split;
+    pixels reached by both in the same step go to ``a``).  Pixels neither reaches are left out of both."""
+    k = np.ones((3, 3), np.uint8)
+    a, b = a & region, b & region & ~a
+    free = region & ~a & ~b
+    a8, b8 = a.astype(np.uint8), b.astype(np.uint8)
+    for _ in range(region.shape[0] + region.shape[1]):
+        ga = (cv2.dilate(a8, k) > 0) & free
+        gb = (cv2.dilate(b8, k) > 0) & free & ~ga
+        if not ga.any() and not gb.any():
+            break
+        a8[ga] = 1
+        b8[gb] = 1
+        free &= ~(ga | gb)
+    return a8 > 0, b8 > 0
+
+
+def _bridge(out: np.ndarray, mask: np.ndarray, max_radius: int = 16) -> np.ndarray:
+    """Where a neighbour crossed the chromosome, giving the crossing away cuts the chromosome in pieces: put
+    back the smallest closing (within the mask) that joins them, i.e. the crossing square but not the
+    neighbour's arms."""
+    u8 = out.astype(np.uint8)
+    for r in (3, 5, 8, 11, max_radius):
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        closed = (cv2.morphologyEx(u8, cv2.MORPH_CLOSE, k, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0)
+        joined = (closed & mask) | out
+        if ndi.label(joined, structure=_EIGHT)[1] == 1:
+            return joined
     return out
 
 
