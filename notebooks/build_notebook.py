@@ -40,6 +40,7 @@ MODEL = "ssd"           # ssd | faster_rcnn | rfcn
 STEPS = 300             # training steps (the thesis trained for tens of thousands)
 IMAGE_SIZE = 320        # model input size, pixels
 BATCH = 8
+LEARNING_RATE = 0.02    # peak of the cosine schedule; the thesis's 0.0002 is for fine-tuning pretrained weights
 AUGMENT = "hflip,vflip,rot90"  # OD API augmentation during training ("" = none)
 SCORE_THRESHOLD = 0.3   # for precision / recall / F1 and the karyogram
 WORK = "karyotf_work"   # outputs: records/, runs/, exported/, eval/, karyogram/
@@ -139,8 +140,9 @@ if ROBOFLOW_WORKSPACE and ROBOFLOW_PROJECT and key:
     os.environ["ROBOFLOW_API_KEY"] = key
     pulled = WORK / "roboflow"
     karyotf("roboflow", "pull", "--workspace", ROBOFLOW_WORKSPACE, "--project", ROBOFLOW_PROJECT,
-            "--version", ROBOFLOW_VERSION, "--format", "voc", "--out", pulled)
-    DATA = str(pulled)
+            "--version", ROBOFLOW_VERSION, "--format", "voc", "--out", pulled / "export", "--overwrite",
+            "--import-to", pulled / "voc")
+    DATA = str(pulled / "voc")
 else:
     print("Roboflow: skipped (" + ("no API key" if not key else "no workspace/project set") + ")")
 """
@@ -186,11 +188,8 @@ there is one), writes checkpoints and TensorBoard events, and resumes when run a
 
 TRAIN = """\
 MODEL_DIR = WORK / "runs" / MODEL
-config_args = ["config", MODEL, "--records", RECORDS, "--out", MODEL_DIR, "--steps", STEPS, "--batch", BATCH,
-               "--image-size", IMAGE_SIZE]
-if AUGMENT:
-    config_args += ["--augment", AUGMENT]
-karyotf(*config_args)
+karyotf("config", MODEL, "--records", RECORDS, "--out", MODEL_DIR, "--steps", STEPS, "--batch", BATCH,
+        "--image-size", IMAGE_SIZE, "--learning-rate", LEARNING_RATE, "--augment", AUGMENT or "none")
 print("training on the", "GPU" if HAS_GPU else "CPU (slow: switch the runtime to GPU for real runs)")
 karyotf("train", MODEL, "--model-dir", MODEL_DIR, "--steps", STEPS)
 """
@@ -205,7 +204,7 @@ plus the OD API's COCO mAP@0.5 and mAP@[.5:.95], on the test split.
 
 EXPORT = """\
 EXPORTED = WORK / "exported" / MODEL
-karyotf("export", "--model-dir", MODEL_DIR, "--out", EXPORTED)
+karyotf("export", MODEL, "--model-dir", MODEL_DIR, "--out", EXPORTED)
 EVAL = WORK / "eval"
 karyotf("eval", MODEL, "--model-dir", EXPORTED, "--records", RECORDS, "--split", "test",
         "--score-threshold", SCORE_THRESHOLD, "--out", EVAL)

@@ -25,6 +25,9 @@ def register(sub) -> None:
                    help="image id of the cell to draw (default: a test-split cell, an abnormal one if any)")
     p.add_argument("--augment", default=",".join(d.DEFAULT_AUGMENT),
                    help="training augmentation ops, comma-separated, '' for none (default: %(default)s)")
+    p.add_argument("--learning-rate", type=float, default=d.DEFAULT_LEARNING_RATE,
+                   help="peak learning rate (default: %(default)s; higher than the thesis's 0.0002 because the demo "
+                        "trains from scratch for a few hundred steps)")
     p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
     p.add_argument("--resume", action="store_true",
                    help="resume the model of an earlier demo in --out instead of training from scratch")
@@ -32,11 +35,18 @@ def register(sub) -> None:
 
 
 def _demo(args) -> int:
+    import logging
+
     from ..demo import run_demo
+
+    if not args.verbose:  # the OD API logs every layer it builds at INFO: keep the demo's own steps readable
+        for name in ("tensorflow", "absl"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     result = run_demo(args.out, src=args.src, model=args.model, steps=args.steps, image_size=args.image_size,
                       batch=args.batch, score_threshold=args.score_threshold, cell=args.cell,
-                      augment=[a for a in args.augment.split(",") if a.strip()], seed=args.seed,
+                      augment=[a for a in args.augment.split(",") if a.strip()],
+                      learning_rate=args.learning_rate, seed=args.seed,
                       fresh=not args.resume)
     print(result.text())
     return 0
