@@ -6,10 +6,8 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ..karyogram.build import LONGEST
-    from ..karyogram.call import LOW_SCORE
+    from ..karyogram.defaults import DEFAULT_ROWS, LONGEST, LOW_SCORE, MIN_SCORE, NMS_IOU, ROW_PRESETS
     from ..karyogram.ideogram import DEFAULT_RESOLUTION, RESOLUTIONS
-    from ..karyogram.layout import DEFAULT_ROWS, ROW_PRESETS
 
     rows_help = (f"karyogram rows: a preset ({', '.join(ROW_PRESETS)}) or a spec such as '1-5|6-12,X|13-18|19-22,Y' "
                  "(every class once)")
@@ -26,8 +24,8 @@ def register(sub) -> None:
                      help="VOC XML of the image, or a folder of XML named after the images")
     p.add_argument("--out", type=Path, default=Path("karyogram"), help="output folder")
     p.add_argument("--rows", default=DEFAULT_ROWS, help=rows_help)
-    p.add_argument("--min-score", type=float, default=0.3, help="keep detections scoring at least this (--model)")
-    p.add_argument("--nms-iou", type=float, default=0.7,
+    p.add_argument("--min-score", type=float, default=MIN_SCORE, help="keep detections scoring at least this (--model)")
+    p.add_argument("--nms-iou", type=float, default=NMS_IOU,
                    help="class-agnostic NMS between detections of different classes (--model; 1 = off)")
     p.add_argument("--low-score", type=float, default=LOW_SCORE,
                    help="detections below this are outlined and flagged as low confidence")

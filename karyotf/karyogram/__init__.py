@@ -2,21 +2,32 @@
 
 cut out (:mod:`.cutout`) -> orient (:mod:`.orient`) -> lay out beside ISCN ideograms (:mod:`.layout`,
 :mod:`.ideogram`) -> count call (:mod:`.call`) -> report (:mod:`.report`).  :mod:`.dataset` turns annotated
-metaphases into annotated karyogram images.  Works from VOC annotations (no model) and from a Detector.
+metaphases into annotated karyogram images; :mod:`.agreement` checks the call against a dataset's karyotype
+list.  Works from VOC annotations (no model) and from a Detector.
+
+Names are imported on first use, so ``import karyotf.karyogram`` (and the CLI) stays light.
 """
-from .build import (KaryogramResult, build_karyogram, class_agnostic_nms, from_annotation, from_detector,
-                    karyograms, load_image, make_karyogram)
-from .call import FLAG_CODES, Call, Flag, count_call, iscn
-from .layout import ROW_PRESETS, parse_rows
+from __future__ import annotations
 
-__all__ = ["build_karyogram", "count_call", "Call", "Flag", "FLAG_CODES", "KaryogramResult", "from_annotation",
-           "from_detector", "karyograms", "make_karyogram", "class_agnostic_nms", "load_image", "iscn", "parse_rows",
-           "ROW_PRESETS", "build_karyograms_dataset"]
+import importlib
+
+_EXPORTS = {
+    "build_karyogram": "build", "from_annotation": "build", "from_detector": "build", "karyograms": "build",
+    "make_karyogram": "build", "class_agnostic_nms": "build", "load_image": "build", "KaryogramResult": "build",
+    "count_call": "call", "iscn": "call", "Call": "call", "Flag": "call", "FLAG_CODES": "call",
+    "parse_rows": "layout", "ROW_PRESETS": "defaults", "build_karyograms_dataset": "dataset",
+    "check_dataset": "agreement",
+}
+__all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):  # the dataset builder is imported on first use
-    if name == "build_karyograms_dataset":
-        from .dataset import build_karyograms_dataset
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-        return build_karyograms_dataset
-    raise AttributeError(name)
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

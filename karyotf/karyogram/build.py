@@ -16,11 +16,10 @@ from ..io import atomic_path, atomic_write_json
 from . import ideogram, report
 from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
 from .cutout import cut_out_all
+from .defaults import LONGEST, MIN_SCORE, NMS_IOU
 from .layout import Layout, Placement, render
 from .orient import orient_all
 
-LONGEST = 160.0
-"""Pixels the cell's longest chromosome is scaled to in the karyogram."""
 
 
 @dataclass
@@ -193,7 +192,7 @@ def class_agnostic_nms(boxes: Sequence[Box], iou: float) -> list[Box]:
     return kept
 
 
-def from_detector(detector, image, out_dir: str | Path, min_score: float = 0.3, nms_iou: float = 0.7,
+def from_detector(detector, image, out_dir: str | Path, min_score: float = MIN_SCORE, nms_iou: float = NMS_IOU,
                   **kw) -> KaryogramResult:
     """Karyogram of a cell from a :class:`karyotf.detect.Detector`: detections with ``score >= min_score``, after a
     class-agnostic NMS at ``nms_iou`` (the OD API's NMS is per class)."""
@@ -225,7 +224,7 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
 
 
 def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
-               annotations: str | Path | None = None, min_score: float = 0.3, nms_iou: float = 0.7,
+               annotations: str | Path | None = None, min_score: float = MIN_SCORE, nms_iou: float = NMS_IOU,
                use: str = "auto", progress: bool = True, **kw) -> list[KaryogramResult]:
     """Karyograms of several images, from a model (``model``: an export dir) or from annotations (``annotations``:
     an XML file for one image, or a folder of XML named after the images).

@@ -17,13 +17,8 @@ from typing import Iterable, Sequence
 
 from .. import classes
 from ..annotations import Box
+from .defaults import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU  # noqa: F401  (re-exported)
 
-LOW_SCORE = 0.5
-"""A detection with a score below this is a low-confidence chromosome (outlined in the karyogram, flagged)."""
-LOW_MEAN_SCORE = 0.7
-"""Mean detection score below which the whole call is flagged as low-confidence."""
-OVERLAP_IOU = 0.5
-"""Two boxes overlapping at least this much (IoU) are flagged: one chromosome counted twice, or a tangle."""
 NORMAL_SEX = ("XX", "XY")
 
 

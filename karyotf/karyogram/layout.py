@@ -18,19 +18,8 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import classes
 from ..errors import KaryogramError
 from . import ideogram
+from .defaults import DEFAULT_ROWS, MAX_PER_CLASS, ROW_PRESETS  # noqa: F401  (re-exported)
 from .orient import Oriented
-
-ROW_PRESETS: dict[str, tuple[tuple[str, ...], ...]] = {
-    # the usual printed karyogram: A+B | C+X | D+E | F+G+Y
-    "standard": (("1", "2", "3", "4", "5"),
-                 ("6", "7", "8", "9", "10", "11", "12", "X"),
-                 ("13", "14", "15", "16", "17", "18"),
-                 ("19", "20", "21", "22", "Y")),
-    # one Denver group a row: 1-3 | 4-5 | 6-12, X | 13-15 | 16-18 | 19-20 | 21-22, Y
-    "denver": tuple(classes.DENVER_GROUPS[g] for g in "ABCDEFG"),
-}
-DEFAULT_ROWS = "standard"
-MAX_PER_CLASS = 6
 
 WHITE = (255, 255, 255)
 INK = (20, 20, 20)
