@@ -1,0 +1,265 @@
+"""karyotf.export: the real flow per model (config -> train 1 step -> export -> Detector), and export's refusals.
+
+Each model is trained and exported once per session (tiny images, batch 1, 8 proposals): the expensive part of
+this file.  The refusal tests need no training except the one about a checkpoint that does not fit.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from karyotf import classes
+from karyotf.errors import ExportError
+
+MODELS = ("ssd", "faster_rcnn", "rfcn")
+IMAGE_SIZE = 128
+
+
+@pytest.fixture(scope="session")
+def export_records(tmp_path_factory, sample_dir) -> Path:
+    from karyotf.annotations import load_dataset
+    from karyotf.records import build_records
+
+    annotations, _ = load_dataset(sample_dir, progress=False)
+    out = tmp_path_factory.mktemp("export_records")
+    build_records(sample_dir, out, annotations=annotations[:6], progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory, export_records):
+    """model name -> a model dir trained for one step with karyotf.train (made on first use)."""
+    from karyotf import pipelines, train
+
+    cache: dict[str, Path] = {}
+
+    def get(model: str) -> Path:
+        if model not in cache:
+            model_dir = tmp_path_factory.mktemp("runs") / model
+            kw = {} if model == "ssd" else {"proposals": 8}
+            pipelines.configure(model, export_records, model_dir, steps=1, batch=1, image_size=IMAGE_SIZE, **kw)
+            result = train.train(model_dir, steps=1, progress=False)
+            assert result.final_step == 1
+            cache[model] = model_dir
+        return cache[model]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def exported_dir(tmp_path_factory, trained_dir):
+    """model name -> its export dir (made on first use)."""
+    from karyotf.export import export
+
+    cache: dict[str, Path] = {}
+
+    def get(model: str) -> Path:
+        if model not in cache:
+            out = tmp_path_factory.mktemp("exported") / model
+            assert export(trained_dir(model), out) == out
+            cache[model] = out
+        return cache[model]
+
+    return get
+
+
+def _well_formed(boxes, width, height):
+    from karyotf.annotations import Box
+
+    assert boxes, "an untrained model still returns its top-scoring boxes at min_score 0"
+    assert all(isinstance(b, Box) for b in boxes)
+    assert all(b.name in classes.NAMES for b in boxes)
+    scores = [b.score for b in boxes]
+    assert all(0.0 <= s <= 1.0 for s in scores) and scores == sorted(scores, reverse=True)
+    assert all(0 <= b.xmin <= b.xmax <= width and 0 <= b.ymin <= b.ymax <= height for b in boxes)
+    # pixels, not normalised coordinates: some box reaches past 1 px
+    assert max(b.xmax for b in boxes) > 1.5 and max(b.ymax for b in boxes) > 1.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_train_export_detect(model, trained_dir, exported_dir, sample_dir):
+    from google.protobuf import text_format
+    from object_detection.protos import pipeline_pb2
+
+    from karyotf.detect import Detector, load_image, read_label_map
+
+    out = exported_dir(model)
+    meta = json.loads((out / "karyotf.json").read_text())
+    expected_tf = "tf1" if model == "faster_rcnn" else "tf2"
+    assert meta["model"] == model and meta["tf"] == expected_tf and meta["checkpoint_step"] == 1
+    assert meta["source_model_dir"] == str(trained_dir(model).resolve())
+    assert meta["input_size"] and IMAGE_SIZE in meta["input_size"]
+    assert (out / "saved_model" / "saved_model.pb").is_file() and (out / "saved_model" / "variables").is_dir()
+    assert (out / "frozen_inference_graph.pb").stat().st_size > 1_000_000
+    text_format.Merge((out / "pipeline.config").read_text(), pipeline_pb2.TrainEvalPipelineConfig())
+    assert read_label_map(out / "label_map.pbtxt") == dict(enumerate(classes.NAMES, start=1))
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dir left
+
+    image_path = sorted((sample_dir / "images").glob("*.jpg"))[0]
+    image = load_image(image_path)
+    height, width = image.shape[:2]
+    # the SavedModel everywhere; the frozen graph too for one TF1 and one TF2 model (rfcn's costs ~1 min more)
+    uses = ("saved_model",) if model == "rfcn" else ("saved_model", "frozen_graph")
+    found = {}
+    for use in uses:
+        det = Detector(out, use=use)
+        assert det.kind == use and det.model_name == model and det.tf == expected_tf
+        found[use] = det.detect(image_path)
+        _well_formed(found[use], width, height)
+    if len(found) == 2:  # the two formats are the same network
+        a, b = found["saved_model"][:5], found["frozen_graph"][:5]
+        assert [x.name for x in a] == [x.name for x in b]
+        assert np.allclose([x.score for x in a], [x.score for x in b], atol=1e-4)
+        assert np.allclose([x.as_tuple() for x in a], [x.as_tuple() for x in b], atol=0.5)
+
+
+@pytest.mark.slow
+def test_reexport_other_checkpoint_replaces_old_export(trained_dir, exported_dir, tmp_path):
+    """Exporting again over an export replaces it whole; --checkpoint picks a checkpoint by prefix."""
+    from karyotf.export import main
+
+    out = tmp_path / "ssd_again"
+    model_dir = trained_dir("ssd")
+    shutil.copytree(exported_dir("ssd"), out)
+    (out / "stale.txt").write_text("from the old export")
+    prefix = model_dir / "ckpt-1"
+    assert main(["--model-dir", str(model_dir), "--out", str(out), "--checkpoint", str(prefix)]) == 0
+    assert not (out / "stale.txt").exists()
+    meta = json.loads((out / "karyotf.json").read_text())
+    assert meta["checkpoint"] == str(prefix.resolve()) and meta["checkpoint_step"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
+def test_checkpoint_that_does_not_fit_leaves_old_export_untouched(trained_dir, tmp_path):
+    """A checkpoint of another model shape: ExportError naming it; the previous export stays as it was."""
+    from karyotf.export import export
+
+    src = trained_dir("ssd")
+    bad = tmp_path / "bad_run"
+    shutil.copytree(src, bad)
+    cfg = (bad / "pipeline.config").read_text()
+    assert "num_classes: 24" in cfg
+    (bad / "pipeline.config").write_text(cfg.replace("num_classes: 24", "num_classes: 3"))
+    out = tmp_path / "exported"
+    out.mkdir()
+    (out / "karyotf.json").write_text("{}")
+    (out / "marker").write_text("old export")
+    with pytest.raises(ExportError, match="does not fit"):
+        export(bad, out)
+    assert sorted(p.name for p in out.iterdir()) == ["karyotf.json", "marker"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_run", "exported"]  # no temp dir left
+
+
+@pytest.mark.slow
+def test_tf1_checkpoint_in_a_tf2_config_is_refused(trained_dir, tmp_path):
+    from karyotf.export import export
+
+    tf1_run = trained_dir("faster_rcnn")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(trained_dir("ssd") / "pipeline.config", mixed / "pipeline.config")
+    for f in tf1_run.glob("model.ckpt-1.*"):
+        shutil.copy(f, mixed / f.name)
+    with pytest.raises(ExportError, match="no TF2 detection-model weights"):
+        export(mixed, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------- refusals (cheap)
+
+def _template_config(model: str) -> str:
+    from karyotf.pipelines import MODELS as SPECS
+
+    return SPECS[model].template.read_text()
+
+
+def test_missing_model_dir_and_missing_config(tmp_path):
+    from karyotf.export import export
+
+    with pytest.raises(ExportError, match="no such model directory"):
+        export(tmp_path / "absent", tmp_path / "out")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ExportError, match="no pipeline.config"):
+        export(tmp_path / "run", tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_invalid_config_names_the_file(tmp_path):
+    from karyotf.export import export
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pipeline.config").write_text("model { ssd { num_classes: 24 banana: 3 } }\n")
+    with pytest.raises(ExportError, match=r"pipeline.config: not a valid OD API pipeline config.*banana"):
+        export(run, tmp_path / "out")
+    (run / "pipeline.config").write_text("train_config { batch_size: 2 }\n")
+    with pytest.raises(ExportError, match="no model"):
+        export(run, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_checkpoint(tmp_path):
+    from karyotf.export import export
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pipeline.config").write_text(_template_config("ssd"))
+    with pytest.raises(ExportError, match="no checkpoint found.*karyotf train"):
+        export(run, tmp_path / "out")
+    with pytest.raises(ExportError, match="no such checkpoint"):
+        export(run, tmp_path / "out", checkpoint=run / "ckpt-7")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_tflite_only_for_ssd_and_out_must_be_an_export(tmp_path):
+    from karyotf.export import export
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pipeline.config").write_text(_template_config("rfcn"))
+    with pytest.raises(ExportError, match="--tflite is for SSD models only"):
+        export(run, tmp_path / "out", tflite=True)
+    (run / "pipeline.config").write_text(_template_config("ssd"))
+    (run / "ckpt-2.index").write_bytes(b"")  # never read: the out dir check comes first
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    with pytest.raises(ExportError, match="not a karyotf export; refusing"):
+        export(run, precious)
+    assert (precious / "thesis.tex").read_text() == "do not delete"
+
+
+def test_tf_mode_and_input_size_from_templates():
+    from google.protobuf import text_format
+    from object_detection.protos import pipeline_pb2
+
+    from karyotf.export import input_size_of, tf_mode_of
+
+    for model, mode in (("ssd", "tf2"), ("faster_rcnn", "tf1"), ("rfcn", "tf2")):
+        cfg = pipeline_pb2.TrainEvalPipelineConfig()
+        text_format.Merge(_template_config(model), cfg)
+        assert tf_mode_of(cfg) == mode
+        size = input_size_of(cfg)
+        assert size is not None and len(size) == 2 and all(v > 0 for v in size)
+
+
+def test_module_main_reports_errors(tmp_path, capsys):
+    from karyotf.export import main
+
+    assert main(["--model-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "out")]) == 2
+    assert "no such model directory" in capsys.readouterr().err
+
+
+def test_cli_export_errors(tmp_path, capsys):
+    from karyotf.cli import main
+
+    assert main(["export", "--model-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such model directory" in capsys.readouterr().err
+    assert main(["export"]) == 2
+    assert "give a MODEL name" in capsys.readouterr().err
