@@ -376,6 +376,18 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     if label_map is None and _num_classes(cfg) != classes.NUM_CLASSES:
         raise ExportError(f"{pipeline}: its label_map_path does not exist and num_classes is {_num_classes(cfg)}, "
                           f"not karyotf's {classes.NUM_CLASSES} (fix: rebuild the records or fix label_map_path)")
+    if label_map is not None:
+        from .detect import read_label_map
+        from .errors import DetectError
+
+        try:
+            ids = sorted(read_label_map(label_map))
+        except DetectError as exc:
+            raise ExportError(f"{exc} (the label map named by {pipeline})") from exc
+        if ids != list(range(1, _num_classes(cfg) + 1)):
+            raise ExportError(f"{label_map}: label ids {ids[0]}..{ids[-1]} ({len(ids)}) do not match the model's "
+                              f"num_classes {_num_classes(cfg)} in {pipeline} (fix: export with the records the "
+                              "model was trained on, or reconfigure and retrain)")
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
                                                        and not (out_dir / "karyotf.json").is_file())):
         raise ExportError(f"{out_dir}: exists and is not a karyotf export; refusing to replace it "
@@ -385,6 +397,9 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
     t0 = time.perf_counter()
     try:
         args = dict(pipeline=str(pipeline), checkpoint=ckpt_prefix, out=str(tmp))
@@ -400,7 +415,9 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
             ckpt_dir = tmp / "checkpoint"
             if not (ckpt_dir / "ckpt-0.index").is_file():
                 raise ExportError(f"{tmp}: TF2 export wrote no checkpoint/ckpt-0 (a karyotf bug)")
-            info.update(_export_tflite(str(pipeline), str(ckpt_dir), str(tmp)))
+            targs = dict(pipeline=str(pipeline), checkpoint_dir=str(ckpt_dir), out=str(tmp))
+            info.update(odapi.run_isolated("tf2", "karyotf.export:_export_tflite", **targs)
+                        if odapi.mode() == "tf1" else _export_tflite(**targs))
         if label_map is not None:
             shutil.copyfile(label_map, tmp / "label_map.pbtxt")
         else:

@@ -263,3 +263,23 @@ def test_cli_export_errors(tmp_path, capsys):
     assert "no such model directory" in capsys.readouterr().err
     assert main(["export"]) == 2
     assert "give a MODEL name" in capsys.readouterr().err
+
+
+def test_label_map_must_match_num_classes(tmp_path):
+    from google.protobuf import text_format
+    from object_detection.protos import pipeline_pb2
+
+    from karyotf.export import export
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = pipeline_pb2.TrainEvalPipelineConfig()
+    text_format.Merge(_template_config("ssd"), cfg)
+    short = tmp_path / "three.pbtxt"
+    short.write_text("".join(f"item {{ id: {i} name: '{i}' }}\n" for i in (1, 2, 3)))
+    cfg.train_input_reader.label_map_path = str(short)
+    (run / "pipeline.config").write_text(text_format.MessageToString(cfg))
+    (run / "ckpt-1.index").write_bytes(b"")  # found, never read: the label map check comes first
+    with pytest.raises(ExportError, match=r"three.pbtxt: label ids 1..3 \(3\) do not match the model's num_classes 24"):
+        export(run, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
