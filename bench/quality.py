@@ -114,6 +114,10 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
     return row
 
 
+def _g(v):
+    return "-" if v is None else f"{v:.3g}"
+
+
 def _f(v, d=3):
     return "-" if v is None else f"{v:.{d}f}"
 
@@ -136,7 +140,7 @@ def markdown(rows: list[dict], args, started: str) -> str:
         c = r["count_call"]
         lines.append(
             f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
-            f"{r.get('image_size', '-')} | {r.get('learning_rate', '-')} | {r['batch']} | {r['steps']} | {r['train_minutes']} | "
+            f"{r.get('image_size', '-')} | {_g(r.get('learning_rate'))} | {r['batch']} | {r['steps']} | {r['train_minutes']} | "
             f"{_f(r['recall'])} | {_f(r['precision'])} | {_f(r['f1'])} | {_f(r['map50'])} | {_f(r['map'])} | "
             f"{_f(r['found_per_cell'], 1)} / {_f(r['truth_per_cell'], 1)} | {_f(r['cells_all_correct'], 2)} | "
             f"{_f(c['same_as_annotation'], 2)} | {_f(c['agrees_with_csv'], 2)} |")
