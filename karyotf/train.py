@@ -157,7 +157,7 @@ def _make_strategy(name: str, tpu: str | None = None):
 
 def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str | None = None,
                checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
-               model: str = "", verbose: bool = False) -> TrainResult:
+               model: str = "", verbose: bool = False, callback=None) -> TrainResult:
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -257,6 +257,8 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str |
                     bar.update(1)
                     bar.set_postfix(loss=f"{losses.get('Loss/total_loss', float('nan')):.3f}", lr=f"{lr:.2g}",
                                     refresh=False)
+                    if callback is not None:
+                        callback(step, losses)
                     if step - saved_step >= checkpoint_every:
                         manager.save(checkpoint_number=step)
                         saved_step = step
@@ -370,14 +372,15 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = "default", tpu: str |
 
 def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "default", tpu: str | None = None,
           checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
-          isolate: bool | None = None, verbose: bool = False) -> TrainResult:
+          isolate: bool | None = None, verbose: bool = False, callback=None) -> TrainResult:
     """Train the model in ``model_dir`` (made by ``karyotf config``) until its global step is ``steps``.
 
     ``steps`` defaults to ``train_config.num_steps``; a different value is written back into pipeline.config
     (the cosine schedule ends there).  Re-running resumes from the newest checkpoint; a model already at
     ``steps`` returns at once.  SIGINT / SIGTERM finish the current step, save a checkpoint and return with
     ``interrupted=True``.  TF1 models always train in a TF1 child process; TF2 models train in this process
-    unless ``isolate`` (default: only if this process is in TF1 mode).
+    unless ``isolate`` (default: only if this process is in TF1 mode).  ``callback(step, losses)`` is called
+    after every step of in-process (TF2) training, e.g. for early stopping or notebook plots.
     """
     from . import odapi, pipelines
 
@@ -413,6 +416,11 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
     kwargs = dict(model_dir=str(model_dir), steps=int(steps), strategy=strategy, tpu=tpu,
                   checkpoint_every=checkpoint_every, keep=keep, summary_every=summary_every, progress=progress,
                   model=info.get("model", ""), verbose=verbose)
+    in_process = tf_mode == "tf2" and not (isolate or (isolate is None and odapi.mode() == "tf1"))
+    if callback is not None and not in_process:
+        raise TrainError("a callback works only for TF2 models trained in this process (isolate=False)")
+    if callback is not None:
+        kwargs["callback"] = callback
     if tf_mode == "tf1":
         return odapi.run_isolated("tf1", "karyotf.train:_train_tf1", **kwargs)
     if isolate or (isolate is None and odapi.mode() == "tf1"):
