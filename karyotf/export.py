@@ -252,10 +252,14 @@ def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
     except ValueError as exc:
         raise ExportError(f"{pipeline}: the OD API cannot build this model in TF2 mode: {exc}") from exc
     ckpt = tf.train.Checkpoint(model=model)
+    module = exporter_lib_v2.DetectionFromImageModule(model)
+    # Trace first, restore after: the variables then exist with the shapes this config gives them, and restoring
+    # a checkpoint of another shape fails.  (Restoring first, as exporter_lib_v2 does, creates Keras variables
+    # *from the checkpoint's values*: a 24-class checkpoint silently "fits" a 3-class config and the export is
+    # broken.)
+    concrete = module.__call__.get_concrete_function()
     try:
         status = ckpt.restore(checkpoint).expect_partial()
-        module = exporter_lib_v2.DetectionFromImageModule(model)
-        concrete = module.__call__.get_concrete_function()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as exc:
         raise _fit_error(checkpoint, pipeline, exc) from exc
