@@ -286,3 +286,13 @@ def test_label_map_must_match_num_classes(tmp_path):
     with pytest.raises(ExportError, match=r"three.pbtxt: label ids 1..3 \(3\) do not match the model's num_classes 24"):
         export(run, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_export_default_dirs():
+    from karyotf.cli.export import export_dirs, model_export_dir
+
+    assert export_dirs("ssd", None, None) == (Path("runs/ssd"), Path("exported/ssd"))
+    assert export_dirs(None, Path("elsewhere/run7"), None) == (Path("elsewhere/run7"), Path("exported/run7"))
+    assert export_dirs("rfcn", Path("r"), Path("o")) == (Path("r"), Path("o"))
+    assert model_export_dir("ssd") == Path("exported/ssd")
+    assert model_export_dir(str(Path(__file__).parent)) == Path(__file__).parent
