@@ -8,7 +8,8 @@ into the model dir.  It refuses combinations the OD API would only fail on later
 checkpoints of another shape already in the model dir, a fine-tune checkpoint that is not ``.../ckpt-N``,
 a label map whose ids do not start at 1, a TF1 extractor in a TF2 template, and so on.
 
-Only protobuf is needed here (``object_detection.protos``); TensorFlow itself is not imported.
+Only protobuf is needed here (``object_detection.protos``, imported after ``karyotf.odapi`` inside the functions
+that parse, so that importing the registry, e.g. for ``karyotf --help``, loads no TensorFlow).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import odapi  # noqa: F401  (shims before any object_detection import)
 from .errors import PipelineConfigError
 from .io import atomic_write_json, atomic_write_text
 from .paths import TEMPLATES_DIR
@@ -60,14 +60,6 @@ INFO_NAME = "karyotf.json"
 _TF2_CKPT_RE = re.compile(r"^ckpt-\d+$")
 _TF1_CKPT_RE = re.compile(r"^model\.ckpt(-\d+)?$")
 
-# karyotf op name -> OD API preprocessor step; used only while karyotf.augment (which owns the full table) is absent.
-_FALLBACK_AUGMENT = {
-    "hflip": "random_horizontal_flip {\n}",
-    "vflip": "random_vertical_flip {\n}",
-    "rot90": "random_rotation90 {\n}",
-}
-
-
 def spec(model: str) -> ModelSpec:
     try:
         return MODELS[model]
@@ -81,6 +73,7 @@ def spec(model: str) -> ModelSpec:
 def parse_config(text: str, source: str | Path = "<text>"):
     """Parse pipeline.config text into a ``TrainEvalPipelineConfig``; a syntax error names the file and line."""
     from google.protobuf import text_format
+    from . import odapi  # noqa: F401  (shims before any object_detection import)
     from object_detection.protos import pipeline_pb2
 
     cfg = pipeline_pb2.TrainEvalPipelineConfig()
@@ -252,15 +245,8 @@ def set_augmentation(cfg, names: list[str]) -> list[str]:
     from google.protobuf import text_format
 
     names = [n.strip() for n in names if n.strip() and n.strip().lower() != "none"]
-    try:
-        from .augment import odapi_augmentation
-    except ImportError:  # karyotf.augment not installed yet: the three orientation ops only
-        def odapi_augmentation(ops):
-            unknown = [o for o in ops if o not in _FALLBACK_AUGMENT]
-            if unknown:
-                raise PipelineConfigError(
-                    f"unknown augmentation {', '.join(unknown)}: choose from {', '.join(_FALLBACK_AUGMENT)}")
-            return [f"data_augmentation_options {{\n{_FALLBACK_AUGMENT[o]}\n}}" for o in ops]
+    from .augment import odapi_augmentation
+
     snippets = odapi_augmentation(names) if names else []
     del cfg.train_config.data_augmentation_options[:]
     for snippet in snippets:
@@ -283,6 +269,7 @@ def augmentation_names(cfg) -> list[str]:
 def label_map_classes(path: str | Path) -> dict[int, str]:
     """Ids -> names of an OD API label map; refuses ids not running 1..N (the OD API reserves 0 for background)."""
     from google.protobuf import text_format
+    from . import odapi  # noqa: F401
     from object_detection.protos import string_int_label_map_pb2
 
     path = Path(path)
@@ -432,6 +419,7 @@ def fill(model: str, records_dir: str | Path, *, steps: int | None = None, batch
                     f"({theirs} vs {mine}) (fix: --fine-tune-type detection restores the shared parts)")
         tc.fine_tune_checkpoint = str(ckpt)
         tc.fine_tune_checkpoint_type = kind
+        from . import odapi  # noqa: F401
         from object_detection.protos import train_pb2
 
         tc.fine_tune_checkpoint_version = (train_pb2.CheckpointVersion.V2 if s.tf == "tf2"
