@@ -43,13 +43,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .annotations import Annotation, Box
-from .errors import KaryotfError
+from .errors import AugmentError
 
 log = logging.getLogger(__name__)
 
-
-class AugmentError(KaryotfError):
-    """A bad op specification or an augmentation that cannot be written."""
 
 
 # ----------------------------------------------------------------------------------------------- masks

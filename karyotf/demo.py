@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import KaryotfError
+from .errors import DemoError
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,6 @@ DISCLAIMER = ("A demo-length model is not a diagnostic one: it trained for {step
               "annotation is the reference. A useful model needs the full dataset, pretrained weights and a GPU "
               "(see the README).")
 
-
-class DemoError(KaryotfError):
-    """The demo could not run one of its steps."""
 
 
 @dataclass

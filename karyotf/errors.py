@@ -48,3 +48,15 @@ class KaryogramError(KaryotfError):
 
 class RoboflowError(KaryotfError):
     """A Roboflow pull or import failed (missing key, offline, unknown layout)."""
+
+
+class AugmentError(KaryotfError):
+    """A bad augmentation op specification, or an augmentation that cannot be written."""
+
+
+class EvaluateError(KaryotfError):
+    """A model or records that cannot be evaluated: names the path and the fix."""
+
+
+class DemoError(KaryotfError):
+    """The demo could not run one of its steps."""

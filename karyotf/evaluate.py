@@ -30,7 +30,7 @@ import numpy as np
 
 from . import metrics as M
 from .annotations import Annotation, Box
-from .errors import KaryotfError
+from .errors import EvaluateError
 from .io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,6 @@ FILES = {"metrics": "metrics.json", "table": "table.md", "pr_curve": "pr_curve.p
          "found_per_image": "found_per_image.png"}
 """What an evaluation writes, by key."""
 
-
-class EvaluateError(KaryotfError):
-    """A model or records that cannot be evaluated: names the path and the fix."""
 
 
 @dataclass
