@@ -42,6 +42,7 @@ class ModelSpec:
 
 # Defaults follow the thesis where it gives them (batch 12-16 -> 12, learning rate 0.0002); image sizes are
 # explained in each template's header: 512 for SSD (fixed resize), longer side 640 for the two-stage models.
+# R-FCN ResNet101 defaults to batch 4: at batch 12 it passed 19 GB of RAM on a CPU (bench/train_speed.py).
 MODELS: dict[str, ModelSpec] = {
     "ssd": ModelSpec(
         "ssd", TEMPLATES_DIR / "ssd.config", "tf2", 512, 12, 20000, 0.0002,
@@ -50,7 +51,7 @@ MODELS: dict[str, ModelSpec] = {
         "faster_rcnn", TEMPLATES_DIR / "faster_rcnn.config", "tf1", 640, 12, 20000, 0.0002,
         "Faster R-CNN Inception v2 (TF1 slim faster_rcnn_inception_v2; runs in a TF1 process of its own)"),
     "rfcn": ModelSpec(
-        "rfcn", TEMPLATES_DIR / "rfcn.config", "tf2", 640, 12, 20000, 0.0002,
+        "rfcn", TEMPLATES_DIR / "rfcn.config", "tf2", 640, 4, 20000, 0.0002,
         "R-FCN ResNet101 (TF2 Keras faster_rcnn_resnet101_keras + rfcn_box_predictor)"),
 }
 

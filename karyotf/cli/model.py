@@ -25,7 +25,7 @@ def register(sub) -> None:
                    help="records dir from `karyotf records` (default: %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="model dir to write (default: runs/MODEL)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: the model's)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default: the model's, 12 as in the thesis)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: the model's: 12 as in the thesis; 4 for rfcn, which needs >19 GB RAM at 12)")
     p.add_argument("--image-size", type=int, default=None,
                    help="input size in px: SSD resizes to SIZExSIZE, the two-stage models scale the longer side to "
                         "SIZE and pad (default: the model's, 512 ssd / 640 faster_rcnn, rfcn)")
