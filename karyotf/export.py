@@ -64,16 +64,15 @@ def read_pipeline(path: str | Path):
     if not path.is_file():
         raise ExportError(f"{path}: no pipeline.config (fix: point --model-dir at a directory made by "
                           "`karyotf config MODEL --out DIR` and trained with `karyotf train`)")
-    from . import odapi  # noqa: F401  (shims before object_detection)
-    from google.protobuf import text_format
-    from object_detection.protos import pipeline_pb2
+    from .errors import PipelineConfigError
+    from .pipelines import parse_config
 
-    cfg = pipeline_pb2.TrainEvalPipelineConfig()
     try:
-        text_format.Merge(path.read_text(), cfg)
-    except (text_format.ParseError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{path}: not a valid OD API pipeline config: {exc} "
-                          "(fix: regenerate it with `karyotf config`)") from exc
+        cfg = parse_config(path.read_text(), path)
+    except PipelineConfigError as exc:
+        raise ExportError(str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise ExportError(f"{path}: not a text pipeline config ({exc}) (fix: regenerate it with `karyotf config`)") from exc
     if not cfg.HasField("model") or cfg.model.WhichOneof("model") is None:
         raise ExportError(f"{path}: the config has no model {{ ... }} section (fix: regenerate it with `karyotf config`)")
     return cfg
@@ -85,12 +84,10 @@ def _meta_arch(cfg):
 
 
 def tf_mode_of(cfg) -> str:
-    """``"tf2"`` for Keras feature extractors (type ending in ``_keras``, and CenterNet), else ``"tf1"`` (slim)."""
-    arch, meta = _meta_arch(cfg)
-    if arch == "center_net":
-        return "tf2"
-    ftype = meta.feature_extractor.type if hasattr(meta, "feature_extractor") else ""
-    return "tf2" if ftype.endswith("_keras") else "tf1"
+    """``"tf2"`` for Keras feature extractors, else ``"tf1"`` (slim): :func:`karyotf.pipelines.tf_mode`."""
+    from .pipelines import tf_mode
+
+    return tf_mode(cfg)
 
 
 def input_size_of(cfg) -> list[int] | None:

@@ -132,7 +132,9 @@ def feature_extractor_type(cfg) -> str:
 
 
 def tf_mode(cfg) -> str:
-    """``tf2`` for Keras feature extractors (type ends in ``_keras``), ``tf1`` for slim ones."""
+    """``tf2`` for Keras feature extractors (type ends in ``_keras``) and CenterNet, ``tf1`` for slim ones."""
+    if meta_arch(cfg) == "center_net":
+        return "tf2"
     return "tf2" if feature_extractor_type(cfg).endswith("_keras") else "tf1"
 
 
