@@ -34,13 +34,17 @@ def sample_dir() -> Path:
     return SAMPLE_DIR
 
 
+def copy_cells(src: Path, dst: Path, n: int = 4) -> Path:
+    """Copy the first ``n`` cells of ``src`` (images/ + annotations/) into ``dst`` in the same layout."""
+    (dst / "images").mkdir(parents=True)
+    (dst / "annotations").mkdir()
+    for xml in sorted((src / "annotations").glob("*.xml"))[:n]:
+        shutil.copy(xml, dst / "annotations" / xml.name)
+        shutil.copy(src / "images" / (xml.stem + ".jpg"), dst / "images" / (xml.stem + ".jpg"))
+    return dst
+
+
 @pytest.fixture
 def few_cells(tmp_path, sample_dir) -> Path:
     """A writable copy of 4 sample cells in the images/ + annotations/ layout."""
-    dst = tmp_path / "few"
-    (dst / "images").mkdir(parents=True)
-    (dst / "annotations").mkdir()
-    for xml in sorted((sample_dir / "annotations").glob("*.xml"))[:4]:
-        shutil.copy(xml, dst / "annotations" / xml.name)
-        shutil.copy(sample_dir / "images" / (xml.stem + ".jpg"), dst / "images" / (xml.stem + ".jpg"))
-    return dst
+    return copy_cells(sample_dir, tmp_path / "few")

@@ -5,7 +5,6 @@ Each model trains on 4 sample cells at 128 px (two-stage models: 8 proposals), b
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -23,13 +22,10 @@ TINY = dict(batch=2, image_size=128)
 def records(tmp_path_factory, sample_dir) -> Path:
     from karyotf.records import build_records, split_files
 
+    from conftest import copy_cells
+
     root = tmp_path_factory.mktemp("train")
-    src = root / "cells"
-    (src / "images").mkdir(parents=True)
-    (src / "annotations").mkdir()
-    for xml in sorted((sample_dir / "annotations").glob("*.xml"))[:4]:
-        shutil.copy(xml, src / "annotations" / xml.name)
-        shutil.copy(sample_dir / "images" / (xml.stem + ".jpg"), src / "images" / (xml.stem + ".jpg"))
+    src = copy_cells(sample_dir, root / "cells")
     out = root / "records"
     build_records(src, out, fractions=(1.0, 0.0, 0.0), progress=False)
     assert split_files(out, "train")
