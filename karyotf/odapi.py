@@ -268,20 +268,13 @@ def run_isolated(mode: str, target: str, **kwargs):
             previous[sig] = signal.signal(sig, _forward)
     try:
         outcome = None
-        while True:
-            if recv.poll(0.2):
-                try:
-                    outcome = recv.recv()
-                except EOFError:
-                    outcome = None
-                break
-            if not child.is_alive():
-                if recv.poll(0):
-                    try:
-                        outcome = recv.recv()
-                    except EOFError:
-                        outcome = None
-                break
+        while not recv.poll(0.2) and child.is_alive():  # wait for an answer, or for the child to die
+            pass
+        if recv.poll(0):
+            try:
+                outcome = recv.recv()
+            except EOFError:
+                pass
         child.join()
     finally:
         for sig, handler in previous.items():
