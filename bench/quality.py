@@ -1,6 +1,6 @@
 """Thesis Table 5.1 on real G-banded metaphases: train, evaluate and count-call every OD API model.
 
-    .venv/bin/python bench/quality.py                       # the CPU budget below, ~1.5 h on 2 cores
+    .venv/bin/python bench/quality.py                       # the CPU budget: 12 min a row, ~2 h on 2 cores
     .venv/bin/python bench/quality.py --minutes 240 --max-steps 50000     # a GPU budget
 
 For each data variant (``metaphase``: the CIL:54816 cells as photographed; ``karyogram``: the same cells laid
@@ -9,7 +9,14 @@ case-grouped split (seed 0; the karyogram images keep their cell's name, so both
 then for each model (ssd, faster_rcnn, rfcn): ``karyotf config`` -> ``karyotf train`` for a wall-time budget
 (a short calibration run measures seconds per step, the rest of the budget sets the step count) ->
 ``karyotf eval`` on the held-out test split, plus the count call of every test cell from the model's
-detections, compared with the call from the cell's annotation and with ``karyotypes.csv``.
+detections, compared with the call from the cell's annotation and with ``karyotypes.csv``.  Once the calibration
+has measured seconds per step, the step count that fits the budget becomes the schedule's length
+(``pipelines.update_steps``): the warm-up is 5% of it and the cosine decay reaches 0 at its end.
+
+Every model trains from scratch (no pretrained weights offline), so the defaults are from-scratch settings
+(``--lr``, ``--batch``, ``--proposals``).  ``--baseline ssd`` adds, on the first variant, a row per named model
+trained with its template exactly as shipped (tag ``template``): the before/after record of a template fix.
+A row that fails is recorded with its error and the run goes on.
 
 Writes ``bench/results/quality.md`` and ``quality.json``; work files (records, runs, exports) go to
 ``bench/work/`` (git-ignored) and are reused: rerunning resumes training where it stopped.
@@ -75,17 +82,20 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
 
     model_dir = work / "runs" / variant / (model + (f"-{args.tag}" if args.tag else ""))
     overrides = {k: v for k, v in (("image_size", args.image_size.get(model)), ("batch", args.batch.get(model)),
-                                   ("learning_rate", args.lr.get(model))) if v}
+                                   ("learning_rate", args.lr.get(model)), ("proposals", args.proposals.get(model)))
+                 if v} if args.tag != "template" else {}
     if not (model_dir / pipelines.PIPELINE_NAME).is_file():
         pipelines.configure(model, records, model_dir, steps=args.max_steps, augment=args.augment or None,
                             **overrides)
     t0 = time.time()
     calib = train.train(model_dir, steps=args.calibration_steps, progress=False)
     sps = calib.seconds_per_step
+    first_loss = calib.losses.get("Loss/total_loss") if calib.steps_run else None
     budget = args.minutes * 60 - (time.time() - t0)
     latest = train.latest_checkpoint(model_dir)
     done = latest[1] if latest else 0
     steps = done if not sps else min(args.max_steps, max(done, done + int(budget / sps)))
+    pipelines.update_steps(model_dir, steps)  # the warm-up and the cosine decay fit the steps that fit the budget
     result = train.train(model_dir, steps=steps, progress=True)
     train_minutes = (time.time() - t0) / 60
     t1 = time.time()
@@ -102,7 +112,8 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         "learning_rate": pipelines.learning_rate(pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)),
         "batch": report.batch, "steps": result.final_step,
         "train_minutes": round(train_minutes, 1), "seconds_per_step": sps,
-        "final_loss": result.losses.get("Loss/total_loss"),
+        "calibration_loss": first_loss, "final_loss": result.losses.get("Loss/total_loss"),
+        "proposals": _proposals(model_dir),
         "recall": report.recall, "precision": report.precision, "f1": report.f1,
         "map50": report.map50, "map": report.map,
         "found_per_cell": found.get("found_mean"), "truth_per_cell": found.get("truth_mean"),
@@ -112,6 +123,17 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
     }
     print(json.dumps({k: v for k, v in row.items() if k != "count_call"}, default=str), flush=True)
     return row
+
+
+def _proposals(model_dir: Path):
+    from karyotf import pipelines
+
+    cfg = pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)
+    return cfg.model.faster_rcnn.first_stage_max_proposals if pipelines.meta_arch(cfg) == "faster_rcnn" else None
+
+
+def failed_row(model: str, variant: str, tag: str, error: BaseException) -> dict:
+    return {"variant": variant, "model": model, "tag": tag, "failed": f"{type(error).__name__}: {error}"}
 
 
 def _g(v):
@@ -137,6 +159,10 @@ def markdown(rows: list[dict], args, started: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if r.get("failed"):
+            lines.append(f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | failed: "
+                         f"{r['failed'][:200]} |" + " |" * 13)
+            continue
         c = r["count_call"]
         lines.append(
             f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
@@ -147,8 +173,15 @@ def markdown(rows: list[dict], args, started: str) -> str:
     lines += [
         "", "Thesis (augmented karyograms, GPU, pretrained): YOLOv5 R 0.98 / P 0.83 / F1 0.89; R-FCN ResNet101 "
         "0.68 / 0.72 / 0.69; SSD MobileNet v2 0.60 / 0.69 / 0.64; Faster R-CNN Inception v2 0.66 / 0.59 / 0.62.",
-        "", "Seconds per step and final loss per row are in `quality.json`; per-class metrics, PR curves and "
-        "confusion matrices in each row's `eval_dir`.", ""]
+        "", "Training loss (total, OD API) at the end of the calibration steps and at the last step:", "",
+        "| data | model | s/step | loss after calibration | final loss |", "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
+              f"{_f(r.get('seconds_per_step'), 2)} | {_f(r.get('calibration_loss'))} | {_f(r.get('final_loss'))} |"
+              for r in rows if not r.get("failed")]
+    lines += [
+        "", "Seconds per step, proposals and the per-cell count calls are in `quality.json`; per-class metrics, PR "
+        "curves and confusion matrices in each row's `eval_dir`.", ""]
     return "\n".join(lines)
 
 
@@ -169,9 +202,14 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=12.0, help="training wall time per model and variant")
     p.add_argument("--max-steps", type=int, default=20000, help="upper bound on steps (the schedule's length)")
     p.add_argument("--calibration-steps", type=int, default=6)
-    p.add_argument("--image-size", default="", help="per model, e.g. ssd=384,rfcn=384")
-    p.add_argument("--batch", default="", help="per model, e.g. ssd=8")
-    p.add_argument("--lr", default="", help="per model learning rate, e.g. ssd=0.04")
+    p.add_argument("--image-size", default="", help="per model, e.g. ssd=384,rfcn=384 (default: the template's)")
+    p.add_argument("--batch", default="ssd=8,faster_rcnn=4,rfcn=4", help="per model batch size")
+    p.add_argument("--lr", default="ssd=0.04,faster_rcnn=0.004,rfcn=0.004",
+                   help="per model learning rate (the templates' 0.0002 is a fine-tuning rate)")
+    p.add_argument("--proposals", default="faster_rcnn=100,rfcn=100",
+                   help="per two-stage model first-stage proposals (a cell has ~46 chromosomes)")
+    p.add_argument("--baseline", default="ssd",
+                   help="models also trained, on the first variant, with their template as shipped (tag 'template')")
     p.add_argument("--augment", default="", help="training augmentation ops, e.g. hflip,vflip,rot90")
     p.add_argument("--tag", default="", help="label of this setting (rows are kept per data, model and tag)")
     p.add_argument("--score-threshold", type=float, default=0.3)
@@ -181,22 +219,35 @@ def main() -> None:
     args.image_size = _per_model(args.image_size, int)
     args.batch = _per_model(args.batch, int)
     args.lr = _per_model(args.lr, float)
+    args.proposals = _per_model(args.proposals, int)
     args.augment = [a for a in args.augment.split(",") if a]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     json_path = args.out.with_suffix(".json")
     rows = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
-    for variant in [v for v in args.variants.split(",") if v]:
-        records = build_variant_records(variant, args.data, args.work)
-        for model in [m for m in args.models.split(",") if m]:
-            row = run_model(model, variant, records, args.work, args)
-            key = (variant, model, args.tag)
-            rows = [r for r in rows if (r["variant"], r["model"], r.get("tag", "")) != key] + [row]
-            rows.sort(key=lambda r: (VARIANTS.index(r["variant"]), MODELS.index(r["model"]), r.get("tag", "")))
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps({"args": {k: (str(v) if isinstance(v, Path) else v)
-                                                      for k, v in vars(args).items()}, "rows": rows},
-                                            indent=1, default=str))
-            args.out.write_text(markdown(rows, args, started))
+    variants = [v for v in args.variants.split(",") if v]
+    jobs = [(v, m, args.tag) for v in variants for m in args.models.split(",") if m]
+    baseline = [(variants[0], m, "template") for m in args.baseline.split(",") if m and variants]
+    jobs = jobs[:len(jobs) // max(1, len(variants))] + baseline + jobs[len(jobs) // max(1, len(variants)):]
+    records = {}
+    for variant, model, tag in jobs:
+        if variant not in records:
+            records[variant] = build_variant_records(variant, args.data, args.work)
+        job_args = argparse.Namespace(**{**vars(args), "tag": tag})
+        try:
+            row = run_model(model, variant, records[variant], args.work, job_args)
+        except Exception as e:  # noqa: BLE001 - one failed row must not lose the others
+            import traceback
+
+            traceback.print_exc()
+            row = failed_row(model, variant, tag, e)
+        key = (variant, model, tag)
+        rows = [r for r in rows if (r["variant"], r["model"], r.get("tag", "")) != key] + [row]
+        rows.sort(key=lambda r: (VARIANTS.index(r["variant"]), MODELS.index(r["model"]), r.get("tag", "")))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"args": {k: (str(v) if isinstance(v, Path) else v)
+                                                  for k, v in vars(args).items()}, "rows": rows},
+                                        indent=1, default=str))
+        args.out.write_text(markdown(rows, args, started))
     print(args.out.read_text())
 
 
