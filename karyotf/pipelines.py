@@ -36,17 +36,20 @@ class ModelSpec:
     image_size: int
     batch: int
     steps: int
-    learning_rate: float
+    learning_rate: float  # the thesis's, for fine-tuning pretrained weights (--fine-tune)
     description: str
+    scratch_learning_rate: float | None = None  # from scratch (no --fine-tune), where measured; else learning_rate
 
 
 # Defaults follow the thesis where it gives them (batch 12-16 -> 12, learning rate 0.0002); image sizes are
 # explained in each template's header: 512 for SSD (fixed resize), longer side 640 for the two-stage models.
 # R-FCN ResNet101 defaults to batch 4: at batch 12 it passed 19 GB of RAM on a CPU (bench/train_speed.py).
+# From scratch (no --fine-tune: the only choice offline) SSD defaults to 0.04: on the 600 CIL cells, 12 CPU minutes
+# at 0.0002 left the model finding nothing, at 0.04 it learned (bench/results/quality.md, rows "template" and not).
 MODELS: dict[str, ModelSpec] = {
     "ssd": ModelSpec(
         "ssd", TEMPLATES_DIR / "ssd.config", "tf2", 512, 12, 20000, 0.0002,
-        "SSD MobileNet v2 (TF2 Keras ssd_mobilenet_v2_keras); the fastest on a CPU"),
+        "SSD MobileNet v2 (TF2 Keras ssd_mobilenet_v2_keras); the fastest on a CPU", scratch_learning_rate=0.04),
     "faster_rcnn": ModelSpec(
         "faster_rcnn", TEMPLATES_DIR / "faster_rcnn.config", "tf1", 640, 12, 20000, 0.0002,
         "Faster R-CNN Inception v2 (TF1 slim faster_rcnn_inception_v2; runs in a TF1 process of its own)"),
@@ -382,7 +385,9 @@ def fill(model: str, records_dir: str | Path, *, steps: int | None = None, batch
     del cfg.eval_input_reader[0].tf_record_input_reader.input_path[:]
     cfg.eval_input_reader[0].tf_record_input_reader.input_path.append(eval_pattern)
 
-    set_learning_rate(cfg, learning_rate if learning_rate is not None else s.learning_rate)
+    if learning_rate is None:
+        learning_rate = s.learning_rate if fine_tune or s.scratch_learning_rate is None else s.scratch_learning_rate
+    set_learning_rate(cfg, learning_rate)
     set_steps(cfg, steps if steps is not None else s.steps)
     b = batch if batch is not None else s.batch
     if b < 1:

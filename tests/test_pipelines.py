@@ -191,6 +191,13 @@ def test_fine_tune_checkpoint_paths(tmp_path, records):
     assert tc.fine_tune_checkpoint == str(ssd_ckpt.resolve())
     assert tc.fine_tune_checkpoint_type == "detection"
     assert tc.fine_tune_checkpoint_version == train_pb2.CheckpointVersion.V2
+    # fine-tuning keeps the thesis's learning rate; from scratch, ssd gets its measured from-scratch rate
+    assert pipelines.learning_rate(pipelines.read_config(res.pipeline_path)) == pytest.approx(0.0002)
+    scratch = pipelines.configure("ssd", records, tmp_path / "scratch")
+    assert pipelines.learning_rate(pipelines.read_config(scratch.pipeline_path)) == pytest.approx(0.04)
+    assert scratch.info["learning_rate"] == pytest.approx(0.04)
+    explicit = pipelines.configure("ssd", records, tmp_path / "explicit", learning_rate=0.001)
+    assert pipelines.learning_rate(pipelines.read_config(explicit.pipeline_path)) == pytest.approx(0.001)
     # no pipeline.config beside it: a backbone (classification) checkpoint
     bare = _touch_ckpt(tmp_path / "backbone" / "ckpt-1")
     res = pipelines.configure("ssd", records, tmp_path / "new2", fine_tune=bare)

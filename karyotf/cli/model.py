@@ -30,7 +30,8 @@ def register(sub) -> None:
                    help="input size in px: SSD resizes to SIZExSIZE, the two-stage models scale the longer side to "
                         "SIZE and pad (default: the model's, 512 ssd / 640 faster_rcnn, rfcn)")
     p.add_argument("--learning-rate", type=float, default=None,
-                   help="peak learning rate of the cosine schedule (default: 0.0002, the thesis)")
+                   help="peak learning rate of the cosine schedule (default: 0.0002, the thesis's fine-tuning rate; "
+                        "ssd from scratch, without --fine-tune: 0.04)")
     p.add_argument("--augment", default=None,
                    help="comma-separated augmentation ops for training, e.g. hflip,vflip,rot90, or 'none' "
                         "(default: the template's hflip,vflip,rot90)")
