@@ -7,10 +7,12 @@ Run it alone: every number is CPU-bound, and a second heavy job on 2 cores doubl
 
 - **records**: ``build_records`` on ``--data`` (default the 600 CIL:54816 cells when present, else the built-in
   sample), ``--repeats`` times; images/s of the median run (validation, split, shards, manifest, stats, chart).
-- **train**: each model at its template's default image size and batch, from scratch, ``--train-steps`` steps in a
+- **train**: each model at its template's default image size and batch (``--batch rfcn=12`` and
+  ``--image-size`` override per model), from scratch, ``--train-steps`` steps in a
   fresh child process (``karyotf.train.train(isolate=True)``, so its peak RSS is that model's alone), repeated
   ``--train-repeats`` times.  Per run: step 1 (graph tracing / first session.run) and the median of steps 2..N;
-  reported: the median over runs.  Peak RSS is the child's own high-water mark (``ru_maxrss``).
+  reported: the median over runs.  Peak RSS is the child's own high-water mark (``ru_maxrss``); a child past
+  ``--max-rss-gb`` is killed and its row reports the RSS seen (rfcn at batch 12 and 640 px passed 19 GB).
 - **export**: ``karyotf.export.export`` of the trained checkpoint (SavedModel + frozen graph), ``--export-repeats``
   times; median seconds.
 - **detect**: ``Detector`` on the SavedModel and on the frozen graph; after one warm-up image, ``--repeats`` passes
@@ -35,10 +37,58 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MODELS = ("ssd", "faster_rcnn", "rfcn")
+
+
+class _RssGuard:
+    """Every 2 s: the resident memory of this process's children; SIGKILL them all past ``limit_gb``."""
+
+    def __init__(self, limit_gb: float):
+        import threading
+
+        self.limit_kb = limit_gb * 1024 * 1024
+        self.peak_gb = 0.0
+        self.killed = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _children() -> list[int]:
+        pids = []
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                pids += [int(p) for p in (task / "children").read_text().split()]
+            except OSError:
+                pass
+        return pids
+
+    @staticmethod
+    def _rss_kb(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _run(self):
+        import signal
+
+        while not self._stop.wait(2.0):
+            for pid in self._children():
+                rss = self._rss_kb(pid)
+                self.peak_gb = max(self.peak_gb, rss / 1024 / 1024)
+                if rss > self.limit_kb:
+                    self.killed = True
+                    os.kill(pid, signal.SIGKILL)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
 
 
 def _median(values):
@@ -65,9 +115,8 @@ def bench_records(data: Path, repeats: int) -> dict:
             "images_per_s": round(n / med, 1)}
 
 
-def bench_train(model: str, records: Path, work: Path, steps: int, repeats: int, max_rss_gb: float) -> dict:
-    from train_speed import _RssGuard
-
+def bench_train(model: str, records: Path, work: Path, steps: int, repeats: int, max_rss_gb: float,
+                batch: int | None = None, image_size: int | None = None) -> dict:
     from karyotf import pipelines
     from karyotf.train import train
 
@@ -75,7 +124,7 @@ def bench_train(model: str, records: Path, work: Path, steps: int, repeats: int,
     model_dir = work / "runs" / model
     for _ in range(repeats):
         shutil.rmtree(model_dir, ignore_errors=True)
-        cfg = pipelines.configure(model, records, model_dir, steps=steps)
+        cfg = pipelines.configure(model, records, model_dir, steps=steps, batch=batch, image_size=image_size)
         load = _load()
         guard = _RssGuard(max_rss_gb)
         t0 = time.perf_counter()
@@ -190,7 +239,8 @@ def markdown(result: dict) -> str:
         "(validating every XML against its image, split, shards, manifest, stats and the chart). "
         "`bench/records_speed.py` compares it with the OD API's own writer.", "",
         "## Training, export, detection", "",
-        f"Each model at its template's default image size and batch, from scratch; training s/step = the median "
+        f"Each model at its template's default image size and batch (unless overridden: see the command), from "
+        "scratch; training s/step = the median "
         f"of steps 2..{a['train_steps']} of a run, then the median over {a['train_repeats']} run(s); export "
         f"median of {a['export_repeats']}; detection median over {a['repeats']} passes of {a['images']} sample "
         "images after one warm-up image.", "",
@@ -239,10 +289,14 @@ def main(argv=None) -> int:
     ap.add_argument("--train-repeats", type=int, default=2)
     ap.add_argument("--export-repeats", type=int, default=2)
     ap.add_argument("--images", type=int, default=5, help="sample images per detection pass")
+    ap.add_argument("--batch", default="", help="per model batch override, e.g. rfcn=12 (default: the template's)")
+    ap.add_argument("--image-size", default="", help="per model image size override, e.g. ssd=320")
     ap.add_argument("--max-rss-gb", type=float, default=20.0, help="kill a training child past this resident memory")
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "speed")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "speed.md")
     args = ap.parse_args(argv)
+    batch = {k: int(v) for k, v in (x.split("=", 1) for x in args.batch.split(",") if x)}
+    image_size = {k: int(v) for k, v in (x.split("=", 1) for x in args.image_size.split(",") if x)}
 
     from karyotf.io import atomic_write_json, atomic_write_text
     from karyotf.paths import SAMPLE_DIR
@@ -262,7 +316,7 @@ def main(argv=None) -> int:
     result["models"] = []
     for model in [m for m in args.models.split(",") if m]:
         row = {"train": bench_train(model, records, args.work, args.train_steps, args.train_repeats,
-                                    args.max_rss_gb)}
+                                    args.max_rss_gb, batch.get(model), image_size.get(model))}
         if not row["train"].get("failed"):
             row["export"] = bench_export(model, Path(row["train"]["model_dir"]), args.work, args.export_repeats)
             row["detect"] = bench_detect(Path(row["export"]["export_dir"]), images, args.repeats)
