@@ -113,7 +113,7 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         "batch": report.batch, "steps": result.final_step,
         "train_minutes": round(train_minutes, 1), "seconds_per_step": sps,
         "calibration_loss": first_loss, "final_loss": result.losses.get("Loss/total_loss"),
-        "proposals": _proposals(model_dir),
+        "proposals": _proposals(model_dir), "loss_components": loss_components(model_dir),
         "recall": report.recall, "precision": report.precision, "f1": report.f1,
         "map50": report.map50, "map": report.map,
         "found_per_cell": found.get("found_mean"), "correct_per_cell": found.get("correct_mean"),
@@ -124,6 +124,39 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
     }
     print(json.dumps({k: v for k, v in row.items() if k != "count_call"}, default=str), flush=True)
     return row
+
+
+def loss_components(model_dir: Path) -> dict:
+    """Each logged loss (TensorBoard events of the run): mean of the first and of the last 10% of logged steps.
+    TF2 runs log every component each step; the TF1 estimator logs the total only, every 100 steps."""
+    import glob
+
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    series: dict[str, list] = {}
+    for f in sorted(glob.glob(str(model_dir / "**" / "events.out.tfevents*"), recursive=True)):
+        for rec in tf.data.TFRecordDataset(f):
+            event = event_pb2.Event.FromString(rec.numpy())
+            for v in event.summary.value:
+                if "loss" not in v.tag.lower():
+                    continue
+                if v.HasField("simple_value"):
+                    x = v.simple_value
+                elif v.HasField("tensor"):
+                    x = float(tf.make_ndarray(v.tensor))
+                else:
+                    continue
+                series.setdefault(v.tag, []).append((event.step, x))
+    out, seen = {}, set()
+    for tag, s in sorted(series.items()):
+        s.sort()
+        if tuple(s) in seen:  # the TF1 estimator writes its loss under two tags (loss_1, loss_2)
+            continue
+        seen.add(tuple(s))
+        k = max(1, len(s) // 10)
+        out[tag] = {"logged": len(s), "first": sum(x for _, x in s[:k]) / k, "last": sum(x for _, x in s[-k:]) / k}
+    return out
 
 
 def _proposals(model_dir: Path):
@@ -195,6 +228,16 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines += [f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
               f"{_f(r.get('seconds_per_step'), 2)} | {_f(r.get('calibration_loss'))} | {_f(r.get('final_loss'))} |"
               for r in rows if not r.get("failed")]
+    lines += ["", "Loss components (mean of the first and of the last 10% of logged steps; the TF1 estimator of "
+              "faster_rcnn logs only its total, every 100 steps). An RPN objectness loss near ln 2 = 0.69 means the "
+              "first stage cannot yet tell chromosome from background:", "",
+              "| data | model | loss | logged steps | first | last |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        for tag, c in (r.get("loss_components") or {}).items():
+            if "regularization" in tag:
+                continue
+            lines.append(f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | {tag} | "
+                         f"{c['logged']} | {c['first']:.3f} | {c['last']:.3f} |")
     lines += [
         "", "Seconds per step, proposals and the per-cell count calls are in `quality.json`; per-class metrics, PR "
         "curves and confusion matrices in each row's `eval_dir`.", ""]
@@ -237,6 +280,10 @@ def main() -> None:
     if args.render_only:
         saved = json.loads(json_path.read_text())
         a = saved["args"]
+        for r in saved["rows"]:
+            if "loss_components" not in r and r.get("eval_dir"):
+                r["loss_components"] = loss_components(Path(r["eval_dir"]).parent)
+        json_path.write_text(json.dumps(saved, indent=1, default=str))
         meta = saved.get("meta") or {"data": a["data"], "minutes": a["minutes"], "score_threshold": a["score_threshold"]}
         args.out.write_text(markdown(saved["rows"], meta))
         print(args.out.read_text())
