@@ -43,7 +43,8 @@ class ModelSpec:
 
 # Defaults follow the thesis where it gives them (batch 12-16 -> 12, learning rate 0.0002); image sizes are
 # explained in each template's header: 512 for SSD (fixed resize), longer side 640 for the two-stage models.
-# R-FCN ResNet101 defaults to batch 4: at batch 12 it passed 19 GB of RAM on a CPU (`bench/speed.py --models rfcn --batch rfcn=12`).
+# R-FCN ResNet101 defaults to batch 4: at batch 12 it passed 19 GB of RAM on a CPU
+# (`bench/speed.py --models rfcn --batch rfcn=12` reproduces it).
 # From scratch (no --fine-tune: the only choice offline) SSD defaults to 0.04: on the 600 CIL cells, 12 CPU minutes
 # at 0.0002 left the model finding nothing, at 0.04 it learned (bench/results/quality.md, rows "template" and not).
 MODELS: dict[str, ModelSpec] = {
