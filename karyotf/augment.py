@@ -48,7 +48,6 @@ from .errors import AugmentError
 log = logging.getLogger(__name__)
 
 
-
 # ----------------------------------------------------------------------------------------------- masks
 
 

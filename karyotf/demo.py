@@ -51,7 +51,6 @@ DISCLAIMER = ("A demo-length model is not a diagnostic one: it trained for {step
               "(see the README).")
 
 
-
 @dataclass
 class DemoResult:
     """What :func:`run_demo` produced."""

@@ -43,7 +43,6 @@ FILES = {"metrics": "metrics.json", "table": "table.md", "pr_curve": "pr_curve.p
 """What an evaluation writes, by key."""
 
 
-
 @dataclass
 class EvalReport:
     """One model evaluated on one split: the metrics and where they were written."""

@@ -83,13 +83,6 @@ def _meta_arch(cfg):
     return arch, getattr(cfg.model, arch)
 
 
-def tf_mode_of(cfg) -> str:
-    """``"tf2"`` for Keras feature extractors, else ``"tf1"`` (slim): :func:`karyotf.pipelines.tf_mode`."""
-    from .pipelines import tf_mode
-
-    return tf_mode(cfg)
-
-
 def input_size_of(cfg) -> list[int] | None:
     """``[height, width]`` of a fixed-shape resizer, ``[min_dim, max_dim]`` of a keep-aspect one, else None."""
     _, meta = _meta_arch(cfg)
@@ -362,7 +355,9 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
                           f"{model_dir}`)")
     pipeline = model_dir / "pipeline.config"
     cfg = read_pipeline(pipeline)
-    mode = tf_mode_of(cfg)
+    from .pipelines import tf_mode
+
+    mode = tf_mode(cfg)
     arch, _ = _meta_arch(cfg)
     meta_in = {}
     if (model_dir / "karyotf.json").is_file():

@@ -242,12 +242,13 @@ def test_tf_mode_and_input_size_from_templates():
     from google.protobuf import text_format
     from object_detection.protos import pipeline_pb2
 
-    from karyotf.export import input_size_of, tf_mode_of
+    from karyotf.export import input_size_of
+    from karyotf.pipelines import tf_mode
 
     for model, mode in (("ssd", "tf2"), ("faster_rcnn", "tf1"), ("rfcn", "tf2")):
         cfg = pipeline_pb2.TrainEvalPipelineConfig()
         text_format.Merge(_template_config(model), cfg)
-        assert tf_mode_of(cfg) == mode
+        assert tf_mode(cfg) == mode
         size = input_size_of(cfg)
         assert size is not None and len(size) == 2 and all(v > 0 for v in size)
 
