@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from flags import per_model
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -98,22 +100,22 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
     pipelines.update_steps(model_dir, steps)  # the warm-up and the cosine decay fit the steps that fit the budget
     result = train.train(model_dir, steps=steps, progress=True)
     train_minutes = (time.time() - t0) / 60
+    cfg = pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)
     t1 = time.time()
     truth, detections, seconds_per_image = detect_split(model_dir, records, "test")
     report = evaluate_detections(truth, detections, score_threshold=args.score_threshold, model=model, split="test",
-                                 batch=pipelines.read_config(model_dir / pipelines.PIPELINE_NAME).train_config.batch_size,
+                                 batch=cfg.train_config.batch_size,
                                  steps=result.final_step, source=model_dir, records_dir=records,
                                  seconds_per_image=seconds_per_image, out_dir=model_dir / "eval")
     found = report.metrics.found.summary()
     calls = count_call_agreement(truth, detections, args.data / "karyotypes.csv", args.score_threshold)
     row = {
-        "variant": variant, "model": model, "tag": args.tag, "image_size": pipelines.image_size(
-            pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)),
-        "learning_rate": pipelines.learning_rate(pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)),
+        "variant": variant, "model": model, "tag": args.tag, "image_size": pipelines.image_size(cfg),
+        "learning_rate": pipelines.learning_rate(cfg),
         "batch": report.batch, "steps": result.final_step,
         "train_minutes": round(train_minutes, 1), "seconds_per_step": sps,
         "calibration_loss": first_loss, "final_loss": result.losses.get("Loss/total_loss"),
-        "proposals": _proposals(model_dir), "loss_components": loss_components(model_dir),
+        "proposals": _proposals(cfg), "loss_components": loss_components(model_dir),
         "recall": report.recall, "precision": report.precision, "f1": report.f1,
         "map50": report.map50, "map": report.map,
         "found_per_cell": found.get("found_mean"), "correct_per_cell": found.get("correct_mean"),
@@ -159,10 +161,9 @@ def loss_components(model_dir: Path) -> dict:
     return out
 
 
-def _proposals(model_dir: Path):
+def _proposals(cfg):
     from karyotf import pipelines
 
-    cfg = pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)
     return cfg.model.faster_rcnn.first_stage_max_proposals if pipelines.meta_arch(cfg) == "faster_rcnn" else None
 
 
@@ -244,15 +245,6 @@ def markdown(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def _per_model(text: str | None, cast) -> dict:
-    out = {}
-    for part in (text or "").split(","):
-        if "=" in part:
-            k, v = part.split("=", 1)
-            out[k.strip()] = cast(v)
-    return out
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "cil54816")
@@ -261,11 +253,12 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=12.0, help="training wall time per model and variant")
     p.add_argument("--max-steps", type=int, default=20000, help="upper bound on steps (the schedule's length)")
     p.add_argument("--calibration-steps", type=int, default=6)
-    p.add_argument("--image-size", default="", help="per model, e.g. ssd=384,rfcn=384 (default: the template's)")
-    p.add_argument("--batch", default="ssd=8,faster_rcnn=4,rfcn=4", help="per model batch size")
-    p.add_argument("--lr", default="ssd=0.04,faster_rcnn=0.004,rfcn=0.004",
+    p.add_argument("--image-size", type=per_model(int), default="",
+                   help="per model, e.g. ssd=384,rfcn=384 (default: the template's)")
+    p.add_argument("--batch", type=per_model(int), default="ssd=8,faster_rcnn=4,rfcn=4", help="per model batch size")
+    p.add_argument("--lr", type=per_model(float), default="ssd=0.04,faster_rcnn=0.004,rfcn=0.004",
                    help="per model learning rate (the templates' 0.0002 is a fine-tuning rate)")
-    p.add_argument("--proposals", default="faster_rcnn=100,rfcn=100",
+    p.add_argument("--proposals", type=per_model(int), default="faster_rcnn=100,rfcn=100",
                    help="per two-stage model first-stage proposals (a cell has ~46 chromosomes)")
     p.add_argument("--baseline", default="ssd",
                    help="models also trained, on the first variant, with their template as shipped (tag 'template')")
@@ -288,10 +281,6 @@ def main() -> None:
         args.out.write_text(markdown(saved["rows"], meta))
         print(args.out.read_text())
         return
-    args.image_size = _per_model(args.image_size, int)
-    args.batch = _per_model(args.batch, int)
-    args.lr = _per_model(args.lr, float)
-    args.proposals = _per_model(args.proposals, int)
     args.augment = [a for a in args.augment.split(",") if a]
     meta = {"argv": sys.argv[1:], "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "data": str(args.data), "minutes": args.minutes, "score_threshold": args.score_threshold}

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from flags import per_model
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -293,8 +295,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train-repeats", type=int, default=2)
     ap.add_argument("--export-repeats", type=int, default=2)
     ap.add_argument("--images", type=int, default=5, help="sample images per detection pass")
-    ap.add_argument("--batch", default="", help="per model batch override, e.g. rfcn=12 (default: the template's)")
-    ap.add_argument("--image-size", default="", help="per model image size override, e.g. ssd=320")
+    ap.add_argument("--batch", type=per_model(int), default="",
+                    help="per model batch override, e.g. rfcn=12 (default: the template's)")
+    ap.add_argument("--image-size", type=per_model(int), default="", help="per model image size override, e.g. ssd=320")
     ap.add_argument("--max-rss-gb", type=float, default=20.0, help="kill a training child past this resident memory")
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "speed")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "speed.md")
@@ -306,8 +309,6 @@ def main(argv=None) -> int:
         atomic_write_text(args.out, markdown(json.loads(args.out.with_suffix(".json").read_text())))
         print(args.out.read_text())
         return 0
-    batch = {k: int(v) for k, v in (x.split("=", 1) for x in args.batch.split(",") if x)}
-    image_size = {k: int(v) for k, v in (x.split("=", 1) for x in args.image_size.split(",") if x)}
 
     from karyotf.io import atomic_write_json, atomic_write_text
     from karyotf.paths import SAMPLE_DIR
@@ -327,7 +328,7 @@ def main(argv=None) -> int:
     result["models"] = []
     for model in [m for m in args.models.split(",") if m]:
         row = {"train": bench_train(model, records, args.work, args.train_steps, args.train_repeats,
-                                    args.max_rss_gb, batch.get(model), image_size.get(model))}
+                                    args.max_rss_gb, args.batch.get(model), args.image_size.get(model))}
         if not row["train"].get("failed"):
             row["export"] = bench_export(model, Path(row["train"]["model_dir"]), args.work, args.export_repeats)
             row["detect"] = bench_detect(Path(row["export"]["export_dir"]), images, args.repeats)
