@@ -18,12 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
-from . import classes
-from .errors import AnnotationError
+from . import classes, images
+from .errors import AnnotationError, ImageError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = images.SUFFIXES
 ANNOTATION_DIRS = ("annotations", "Annotations", "xml", "labels")
 IMAGE_DIRS = ("images", "JPEGImages", "imgs")
 CLIP_TOLERANCE = 2.0
@@ -99,6 +99,13 @@ class Annotation:
     xml_path: Path | None = None
     clipped_boxes: int = 0
     """How many boxes overhung the image by at most ``CLIP_TOLERANCE`` px and were clipped on reading."""
+    original: str | None = None
+    """For an augmented copy: the image id of the cell it was made from (``<source><original>`` in the XML), so
+    that ``karyotf records`` keeps a cell and all its copies in one split."""
+    exif_transpose: bool = False
+    """Read the image in its EXIF orientation (the boxes were drawn on that view)."""
+    image_info: "images.ImageInfo | None" = None
+    """How the image is stored, from the full decode that validated it (``None`` when not checked)."""
 
     @property
     def filename(self) -> str:
@@ -111,6 +118,15 @@ class Annotation:
     def counts(self) -> Counter:
         return Counter(b.name for b in self.boxes)
 
+    @property
+    def cell_id(self) -> str:
+        """The cell this image shows: its own id, or for an augmented copy the id of its original."""
+        return self.original or self.image_id
+
+    def pixels(self):
+        """The image as ``H x W x 3`` ``uint8`` RGB (:func:`karyotf.images.load`, in the annotated view)."""
+        return images.load(self.image_path, self.exif_transpose)
+
 
 @dataclass
 class LoadSummary:
@@ -121,6 +137,10 @@ class LoadSummary:
     boxes: int = 0
     clipped_boxes: int = 0
     errors: list[AnnotationError] = field(default_factory=list)
+    images_without_xml: list[str] = field(default_factory=list)
+    """Image files in the dataset that no XML describes (not used)."""
+    exif_as_stored: list[str] = field(default_factory=list)
+    """Images that carry an EXIF orientation and were read as stored (the XML size fits the stored view)."""
 
     def by_kind(self) -> Counter:
         return Counter(e.kind for e in self.errors)
@@ -131,12 +151,27 @@ class LoadSummary:
             lines.append(f"  {self.clipped_boxes} box(es) overhanging the image by <= {CLIP_TOLERANCE:g} px clipped")
         for kind, n in sorted(self.by_kind().items()):
             lines.append(f"  skipped for {kind}: {n}")
+        missing = [e.path.name for e in self.errors if e.kind == "missing_image"]
+        if missing:
+            lines.append(f"  {len(missing)} XML file(s) without an image: {_some(missing)}")
+        if self.images_without_xml:
+            lines.append(f"  {len(self.images_without_xml)} image(s) without an XML, not used: "
+                         f"{_some(self.images_without_xml)} (label them, or move them out of the dataset)")
+        if self.exif_as_stored:
+            lines.append(f"  {len(self.exif_as_stored)} image(s) carry an EXIF orientation and were read as stored, "
+                         f"as TensorFlow reads them: {_some(self.exif_as_stored)} (if their boxes were drawn on the "
+                         "turned view, pass --exif-transpose)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {"used": self.used, "skipped": self.skipped, "boxes": self.boxes,
                 "clipped_boxes": self.clipped_boxes, "skipped_by_kind": dict(self.by_kind()),
-                "errors": [str(e) for e in self.errors]}
+                "errors": [str(e) for e in self.errors], "images_without_xml": list(self.images_without_xml),
+                "exif_read_as_stored": list(self.exif_as_stored)}
+
+
+def _some(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names) - n} more)" if len(names) > n else "")
 
 
 def _text(node: ET.Element, tag: str) -> str | None:
@@ -174,20 +209,19 @@ def find_image(xml_path: Path, filename: str | None, image_dir: Path | None = No
     return None
 
 
-def image_size(path: Path) -> tuple[int, int, int]:
-    """(width, height, channels) of an image, read from its header; raises on an unreadable file."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.verify()  # checks the file structure without a full decode
-    with Image.open(path) as im:
-        return im.size[0], im.size[1], len(im.getbands())
+def image_size(path: Path, exif_transpose: bool = False) -> tuple[int, int, int]:
+    """(width, height, channels) of an image, fully decoded; raises :class:`~karyotf.errors.ImageError` on a
+    damaged or unreadable file."""
+    info = images.inspect(path, exif_transpose)
+    return info.width, info.height, info.channels
 
 
 def read_voc(xml_path: str | Path, image_dir: str | Path | None = None, check_image: bool = True,
-             clip_tolerance: float = CLIP_TOLERANCE) -> Annotation:
+             clip_tolerance: float = CLIP_TOLERANCE, exif_transpose: bool = False) -> Annotation:
     """Read and validate one LabelImg Pascal VOC file.
 
+    ``check_image``: decode the image completely (a damaged file is an error) and check its size against the XML.
+    ``exif_transpose``: the boxes were drawn on the image turned by its EXIF orientation; read it that way.
     Raises :class:`AnnotationError` (with ``kind`` one of ``malformed_xml``, ``missing_image``,
     ``unreadable_image``, ``size_mismatch``, ``unknown_class``, ``bad_box``, ``empty``).
     """
@@ -217,16 +251,24 @@ def read_voc(xml_path: str | Path, image_dir: str | Path | None = None, check_im
     height = int(_number(xml_path, size, "height", None, size_fix))
     depth_raw = _text(size, "depth")
     depth = int(depth_raw) if depth_raw and depth_raw.isdigit() else 3
+    info = None
     if check_image:
         try:
-            iw, ih, channels = image_size(image_path)
-        except Exception as exc:
-            raise AnnotationError(image_path, f"unreadable image ({type(exc).__name__}: {exc}) for {xml_path.name}",
-                                  "replace the image with a readable JPEG or PNG", kind="unreadable_image") from None
-        if (iw, ih) != (width, height):
-            raise AnnotationError(xml_path, f"<size> says {width}x{height} but {image_path.name} is {iw}x{ih}",
-                                  size_fix, kind="size_mismatch")
-        depth = channels
+            info = images.inspect(image_path, exif_transpose)
+        except ImageError as exc:
+            raise AnnotationError(image_path, f"{exc.problem} (the image of {xml_path.name})", exc.fix,
+                                  kind="unreadable_image") from None
+        if (info.width, info.height) != (width, height):
+            if not exif_transpose and info.exif_swaps_size and (info.height, info.width) == (width, height):
+                raise AnnotationError(
+                    xml_path, f"<size> says {width}x{height} but {image_path.name} is stored as "
+                    f"{info.width}x{info.height}: its EXIF orientation ({info.exif_words}) turns it to "
+                    f"{width}x{height}, the view the boxes were drawn on; karyotf, like TensorFlow, reads pixels as "
+                    "stored", "pass --exif-transpose (exif_transpose=True) to read images in their EXIF "
+                    "orientation, or re-save the image upright without EXIF rotation", kind="size_mismatch")
+            raise AnnotationError(xml_path, f"<size> says {width}x{height} but {image_path.name} is "
+                                  f"{info.width}x{info.height}", size_fix, kind="size_mismatch")
+        depth = info.channels
     if width <= 0 or height <= 0:
         raise AnnotationError(xml_path, f"<size> is {width}x{height}", size_fix, kind="size_mismatch")
 
@@ -264,7 +306,8 @@ def read_voc(xml_path: str | Path, image_dir: str | Path | None = None, check_im
         boxes.append(Box(xmin, ymin, xmax, ymax, name, difficult=_text(obj, "difficult") == "1",
                          truncated=_text(obj, "truncated") == "1"))
     return Annotation(image_path=image_path, width=width, height=height, boxes=boxes, depth=depth,
-                      xml_path=xml_path, clipped_boxes=clipped)
+                      xml_path=xml_path, clipped_boxes=clipped, original=_text(root, "source/original"),
+                      exif_transpose=exif_transpose, image_info=info)
 
 
 def voc_xml(ann: Annotation, folder: str = "images") -> str:
@@ -273,7 +316,10 @@ def voc_xml(ann: Annotation, folder: str = "images") -> str:
     ET.SubElement(root, "folder").text = folder
     ET.SubElement(root, "filename").text = ann.filename
     ET.SubElement(root, "path").text = ann.filename
-    ET.SubElement(ET.SubElement(root, "source"), "database").text = "karyotf"
+    source = ET.SubElement(root, "source")
+    ET.SubElement(source, "database").text = "karyotf"
+    if ann.original:
+        ET.SubElement(source, "original").text = ann.original
     size = ET.SubElement(root, "size")
     ET.SubElement(size, "width").text = str(int(ann.width))
     ET.SubElement(size, "height").text = str(int(ann.height))
@@ -318,35 +364,74 @@ def find_xml_files(src: str | Path) -> list[Path]:
     return files
 
 
-def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_images: bool = True,
-                 progress: bool = True, clip_tolerance: float = CLIP_TOLERANCE) -> tuple[list[Annotation], LoadSummary]:
-    """Read and validate every VOC file of a dataset.
+def image_files(src: str | Path) -> list[Path]:
+    """The image files of a dataset folder in either layout (beside the XML, or in ``images/`` folders)."""
+    src = Path(src)
+    if not src.is_dir():
+        return []
+    dirs = [src, *(src / d for d in IMAGE_DIRS), *(src / d for d in ANNOTATION_DIRS)]
+    suffixes = {s.lower() for s in IMAGE_SUFFIXES}
+    return sorted(p for d in dirs if d.is_dir() for p in d.iterdir() if p.suffix.lower() in suffixes and p.is_file())
 
-    Bad files are logged and skipped (``strict=False``) or raise at the first (``strict=True``).
+
+def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_images: bool = True,
+                 progress: bool = True, clip_tolerance: float = CLIP_TOLERANCE, exif_transpose: bool = False,
+                 workers: int | None = None) -> tuple[list[Annotation], LoadSummary]:
+    """Read and validate every VOC file of a dataset, decoding every image completely (on all cores).
+
+    Bad files are logged and skipped (``strict=False``) or raise at the first (``strict=True``).  The summary
+    also lists images that no XML describes and images read as stored although they carry an EXIF orientation.
     """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     files = find_xml_files(src) if isinstance(src, (str, Path)) else [Path(p) for p in src]
     if not files:
         raise AnnotationError(Path(str(src)), "no VOC XML files found",
                               "point at a folder with *.xml beside the images or in annotations/", kind="missing")
     summary = LoadSummary()
     out: list[Annotation] = []
-    iterator = files
+
+    def read(xml: Path):
+        try:
+            return read_voc(xml, check_image=check_images, clip_tolerance=clip_tolerance,
+                            exif_transpose=exif_transpose)
+        except AnnotationError as exc:
+            return exc
+
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(files, desc="reading VOC", unit="file", leave=False)
-    for xml in iterator:
-        try:
-            ann = read_voc(xml, check_image=check_images, clip_tolerance=clip_tolerance)
-        except AnnotationError as exc:
-            if strict:
-                raise
-            log.warning("skipped: %s", exc)
-            summary.errors.append(exc)
-            summary.skipped += 1
-            continue
-        summary.clipped_boxes += ann.clipped_boxes
-        out.append(ann)
-        summary.used += 1
-        summary.boxes += len(ann.boxes)
+        bar = tqdm(total=len(files), desc="reading VOC", unit="file", leave=False)
+    # Pillow decodes with the GIL released: threads use every core for the full decodes
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for got in pool.map(read, files):
+            if bar:
+                bar.update()
+            if isinstance(got, AnnotationError):
+                if strict:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise got
+                log.warning("skipped: %s", got)
+                summary.errors.append(got)
+                summary.skipped += 1
+                continue
+            summary.clipped_boxes += got.clipped_boxes
+            if got.image_info is not None and got.image_info.exif_orientation != 1 and not exif_transpose:
+                summary.exif_as_stored.append(got.image_path.name)
+            out.append(got)
+            summary.used += 1
+            summary.boxes += len(got.boxes)
+    if bar:
+        bar.close()
+    if isinstance(src, (str, Path)) and Path(src).is_dir():
+        described = {a.image_path.resolve() for a in out}
+        described |= {e.path.resolve() for e in summary.errors if e.kind == "unreadable_image"}
+        stems = {x.stem for x in files}
+        summary.images_without_xml = [p.name for p in image_files(src)
+                                      if p.resolve() not in described and p.stem not in stems]
+        if summary.images_without_xml:
+            log.warning("%d image(s) without an XML: %s", len(summary.images_without_xml),
+                        _some(summary.images_without_xml))
     return out, summary

@@ -483,10 +483,10 @@ def image_rng(seed: int, image_id: str) -> np.random.Generator:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    from PIL import Image
+    """An image file as RGB ``uint8`` by karyotf's one decoder (:func:`karyotf.images.load`)."""
+    from . import images
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return images.load(path)
 
 
 def _save_jpeg(image: np.ndarray, path: Path, quality: int = 95) -> None:
@@ -528,14 +528,16 @@ class AugmentResult:
 def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = 4, seed: int = 0,
                     ops: str | Sequence[str] | Sequence[Op] | None = None, chain: bool = False, p: float = 0.5,
                     include_originals: bool = False, grid: bool = True, grid_images: int = 3,
-                    strict: bool = False, progress: bool = True) -> AugmentResult:
+                    strict: bool = False, progress: bool = True, exif_transpose: bool = False) -> AugmentResult:
     """Write ``copies`` augmentations of every annotated image of ``src`` to ``out_dir``.
 
     Copy ``k`` of an image applies one op (``ops[(k + r) % len(ops)]``, ``r`` a per-image random offset) so
     every op is used evenly; ``chain=True`` instead passes each copy through all ops, each with probability
     ``p``.  Output: ``out_dir/images/<id>_aug<k>.jpg`` + ``out_dir/annotations/<id>_aug<k>.xml`` (and the
     originals with ``include_originals``), ``augment.json`` (seed, ops, what each copy got) and
-    ``augment_grid.png``.  The same seed gives the same files.
+    ``augment_grid.png``.  The same seed gives the same files.  Each copy's XML names its original cell
+    (``<source><original>``), so ``karyotf records`` keeps a cell and its copies in one split (and val/test free of
+    copies).
     """
     from .annotations import load_dataset, write_voc
     from .io import atomic_write_json
@@ -547,7 +549,7 @@ def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = 4, seed:
     else:
         parsed = parse_ops(ops)
     out_dir = Path(out_dir)
-    annotations, summary = load_dataset(src, strict=strict, progress=False)
+    annotations, summary = load_dataset(src, strict=strict, progress=False, exif_transpose=exif_transpose)
     if not annotations:
         raise AugmentError(f"{src}: no usable annotated images ({summary.text()})")
     img_dir, ann_dir = out_dir / "images", out_dir / "annotations"
@@ -559,7 +561,7 @@ def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = 4, seed:
 
         iterator = tqdm(annotations, desc="augmenting", unit="image", leave=False)
     for ann in iterator:
-        image = load_image(ann.image_path)
+        image = ann.pixels()
         rng = image_rng(seed, ann.image_id)
         offset = int(rng.integers(len(parsed)))
         result.boxes_in += len(ann.boxes)
@@ -569,19 +571,19 @@ def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = 4, seed:
 
             copy = atomic_write_bytes(img_dir / ann.image_path.name, ann.image_path.read_bytes())
             write_voc(Annotation(image_path=copy, width=ann.width, height=ann.height, boxes=list(ann.boxes),
-                                 depth=ann.depth), ann_dir / f"{ann.image_id}.xml")
+                                 depth=ann.depth, original=ann.original), ann_dir / f"{ann.image_id}.xml")
         for k in range(copies):
             chosen = parsed if chain else [parsed[(k + offset) % len(parsed)]]
             aug, boxes, details = augment_one(image, ann.boxes, chosen, rng, chain=chain, p=p)
             name = f"{ann.image_id}_aug{k}"
-            item = {"source": ann.image_id, "output": name, "ops": details,
+            item = {"source": ann.image_id, "original": ann.cell_id, "output": name, "ops": details,
                     "boxes_in": len(ann.boxes), "boxes_out": len(boxes)}
             if not boxes:
                 result.skipped += 1
                 item["skipped"] = "no chromosome left"
                 result.items.append(item)
                 continue
-            _write_pair(aug, boxes, name, img_dir, ann_dir, write_voc)
+            _write_pair(aug, boxes, name, img_dir, ann_dir, write_voc, original=ann.cell_id)
             result.written += 1
             result.boxes_out += len(boxes)
             result.truncated_boxes += sum(b.truncated for b in boxes)
@@ -602,11 +604,13 @@ def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = 4, seed:
     return result
 
 
-def _write_pair(image: np.ndarray, boxes: Sequence[Box], name: str, img_dir: Path, ann_dir: Path, write_voc) -> None:
+def _write_pair(image: np.ndarray, boxes: Sequence[Box], name: str, img_dir: Path, ann_dir: Path, write_voc,
+                original: str | None = None) -> None:
     h, w = image.shape[:2]
     path = img_dir / f"{name}.jpg"
     _save_jpeg(image, path)
-    write_voc(Annotation(image_path=path, width=w, height=h, boxes=list(boxes)), ann_dir / f"{name}.xml")
+    write_voc(Annotation(image_path=path, width=w, height=h, boxes=list(boxes), original=original),
+              ann_dir / f"{name}.xml")
 
 
 # ----------------------------------------------------------------------------------------------- picture

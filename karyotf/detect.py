@@ -61,32 +61,15 @@ def read_label_map(path: str | Path) -> dict[int, str]:
 
 
 def load_image(image: np.ndarray | str | Path) -> np.ndarray:
-    """An image as a HxWx3 uint8 RGB array (grey and RGBA inputs are converted)."""
-    if isinstance(image, (str, Path)):
-        from PIL import Image, UnidentifiedImageError
+    """An image (file, array or PIL image) as HxWx3 uint8 RGB by karyotf's one decoder (:mod:`karyotf.images`:
+    the pixels the model was trained on); a bad image is a :class:`DetectError`."""
+    from .errors import ImageError
+    from .images import load
 
-        path = Path(image)
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except FileNotFoundError as exc:
-            raise DetectError(f"{path}: no such image file") from exc
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DetectError(f"{path}: not a readable image ({exc}) (fix: give a JPEG, PNG, BMP or TIFF file)") from exc
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4) or min(arr.shape[:2]) < 1:
-        raise DetectError(f"image array of shape {arr.shape}: expected HxWx3 (fix: pass an RGB uint8 array)")
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    elif arr.shape[-1] == 4:
-        arr = arr[..., :3]
-    if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating) and arr.size and float(arr.max()) <= 1.0:
-            arr = arr * 255.0
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    try:
+        return load(image)
+    except ImageError as exc:
+        raise DetectError(str(exc)) from None
 
 
 class Detector:

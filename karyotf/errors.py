@@ -22,6 +22,14 @@ class AnnotationError(KaryotfError):
         super().__init__(f"{where}: {problem}" + (f" (fix: {fix})" if fix else ""))
 
 
+class ImageError(AnnotationError):
+    """An image file or array that cannot be read as an image (``kind``: ``unreadable_image`` or
+    ``missing_image``): names the file and the fix."""
+
+    def __init__(self, path: str | Path, problem: str, fix: str = "", kind: str = "unreadable_image"):
+        super().__init__(path, problem, fix, kind=kind)
+
+
 class RecordsError(KaryotfError):
     """Records could not be written or read."""
 

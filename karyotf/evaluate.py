@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import images
 from . import metrics as M
 from .annotations import Annotation, Box
 from .errors import EvaluateError
@@ -355,13 +356,6 @@ def _split_count(records_dir: str | Path, split: str) -> int | None:
     return count if isinstance(count, int) else None
 
 
-def _decode(image_bytes: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(image_bytes)) as im:
-        return np.asarray(im.convert("RGB"))
-
-
 def _detect_split(model: Path, records_dir: str | Path, split: str, use: str = "auto", limit: int | None = None):
     """Run the model's Detector over one split: (truth, detections, seconds per image, model info, model name)."""
     from tqdm import tqdm
@@ -386,7 +380,7 @@ def _detect_split(model: Path, records_dir: str | Path, split: str, use: str = "
     for image_bytes, ann in tqdm(examples, desc=f"eval {info['model']} on {split}", unit="image", total=total):
         if limit is not None and len(truth) >= limit:
             break
-        image = _decode(image_bytes)
+        image = images.load(image_bytes)
         t0 = time.perf_counter()
         boxes = detector.detect(image, min_score=0.0)
         times.append(time.perf_counter() - t0)

@@ -18,7 +18,6 @@ is complete; a failed or interrupted run leaves no record file behind (and the p
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import random
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from . import classes
+from . import classes, images
 from .annotations import Annotation, Box, LoadSummary, load_dataset
 from .errors import RecordsError
 from .io import atomic_path, atomic_write_json
@@ -94,26 +93,12 @@ def split_by_case(image_ids: Sequence[str], fractions: Sequence[float] = DEFAULT
 # ----------------------------------------------------------------------------------------------- encode
 
 
-def _image_bytes(path: Path) -> tuple[bytes, str]:
-    """The encoded image and its format: JPEG and PNG as they are on disk, anything else re-encoded as PNG."""
-    from PIL import Image
-
-    data = path.read_bytes()
-    with Image.open(io.BytesIO(data)) as im:
-        fmt = (im.format or "").lower()
-        if fmt in ("jpeg", "png"):
-            return data, "jpeg" if fmt == "jpeg" else "png"
-        buf = io.BytesIO()
-        im.convert("RGB").save(buf, format="PNG")
-        return buf.getvalue(), "png"
-
-
 def encode_example(ann: Annotation, image_bytes: bytes | None = None, image_format: str | None = None):
     """A ``tf.train.Example`` in the OD API's layout for one annotated image (boxes normalised to [0, 1])."""
     import tensorflow as tf
 
     if image_bytes is None:
-        image_bytes, image_format = _image_bytes(ann.image_path)
+        image_bytes, image_format = images.record_bytes(ann.image_path, ann.exif_transpose, info=ann.image_info)
     w, h = float(ann.width), float(ann.height)
 
     def b(values):
@@ -239,9 +224,14 @@ class RecordsResult:
     chart: Path | None = None
     summary: LoadSummary | None = None
     seconds: float = 0.0
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Images read but not written, with the reason (augmented copies of val/test cells)."""
 
     def text(self) -> str:
         lines = [self.summary.text()] if self.summary else []
+        if self.left_out:
+            lines.append(f"  {len(self.left_out)} augmented copy(ies) of val/test cells left out: val/test hold "
+                         "originals only (listed in manifest.json; --augmented-in-eval keeps them)")
         for split in SPLITS:
             n = self.counts.get(split, 0)
             lines.append(f"{split:5s}: {n:4d} images in {len(self.files.get(split, []))} shard(s)")
@@ -309,12 +299,18 @@ def plot_stats(stats: dict, path: str | Path) -> Path:
 def build_records(src: str | Path | None = None, out_dir: str | Path = "records", *, seed: int = DEFAULT_SEED,
                   fractions: Sequence[float] = DEFAULT_FRACTIONS, case_pattern: str = DEFAULT_CASE_PATTERN,
                   shards: int | None = None, strict: bool = False, progress: bool = True,
-                  annotations: list[Annotation] | None = None) -> RecordsResult:
+                  annotations: list[Annotation] | None = None, augmented_in_eval: bool = False,
+                  exif_transpose: bool = False) -> RecordsResult:
     """Validate a VOC dataset and write sharded TFRecords, label map, manifest and stats (see the module doc).
 
     ``src`` defaults to the built-in sample.  ``shards``: shards per split (default: one per
     ``IMAGES_PER_SHARD`` images).  ``strict``: stop at the first bad file instead of skipping it.
     ``annotations``: already-loaded annotations to write instead of reading ``src``.
+
+    Augmented copies (``karyotf augment`` records each copy's original in its XML) take their original's case, so
+    a cell and all its copies land in one split.  Val and test hold originals only: copies of val/test cells are
+    left out and listed (``augmented_in_eval=True`` keeps them).  ``exif_transpose``: read images in their EXIF
+    orientation (the boxes were drawn on that view); the records then hold the turned pixels.
     """
     import time
 
@@ -324,7 +320,7 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
             from .paths import SAMPLE_DIR
 
             src = SAMPLE_DIR
-        annotations, summary = load_dataset(src, strict=strict, progress=progress)
+        annotations, summary = load_dataset(src, strict=strict, progress=progress, exif_transpose=exif_transpose)
     else:
         summary = LoadSummary(used=len(annotations), boxes=sum(len(a.boxes) for a in annotations))
     if not annotations:
@@ -333,8 +329,30 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     dupes = [k for k, v in Counter(ids).items() if v > 1]
     if dupes:
         raise RecordsError(f"{src}: image names must be unique; {len(dupes)} repeat (e.g. {dupes[0]}); rename them")
-    assignment = split_by_case(ids, fractions, seed, case_pattern)
-    cases = {i: case_of(i, case_pattern) for i in ids}
+    # split the cells (an augmented copy is its original's cell), so the originals split the same with or
+    # without copies beside them, and a cell and its copies share a split
+    cell_of = {a.image_id: a.cell_id for a in annotations}
+    cases = {i: case_of(cell_of[i], case_pattern) for i in ids}
+    cell_split = split_by_case(sorted(set(cell_of.values())), fractions, seed, case_pattern)
+    assignment = {i: cell_split[cell_of[i]] for i in ids}
+    left_out: dict[str, str] = {}
+    if not augmented_in_eval:
+        for a in annotations:
+            if a.original and assignment[a.image_id] != "train":
+                left_out[a.image_id] = (f"augmented copy of {a.original}, a {assignment[a.image_id]} cell: "
+                                        "val/test hold originals only")
+        for split, f in zip(SPLITS, fractions):
+            had = [i for i in ids if assignment[i] == split]
+            if split != "train" and f > 0 and had and all(i in left_out for i in had):
+                raise RecordsError(
+                    f"{src}: the {split} split would hold only augmented copies (their originals are not in the "
+                    "dataset), and val/test hold originals only (fix: augment with --with-originals so the "
+                    "originals come along, build the records from the originals and augment in training "
+                    "(karyotf config --augment), or pass --augmented-in-eval to evaluate on copies)")
+        annotations = [a for a in annotations if a.image_id not in left_out]
+        if left_out:
+            log.warning("%d augmented copies of val/test cells left out (val/test hold originals only)",
+                        len(left_out))
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -342,7 +360,7 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     random.Random(seed + 1).shuffle(order)  # shuffled within each split, reproducibly
     per_split = {s: [a for a in order if assignment[a.image_id] == s] for s in SPLITS}
 
-    result = RecordsResult(out_dir=out_dir, summary=summary)
+    result = RecordsResult(out_dir=out_dir, summary=summary, left_out=left_out)
     shard_of: dict[str, str] = {}
     tmp_dir = Path(tempfile.mkdtemp(prefix=".records-tmp-", dir=out_dir))
     try:
@@ -392,9 +410,13 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
         "fractions": dict(zip(SPLITS, fractions)),
         "case_pattern": case_pattern,
         "counts": result.counts,
+        "augmented_in_eval": augmented_in_eval,
+        "exif_transpose": exif_transpose,
         "images": {a.image_id: {"split": assignment[a.image_id], "case": cases[a.image_id],
-                                "file": a.filename, "shard": shard_of[a.image_id], "chromosomes": len(a.boxes)}
+                                "file": a.filename, "shard": shard_of[a.image_id], "chromosomes": len(a.boxes),
+                                **({"original": a.original} if a.original else {})}
                    for a in sorted(annotations, key=lambda a: a.image_id)},
+        "left_out": left_out,
     }
     result.manifest = atomic_write_json(out_dir / "manifest.json", manifest)
     stats = _stats(annotations, assignment, summary, cases)

@@ -31,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--no-grid", action="store_true", help="do not draw augment_grid.png")
     p.add_argument("--grid-images", type=int, default=3, help="originals (rows) in the grid (default: %(default)s)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad annotation instead of skipping it")
+    p.add_argument("--exif-transpose", action="store_true",
+                   help="read images in their EXIF orientation (when the boxes were drawn on the turned view)")
     p.set_defaults(func=_augment)
 
 
@@ -40,6 +42,7 @@ def _augment(args) -> int:
 
     result = augment_dataset(args.src or SAMPLE_DIR, args.out, copies=args.copies, seed=args.seed, ops=args.ops,
                              chain=args.chain, p=args.p, include_originals=args.with_originals,
-                             grid=not args.no_grid, grid_images=args.grid_images, strict=args.strict)
+                             grid=not args.no_grid, grid_images=args.grid_images, strict=args.strict,
+                             exif_transpose=args.exif_transpose)
     print(result.text())
     return 0

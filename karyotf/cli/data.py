@@ -22,6 +22,11 @@ def register(sub) -> None:
                         "without their last digit)")
     p.add_argument("--shards", type=int, default=None, help="shards per split (default: one per 250 images)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
+    p.add_argument("--augmented-in-eval", action="store_true",
+                   help="keep augmented copies of val/test cells in val/test (default: val/test hold originals only)")
+    p.add_argument("--exif-transpose", action="store_true",
+                   help="read images in their EXIF orientation (when the boxes were drawn on the turned view); "
+                        "default: pixels as stored, as TensorFlow reads them")
     p.set_defaults(func=_records)
 
 
@@ -34,6 +39,7 @@ def _records(args) -> int:
     except ValueError:
         raise CliError(f"--split {args.split!r}: give three numbers, e.g. 0.8,0.1,0.1") from None
     result = build_records(args.src, args.out, seed=args.seed, fractions=fractions, case_pattern=args.case_pattern,
-                           shards=args.shards, strict=args.strict)
+                           shards=args.shards, strict=args.strict, augmented_in_eval=args.augmented_in_eval,
+                           exif_transpose=args.exif_transpose)
     print(result.text())
     return 0

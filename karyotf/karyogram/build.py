@@ -46,28 +46,19 @@ class KaryogramResult:
 
 
 def load_image(image) -> tuple[np.ndarray, str]:
-    """(RGB uint8 array, name) from an array, a path or a PIL image."""
-    from PIL import Image
+    """(RGB uint8 array, name) from an array, a path or a PIL image, by karyotf's one decoder
+    (:mod:`karyotf.images`); a bad image is a :class:`KaryogramError`."""
+    from ..errors import ImageError
+    from ..images import load
 
     if isinstance(image, (str, Path)):
-        p = Path(image)
-        try:
-            with Image.open(p) as im:
-                return np.asarray(im.convert("RGB")), p.name
-        except FileNotFoundError:
-            raise KaryogramError(f"{p}: image not found (fix: check the path)") from None
-        except OSError as exc:
-            raise KaryogramError(f"{p}: unreadable image ({exc}) (fix: give a JPEG or PNG metaphase image)") from None
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB")), getattr(image, "filename", "") or "image"
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise KaryogramError(f"image array of shape {arr.shape}: need HxWx3 (fix: pass an RGB uint8 array)")
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return arr[..., :3], "image"
+        name = Path(image).name
+    else:
+        name = getattr(image, "filename", "") or "image"
+    try:
+        return load(image), name
+    except ImageError as exc:
+        raise KaryogramError(str(exc)) from None
 
 
 def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
@@ -174,7 +165,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
 def from_annotation(xml: str | Path | Annotation, out_dir: str | Path, image=None, **kw) -> KaryogramResult:
     """Karyogram of an annotated cell (ground truth, no model): the VOC XML's boxes on its image."""
     ann = xml if isinstance(xml, Annotation) else read_voc(xml, check_image=image is None)
-    img = image if image is not None else ann.image_path
+    img = image if image is not None else (ann.pixels() if ann.exif_transpose else ann.image_path)
     shown = image if isinstance(image, (str, Path)) else ann.image_path
     src = {"kind": "annotations", "from": str(ann.xml_path or ""), "image": str(shown)}
     return build_karyogram(img, ann.boxes, out_dir, source=src, **kw)
