@@ -356,15 +356,62 @@ def _split_count(records_dir: str | Path, split: str) -> int | None:
     return count if isinstance(count, int) else None
 
 
-def _detect_split(model: Path, records_dir: str | Path, split: str, use: str = "auto", limit: int | None = None):
-    """Run the model's Detector over one split: (truth, detections, seconds per image, model info, model name)."""
+def model_records(model: str | Path) -> Path:
+    """The records a model dir or export dir was configured with (its ``pipeline.config``'s train input folder;
+    for an export without one, its source model dir's)."""
+    from .errors import PipelineConfigError
+    from .pipelines import read_config, records_dir_of
+
+    model = Path(model)
+    candidates = [model / "pipeline.config"]
+    source = _read_json(model / "karyotf.json").get("source_model_dir")
+    if source:
+        candidates.append(Path(source) / "pipeline.config")
+    config = next((c for c in candidates if c.is_file()), None)
+    if config is None:
+        raise EvaluateError(f"{model}: no pipeline.config to say which records the model was trained on "
+                            "(fix: pass --records DIR)")
+    try:
+        return records_dir_of(read_config(config))
+    except PipelineConfigError as exc:
+        raise EvaluateError(f"{config}: cannot read its records folder ({exc}) (fix: pass --records DIR)") from None
+
+
+def check_records(records_dir: str | Path, split: str, origin: str = "") -> Path:
+    """``records_dir`` if it holds shards of ``split``, else an :class:`EvaluateError` naming the path and the fix."""
+    from .records import split_files
+
+    records_dir = Path(records_dir)
+    where = f" (from {origin})" if origin else ""
+    if not records_dir.is_dir():
+        raise EvaluateError(f"records folder {records_dir}{where} does not exist (fix: build it with `karyotf records "
+                            f"SRC --out {records_dir}`, or pass --records DIR)")
+    if not split_files(records_dir, split):
+        have = [s for s in ("train", "val", "test") if split_files(records_dir, s)]
+        raise EvaluateError(f"records folder {records_dir}{where} has no {split}.record-* shards (it has: "
+                            f"{', '.join(have) or 'none'}) (fix: pick another --split, or rebuild the records)")
+    return records_dir
+
+
+def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: str = "auto",
+                  limit: int | None = None):
+    """Run the model's Detector over one split: (truth, detections, seconds per image, model info, model name).
+
+    ``records_dir`` None: the records the model was configured with."""
     from tqdm import tqdm
 
+    if not Path(model).is_dir():
+        resolve_export(model)  # raises the missing-model error before any records error
+    if records_dir is None:
+        records_dir = check_records(model_records(model), split, f"{Path(model) / 'pipeline.config'}")
+    else:
+        check_records(records_dir, split)
     export_dir = resolve_export(model)
     from .detect import Detector
     from .records import read_examples
 
     info = model_info(export_dir)
+    info["records_dir"] = str(records_dir)
     if info["batch"] is None or info["steps"] is None:
         for k, v in model_info(model).items():
             if info.get(k) is None:
@@ -392,18 +439,19 @@ def _detect_split(model: Path, records_dir: str | Path, split: str, use: str = "
     return truth, detections, _mean_time(times), info, getattr(detector, "model_name", None) or info["model"]
 
 
-def detect_split(model: str | Path, records_dir: str | Path, split: str = "test", use: str = "auto",
+def detect_split(model: str | Path, records_dir: str | Path | None = None, split: str = "test", use: str = "auto",
                  limit: int | None = None) -> tuple[list[Annotation], list[list[Box]], float]:
     """The ground truth and the model's detections (all scores) on one split, and detection seconds per image."""
     truth, detections, seconds, _, _ = _detect_split(Path(model), records_dir, split, use=use, limit=limit)
     return truth, detections, seconds
 
 
-def evaluate(model: str | Path, records_dir: str | Path, split: str = "test",
+def evaluate(model: str | Path, records_dir: str | Path | None = None, split: str = "test",
              score_threshold: float = M.SCORE_THRESHOLD, iou: float = M.IOU, out_dir: str | Path | None = None,
              use: str = "auto", limit: int | None = None, plots: bool = True) -> EvalReport:
     """Evaluate a model dir (``runs/MODEL``) or an export dir on one split of the records; see the module docstring.
 
+    ``records_dir`` None: the records the model was configured with (its pipeline.config).
     ``use``: the Detector's format (``saved_model`` | ``frozen_graph`` | ``auto``); ``limit``: the first N images only.
     ``out_dir`` defaults to ``MODEL/eval`` (``MODEL/eval-SPLIT`` for splits other than test).
     """
@@ -413,5 +461,5 @@ def evaluate(model: str | Path, records_dir: str | Path, split: str = "test",
         out_dir = model / ("eval" if split == "test" else f"eval-{split}")
     return evaluate_detections(truth, detections, score_threshold=score_threshold, iou=iou, model=name,
                                split=split, batch=info["batch"], steps=info["steps"], source=model,
-                               records_dir=records_dir, seconds_per_image=seconds_per_image, out_dir=out_dir,
+                               records_dir=info["records_dir"], seconds_per_image=seconds_per_image, out_dir=out_dir,
                                plots=plots)

@@ -298,6 +298,15 @@ def label_map_classes(path: str | Path) -> dict[int, str]:
     return ids
 
 
+def records_dir_of(cfg) -> Path:
+    """The records dir a filled config trains on (the folder of its train input's shards)."""
+    paths = list(cfg.train_input_reader.tf_record_input_reader.input_path)
+    if not paths:
+        raise PipelineConfigError("the config's train_input_reader has no input_path (fix: fill it with "
+                                  "`karyotf config MODEL --records DIR`)")
+    return Path(paths[0]).parent
+
+
 def _records_paths(records_dir: Path) -> tuple[str, str, Path]:
     from .records import split_files, split_pattern
 

@@ -194,6 +194,9 @@ def read_examples(source: str | Path | Iterable[str | Path], split: str | None =
         if not files:
             raise RecordsError(f"{source}: no record shards for split(s) {', '.join(splits)}")
     elif isinstance(source, (str, Path)):
+        if not Path(source).is_file():
+            raise RecordsError(f"{source}: no such records folder or shard file (fix: build it with "
+                               f"`karyotf records SRC --out {source}`, or give the records dir)")
         files = [Path(source)]
     else:
         files = [Path(p) for p in source]

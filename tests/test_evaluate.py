@@ -10,7 +10,7 @@ import types
 import numpy as np
 import pytest
 
-from karyotf import classes
+from karyotf import classes, images
 from karyotf import evaluate as E
 from karyotf import metrics as M
 from karyotf.annotations import Box, load_dataset
@@ -177,7 +177,7 @@ class _FakeDetector:
         self.export_dir, self.use, self.model_name, self.kind = export_dir, use, "fake_ssd", "saved_model"
         self.truth = {}
         for image_bytes, ann in read_examples(_FakeDetector.records_dir, "test"):
-            self.truth[hashlib.sha1(E._decode(image_bytes).tobytes()).hexdigest()] = ann
+            self.truth[hashlib.sha1(images.load(image_bytes).tobytes()).hexdigest()] = ann
 
     def detect(self, image, min_score=0.0):
         assert isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape[2] == 3

@@ -94,8 +94,9 @@ def test_sex_flags(sex, flags, absent):
     call = count_call(cell(sex=sex))
     assert flags <= set(call.flag_codes)
     assert not (absent & set(call.flag_codes))
-    if not sex:
-        assert call.iscn == "44,?"
+    if not sex:  # "44,?" is not ISCN: no sex chromosome found is no call, with the counts kept
+        assert call.iscn is None and call.text == "no call: no X and no Y among 44 chromosomes"
+        assert "no_call" in call.flag_codes and call.total == 44
 
 
 def test_confidence_flags():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 def register(sub) -> None:
     from ..metrics import IOU, SCORE_THRESHOLD
-    from ..paths import DEFAULT_EXPORTED, DEFAULT_RECORDS, DEFAULT_RUNS
+    from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
 
     p = sub.add_parser(
         "eval", help="evaluate a model: COCO mAP + precision/recall/F1, confusion matrix, PR curve",
@@ -19,7 +19,8 @@ def register(sub) -> None:
     p.add_argument("--model-dir", type=Path, default=None,
                    help=f"model or export dir (default: MODEL if it is a dir, else {DEFAULT_RUNS}/MODEL, else "
                         f"{DEFAULT_EXPORTED}/MODEL)")
-    p.add_argument("--records", type=Path, default=DEFAULT_RECORDS, help="records dir (default: %(default)s)")
+    p.add_argument("--records", type=Path, default=None,
+                   help="records dir (default: the records the model was configured with, from its pipeline.config)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default: %(default)s)")
     p.add_argument("--score-threshold", type=float, default=SCORE_THRESHOLD,
                    help="score at or above which a detection counts for precision/recall/F1 (default: %(default)s)")

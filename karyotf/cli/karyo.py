@@ -61,6 +61,8 @@ def _karyogram(args) -> int:
                          low_score=args.low_score, longest=args.longest, resolution=args.bands)
     for img, r in zip(args.images, results):
         print(f"{img.name}: {r.call.text}")
+        if r.call.iscn is None and r.call.total:
+            print(f"  counts {r.call.counts_text()}")
         for f in r.call.flags:
             print(f"  flag {f}")
         print(f"  wrote {r.paths['karyogram'].parent}/ (karyogram.png, detections.json, report.html, report.json)"

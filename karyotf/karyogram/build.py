@@ -84,13 +84,17 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
                    low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
                    labels: bool = True, marks: bool = True, resolution: int = ideogram.DEFAULT_RESOLUTION,
+                   suppressed: Sequence[tuple[Box, Box, float]] = (),
                    ) -> tuple[Call, Layout, dict[str, float], list[Box]]:
-    """Everything but the files: (call, layout with the PIL picture and placements, timings ms, checked boxes)."""
+    """Everything but the files: (call, layout with the PIL picture and placements, timings ms, checked boxes).
+
+    ``suppressed``: boxes an NMS removed, ``(removed, kept, IoU)``, for the call's flags."""
     arr, name = load_image(image)
     boxes = _check_boxes(list(boxes), arr.shape, name)
     t = {}
     t0 = time.perf_counter()
-    call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou)
+    call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
+                      suppressed=suppressed)
     cut = cut_out_all(arr, boxes)
     t1 = time.perf_counter()
     oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
@@ -107,13 +111,17 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
 def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None, longest: float = LONGEST,
                     low_score: float = LOW_SCORE, low_mean_score: float = LOW_MEAN_SCORE,
                     overlap_iou: float = OVERLAP_IOU, source: dict | None = None,
-                    resolution: int = ideogram.DEFAULT_RESOLUTION) -> KaryogramResult:
+                    resolution: int = ideogram.DEFAULT_RESOLUTION,
+                    suppressed: Sequence[tuple[Box, Box, float]] = (),
+                    below_min_score: Sequence[Box] = ()) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
     ``report.json`` into ``out_dir`` (atomically).
 
     ``image``: RGB array, path or PIL image; ``boxes``: pixel boxes with class names (from an annotation,
     ``score`` None, or a Detector, ``score`` set).  No boxes gives an empty karyogram and a report saying that
     no chromosomes were detected.  ``rows``: a preset (``standard``, ``denver``) or spec ``"1-5|6-12,X|..."``.
+    ``suppressed`` (``(removed, kept, IoU)`` from an NMS) and ``below_min_score`` are detections not counted: both
+    are listed in ``detections.json`` and the report, and the call flags a confident suppressed box of another class.
     """
     t0 = time.perf_counter()
     arr, name = load_image(image)
@@ -126,9 +134,15 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
         subtitle += f"  \u00b7  chromosomes from {source['kind']}"
     if source.get("model"):
         subtitle += f" ({source['model']})"
+    position = {id(b): i for i, b in enumerate(boxes)}  # _check_boxes keeps the order
     call, layout, timings, boxes = make_karyogram(arr, boxes, rows=rows, longest=longest, low_score=low_score,
                                                   low_mean_score=low_mean_score, overlap_iou=overlap_iou,
-                                                  subtitle=subtitle, resolution=resolution)
+                                                  subtitle=subtitle, resolution=resolution, suppressed=suppressed)
+    not_counted = {
+        "suppressed": [{**d.to_dict(), "kept_index": position.get(id(k)), "kept_class": k.name, "iou": round(v, 3)}
+                       for d, k, v in suppressed],
+        "below_min_score": [d.to_dict() for d in sorted(below_min_score, key=lambda b: -(b.score or 0.0))],
+    }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"karyogram": out / "karyogram.png", "detections": out / "detections.json",
@@ -153,11 +167,12 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
         dets.append(d)
     h, w = arr.shape[:2]
     atomic_write_json(paths["detections"], {"image": source["image"], "width": w, "height": h, "source": source,
-                                            "count": len(boxes), "call": call.iscn, "detections": dets})
+                                            "count": len(boxes), "call": call.iscn, "text": call.text,
+                                            "detections": dets, "not_counted": not_counted})
     timings["write"] = 1000 * (time.perf_counter() - tw)
     timings["total"] = 1000 * (time.perf_counter() - t0)
-    report.write_html(paths["report_html"], call, png, source, timings)
-    report.write_json(paths["report_json"], report.report_dict(call, source, timings, paths))
+    report.write_html(paths["report_html"], call, png, source, timings, not_counted)
+    report.write_json(paths["report_json"], report.report_dict(call, source, timings, paths, not_counted))
     return KaryogramResult(call=call, boxes=list(boxes), placements=layout.placements, image=layout.image,
                            paths=paths, timings=timings, source=source)
 
@@ -171,31 +186,48 @@ def from_annotation(xml: str | Path | Annotation, out_dir: str | Path, image=Non
     return build_karyogram(img, ann.boxes, out_dir, source=src, **kw)
 
 
-def class_agnostic_nms(boxes: Sequence[Box], iou: float) -> list[Box]:
-    """Keep the best-scoring box where boxes of any class overlap by more than ``iou`` (one chromosome detected
-    as two classes counts once).  ``iou >= 1`` keeps everything."""
+def suppress(boxes: Sequence[Box], iou: float) -> tuple[list[Box], list[tuple[Box, Box, float]]]:
+    """Class-agnostic NMS that says what it removed: (kept boxes, ``(removed, the kept box it overlaps, IoU)``).
+
+    The best-scoring box is kept where boxes of any class overlap by more than ``iou`` (one chromosome detected as
+    two classes counts once).  ``iou >= 1`` keeps everything."""
+    ordered = sorted(boxes, key=lambda x: -(x.score if x.score is not None else 1.0))
     if iou >= 1:
-        return list(boxes)
+        return ordered, []
     kept: list[Box] = []
-    for b in sorted(boxes, key=lambda x: -(x.score if x.score is not None else 1.0)):
-        if all(b.iou(k) <= iou for k in kept):
+    removed: list[tuple[Box, Box, float]] = []
+    for b in ordered:
+        over = max(((b.iou(k), k) for k in kept), key=lambda t: t[0], default=(0.0, None))
+        if over[1] is not None and over[0] > iou:
+            removed.append((b, over[1], over[0]))
+        else:
             kept.append(b)
-    return kept
+    return kept, removed
+
+
+def class_agnostic_nms(boxes: Sequence[Box], iou: float) -> list[Box]:
+    """The boxes :func:`suppress` keeps."""
+    return suppress(boxes, iou)[0]
 
 
 def from_detector(detector, image, out_dir: str | Path, min_score: float = MIN_SCORE, nms_iou: float = NMS_IOU,
                   **kw) -> KaryogramResult:
     """Karyogram of a cell from a :class:`karyotf.detect.Detector`: detections with ``score >= min_score``, after a
-    class-agnostic NMS at ``nms_iou`` (the OD API's NMS is per class)."""
+    class-agnostic NMS at ``nms_iou`` (the OD API's NMS is per class).
+
+    Nothing is dropped unseen: detections below ``min_score`` and those the NMS removed are listed in
+    ``detections.json`` and the report, and a removed box scoring at least ``low_score`` whose class differs from
+    the box that kept it is flagged (``suppressed_other_class``): a third 21 lying over a 22 stays visible."""
     arr, _ = load_image(image)
     t0 = time.perf_counter()
-    dets = detector.detect(arr, min_score=min_score)
+    everything = detector.detect(arr, min_score=0.0)
     detect_ms = 1000 * (time.perf_counter() - t0)
-    dets = class_agnostic_nms([d for d in dets if d.score is None or d.score >= min_score], nms_iou)
+    below = [d for d in everything if d.score is not None and d.score < min_score]
+    dets, removed = suppress([d for d in everything if d.score is None or d.score >= min_score], nms_iou)
     src = {"kind": "model", "from": str(getattr(detector, "export_dir", "") or getattr(detector, "model_name", "")),
            "model": getattr(detector, "model_name", None), "min_score": min_score, "nms_iou": nms_iou,
            "image": str(image) if isinstance(image, (str, Path)) else "image"}
-    res = build_karyogram(arr, dets, out_dir, source=src, **kw)
+    res = build_karyogram(arr, dets, out_dir, source=src, suppressed=removed, below_min_score=below, **kw)
     res.timings["detect"] = detect_ms
     return res
 

@@ -7,7 +7,11 @@ lost chromosome a loss (``45,XX,-22``).  Structural changes (translocations, del
 ISCN order: the total count, then the sex chromosomes (all X, then all Y: ``XX``, ``XY``, ``X``, ``XXY``), then
 the autosomal gains and losses in chromosome order, one ``+n`` / ``-n`` a copy (``48,XY,+18,+21``;
 ``45,XY,-21``; ``48,XX,+21,+21``).  Sex-chromosome aneuploidies are written by their complement only
-(``45,X``, ``47,XXY``).  With no X and no Y the sex is written ``?`` and flagged.
+(``45,X``, ``47,XXY``).
+
+No ISCN string is written where it would not be one: a cell with fewer than ``CALL_MIN_TOTAL`` or more than
+``CALL_MAX_TOTAL`` chromosomes, or with no X and no Y, reads ``no call: ...`` with its counts and flags
+(:mod:`karyotf.karyogram.defaults` documents the bounds).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import Iterable, Sequence
 
 from .. import classes
 from ..annotations import Box
-from .defaults import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU  # noqa: F401  (re-exported)
+from .defaults import CALL_MAX_TOTAL, CALL_MIN_TOTAL, LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU  # noqa: F401
 
 NORMAL_SEX = ("XX", "XY")
 
@@ -42,6 +46,10 @@ class Flag:
 
 FLAG_CODES = {
     "no_detections": "no chromosome was found: no call",
+    "no_call": f"too few or too many chromosomes (a call needs {CALL_MIN_TOTAL}-{CALL_MAX_TOTAL}), or no X and no Y: "
+               "no call, the counts are shown",
+    "suppressed_other_class": "a confident box of another class was suppressed under a kept box: a chromosome may "
+                              "be missing from the count",
     "total_not_46": "the chromosome count is not 46",
     "extra_copy": "a class has three or more copies",
     "missing_copy": "a class has a single copy",
@@ -73,10 +81,16 @@ class Call:
     """Indices (into the boxes given) of the low-confidence chromosomes."""
     overlaps: list[tuple[int, int, float]] = field(default_factory=list)
     """(i, j, IoU) of the strongly overlapping box pairs."""
+    no_call: str | None = None
+    """Why there is no ISCN string (``iscn`` is None), e.g. ``12 chromosomes found``."""
 
     @property
     def text(self) -> str:
-        return self.iscn if self.iscn is not None else "no call (no chromosomes detected)"
+        return self.iscn if self.iscn is not None else f"no call: {self.no_call or 'no chromosomes detected'}"
+
+    def counts_text(self) -> str:
+        """Per-class counts in one line, ``1:2 2:2 ... X:1 Y:1``."""
+        return " ".join(f"{n}:{self.counts.get(n, 0)}" for n in classes.NAMES)
 
     def __str__(self) -> str:
         return self.text
@@ -108,6 +122,7 @@ class Call:
             "sex": self.sex,
             "changes": list(self.changes),
             "normal": self.is_normal,
+            "no_call": self.no_call,
             "counts": dict(self.counts),
             "mean_score": None if self.mean_score is None else round(self.mean_score, 4),
             "class_scores": {k: round(v, 4) for k, v in self.class_scores.items()},
@@ -146,11 +161,13 @@ def _overlapping_pairs(boxes: Sequence[Box], iou: float) -> list[tuple[int, int,
 
 
 def count_call(boxes: Iterable[Box], low_score: float = LOW_SCORE, low_mean_score: float = LOW_MEAN_SCORE,
-               overlap_iou: float = OVERLAP_IOU) -> Call:
+               overlap_iou: float = OVERLAP_IOU, suppressed: Sequence[tuple[Box, Box, float]] = ()) -> Call:
     """Count the chromosomes per class and write the ISCN numerical call with its review flags.
 
     ``boxes`` come from an annotation (``score`` None: ground truth, no confidence flags) or a Detector
     (``score`` set).  Nothing is paired or reassigned: each box counts for the class it carries.
+    ``suppressed``: ``(dropped box, kept box, IoU)`` of detections removed by a class-agnostic NMS; one scoring at
+    least ``low_score`` with a class other than the kept box's is flagged (``suppressed_other_class``).
     """
     boxes = list(boxes)
     for b in boxes:
@@ -168,12 +185,21 @@ def count_call(boxes: Iterable[Box], low_score: float = LOW_SCORE, low_mean_scor
     low = [i for i, s in scored if s < low_score]
 
     if not boxes:
-        return Call(total=0, counts=full, sex="?", changes=[], iscn=None,
+        return Call(total=0, counts=full, sex="?", changes=[], iscn=None, no_call="no chromosomes detected",
                     flags=[Flag("no_detections", "no chromosomes detected: nothing to count, no call")])
 
     text, sex, changes = iscn(full)
     total = len(boxes)
     flags: list[Flag] = []
+    no_call = None
+    if not CALL_MIN_TOTAL <= total <= CALL_MAX_TOTAL:
+        no_call = f"{total} chromosomes found"
+    elif sex == "?":
+        no_call = f"no X and no Y among {total} chromosomes"
+    if no_call:
+        text = None
+        flags.append(Flag("no_call", f"no call: {no_call} (an ISCN call needs {CALL_MIN_TOTAL}-{CALL_MAX_TOTAL} "
+                                     "chromosomes with an X or a Y); counts shown for review"))
     if total != 46:
         flags.append(Flag("total_not_46", f"{total} chromosomes counted, not 46"))
     extra = tuple(n for n in classes.AUTOSOMES if full[n] >= 3)
@@ -206,5 +232,13 @@ def count_call(boxes: Iterable[Box], low_score: float = LOW_SCORE, low_mean_scor
         names = tuple(sorted({boxes[k].name for i, j, _ in overlaps for k in (i, j)}, key=classes.LABEL_OF.get))
         flags.append(Flag("overlapping_boxes", f"{len(overlaps)} pair(s) of boxes overlap with IoU >= {overlap_iou:g}",
                           names))
+    conflicts = [(d, k, v) for d, k, v in suppressed
+                 if d.name != k.name and (d.score is None or d.score >= low_score)]
+    if conflicts:
+        flags.append(Flag("suppressed_other_class", "; ".join(
+            f"a {d.name} ({d.score:.2f}) under a kept {k.name} ({k.score:.2f}), IoU {v:.2f}" if d.score is not None
+            and k.score is not None else f"a {d.name} under a kept {k.name}, IoU {v:.2f}" for d, k, v in conflicts)
+            + " was suppressed: one chromosome may be missing from the count",
+            tuple(sorted({b.name for d, k, _ in conflicts for b in (d, k)}, key=classes.LABEL_OF.get))))
     return Call(total=total, counts=full, sex=sex, changes=changes, iscn=text, flags=flags, mean_score=mean_score,
-                class_scores=class_scores, low_confidence=low, overlaps=overlaps)
+                class_scores=class_scores, low_confidence=low, overlaps=overlaps, no_call=no_call)

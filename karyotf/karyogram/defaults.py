@@ -24,6 +24,14 @@ MIN_SCORE = 0.3
 NMS_IOU = 0.7
 """Class-agnostic NMS between detections of different classes (the OD API's NMS is per class)."""
 
+CALL_MIN_TOTAL = 44
+CALL_MAX_TOTAL = 49
+"""A count call (an ISCN string) is written only for a cell with CALL_MIN_TOTAL..CALL_MAX_TOTAL chromosomes and at
+least one X or Y.  The bounds span the constitutional counts a cytogenetics lab meets (44 in a double monosomy or a
+balanced Robertsonian homozygote, 45,X, trisomies at 47, 48,XXXY and double trisomies, 49,XXXXY) and every cell of
+CIL:54816 (44..47).  Outside them a count mostly means chromosomes missed or found twice, so the cell reads
+``no call: N chromosomes found`` with its per-class counts and flags, never an ISCN string."""
+
 LOW_SCORE = 0.5
 """A detection with a score below this is a low-confidence chromosome (outlined in the karyogram, flagged)."""
 LOW_MEAN_SCORE = 0.7

@@ -22,10 +22,14 @@ def class_table(call: Call) -> list[dict]:
     return rows
 
 
-def report_dict(call: Call, source: dict, timings: dict | None = None, paths: dict | None = None) -> dict:
+def report_dict(call: Call, source: dict, timings: dict | None = None, paths: dict | None = None,
+                not_counted: dict | None = None) -> dict:
     d = {"call": call.iscn, "text": call.text, "normal": call.is_normal, "total": call.total, "sex": call.sex,
-         "changes": call.changes, "mean_score": None if call.mean_score is None else round(call.mean_score, 4),
+         "no_call": call.no_call, "changes": call.changes,
+         "mean_score": None if call.mean_score is None else round(call.mean_score, 4),
          "flags": [f.to_dict() for f in call.flags], "classes": class_table(call), "source": source}
+    if not_counted is not None:
+        d["not_counted"] = not_counted
     if timings:
         d["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
     if paths:
@@ -41,7 +45,32 @@ tr.off td{background:#fdecea} img{max-width:100%;border:1px solid #ddd} .src{col
 ul.flags li{color:#c62828}"""
 
 
-def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings: dict | None = None) -> Path:
+def _not_counted_html(not_counted: dict) -> list[str]:
+    """Detections that are not in the count: removed by the NMS, or below the minimum score."""
+    esc = html.escape
+    sup, below = not_counted.get("suppressed", []), not_counted.get("below_min_score", [])
+    if not sup and not below:
+        return []
+    parts = ["<h2>Detections not counted</h2>"]
+    if sup:
+        parts.append(f"<p>{len(sup)} box(es) removed by the class-agnostic NMS (each overlaps a kept box):</p>"
+                     "<table><tr><th>class</th><th>score</th><th>box</th><th>kept class</th><th>IoU</th></tr>")
+        parts += [f"<tr><td>{esc(str(d['class']))}</td><td>{d.get('score', 0):.2f}</td>"
+                  f"<td>{esc(str(d['box']))}</td><td>{esc(str(d['kept_class']))}</td><td>{d['iou']:.2f}</td></tr>"
+                  for d in sup]
+        parts.append("</table>")
+    if below:
+        parts.append(f"<details><summary>{len(below)} detection(s) below the minimum score "
+                     f"(best {below[0].get('score', 0):.2f}, class {esc(str(below[0]['class']))})</summary>"
+                     "<table><tr><th>class</th><th>score</th><th>box</th></tr>")
+        parts += [f"<tr><td>{esc(str(d['class']))}</td><td>{d.get('score', 0):.2f}</td><td>{esc(str(d['box']))}</td>"
+                  "</tr>" for d in below]
+        parts.append("</table></details>")
+    return parts
+
+
+def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings: dict | None = None,
+               not_counted: dict | None = None) -> Path:
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
              f"<title>karyotf karyogram: {esc(call.text)}</title><style>{_CSS}</style></head><body>",
@@ -64,6 +93,7 @@ def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings:
     if png is not None:
         b64 = base64.b64encode(png).decode("ascii")
         parts.append(f"<h2>Karyogram</h2><img alt='karyogram' src='data:image/png;base64,{b64}'>")
+    parts += _not_counted_html(not_counted or {})
     parts.append("<h2>Chromosomes per class</h2><table><tr><th>class</th><th>group</th><th>count</th>"
                  "<th>expected</th><th>mean score</th></tr>")
     for r in class_table(call):
