@@ -251,3 +251,40 @@ def test_cli_model_path(tmp_path, monkeypatch):
     assert model_path("ssd", None) == Path("runs/ssd")  # the model dir wins: its latest checkpoint
     assert model_path("exported/ssd", None) == Path("exported/ssd")
     assert model_path("ssd", Path("elsewhere")) == Path("elsewhere")
+
+
+# ---------------------------------------------------------------- the model's own records (no silent ./records)
+def _with_records(export_dir, records_dir):
+    (export_dir / "pipeline.config").write_text(PIPELINE + (
+        f'train_input_reader {{ tf_record_input_reader {{ input_path: "{records_dir}/train.record-?????-of-00001" }} }}\n'
+        f'eval_input_reader {{ tf_record_input_reader {{ input_path: "{records_dir}/test.record-?????-of-00001" }} }}\n'))
+
+
+def test_eval_reads_the_records_the_model_was_configured_with(fake_export, records, tmp_path, monkeypatch, capsys):
+    """`karyotf eval MODEL --model-dir DIR` reads DIR's own records, not ./records (which here does not exist)."""
+    from karyotf.cli import main
+
+    _with_records(fake_export, records)
+    monkeypatch.chdir(tmp_path)
+    assert E.model_records(fake_export) == records
+    rc = main(["eval", "ssd", "--model-dir", str(fake_export), "--out", str(tmp_path / "e"), "--no-plots"])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["records_dir"] == str(records)
+
+
+def test_eval_missing_or_empty_records_name_the_path(fake_export, records, tmp_path, capsys):
+    from karyotf.cli import main
+
+    gone = tmp_path / "moved-away"
+    _with_records(fake_export, gone)
+    rc = main(["eval", "ssd", "--model-dir", str(fake_export), "--no-plots"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"records folder {gone}" in err and "does not exist" in err and "--records" in err
+    assert "Traceback" not in err and "NotFoundError" not in err
+    rc = main(["eval", "ssd", "--model-dir", str(fake_export), "--records", str(records), "--split", "val",
+               "--no-plots"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no val.record-* shards (it has: test)" in err
+    (fake_export / "pipeline.config").unlink()
+    with pytest.raises(E.EvaluateError, match="no pipeline.config.*--records"):
+        E.evaluate(fake_export)

@@ -377,3 +377,76 @@ def test_from_annotation_with_image_array(tmp_path, sample_dir):
     res = from_annotation(ann, tmp_path, image=arr)
     assert res.call.iscn == "46,XX" and res.source["image"].endswith("1054642.jpg")
     assert len(res.placements) == 46
+
+
+# ---------------------------------------------------------------- nothing dropped unseen, no unreadable call
+def test_a_confident_third_21_under_a_22_is_listed_and_flagged(tmp_path, sample_dir, fake_detect, monkeypatch):
+    """The class-agnostic NMS used to drop it without a word and call a trisomy 46,XX."""
+    from karyotf.karyogram import from_detector
+    from karyotf.detect import Detector
+
+    ann = read_voc(sample_dir / "annotations" / "1054642.xml")  # 46,XX
+    dets = [b.with_coords(*b.as_tuple(), score=0.95) for b in ann.boxes]
+    a22 = next(b for b in dets if b.name == "22")
+    third21 = a22.with_coords(a22.xmin + 1, a22.ymin, a22.xmax + 1, a22.ymax, name="21", score=0.9)
+    weak = dets[0].with_coords(*dets[0].as_tuple(), name="5", score=0.12)
+    monkeypatch.setattr(fake_detect, "boxes", dets + [third21, weak])
+    res = from_detector(Detector("exp"), ann.image_path, tmp_path / "k", min_score=0.3, nms_iou=0.7)
+    assert res.call.iscn == "46,XX"  # the count still counts what was kept ...
+    assert "suppressed_other_class" in res.call.flag_codes  # ... and says what it suppressed
+    flag = next(f for f in res.call.flags if f.code == "suppressed_other_class")
+    assert "a 21 (0.90) under a kept 22 (0.95)" in flag.message and set(flag.classes) == {"21", "22"}
+    d = json.loads((tmp_path / "k" / "detections.json").read_text())
+    sup = d["not_counted"]["suppressed"]
+    assert len(sup) == 1 and sup[0]["class"] == "21" and sup[0]["kept_class"] == "22" and sup[0]["iou"] > 0.7
+    assert d["detections"][sup[0]["kept_index"]]["class"] == "22"
+    assert [x["score"] for x in d["not_counted"]["below_min_score"]] == [0.12]
+    html = (tmp_path / "k" / "report.html").read_text()
+    assert "Detections not counted" in html and "1 detection(s) below the minimum score" in html
+    rep = json.loads((tmp_path / "k" / "report.json").read_text())
+    assert rep["not_counted"] == d["not_counted"]
+
+
+def test_a_weak_suppressed_box_is_listed_not_flagged(tmp_path, sample_dir, fake_detect, monkeypatch):
+    from karyotf.karyogram import from_detector
+    from karyotf.detect import Detector
+
+    ann = read_voc(sample_dir / "annotations" / "1054642.xml")
+    dets = [b.with_coords(*b.as_tuple(), score=0.95) for b in ann.boxes]
+    same = dets[3].with_coords(*dets[3].as_tuple(), score=0.9)        # same class twice: the NMS's job
+    weak = dets[4].with_coords(*dets[4].as_tuple(), name="Y", score=0.4)  # another class, below low_score
+    monkeypatch.setattr(fake_detect, "boxes", dets + [same, weak])
+    res = from_detector(Detector("exp"), ann.image_path, tmp_path / "k", min_score=0.3, low_score=0.5)
+    assert res.call.iscn == "46,XX" and "suppressed_other_class" not in res.call.flag_codes
+    assert len(json.loads((tmp_path / "k" / "detections.json").read_text())["not_counted"]["suppressed"]) == 2
+
+
+def test_float_and_16_bit_arrays_are_not_black_or_white(sample_dir):
+    from karyotf.karyogram.build import load_image
+
+    rgb = np.asarray(Image.open(sample_dir / "images" / "1054642.jpg").convert("RGB"))
+    as_float, _ = load_image(rgb.astype(np.float32) / 255.0)
+    assert np.abs(as_float.astype(int) - rgb).max() <= 1  # was all black: cast without scaling
+    as16, _ = load_image(rgb.astype(np.uint16) * 257)
+    assert (as16 == rgb).all()  # was all white: clipped at 255
+
+
+@pytest.mark.parametrize("names,text", [
+    (["21"], "no call: 1 chromosome found"),
+    (["1", "1", "2"], "no call: 3 chromosomes found"),
+])
+def test_too_few_chromosomes_is_no_call_with_the_counts(names, text):
+    from karyotf.karyogram import count_call
+
+    call = count_call([Box(10 * i, 0, 10 * i + 8, 30, n) for i, n in enumerate(names)])
+    assert call.iscn is None and call.text == text and "?" not in call.text
+    assert "no_call" in call.flag_codes and call.total == len(names)
+    assert call.counts_text().startswith(f"1:{names.count('1')} 2:{names.count('2')} 3:0")
+
+
+def test_cli_prints_no_call_with_counts(tmp_path, sample_dir, fake_detect, monkeypatch, capsys):
+    ann = read_voc(sample_dir / "annotations" / "1054642.xml")
+    monkeypatch.setattr(fake_detect, "boxes", [b.with_coords(*b.as_tuple(), score=0.9) for b in ann.boxes[:5]])
+    assert main(["karyogram", str(ann.image_path), "--model", "exp", "--out", str(tmp_path / "k")]) == 0
+    out = capsys.readouterr().out
+    assert "no call: 5 chromosomes found" in out and "counts 1:" in out and ",-" not in out

@@ -177,3 +177,162 @@ def test_rerun_with_other_shard_count_removes_stale_shards(few_cells, tmp_path):
     assert len(records.split_files(out, "train")) == 2
     records.build_records(few_cells, out, progress=False, fractions=(1, 0, 0), shards=1)
     assert [p.name for p in records.split_files(out, "train")] == ["train.record-00000-of-00001"]
+
+
+# ---------------------------------------------------------------- no silent wrong answers (issue 11)
+def _retype(cell_dir, stem, suffix, save):
+    """Replace a cell's JPEG by another file kind written by ``save(rgb, path)``; point its XML at it."""
+    from PIL import Image
+
+    jpg = cell_dir / "images" / f"{stem}.jpg"
+    rgb = np.asarray(Image.open(jpg).convert("RGB"))
+    jpg.unlink()
+    save(rgb, cell_dir / "images" / f"{stem}{suffix}")
+    xml = cell_dir / "annotations" / f"{stem}.xml"
+    xml.write_text(re.sub(r"<filename>[^<]*</filename>", f"<filename>{stem}{suffix}</filename>", xml.read_text()))
+    return rgb
+
+
+def test_truncated_jpeg_is_refused_by_records_not_by_training(few_cells, tmp_path, capsys):
+    jpg = sorted((few_cells / "images").glob("*.jpg"))[0]
+    data = jpg.read_bytes()
+    jpg.write_bytes(data[: len(data) * 2 // 3])
+    result = records.build_records(few_cells, tmp_path / "r", progress=False)
+    assert sum(result.counts.values()) == 3
+    (err,) = result.summary.errors
+    assert err.kind == "unreadable_image" and jpg.name in str(err) and "damaged" in str(err)
+    assert main(["records", str(few_cells), "--out", str(tmp_path / "r2"), "--strict"]) == 2
+    assert jpg.name in capsys.readouterr().err
+
+
+def test_16_bit_cells_train_and_detect_on_the_same_pixels(few_cells, tmp_path):
+    """A 16-bit PNG and TIFF: the OD API's training decoder and the Detector's loader see the same pixels (not a
+    white image at detection time), and a JPEG cell too (same DCT)."""
+    import cv2
+    import tensorflow as tf
+    from PIL import Image
+
+    import karyotf.odapi  # noqa: F401
+    from karyotf.detect import load_image
+    from object_detection.core import standard_fields as fields
+    from object_detection.data_decoders.tf_example_decoder import TfExampleDecoder
+
+    stems = sorted(p.stem for p in (few_cells / "annotations").glob("*.xml"))
+    noise = np.random.default_rng(0)
+
+    def png16(rgb, path):
+        grey = rgb[..., 0].astype(np.uint16) * 256 + noise.integers(0, 256, rgb.shape[:2]).astype(np.uint16)
+        cv2.imwrite(str(path), grey)
+
+    def tiff16(rgb, path):
+        Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).save(path)
+
+    def bmp(rgb, path):
+        Image.fromarray(rgb).save(path)
+
+    expected = {stems[0]: _retype(few_cells, stems[0], ".png", png16)[..., 0],
+                stems[1]: _retype(few_cells, stems[1], ".tif", tiff16)[..., 1],
+                stems[2]: _retype(few_cells, stems[2], ".bmp", bmp)}
+    out = tmp_path / "r"
+    result = records.build_records(few_cells, out, fractions=(1, 0, 0), progress=False)
+    assert sum(result.counts.values()) == 4 and not result.summary.errors
+    decoder = TfExampleDecoder(label_map_proto_file=str(out / "label_map.pbtxt"))
+    files = {p.stem: p for p in (few_cells / "images").iterdir()}
+    seen = 0
+    for shard in records.split_files(out, "train"):
+        for raw in tf.data.TFRecordDataset(str(shard)):
+            d = decoder.decode(raw)
+            stem = d[fields.InputDataFields.source_id].numpy().decode()
+            trained = d[fields.InputDataFields.image].numpy().astype(int)
+            detected = load_image(files[stem]).astype(int)
+            assert np.abs(trained - detected).max() <= 1, stem
+            if stem in expected:
+                want = expected[stem] if expected[stem].ndim == 3 else np.repeat(expected[stem][..., None], 3, -1)
+                assert np.abs(detected - want).max() <= 1, stem
+                assert detected.mean() < 250, stem
+            seen += 1
+    assert seen == 4
+
+
+def test_augmented_copies_stay_with_their_cell_and_out_of_test(tmp_path, sample_dir):
+    """The README's order (augment, then records): a cell and its copies share a split, and val/test hold no copy."""
+    from karyotf.augment import augment_dataset
+
+    aug = tmp_path / "aug"
+    augment_dataset(sample_dir, aug, copies=1, ops="hflip", include_originals=True, grid=False, progress=False)
+    out = tmp_path / "r"
+    result = records.build_records(aug, out, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    imgs = manifest["images"]
+    assert len(imgs) + len(manifest["left_out"]) == 64
+    cell = {i: m.get("original", i) for i, m in imgs.items()}
+    split_of_cell = {}
+    for i, m in imgs.items():
+        assert split_of_cell.setdefault(cell[i], m["split"]) == m["split"], i  # one split per cell
+    assert all(m["split"] == "train" for m in imgs.values() if "original" in m)  # copies train only
+    assert len(manifest["left_out"]) == result.counts["val"] + result.counts["test"]
+    assert all(k.endswith("_aug0") for k in manifest["left_out"])
+    plain = json.loads((records.build_records(sample_dir, tmp_path / "plain", progress=False).manifest).read_text())
+    assert {i: m["split"] for i, m in plain["images"].items()} == {i: m["split"] for i, m in imgs.items()
+                                                                    if "original" not in m}  # same test cells
+    by_case = {}
+    for m in imgs.values():
+        by_case.setdefault(m["case"], set()).add(m["split"])
+    assert all(len(s) == 1 for s in by_case.values())
+
+
+def test_copies_without_originals_refuse_an_eval_split_of_copies(tmp_path, sample_dir):
+    from karyotf.augment import augment_dataset
+
+    aug = tmp_path / "aug"
+    augment_dataset(sample_dir, aug, copies=1, ops="vflip", grid=False, progress=False)
+    with pytest.raises(RecordsError, match="would hold only augmented copies.*--with-originals.*--augmented-in-eval"):
+        records.build_records(aug, tmp_path / "r", progress=False)
+    result = records.build_records(aug, tmp_path / "r", augmented_in_eval=True, progress=False)
+    manifest = json.loads(result.manifest.read_text())
+    split_of_case = {}
+    for m in manifest["images"].values():
+        assert split_of_case.setdefault(m["case"], m["split"]) == m["split"]
+    assert result.counts["test"] > 0 and not manifest["left_out"]
+
+
+def test_summary_names_images_without_xml_and_xml_without_images(few_cells, tmp_path):
+    import shutil
+
+    stray = few_cells / "images" / "9999991.jpg"
+    shutil.copy(next((few_cells / "images").glob("*.jpg")), stray)
+    lonely = sorted((few_cells / "images").glob("*.jpg"))[0]
+    lonely.unlink()
+    result = records.build_records(few_cells, tmp_path / "r", progress=False)
+    text = result.text()
+    assert "1 image(s) without an XML, not used: 9999991.jpg" in text
+    assert f"1 XML file(s) without an image: {lonely.stem}.xml" in text
+    stats = json.loads((tmp_path / "r" / "stats.json").read_text())
+    assert stats["skipped"]["images_without_xml"] == ["9999991.jpg"]
+
+
+def test_exif_rotated_annotation_names_exif_and_exif_transpose_reads_it(few_cells, tmp_path, capsys):
+    from PIL import Image
+
+    from karyotf.annotations import read_voc
+    from karyotf.errors import AnnotationError
+    from karyotf.images import EXIF_ORIENTATION_TAG, load
+
+    xml = sorted((few_cells / "annotations").glob("*.xml"))[0]
+    ann = read_voc(xml)
+    jpg = ann.image_path
+    shown = np.asarray(Image.open(jpg).convert("RGB"))
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION_TAG] = 8  # stored turned; a viewer turns it 90 degrees counter-clockwise back
+    Image.fromarray(np.ascontiguousarray(np.rot90(shown, -1))).save(jpg, quality=95, exif=exif.tobytes())
+    with pytest.raises(AnnotationError, match="EXIF orientation.*--exif-transpose") as info:
+        read_voc(xml)
+    assert info.value.kind == "size_mismatch"
+    turned = read_voc(xml, exif_transpose=True)
+    assert (turned.width, turned.height) == (ann.width, ann.height)
+    out = tmp_path / "r"
+    assert main(["records", str(few_cells), "--out", str(out), "--exif-transpose", "--split", "1,0,0"]) == 0
+    capsys.readouterr()
+    (stored, back) = next((b, a) for b, a in records.read_examples(out, "train") if a.filename == jpg.name)
+    assert np.abs(load(stored).astype(int) - load(jpg, exif_transpose=True).astype(int)).max() <= 1
+    assert np.abs(load(stored).astype(int) - shown.astype(int)).mean() < 3  # the annotated view

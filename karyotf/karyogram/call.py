@@ -193,7 +193,7 @@ def count_call(boxes: Iterable[Box], low_score: float = LOW_SCORE, low_mean_scor
     flags: list[Flag] = []
     no_call = None
     if not CALL_MIN_TOTAL <= total <= CALL_MAX_TOTAL:
-        no_call = f"{total} chromosomes found"
+        no_call = f"{total} chromosome{'s' if total != 1 else ''} found"
     elif sex == "?":
         no_call = f"no X and no Y among {total} chromosomes"
     if no_call:
