@@ -262,14 +262,14 @@ def _stats(annotations: list[Annotation], assignment: dict[str, str], summary: L
 
 
 def plot_stats(stats: dict, path: str | Path) -> Path:
-    """Bar charts: chromosomes per class and split; chromosomes per image."""
-    import matplotlib
+    """Bar charts: chromosomes per class and split; chromosomes per image.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare ``Figure`` (no pyplot state), so it can run in a background thread."""
     import numpy as np
+    from matplotlib.figure import Figure
 
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 7.5), gridspec_kw={"height_ratios": [3, 2]})
+    fig = Figure(figsize=(12, 7.5))
+    ax1, ax2 = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 2]})
     x = np.arange(len(classes.NAMES))
     width = 0.27
     colors = {"train": "#3b6ea8", "val": "#e39b2d", "test": "#4c9a4c"}
@@ -295,7 +295,6 @@ def plot_stats(stats: dict, path: str | Path) -> Path:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
     return Path(path)
 
 
@@ -365,6 +364,13 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
 
     result = RecordsResult(out_dir=out_dir, summary=summary, left_out=left_out)
     shard_of: dict[str, str] = {}
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the stats chart draws in the background while the records are written
+    stats = _stats(annotations, assignment, summary, cases)
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    chart = pool.submit(plot_stats, stats, out_dir / "class_distribution.png")
     tmp_dir = Path(tempfile.mkdtemp(prefix=".records-tmp-", dir=out_dir))
     try:
         import tensorflow as tf
@@ -382,9 +388,11 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
             names = [shard_name(split, k, n_shards) for k in range(n_shards)]
             writers = [tf.io.TFRecordWriter(str(tmp_dir / name)) for name in names]
             try:
-                for k, ann in enumerate(anns):
+                # examples are encoded (file read, sha256, PNG re-encoding where needed) on all cores, in order
+                encoded = pool.map(lambda a: encode_example(a).SerializeToString(), anns)
+                for k, (ann, example) in enumerate(zip(anns, encoded)):
                     shard = k * n_shards // len(anns)  # contiguous, near-equal shards
-                    writers[shard].write(encode_example(ann).SerializeToString())
+                    writers[shard].write(example)
                     shard_of[ann.image_id] = names[shard]
                     if bar:
                         bar.update()
@@ -405,6 +413,8 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
                     old.unlink()
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+    result.chart = chart.result()
 
     result.label_map = classes.write_label_map(out_dir / "label_map.pbtxt")
     manifest = {
@@ -422,9 +432,7 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
         "left_out": left_out,
     }
     result.manifest = atomic_write_json(out_dir / "manifest.json", manifest)
-    stats = _stats(annotations, assignment, summary, cases)
     result.stats = atomic_write_json(out_dir / "stats.json", stats)
-    result.chart = plot_stats(stats, out_dir / "class_distribution.png")
     result.seconds = time.time() - t0
     return result
 
