@@ -66,5 +66,9 @@ class EvaluateError(KaryotfError):
     """A model or records that cannot be evaluated: names the path and the fix."""
 
 
+class ClassifierError(KaryotfError):
+    """A chromosome classifier that cannot be trained, evaluated, exported or loaded: names the path and the fix."""
+
+
 class DemoError(KaryotfError):
     """The demo could not run one of its steps."""

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from . import classes
 from .errors import ExportError
+from .io import replace_dir
 
 log = logging.getLogger(__name__)
 
@@ -321,22 +322,6 @@ def _export_tflite(pipeline: str, checkpoint_dir: str, out: str) -> dict:
 # The public API
 # ----------------------------------------------------------------------------------------------------------
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{int(time.time())}"
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
            tflite: bool = False) -> Path:
     """Export the model trained in ``model_dir`` to ``out_dir`` (layout in the module docstring); return ``out_dir``.
@@ -441,7 +426,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "karyotf.json").write_text(json.dumps(meta, indent=2) + "\n")
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -45,3 +45,24 @@ def atomic_write_json(path: str | Path, obj) -> Path:
     import json
 
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def replace_dir(tmp: str | Path, out: str | Path) -> None:
+    """Move the finished folder ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after,
+    so a reader sees the old folder or the new one, never a mix."""
+    import shutil
+    import time
+
+    tmp, out = Path(tmp), Path(out)
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{int(time.time())}"
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

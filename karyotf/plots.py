@@ -71,30 +71,38 @@ def pr_curve(pr, path: str | Path, score_threshold: float | None = None, title: 
 
 def confusion_matrix(cm, path: str | Path, title: str = "") -> Path:
     """The 25 x 25 confusion matrix (true class by row, predicted by column, ``spurious`` row, ``missed`` column)."""
+    return matrix(cm.matrix, cm.rows, cm.cols, path, separated=True, title=title or (
+        f"Confusion matrix (class-agnostic match at IoU {cm.iou:g}, score >= {cm.score_threshold:g})"))
+
+
+def matrix(mat, rows, cols, path: str | Path, title: str = "", separated: bool = False) -> Path:
+    """A count matrix as a log-scaled heat map with the counts written in; ``separated`` rules off the last row
+    and column (``spurious`` / ``missed``)."""
     from matplotlib.colors import LogNorm
 
     fig = _figure(10, 9)
     ax = fig.add_subplot(1, 1, 1)
-    mat = np.asarray(cm.matrix, dtype=float)
+    mat = np.asarray(mat, dtype=float)
     shown = np.where(mat > 0, mat, np.nan)
     vmax = max(1.0, float(np.nanmax(shown)) if np.isfinite(shown).any() else 1.0)
     im = ax.imshow(shown, cmap="viridis", norm=LogNorm(vmin=1, vmax=max(vmax, 2)), interpolation="nearest")
-    n = mat.shape[0]
+    n, m = mat.shape
     for i in range(n):
-        for j in range(n):
+        for j in range(m):
             if mat[i, j] > 0:
                 v = int(mat[i, j])
                 ax.text(j, i, str(v), ha="center", va="center", fontsize=5,
                         color="white" if mat[i, j] < np.sqrt(vmax) else "black")
-    ax.set_xticks(range(n))
-    ax.set_xticklabels(cm.cols, rotation=90, fontsize=7)
+    ax.set_xticks(range(m))
+    ax.set_xticklabels(cols, rotation=90, fontsize=7)
     ax.set_yticks(range(n))
-    ax.set_yticklabels(cm.rows, fontsize=7)
-    ax.axhline(n - 1.5, color="red", lw=0.8)
-    ax.axvline(n - 1.5, color="red", lw=0.8)
+    ax.set_yticklabels(rows, fontsize=7)
+    if separated:
+        ax.axhline(n - 1.5, color="red", lw=0.8)
+        ax.axvline(m - 1.5, color="red", lw=0.8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title or f"Confusion matrix (class-agnostic match at IoU {cm.iou:g}, score >= {cm.score_threshold:g})")
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.04, label="chromosomes (log scale)")
     return save(fig, path)
 

@@ -16,7 +16,7 @@ from .. import __version__
 
 GROUPS = ("karyotf.cli.base", "karyotf.cli.data", "karyotf.cli.augment", "karyotf.cli.roboflow",
           "karyotf.cli.model", "karyotf.cli.export", "karyotf.cli.evaluate", "karyotf.cli.karyo",
-          "karyotf.cli.demo")
+          "karyotf.cli.classifier", "karyotf.cli.demo")
 
 
 class CliError(Exception):

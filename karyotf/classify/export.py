@@ -1,0 +1,127 @@
+"""Export a classifier run to a SavedModel, and load it back as a :class:`Classifier`.
+
+``exported/classifier/`` holds::
+
+    saved_model/      signature ``serving_default``: crops uint8 (N, S, S) + features float32 (N, F) of ONE cell
+                      -> ``probabilities`` float32 (N, 24), columns in label-map order (ids 1..24)
+    label_map.pbtxt   the 24 classes (ids 1..24, as the detectors' label maps)
+    karyotf.json      kind "classifier", crop size, feature names, context, the run and its best val top-1
+
+Written atomically (a temporary folder renamed into place).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import classes
+from ..annotations import Box
+from ..errors import ClassifierError
+from ..io import replace_dir
+from .crops import FEATURES, cell_crops
+
+META = "karyotf.json"
+
+
+def export(run_dir: str | Path, out_dir: str | Path = "exported/classifier") -> Path:
+    """Export the best weights of a classifier run (``runs/classifier``) to ``out_dir``; return ``out_dir``."""
+    import tensorflow as tf
+
+    from .train import load_model, read_run
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    meta_in = read_run(run_dir)
+    model, cfg = load_model(run_dir)
+    size, nf = cfg.size, len(FEATURES)
+
+    class Serving(tf.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.model = m
+
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size], tf.uint8, name="crops"),
+                                      tf.TensorSpec([None, nf], tf.float32, name="features")])
+        def serve(self, crops, features):
+            n = tf.shape(crops)[0]
+            logits = self.model({"crops": crops[None], "features": features[None],
+                                 "mask": tf.ones([1, n], tf.bool)}, training=False)
+            return {"probabilities": tf.nn.softmax(logits[0])}
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        module = Serving(model)
+        tf.saved_model.save(module, str(tmp / "saved_model"), signatures={"serving_default": module.serve})
+        classes.write_label_map(tmp / "label_map.pbtxt")
+        state = meta_in.get("state", {})
+        (tmp / META).write_text(json.dumps({
+            "kind": "classifier", "version": 1, "size": size, "features": list(FEATURES), "context": cfg.context,
+            "config": meta_in["config"], "source_run": str(run_dir.resolve()),
+            "records": meta_in.get("records"), "epochs_trained": state.get("epoch"),
+            "best_val_top1": state.get("best_val_top1"), "best_epoch": state.get("best_epoch"),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n")
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+class Classifier:
+    """An exported chromosome classifier: names the chromosomes of one cell from their boxes.
+
+    ``Classifier(dir)`` loads an export dir (``karyotf classifier export``) or a run dir (its best weights)."""
+
+    def __init__(self, path: str | Path):
+        import tensorflow as tf
+
+        from .. import odapi  # noqa: F401  (quiet TF logs)
+
+        self.path = Path(path)
+        if (self.path / META).is_file() and (self.path / "saved_model").is_dir():
+            self.info = json.loads((self.path / META).read_text())
+            if self.info.get("kind") != "classifier":
+                raise ClassifierError(f"{self.path}: karyotf.json says kind {self.info.get('kind')!r}, not a "
+                                      "classifier (fix: pass the folder written by `karyotf classifier export`)")
+            loaded = tf.saved_model.load(str(self.path / "saved_model"))
+            fn = loaded.signatures["serving_default"]
+            self._keep = loaded
+            self._run = lambda c, f: fn(crops=tf.constant(c), features=tf.constant(f))["probabilities"].numpy()
+            self.size = int(self.info["size"])
+        elif (self.path / "classifier.json").is_file():
+            from .train import load_model
+
+            model, cfg = load_model(self.path)
+            self.info = {"kind": "classifier", "size": cfg.size, "features": list(FEATURES), "context": cfg.context,
+                         "source_run": str(self.path)}
+            self.size = cfg.size
+            self._run = lambda c, f: tf.nn.softmax(model({"crops": c[None], "features": f[None],
+                                                          "mask": np.ones((1, len(c)), bool)})[0]).numpy()
+        else:
+            raise ClassifierError(f"{self.path}: neither a classifier export (saved_model/ + {META}) nor a "
+                                  "classifier run (classifier.json) (fix: `karyotf classifier train` / `export`)")
+        if list(self.info.get("features", [])) != list(FEATURES):
+            raise ClassifierError(f"{self.path}: exported with features {self.info.get('features')}, this karyotf "
+                                  f"computes {list(FEATURES)} (fix: re-export the run with this version)")
+
+    def probabilities(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+        """(N, 24) class probabilities of the N boxes of one cell (columns in ``classes.NAMES`` order)."""
+        if not len(boxes):
+            return np.zeros((0, classes.NUM_CLASSES), np.float32)
+        cc = cell_crops(image, boxes, self.size)
+        return self.probabilities_of(cc.crops, cc.features)
+
+    def probabilities_of(self, crops: np.ndarray, features: np.ndarray) -> np.ndarray:
+        if not len(crops):
+            return np.zeros((0, classes.NUM_CLASSES), np.float32)
+        return np.asarray(self._run(np.ascontiguousarray(crops, np.uint8),
+                                    np.ascontiguousarray(features, np.float32)), np.float32)
+
+    def __repr__(self) -> str:
+        return f"Classifier({str(self.path)!r}, size={self.size}, context={self.info.get('context')})"

@@ -1,0 +1,309 @@
+"""Train the chromosome classifier on the records' train split, select on val; resumable.
+
+A run dir holds::
+
+    classifier.json   settings, progress (epoch, step, elapsed seconds), the best val accuracy and its epoch
+    ckpt/             the latest checkpoint (model, optimizer, step): a rerun resumes from it
+    best/             weights of the epoch with the best val top-1 (what ``export`` and ``evaluate`` use)
+    train/            TensorBoard events (loss, learning rate, val top-1)
+    cache/            cropped cells of each split (``.npz``), so a resumed run does not decode again
+
+The length is ``epochs`` or a wall-time budget ``minutes`` (the learning rate follows a cosine over the budget's
+elapsed fraction, so a budget run ends at a low rate wherever it stops).  SIGINT / SIGTERM finish the batch,
+save a checkpoint and stop; the next call resumes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ClassifierError
+from ..io import atomic_write_json
+from .crops import FEATURES, SIZE
+from .data import CellSet, batches, from_records, pad_cells
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "classifier.json"
+
+
+@dataclass
+class ClassifierConfig:
+    """Every setting of a classifier run (saved in the run dir; a resume must keep the model's shape)."""
+
+    size: int = SIZE
+    context: bool = True
+    width: int = 32
+    embed: int = 128
+    heads: int = 4
+    dropout: float = 0.1
+    cells_per_batch: int = 4
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.03
+    label_smoothing: float = 0.05
+    seed: int = 0
+
+    SHAPE = ("size", "context", "width", "embed", "heads")
+
+    def model(self):
+        from .model import ChromosomeClassifier
+
+        return ChromosomeClassifier(size=self.size, n_features=len(FEATURES), context=self.context,
+                                    width=self.width, embed=self.embed, heads=self.heads,
+                                    dropout=self.dropout).build_for()
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    best_val_top1: float | None = None
+    best_epoch: int | None = None
+    interrupted: bool = False
+    history: list[dict] = field(default_factory=list)
+
+    def text(self) -> str:
+        best = "-" if self.best_val_top1 is None else f"{self.best_val_top1:.3f} (epoch {self.best_epoch})"
+        return (f"{self.run_dir}: {self.epochs} epoch(s), {self.steps} steps, {self.seconds / 60:.1f} min"
+                + (" (interrupted)" if self.interrupted else "") + f"; best val top-1 {best}")
+
+
+def read_run(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise ClassifierError(f"{run_dir}: no {RUN_FILE} (fix: train with `karyotf classifier train --out "
+                              f"{run_dir}`)")
+    return json.loads(path.read_text())
+
+
+def load_model(run_dir: str | Path, which: str = "best"):
+    """The model of a run dir with its ``best`` (or ``latest``) weights, and its config."""
+    import tensorflow as tf
+
+    run_dir = Path(run_dir)
+    meta = read_run(run_dir)
+    cfg = ClassifierConfig(**meta["config"])
+    model = cfg.model()
+    if which == "best" and (run_dir / "best" / "checkpoint").is_file():
+        prefix = tf.train.latest_checkpoint(str(run_dir / "best"))
+    else:
+        prefix = tf.train.latest_checkpoint(str(run_dir / "ckpt"))
+    if prefix is None:
+        raise ClassifierError(f"{run_dir}: no checkpoint yet (fix: train first)")
+    tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
+    return model, cfg
+
+
+def predict(model, cs: CellSet, cells_per_batch: int = 8) -> np.ndarray:
+    """Class probabilities (M, 24) of every chromosome of ``cs``."""
+    import tensorflow as tf
+
+    out = np.zeros((len(cs), model.num_classes), np.float32)
+    for k in range(0, cs.cells, cells_per_batch):
+        idx = list(range(k, min(cs.cells, k + cells_per_batch)))
+        b = pad_cells(cs, idx)
+        p = tf.nn.softmax(model({"crops": b["crops"], "features": b["features"], "mask": b["mask"]},
+                                training=False)).numpy()
+        for j, i in enumerate(idx):
+            sl = cs.cell(i)
+            out[sl] = p[j, : sl.stop - sl.start]
+    return out
+
+
+def top_k(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    ok = labels >= 0
+    if not ok.any():
+        return float("nan")
+    top = np.argsort(-probs[ok], axis=1)[:, :k]
+    return float((top == labels[ok, None]).any(axis=1).mean())
+
+
+def _augment(tf, crops, feats, mask, rng_layers):
+    """Flips, 90-degree turns, small rotations and zoom, contrast and brightness jitter; feature noise."""
+    shape = tf.shape(crops)
+    b, n, s = shape[0], shape[1], shape[2]
+    x = 1.0 - tf.cast(tf.reshape(crops, [-1, s, s, 1]), tf.float32) / 255.0
+    x = tf.image.random_flip_left_right(x)
+    x = tf.image.random_flip_up_down(x)
+    turn = tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < 0.5
+    x = tf.where(turn, tf.transpose(x, [0, 2, 1, 3]), x)
+    for layer in rng_layers:
+        x = layer(x, training=True)
+    k = tf.shape(x)[0]
+    x = x * tf.random.uniform([k, 1, 1, 1], 0.75, 1.25) + tf.random.uniform([k, 1, 1, 1], -0.06, 0.06)
+    x = tf.clip_by_value(x, 0.0, 1.0)
+    crops = tf.cast(tf.round((1.0 - tf.reshape(x, [b, n, s, s])) * 255.0), tf.uint8)
+    feats = feats + tf.random.normal(tf.shape(feats), stddev=0.03) * tf.cast(mask[..., None], tf.float32)
+    return crops, feats
+
+
+def _lr(cfg: ClassifierConfig, fraction: float) -> float:
+    fraction = min(max(fraction, 0.0), 1.0)
+    if fraction < cfg.warmup:
+        return cfg.learning_rate * fraction / cfg.warmup
+    t = (fraction - cfg.warmup) / max(1e-9, 1.0 - cfg.warmup)
+    return cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/classifier", epochs: int | None = None,
+          minutes: float | None = None, config: ClassifierConfig | None = None, progress: bool = True,
+          on_step=None, limit: int | None = None) -> TrainResult:
+    """Train (or resume) a classifier run; see the module doc.  ``epochs`` or ``minutes`` (default 10 epochs).
+
+    ``on_step(step)``: called after every step (tests use it to interrupt).  ``limit``: only the first N cells of
+    each split (smoke runs).
+    """
+    import tensorflow as tf
+
+    from .. import odapi  # noqa: F401  (quiet TF logs)
+    from ..train import _StopFlag
+
+    out = Path(out_dir)
+    if epochs is not None and minutes is not None:
+        raise ClassifierError("give --epochs or --minutes, not both")
+    if epochs is None and minutes is None:
+        epochs = 10
+    if (epochs is not None and epochs < 1) or (minutes is not None and minutes <= 0):
+        raise ClassifierError(f"epochs must be >= 1 and minutes > 0 (got epochs={epochs}, minutes={minutes})")
+    state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val_top1": None, "best_epoch": None, "history": []}
+    if (out / RUN_FILE).is_file():
+        meta = read_run(out)
+        saved = ClassifierConfig(**meta["config"])
+        if config is not None and any(getattr(config, k) != getattr(saved, k) for k in ClassifierConfig.SHAPE):
+            raise ClassifierError(f"{out} holds a classifier of another shape ({', '.join(f'{k}={getattr(saved, k)}' for k in ClassifierConfig.SHAPE)}) "
+                                  "(fix: use another --out, or delete the run dir)")
+        config = saved
+        state.update(meta.get("state", {}))
+    config = config or ClassifierConfig()
+    out.mkdir(parents=True, exist_ok=True)
+    tf.keras.utils.set_random_seed(config.seed)
+    cache = out / "cache"
+    train_cs = from_records(records_dir, "train", config.size, cache, progress, limit)
+    val_cs = from_records(records_dir, "val", config.size, cache, progress, limit)
+    if train_cs.cells == 0:
+        raise ClassifierError(f"{records_dir}: the train split has no cells")
+
+    model = config.model()
+    lr = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+    optimizer = tf.keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay, global_clipnorm=2.0)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
+    manager = tf.train.CheckpointManager(ckpt, str(out / "ckpt"), max_to_keep=2)
+    best_ckpt = tf.train.Checkpoint(model=model)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint)
+        log.info("resuming %s from step %d (epoch %d)", out, int(step_var.numpy()), state["epoch"])
+    L = tf.keras.layers
+    rng_layers = [L.RandomRotation(0.03, fill_mode="constant", fill_value=0.0, seed=config.seed),
+                  L.RandomZoom(0.1, fill_mode="constant", fill_value=0.0, seed=config.seed + 1)]
+    loss_fn = tf.keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing,
+                                                      reduction="none")
+    num_classes = model.num_classes
+
+    @tf.function(reduce_retracing=True)
+    def train_step(crops, feats, mask, labels):
+        crops, feats = _augment(tf, crops, feats, mask, rng_layers)
+        with tf.GradientTape() as tape:
+            logits = model({"crops": crops, "features": feats, "mask": mask}, training=True)
+            onehot = tf.one_hot(tf.maximum(labels, 0), num_classes)
+            per = loss_fn(onehot, logits)
+            w = tf.cast(labels >= 0, tf.float32)
+            loss = tf.reduce_sum(per * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        step_var.assign_add(1)
+        return loss
+
+    writer = tf.summary.create_file_writer(str(out / "train"))
+    steps_per_epoch = max(1, math.ceil(train_cs.cells / config.cells_per_batch))
+    total_steps = None if epochs is None else epochs * steps_per_epoch
+    budget = None if minutes is None else minutes * 60.0
+    result = TrainResult(run_dir=out, best_val_top1=state["best_val_top1"], best_epoch=state["best_epoch"],
+                         history=list(state["history"]))
+
+    def save_state():
+        state["step"] = int(step_var.numpy())
+        atomic_write_json(out / RUN_FILE, {"kind": "karyotf-classifier", "version": 1, "config": asdict(config),
+                                           "records": str(Path(records_dir).resolve()),
+                                           "epochs": epochs, "minutes": minutes, "state": state})
+
+    def done() -> bool:
+        if budget is not None:
+            return state["elapsed"] >= budget
+        return state["epoch"] >= epochs
+
+    def _validate(losses):
+        """Val top-1 at the end of an epoch (or of the budget): keep the best weights, save a checkpoint."""
+        val = top_k(predict(model, val_cs), val_cs.labels, 1) if val_cs.cells else float("nan")
+        entry = {"epoch": state["epoch"], "step": int(step_var.numpy()), "minutes": round(state["elapsed"] / 60, 2),
+                 "train_loss": round(float(np.mean(losses)), 4) if losses else None,
+                 "val_top1": None if math.isnan(val) else round(val, 4)}
+        state["history"].append(entry)
+        log.info("classifier %s", entry)
+        with writer.as_default():
+            tf.summary.scalar("val_top1", val, step=int(step_var.numpy()))
+        if not math.isnan(val) and (state["best_val_top1"] is None or val > state["best_val_top1"]):
+            state["best_val_top1"], state["best_epoch"] = val, state["epoch"]
+            best_ckpt.write(str(out / "best" / "weights"))
+            (out / "best" / "checkpoint").write_text('model_checkpoint_path: "weights"\n')
+        manager.save(checkpoint_number=int(step_var.numpy()))
+        save_state()
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps if total_steps else None, initial=int(step_var.numpy()), unit="step",
+                   desc="classifier", leave=True)
+    t_start = time.perf_counter() - state["elapsed"]
+    with _StopFlag() as stop:
+        while not done() and not stop:
+            rng = np.random.default_rng(config.seed + 1000 * state["epoch"])
+            skip = int(step_var.numpy()) - state["epoch"] * steps_per_epoch  # steps of this epoch already done
+            losses = []
+            for k, batch in enumerate(batches(train_cs, config.cells_per_batch, rng)):
+                if k < skip:
+                    continue
+                step = int(step_var.numpy())
+                fraction = (state["elapsed"] / budget) if budget else step / max(1, total_steps)
+                lr.assign(_lr(config, fraction))
+                loss = float(train_step(batch["crops"], batch["features"], batch["mask"], batch["labels"]))
+                losses.append(loss)
+                state["elapsed"] = time.perf_counter() - t_start
+                if bar:
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{float(lr.numpy()):.2e}")
+                if step % 10 == 0:
+                    with writer.as_default():
+                        tf.summary.scalar("loss", loss, step=step)
+                        tf.summary.scalar("learning_rate", float(lr.numpy()), step=step)
+                if on_step is not None:
+                    on_step(step + 1)
+                if stop or (budget is not None and state["elapsed"] >= budget):
+                    break
+            state["epoch"] = int(step_var.numpy()) // steps_per_epoch
+            if stop:
+                break  # saved below; validation waits for the resumed run
+            _validate(losses)
+    if stop:
+        manager.save(checkpoint_number=int(step_var.numpy()))
+        result.interrupted = True
+    if bar:
+        bar.close()
+    if not (out / "best" / "checkpoint").is_file():  # no val split: the last weights are the best we have
+        best_ckpt.write(str(out / "best" / "weights"))
+        (out / "best" / "checkpoint").write_text('model_checkpoint_path: "weights"\n')
+    save_state()
+    writer.flush()
+    result.epochs, result.steps, result.seconds = state["epoch"], int(step_var.numpy()), state["elapsed"]
+    result.best_val_top1, result.best_epoch, result.history = state["best_val_top1"], state["best_epoch"], state["history"]
+    return result

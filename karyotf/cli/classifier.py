@@ -1,0 +1,75 @@
+"""``karyotf classifier train | eval | export``: the chromosome classifier stage (a detector finds, this names)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from ..classify.crops import SIZE
+    from ..paths import DEFAULT_EXPORTED, DEFAULT_RECORDS, DEFAULT_RUNS
+
+    p = sub.add_parser("classifier", help="train, evaluate and export the chromosome classifier",
+                       description="The classifier names each chromosome from its box crop, its size beside the "
+                                   "others of its cell, and (by default) attention over the whole cell.")
+    csub = p.add_subparsers(dest="classifier_command", metavar="ACTION")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    t = csub.add_parser("train", formatter_class=fmt, help="train (or resume) a classifier on the records",
+                        description="Train on the records' train split, keep the weights with the best val top-1. "
+                                    "Rerun to resume; Ctrl-C / SIGTERM save a checkpoint (exit 130).")
+    t.add_argument("records", nargs="?", type=Path, default=DEFAULT_RECORDS, help="records dir")
+    t.add_argument("--out", type=Path, default=DEFAULT_RUNS / "classifier", help="run dir")
+    length = t.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=None, help="epochs (default 10 when --minutes is not given)")
+    length.add_argument("--minutes", type=float, default=None, help="wall-time budget instead of epochs")
+    t.add_argument("--size", type=int, default=SIZE, help="crop canvas side, pixels")
+    t.add_argument("--no-context", action="store_true", help="no cell-context attention (each chromosome alone)")
+    t.add_argument("--width", type=int, default=32, help="filters of the first conv block (x2 each block)")
+    t.add_argument("--batch", type=int, default=4, help="cells per batch")
+    t.add_argument("--learning-rate", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
+    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.set_defaults(func=_train)
+
+    e = csub.add_parser("eval", formatter_class=fmt, help="top-1 / top-3, joint labelling, count calls, confusion",
+                        description="Evaluate a classifier run or export from the truth boxes of one split.")
+    e.add_argument("model", nargs="?", type=Path, default=DEFAULT_EXPORTED / "classifier",
+                   help="classifier export dir or run dir")
+    e.add_argument("--records", type=Path, default=None, help="records dir (default: the one it was trained on)")
+    e.add_argument("--split", default="test", choices=("train", "val", "test"), help="split")
+    e.add_argument("--out", type=Path, default=None, help="output dir (default: MODEL/eval)")
+    e.add_argument("--no-plots", action="store_true", help="skip the confusion matrix picture")
+    e.set_defaults(func=_eval)
+
+    x = csub.add_parser("export", formatter_class=fmt, help="SavedModel + label map of a run's best weights")
+    x.add_argument("run", nargs="?", type=Path, default=DEFAULT_RUNS / "classifier", help="classifier run dir")
+    x.add_argument("--out", type=Path, default=DEFAULT_EXPORTED / "classifier", help="export dir")
+    x.set_defaults(func=_export)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _train(args) -> int:
+    from ..classify.train import ClassifierConfig, train
+
+    cfg = ClassifierConfig(size=args.size, context=not args.no_context, width=args.width,
+                           cells_per_batch=args.batch, learning_rate=args.learning_rate, seed=args.seed)
+    result = train(args.records, args.out, epochs=args.epochs, minutes=args.minutes, config=cfg)
+    print(result.text())
+    return 130 if result.interrupted else 0
+
+
+def _eval(args) -> int:
+    from ..classify.evaluate import evaluate
+
+    report = evaluate(args.model, args.records, split=args.split, out_dir=args.out, plots=not args.no_plots)
+    print(report.table(), end="")
+    print(f"written to {report.out_dir}: " + ", ".join(p.name for p in report.files.values()))
+    return 0
+
+
+def _export(args) -> int:
+    from ..classify.export import export
+
+    out = export(args.run, args.out)
+    print(f"exported {args.run} to {out}/ (saved_model/, label_map.pbtxt, karyotf.json)")
+    return 0
