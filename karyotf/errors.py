@@ -60,3 +60,7 @@ class EvaluateError(KaryotfError):
 
 class DemoError(KaryotfError):
     """The demo could not run one of its steps."""
+
+
+class ReviewError(KaryotfError):
+    """A review folder, cell or correction that cannot be served or written: names the cell and the fix."""
