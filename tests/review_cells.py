@@ -75,3 +75,16 @@ def free_spot(boxes, width: int, height: int, size: int = 30) -> tuple[int, int]
             if all(x + size < b[0] or x > b[2] or y + size < b[1] or y > b[3] for b in boxes):
                 return x, y
     return None
+
+
+def shot(page, path: Path, width: int = 1200) -> Path:
+    """A small PNG of the page (scaled to ``width``, 256 colours) for a note or the README."""
+    import io
+
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.quantize(colors=256, method=Image.MEDIANCUT).save(path, optimize=True)
+    return path

@@ -16,7 +16,7 @@ from karyotf.cli import main
 from karyotf.errors import ReviewError
 from karyotf.review import ReviewConflict, ReviewFolder, export_voc, make_server
 
-from review_cells import FIRST, chromium_missing, free_spot, launch, make_cells, screen_point
+from review_cells import FIRST, chromium_missing, free_spot, launch, make_cells, screen_point, shot
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +234,8 @@ SHOTS = Path(os.environ.get("KARYOTF_REVIEW_SHOTS", "")) if os.environ.get("KARY
 
 def test_browser_review_by_keyboard_and_mouse(cells, tmp_path):
     why = chromium_missing()
+    if why and os.environ.get("KARYOTF_REQUIRE_BROWSER"):
+        pytest.fail(f"KARYOTF_REQUIRE_BROWSER is set (CI) but {why}")
     if why:
         pytest.skip(why)
     from playwright.sync_api import sync_playwright
@@ -251,7 +253,7 @@ def test_browser_review_by_keyboard_and_mouse(cells, tmp_path):
             page.wait_for_selector("body[data-ready='1']")
             call = page.locator("#call")
             assert call.inner_text() == "47,XY,+21"
-            page.screenshot(path=str(shots / "before.png"))
+            shot(page, shots / "before.png")
 
             # 1. keyboard: walk back from the end (Y, X, 22, 22) to a 21, then type 2 2
             for _ in range(12):
@@ -296,7 +298,7 @@ def test_browser_review_by_keyboard_and_mouse(cells, tmp_path):
             page.keyboard.press("Control+Enter")
             page.wait_for_selector("body[data-saved]")
             assert "Accepted: 47,XY,+22" in page.locator("#msg").inner_text()
-            page.screenshot(path=str(shots / "after.png"))
+            shot(page, shots / "after.png")
             ctx.close()
     finally:
         srv.shutdown()
@@ -316,4 +318,4 @@ def test_browser_review_by_keyboard_and_mouse(cells, tmp_path):
     assert r["changes"]["added"] == 1 and r["comment"] == "one 21 was a 22; a 21 was missed"
     assert json.loads((cells / FIRST / "detections.json").read_text())["call"] == "47,XY,+21"   # model output kept
     for name in ("before.png", "after.png"):
-        assert (shots / name).stat().st_size > 20_000
+        assert (shots / name).stat().st_size > 20_000             # a real page, not a blank one

@@ -98,9 +98,10 @@ async function openCell(id, {keepDraft = true} = {}) {
   $("cell-name").textContent = `${cell.name} \u00b7 ${describeSource(cell.source)}`;
   await loadImages(cell);
   renderAll();
-  refreshCall();
   renderList();
-  document.activeElement && document.activeElement.blur && document.activeElement.blur();
+  if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
+  await refreshCall();
+  document.body.dataset.cell = id;   // the cell is on screen with its call (scripts and tests wait for this)
 }
 
 function fromServer(cell) {
