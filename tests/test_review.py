@@ -216,6 +216,37 @@ def test_export_voc_gathers_reviewed_cells_for_records(cells, tmp_path, capsys):
     assert summary.used == 1 and summary.skipped == 0 and len(anns[0].boxes) == 47
     res = export_voc(cells, out)                                          # again: same files, no error
     assert res.cells == 1
+    from karyotf.records import build_records
+
+    rec = build_records(out, tmp_path / "records", progress=False)        # karyotf records takes it as is
+    assert json.loads((tmp_path / "records" / "stats.json").read_text()) and rec is not None
+
+
+def test_cli_review_serves_and_prints_the_url(cells):
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-c", "from karyotf.cli import main; main()", "review", str(cells),
+                             "--reviewer", "cli"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert "2 cell(s)" in lines[0] and "reviewer cli" in lines[0], lines
+        url = lines[1].split()[1]
+        assert url.startswith("http://127.0.0.1:") and "WARNING" not in "".join(lines)
+        with urllib.request.urlopen(url + "api/cells", timeout=30) as r:
+            assert {c["id"] for c in json.loads(r.read())["cells"]} == {FIRST, "1054642"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_only_loopback_hosts_skip_the_warning():
+    from karyotf.review.server import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.7")
 
 
 def test_cli_review_help_and_empty_folder(tmp_path, capsys):

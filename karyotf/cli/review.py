@@ -14,7 +14,8 @@ def register(sub) -> None:
                     "flags, comment, accept. Accepting writes <image>.xml (VOC) beside the cell's image and a "
                     "reviewed/ karyogram and report; the model output stays as it was. With --export-voc, gather "
                     "the reviewed cells into a VOC dataset for 'karyotf records' instead of serving.")
-    p.add_argument("dir", type=Path, metavar="DIR", help="folder of karyogram outputs (one cell, or one per sub-folder)")
+    p.add_argument("dir", type=Path, metavar="DIR",
+                   help="folder of karyogram outputs (one cell, or one per sub-folder)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; anything but a loopback address exposes the folder (a warning is "
                         "printed)")

@@ -282,8 +282,9 @@ def make_server(root: str | Path, host: str = "127.0.0.1", port: int = 0,
 
 
 def serve(root: str | Path, host: str = "127.0.0.1", port: int = 0, reviewer: str | None = None,
-          echo=print) -> None:
-    """Serve the review app over ``root`` until Ctrl-C; prints the URL."""
+          echo=None) -> None:
+    """Serve the review app over ``root`` until Ctrl-C; prints the URL (flushed: a pipe sees it at once)."""
+    echo = echo or (lambda line: print(line, flush=True))
     server = make_server(root, host=host, port=port, reviewer=reviewer)
     n = len(server.folder.cells())
     if not server.loopback:
