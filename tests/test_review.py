@@ -229,7 +229,8 @@ def test_cli_review_serves_and_prints_the_url(cells):
 
     proc = subprocess.Popen([sys.executable, "-c", "from karyotf.cli import main; main()", "review", str(cells),
                              "--reviewer", "cli"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                            env={**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+                                 "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # a pipe sees the URL
     try:
         lines = [proc.stdout.readline() for _ in range(2)]
         assert "2 cell(s)" in lines[0] and "reviewer cli" in lines[0], lines
