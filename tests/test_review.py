@@ -351,3 +351,75 @@ def test_browser_review_by_keyboard_and_mouse(cells, tmp_path):
     assert json.loads((cells / FIRST / "detections.json").read_text())["call"] == "47,XY,+21"   # model output kept
     for name in ("before.png", "after.png"):
         assert (shots / name).stat().st_size > 20_000             # a real page, not a blank one
+
+
+def test_browser_keyboard_only_new_box_undo_and_a_second_tab(cells, tmp_path):
+    """No mouse: N draws a box, Ctrl(+Shift)+arrows move and size it, a single digit and a timed-out 1 set
+    classes, Z undoes, F resolves; a second tab that loaded the cell before the accept gets the 409 message."""
+    why = chromium_missing()
+    if why and os.environ.get("KARYOTF_REQUIRE_BROWSER"):
+        pytest.fail(f"KARYOTF_REQUIRE_BROWSER is set (CI) but {why}")
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    cid = "1054642"
+    model = ReviewFolder(cells).load(cid)
+    assert model["call"]["call"] == "45,XX,-7"
+    srv = make_server(cells, reviewer="keys")
+    srv.start_thread()
+    errors = []
+    call_is = "(t) => document.getElementById('call').textContent === t"
+    try:
+        with sync_playwright() as p:
+            ctx = launch(p, tmp_path / "profile")
+            page, other = ctx.new_page(), ctx.new_page()
+            for pg in (page, other):
+                pg.on("pageerror", lambda e: errors.append(str(e)))
+                pg.goto(srv.url + "#" + cid)
+                pg.wait_for_selector(f"body[data-cell='{cid}']")
+            page.bring_to_front()
+            page.keyboard.press("n")
+            assert "new box" in page.locator("#selection").inner_text()
+            page.keyboard.press("Control+ArrowRight")
+            page.keyboard.press("Control+ArrowRight")
+            page.keyboard.press("Control+Shift+ArrowDown")
+            page.keyboard.press("7")
+            page.wait_for_function(call_is, arg="46,XX")
+            page.keyboard.press("ArrowRight")
+            before = page.locator("#selection").inner_text()
+            page.keyboard.press("1")                                  # waits for a second digit, then means 1
+            page.wait_for_function("() => document.getElementById('call').textContent !== '46,XX'")
+            assert page.locator("#selection").inner_text().startswith("Selected: chromosome 1 ")
+            page.keyboard.press("z")
+            page.wait_for_function(call_is, arg="46,XX")
+            assert page.locator("#selection").inner_text() == before
+            while page.locator("#flags input:not(:checked)").count():
+                page.keyboard.press("f")
+            page.keyboard.press("Control+Enter")
+            page.wait_for_selector("body[data-saved]")
+            assert page.locator("#cell-list button[data-cell='1054642'] .badge").inner_text() == "reviewed"
+
+            other.bring_to_front()
+            other.keyboard.press("ArrowRight")
+            other.keyboard.press("x")
+            other.keyboard.press("Control+Enter")
+            other.wait_for_function("() => document.getElementById('msg').textContent.startsWith('Not saved')")
+            assert "accepted elsewhere" in other.locator("#msg").inner_text()
+            other.keyboard.press("r")
+            other.wait_for_function(call_is, arg="46,XX")
+            ctx.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert not errors, errors
+    ann = read_voc(cells / cid / f"{cid}.xml")
+    assert len(ann.boxes) == 46 and ann.counts()["7"] == 2
+    ws = sorted(b["box"][2] - b["box"][0] for b in model["boxes"])
+    hs = sorted(b["box"][3] - b["box"][1] for b in model["boxes"])
+    w, h = ws[len(ws) // 2], hs[len(hs) // 2]
+    x0, y0 = model["width"] / 2 - w / 2 + 8, model["height"] / 2 - h / 2
+    drawn = [b for b in ann.boxes if abs(b.xmin - x0) <= 1.5 and abs(b.ymin - y0) <= 1.5]
+    assert len(drawn) == 1 and drawn[0].name == "7" and abs(drawn[0].height - (h + 4)) <= 1.5
+    r = json.loads((cells / cid / "reviewed" / "report.json").read_text())["review"]
+    assert r["reviewer"] == "keys" and r["open_flags"] == [] and r["changes"]["added"] == 1 and r["revision"] == 1
