@@ -178,6 +178,22 @@ def test_token_json_and_unknown_cell_errors(server):
     assert request(server, "GET", "/")[0] == 200                                   # still serving
 
 
+def test_a_refused_post_does_not_poison_a_kept_alive_connection(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("POST", "/api/call", body=b'{"boxes": []}', headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 403 and r.getheader("Connection") == "close"
+    r.read()
+    conn.close()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("GET", "/api/cells")
+    r = conn.getresponse()
+    assert r.status == 200 and len(json.loads(r.read())["cells"]) == 2
+    conn.request("GET", "/api/cells")                                          # kept alive after a success
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
 def test_concurrent_accepts_one_wins_the_other_gets_409(server, cells):
     _, cell = request(server, "GET", f"/api/cells/{FIRST}")
     a, b = boxes_of(cell), boxes_of(cell)

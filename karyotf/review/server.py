@@ -120,7 +120,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode("utf-8"), "application/json; charset=utf-8")
 
     def _error(self, status: int, message: str) -> None:
-        self._json(status, {"error": message, "status": status})
+        # the request body may be unread (a refused POST): close, or its bytes would be read as the next request
+        self.close_connection = True
+        self._send(status, json.dumps({"error": message, "status": status}).encode("utf-8"),
+                   "application/json; charset=utf-8", {"Connection": "close"})
 
     def _dispatch(self, fn) -> None:
         try:
