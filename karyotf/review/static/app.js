@@ -96,6 +96,7 @@ async function openCell(id, {keepDraft = true} = {}) {
   }
   message(cell.image_error || (cell.review ? reviewedLine(cell) : ""), cell.image_error ? "error" : "ok");
   $("cell-name").textContent = `${cell.name} \u00b7 ${describeSource(cell.source)}`;
+  setLinks(cell);
   await loadImages(cell);
   renderAll();
   renderList();
@@ -111,6 +112,12 @@ function fromServer(cell) {
   $("comment").value = cell.review ? cell.review.comment : "";
   S.undo = [];
   S.dirty = false;
+}
+
+function setLinks(cell) {
+  $("link-model").href = cell.original_karyogram;
+  $("link-reviewed").href = cell.karyogram;
+  $("link-reviewed").hidden = !cell.review;
 }
 
 function describeSource(src) {
@@ -636,6 +643,7 @@ async function accept() {
     delete S.drafts[S.cellId];
     S.cell = cell;
     fromServer(cell);
+    setLinks(cell);
     S.selected = null;
     await loadImages(cell);
     renderAll();
