@@ -37,7 +37,8 @@ def make_cells(out: Path, n: int = 3, seed: int = 0) -> list[str]:
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]  # a container's small /dev/shm must not crash the renderer
 
 
 def chromium_missing() -> str | None:

@@ -88,13 +88,19 @@ async function openCell(id, {keepDraft = true} = {}) {
   S.cell = cell;
   S.selected = null;
   const draft = keepDraft ? S.drafts[id] : null;
-  if (draft && draft.version === cell.version) {
+  let stale = false;
+  if (draft && (draft.version === cell.version || draft.dirty)) {
+    // unsaved edits are never dropped: made on an older version, they keep it, and accepting them gets the 409
+    stale = draft.version !== cell.version;
+    cell.version = draft.version;
     Object.assign(S, {boxes: draft.boxes, resolved: draft.resolved, undo: draft.undo, dirty: draft.dirty});
     $("comment").value = draft.comment;
   } else {
     fromServer(cell);
   }
-  message(cell.image_error || (cell.review ? reviewedLine(cell) : ""), cell.image_error ? "error" : "ok");
+  history.replaceState(null, "", "#" + encodeURIComponent(id));
+  if (stale) message("This cell was accepted elsewhere after you began editing it here: R reloads it.", "error");
+  else message(cell.image_error || (cell.review ? reviewedLine(cell) : ""), cell.image_error ? "error" : "ok");
   $("cell-name").textContent = `${cell.name} \u00b7 ${describeSource(cell.source)}`;
   setLinks(cell);
   await loadImages(cell);
