@@ -41,8 +41,11 @@ def main(argv=None) -> int:
     if why:
         print(f"cannot run: {why}", file=sys.stderr)
         return 2
+    import os
+
     from playwright.sync_api import sync_playwright
 
+    load = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="karyotf-review-bench-") as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
@@ -54,6 +57,7 @@ def main(argv=None) -> int:
         try:
             with sync_playwright() as p:
                 ctx = launch(p, tmp / "profile")
+                chromium_version = ctx.browser.version if ctx.browser else None
                 page = ctx.new_page()
                 t0 = time.perf_counter()
                 page.goto(srv.url)
@@ -81,12 +85,14 @@ def main(argv=None) -> int:
     res = {"cells": len(stems), "reviewed": reviewed, "total_s": round(total, 2),
            "s_per_cell_mean": round(total / len(stems), 3), "s_per_cell_median": round(statistics.median(per_cell), 3),
            "s_per_cell_max": round(max(per_cell), 3), "keys_per_cell_mean": round(statistics.mean(keys), 2),
-           "make_cells_s": round(make_s, 1)}
+           "make_cells_s": round(make_s, 1), "load_avg_1min_at_start": load,
+           "chromium": chromium_version}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps(res, indent=2) + "\n")
     md = ["# karyotf review: a scripted keyboard pass over the sample cells", "",
           "Debian's headless Chromium through the real page (`bench/review_speed.py`); per cell: `F` per open flag, "
-          "`Ctrl+Enter` (accept: VOC XML + rebuilt karyogram), `]` (next). Software time only, no thinking time.", "",
+          "`Ctrl+Enter` (accept: VOC XML + rebuilt karyogram), `]` (next). Software time only, no thinking time. "
+          f"2 cores, load average {load} at the start (other jobs share the machine).", "",
           "| cells | reviewed | total s | s/cell (mean) | s/cell (median) | s/cell (max) | keys/cell |",
           "|---|---|---|---|---|---|---|",
           f"| {res['cells']} | {reviewed} | {res['total_s']} | {res['s_per_cell_mean']} | {res['s_per_cell_median']} "
