@@ -108,6 +108,21 @@ def test_accept_writes_voc_reviewed_report_and_keeps_the_model_output(cells):
     assert [b["class"] for b in again["boxes"]].count("22") == 3 and again["boxes"][0]["kbox"]
 
 
+def test_a_failed_rebuild_saves_nothing(cells, monkeypatch):
+    import karyotf.karyogram.build as build
+
+    folder = ReviewFolder(cells)
+    cell = folder.load(FIRST)
+
+    def broken(*a, **k):
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(build, "build_karyogram", broken)
+    with pytest.raises(ReviewError, match="could not be rebuilt.*nothing was saved"):
+        folder.accept(FIRST, {"version": cell["version"], "boxes": boxes_of(cell)})
+    assert not (cells / FIRST / f"{FIRST}.xml").exists() and folder.load(FIRST)["version"] == "unreviewed"
+
+
 def test_stale_accept_is_a_conflict_and_a_bad_box_is_refused(cells):
     folder = ReviewFolder(cells)
     cell = folder.load(FIRST)

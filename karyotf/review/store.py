@@ -28,7 +28,7 @@ from pathlib import Path
 from .. import classes
 from ..annotations import Annotation, Box, read_voc, write_voc
 from ..errors import AnnotationError, ReviewError
-from ..io import atomic_path
+from ..io import atomic_path, atomic_write_bytes
 
 DETECTIONS = "detections.json"
 REVIEWED = "reviewed"
@@ -334,7 +334,9 @@ class ReviewFolder:
                 "annotation": f"../{m['image'].stem}.xml",
             }
             ann = Annotation(image_path=m["image"], width=m["width"], height=m["height"], boxes=boxes)
-            write_voc(ann, cell.folder / f"{m['image'].stem}.xml")
+            xml = cell.folder / f"{m['image'].stem}.xml"
+            old_xml = xml.read_bytes() if xml.is_file() else None
+            write_voc(ann, xml)
             from ..karyogram.build import build_karyogram
 
             params = m["params"]
@@ -346,7 +348,12 @@ class ReviewFolder:
                 build_karyogram(m["image"], boxes, cell.folder / REVIEWED, rows=m["rows"], source=src,
                                 keep_image=False, report_extra={"review": review}, **kw)
             except Exception as exc:  # a KaryogramError or worse: say which cell, keep the server up
-                raise ReviewError(f"cell {cell.id}: the karyogram could not be rebuilt ({exc})") from exc
+                if old_xml is None:  # the XML must not claim a review that was not written
+                    xml.unlink(missing_ok=True)
+                else:
+                    atomic_write_bytes(xml, old_xml)
+                raise ReviewError(f"cell {cell.id}: the karyogram could not be rebuilt ({exc}); nothing was "
+                                  "saved") from exc
         return self.load(cell.id)
 
 
