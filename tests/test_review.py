@@ -454,3 +454,48 @@ def test_browser_keyboard_only_new_box_undo_and_a_second_tab(cells, tmp_path):
     assert len(drawn) == 1 and drawn[0].name == "7" and abs(drawn[0].height - (h + 4)) <= 1.5
     r = json.loads((cells / cid / "reviewed" / "report.json").read_text())["review"]
     assert r["reviewer"] == "keys" and r["open_flags"] == [] and r["changes"]["added"] == 1 and r["revision"] == 1
+
+
+def test_browser_restores_a_detection_the_model_did_not_count(cells, tmp_path):
+    """detections.json's not_counted boxes (NMS-suppressed, below the minimum score) show dotted; a click restores
+    one with the model's class, and the call counts it."""
+    why = chromium_missing()
+    if why and os.environ.get("KARYOTF_REQUIRE_BROWSER"):
+        pytest.fail(f"KARYOTF_REQUIRE_BROWSER is set (CI) but {why}")
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    from karyotf.paths import SAMPLE_DIR
+
+    cid = "1054642"
+    det_path = cells / cid / "detections.json"
+    det = json.loads(det_path.read_text())
+    kept = {tuple(d["box"]) for d in det["detections"]}
+    truth = read_voc(SAMPLE_DIR / "annotations" / f"{cid}.xml")
+    missed = next(b for b in truth.boxes if tuple(round(v, 2) for v in b.as_tuple()) not in kept)
+    det["not_counted"] = {"suppressed": [],
+                          "below_min_score": [{**missed.to_dict(), "score": 0.22}]}   # as karyogram lists them
+    det_path.write_text(json.dumps(det))
+    assert ReviewFolder(cells).load(cid)["not_counted"][0]["why"] == "below_min_score"
+    srv = make_server(cells, reviewer="ghost")
+    srv.start_thread()
+    try:
+        with sync_playwright() as p:
+            ctx = launch(p, tmp_path / "profile")
+            page = ctx.new_page()
+            page.goto(srv.url + "#" + cid)
+            page.wait_for_selector(f"body[data-cell='{cid}']")
+            assert page.locator("#call").inner_text() == "45,XX,-7"
+            page.locator("#overlay text.ghost").click()                      # its label "7?"
+            page.wait_for_function("() => document.getElementById('call').textContent === '46,XX'")
+            assert page.locator("#overlay rect.ghost").count() == 0
+            assert "Restored a 7" in page.locator("#msg").inner_text()
+            page.keyboard.press("z")
+            page.wait_for_function("() => document.getElementById('call').textContent === '45,XX,-7'")
+            page.keyboard.press("g")                                         # the same by keyboard
+            page.wait_for_function("() => document.getElementById('call').textContent === '46,XX'")
+            ctx.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()

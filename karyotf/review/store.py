@@ -114,6 +114,22 @@ def parse_boxes(items, width: int, height: int) -> list[tuple[Box, int | None]]:
     return out
 
 
+def not_counted(det: dict) -> list[dict]:
+    """The model's detections that the karyogram did not count (``detections.json``'s ``not_counted``: boxes
+    suppressed by NMS, below the minimum score), for the page to offer back: ``[{class, box, score, why}]``.
+    Folders written before that key existed have none."""
+    out = []
+    groups = det.get("not_counted")
+    for why, items in (groups.items() if isinstance(groups, dict) else ()):
+        for d in items if isinstance(items, list) else ():
+            try:
+                box = [float(v) for v in d["box"]]
+                out.append({"class": classes.canonical(d["class"]), "box": box, "score": d.get("score"), "why": why})
+            except (KeyError, TypeError, ValueError, classes.UnknownClassError):
+                continue
+    return out
+
+
 class ReviewFolder:
     """The cells under ``root`` and the review operations on them (what the web app's API calls)."""
 
@@ -257,6 +273,7 @@ class ReviewFolder:
             boxes, karyogram, current, r = original, url + "karyogram.png", m["boxes"], None
         return {
             "id": cell.id, "name": cell.folder.name, "width": m["width"], "height": m["height"],
+            "not_counted": not_counted(det),
             "image": url + m["image"].name if m["image"] is not None else None,
             "image_error": None if m["image"] is not None else (
                 f"the image of {cell.id} is not inside its folder (fix: rebuild it with karyotf karyogram, which "

@@ -211,6 +211,24 @@ function addBox(box) {
   message("New box: type its class (1-22, X, Y) or drag it to a slot.", "");
 }
 
+function restoreNext() {
+  const gs = S.cell.not_counted || [];
+  const i = gs.findIndex((g) => !S.boxes.some((b) => sameBox(b.box, g.box)));
+  if (i < 0) { message("No detection left that the model did not count.", ""); return; }
+  restore(i);
+}
+
+function restore(i) {
+  // a detection the model did not count (NMS, low score) becomes a box with the model's class
+  const g = S.cell.not_counted[i];
+  snapshot();
+  const b = {uid: S.nextUid++, cls: g.class, box: g.box.slice(), score: null, origin: null, kbox: null};
+  S.boxes.push(b);
+  S.selected = b.uid;
+  changed();
+  message(`Restored a ${g.class} the model did not count (${g.why.replace(/_/g, " ")}).`, "ok");
+}
+
 function nudge(uid, dx, dy, dw, dh) {
   const b = byUid(uid);
   if (!b) return;
@@ -373,6 +391,27 @@ function renderOverlay() {
     t.textContent = b.cls === null ? "?" : b.cls;
     svg.appendChild(t);
   }
+  // on top, but only their outline and label take clicks: the boxes under them stay selectable
+  (S.cell.not_counted || []).forEach((g, i) => {
+    if (S.boxes.some((b) => sameBox(b.box, g.box))) return;     // restored already
+    const [x0, y0, x1, y1] = g.box;
+    const r = document.createElementNS(SVGNS, "rect");
+    r.setAttribute("x", x0); r.setAttribute("y", y0);
+    r.setAttribute("width", x1 - x0); r.setAttribute("height", y1 - y0);
+    r.setAttribute("class", "ghost");
+    r.dataset.ghost = i;
+    const score = g.score !== null && g.score !== undefined ? ` ${g.score.toFixed(2)}` : "";
+    const title = document.createElementNS(SVGNS, "title");
+    title.textContent = `not counted (${g.why.replace(/_/g, " ")}): ${g.class}${score}; click to restore`;
+    r.appendChild(title);
+    svg.appendChild(r);
+    const t = document.createElementNS(SVGNS, "text");
+    t.setAttribute("x", x0); t.setAttribute("y", Math.max(12, y0 - 3));
+    t.setAttribute("class", "ghost");
+    t.dataset.ghost = i;
+    t.textContent = `${g.class}?`;
+    svg.appendChild(t);
+  });
 }
 
 function metaScale() {
@@ -464,6 +503,8 @@ function setupMetaphaseMouse() {
     if (!S.cell || e.button !== 0) return;
     const uid = e.target.dataset && e.target.dataset.uid;
     if (uid) { select(Number(uid)); e.preventDefault(); return; }
+    const ghost = e.target.dataset && e.target.dataset.ghost;
+    if (ghost !== undefined) { restore(Number(ghost)); e.preventDefault(); return; }
     start = svgPoint(e);
     rubber = document.createElementNS(SVGNS, "rect");
     rubber.setAttribute("class", "rubber");
@@ -606,6 +647,7 @@ function onKey(e) {
       if (sel !== null) deleteBox(sel); break;
     case "n": case "N": e.preventDefault(); newBoxByKeyboard(); break;
     case "f": case "F": e.preventDefault(); resolveNextFlag(); break;
+    case "g": case "G": e.preventDefault(); restoreNext(); break;
     case "c": case "C": e.preventDefault(); $("comment").focus(); break;
     case "z": case "Z": e.preventDefault(); undo(); break;
     case "r": case "R": e.preventDefault(); reloadCell(); break;
