@@ -162,6 +162,11 @@ def test_path_traversal_and_symlinks_out_are_refused(server, cells, tmp_path):
         assert status == 403, (path, status)
         assert "refused" in body["error"], body
     assert "linkdir" not in {c["id"] for c in request(server, "GET", "/api/cells")[1]["cells"]}
+    os.symlink(tmp_path, cells / "1054642" / "reviewed")                     # a write must not follow it out
+    _, cell = request(server, "GET", "/api/cells/1054642")
+    status, body = request(server, "POST", "/api/cells/1054642/accept",
+                           {"version": cell["version"], "boxes": boxes_of(cell)})
+    assert status == 400 and "is a link" in body["error"] and not (tmp_path / "report.json").exists()
     status, body = request(server, "GET", "/", headers={"Host": "evil.example:80"})   # DNS rebinding
     assert status == 403 and "Host" in body["error"]
 

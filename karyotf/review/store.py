@@ -311,6 +311,9 @@ class ReviewFolder:
                     + ": your edits were not saved, so as not to overwrite that review "
                       "(fix: reload the cell, check the saved version, and redo your edits on it)")
             m = self._model(cell)
+            out = cell.folder / REVIEWED
+            if out.is_symlink() or (out.exists() and not inside(self.root, out)):
+                raise ReviewError(f"{out} is a link: a review writes only inside {self.root} (fix: remove the link)")
             if m["image"] is None:
                 raise ReviewError(f"the image of {cell.id} is not inside its folder (fix: rebuild the cell with "
                                   "karyotf karyogram)")
@@ -362,7 +365,7 @@ class ReviewFolder:
             src = {"kind": "review", "image": m["image"].name, "reviewer": review["reviewer"],
                    "from": (m["det"].get("source") or {}).get("kind")}
             try:
-                build_karyogram(m["image"], boxes, cell.folder / REVIEWED, rows=m["rows"], source=src,
+                build_karyogram(m["image"], boxes, out, rows=m["rows"], source=src,
                                 keep_image=False, report_extra={"review": review}, **kw)
             except Exception as exc:  # a KaryogramError or worse: say which cell, keep the server up
                 if old_xml is None:  # the XML must not claim a review that was not written
