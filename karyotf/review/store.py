@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .. import classes
 from ..annotations import Annotation, Box, read_voc, write_voc
-from ..errors import AnnotationError, ReviewError
+from ..errors import AnnotationError, KaryotfError, ReviewError
 from ..io import atomic_path, atomic_write_bytes
 
 DETECTIONS = "detections.json"
@@ -191,7 +191,10 @@ class ReviewFolder:
         params.update(det.get("params") or {})
         from ..karyogram.layout import parse_rows
 
-        rows = [list(r) for r in parse_rows(det.get("rows"))]
+        try:
+            rows = [list(r) for r in parse_rows(det.get("rows"))]
+        except KaryotfError as exc:
+            raise ReviewError(f"{cell.folder / DETECTIONS}: {exc}") from None
         return {"det": det, "width": width, "height": height, "boxes": boxes, "image": image, "params": params,
                 "rows": rows}
 
