@@ -24,7 +24,7 @@ setup(
     python_requires="==3.11.*",
     packages=find_packages(include=["karyotf", "karyotf.*"]),
     include_package_data=True,
-    package_data={"karyotf": ["data/**/*", "templates/*"]},
+    package_data={"karyotf": ["data/**/*", "templates/*", "review/static/*"]},
     install_requires=_requirements("requirements.txt"),
     extras_require={"dev": _requirements("requirements-dev.txt")},
     entry_points={"console_scripts": ["karyotf = karyotf.cli:main"]},

@@ -72,3 +72,7 @@ class ClassifierError(KaryotfError):
 
 class DemoError(KaryotfError):
     """The demo could not run one of its steps."""
+
+
+class ReviewError(KaryotfError):
+    """A review folder, cell or correction that cannot be served or written: names the cell and the fix."""

@@ -266,6 +266,8 @@ def test_package_installs_non_editable_with_data_and_templates(tmp_path):
     samples = [n for n in names if n.startswith("karyotf/data/sample/annotations/") and n.endswith(".xml")]
     assert len(samples) == len(list((REPO / "karyotf/data/sample/annotations").glob("*.xml")))
     assert any(n.startswith("karyotf/data/ideogram/") and n.endswith(".json") for n in names)
+    shipped = {p.name for p in (REPO / "karyotf/review/static").iterdir()}      # the review page works offline
+    assert {Path(n).name for n in names if n.startswith("karyotf/review/static/")} == shipped, shipped
     templates = {Path(n).name for n in names if n.startswith("karyotf/templates/")}
     assert {p.name for p in (REPO / "pipelines").glob("*.config")} <= templates, templates
     entry = [n for n in names if n.endswith(".dist-info/entry_points.txt")]

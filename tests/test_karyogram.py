@@ -187,6 +187,9 @@ def test_karyogram_from_annotation_writes_everything(tmp_path, sample_dir):
     dets = json.loads(res.paths["detections"].read_text())
     assert dets["count"] == 47 and dets["call"] == "47,XY,+21"
     assert all(len(d["karyogram_box"]) == 4 for d in dets["detections"])
+    assert dets["image_file"] == "1055911.jpg" and (tmp_path / "k" / "1055911.jpg").read_bytes() == \
+        (sample_dir / "images" / "1055911.jpg").read_bytes()             # the folder holds its image (review)
+    assert dets["rows"][-1] == ["19", "20", "21", "22", "Y"] and dets["params"]["longest"] == 160.0
     rep = json.loads(res.paths["report_json"].read_text())
     assert rep["call"] == "47,XY,+21" and {"total_not_46", "extra_copy"} <= {f["code"] for f in rep["flags"]}
     assert next(r for r in rep["classes"] if r["class"] == "21")["count"] == 3

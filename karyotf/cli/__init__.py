@@ -1,8 +1,9 @@
 """Command line: argument parsing only; each command calls one function of the Python API.
 
 Commands are grouped one module a pipeline part (``data``: records; ``augment``; ``roboflow``; ``model``: config,
-train; ``export``: export, detect; ``evaluate``: eval; ``karyo``: karyogram, karyograms-dataset; ``demo``).  Each module has
-``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler taking the parsed args.
+train; ``export``: export, detect; ``evaluate``: eval; ``karyo``: karyogram, karyograms-dataset; ``demo``;
+``review``).  Each module has ``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler
+taking the parsed args.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .. import __version__
 
 GROUPS = ("karyotf.cli.base", "karyotf.cli.data", "karyotf.cli.augment", "karyotf.cli.roboflow",
           "karyotf.cli.model", "karyotf.cli.export", "karyotf.cli.evaluate", "karyotf.cli.karyo",
-          "karyotf.cli.classifier", "karyotf.cli.demo")
+          "karyotf.cli.classifier", "karyotf.cli.demo", "karyotf.cli.review")
 
 
 class CliError(Exception):

@@ -65,7 +65,8 @@ def _karyogram(args) -> int:
             print(f"  counts {r.call.counts_text()}")
         for f in r.call.flags:
             print(f"  flag {f}")
-        print(f"  wrote {r.paths['karyogram'].parent}/ (karyogram.png, detections.json, report.html, report.json)"
+        print(f"  wrote {r.paths['karyogram'].parent}/ (karyogram.png, detections.json, report.html, report.json, "
+              f"{r.paths['image'].name})"
               f" in {r.timings.get('total', 0) + r.timings.get('detect', 0):.0f} ms")
     if len(results) > 1:
         print(f"calls: {args.out / 'calls.csv'}")

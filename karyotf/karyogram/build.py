@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,8 @@ from . import ideogram, report
 from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
 from .cutout import cut_out_all
 from .defaults import LONGEST, MIN_SCORE, NMS_IOU
-from .layout import Layout, Placement, render
+from .layout import Layout, Placement, parse_rows, render
 from .orient import orient_all
-
 
 
 @dataclass
@@ -108,20 +108,44 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     return call, layout, t, boxes
 
 
+def _keep_image(image, arr: np.ndarray, name: str, out: Path) -> Path:
+    """A copy of the cell's image in ``out`` (the file's own bytes and name, or ``<name>.png`` for an array), so
+    that the folder holds everything a review needs (:mod:`karyotf.review` serves only files inside it)."""
+    if isinstance(image, (str, Path)):
+        src = Path(image)
+        dst = out / src.name
+        if dst.exists() and dst.samefile(src):
+            return dst
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+        return dst
+    from PIL import Image
+
+    stem = Path(name).stem if name and name != "image" else "image"
+    dst = out / f"{stem}.png"
+    with atomic_path(dst) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+    return dst
+
+
 def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None, longest: float = LONGEST,
                     low_score: float = LOW_SCORE, low_mean_score: float = LOW_MEAN_SCORE,
                     overlap_iou: float = OVERLAP_IOU, source: dict | None = None,
                     resolution: int = ideogram.DEFAULT_RESOLUTION,
                     suppressed: Sequence[tuple[Box, Box, float]] = (),
-                    below_min_score: Sequence[Box] = ()) -> KaryogramResult:
+                    below_min_score: Sequence[Box] = (), keep_image: bool = True,
+                    report_extra: dict | None = None) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
-    ``report.json`` into ``out_dir`` (atomically).
+    ``report.json`` into ``out_dir`` (atomically), and a copy of the image (``keep_image``; ``paths['image']``).
 
     ``image``: RGB array, path or PIL image; ``boxes``: pixel boxes with class names (from an annotation,
     ``score`` None, or a Detector, ``score`` set).  No boxes gives an empty karyogram and a report saying that
     no chromosomes were detected.  ``rows``: a preset (``standard``, ``denver``) or spec ``"1-5|6-12,X|..."``.
     ``suppressed`` (``(removed, kept, IoU)`` from an NMS) and ``below_min_score`` are detections not counted: both
     are listed in ``detections.json`` and the report, and the call flags a confident suppressed box of another class.
+    ``report_extra``: keys added to ``report.json`` (the review app adds its ``review`` section).
+    ``detections.json`` also records what a later rebuild needs: ``image_file`` (the copy, relative to
+    ``out_dir``), ``rows`` and ``params`` (longest, score and overlap thresholds, ideogram resolution).
     """
     t0 = time.perf_counter()
     arr, name = load_image(image)
@@ -166,13 +190,20 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                 d["low_confidence"] = True
         dets.append(d)
     h, w = arr.shape[:2]
+    if keep_image:
+        paths["image"] = _keep_image(image, arr, name, out)
+    params = {"longest": longest, "low_score": low_score, "low_mean_score": low_mean_score,
+              "overlap_iou": overlap_iou, "resolution": resolution}
     atomic_write_json(paths["detections"], {"image": source["image"], "width": w, "height": h, "source": source,
                                             "count": len(boxes), "call": call.iscn, "text": call.text,
-                                            "detections": dets, "not_counted": not_counted})
+                                            "detections": dets, "not_counted": not_counted,
+                                            "image_file": paths["image"].name if keep_image else None,
+                                            "rows": [list(r) for r in parse_rows(rows)], "params": params})
     timings["write"] = 1000 * (time.perf_counter() - tw)
     timings["total"] = 1000 * (time.perf_counter() - t0)
     report.write_html(paths["report_html"], call, png, source, timings, not_counted)
-    report.write_json(paths["report_json"], report.report_dict(call, source, timings, paths, not_counted))
+    report.write_json(paths["report_json"], {**report.report_dict(call, source, timings, paths, not_counted),
+                                             **(report_extra or {})})
     return KaryogramResult(call=call, boxes=list(boxes), placements=layout.placements, image=layout.image,
                            paths=paths, timings=timings, source=source)
 
@@ -227,7 +258,8 @@ def from_detector(detector, image, out_dir: str | Path, min_score: float = MIN_S
     src = {"kind": "model", "from": str(getattr(detector, "export_dir", "") or getattr(detector, "model_name", "")),
            "model": getattr(detector, "model_name", None), "min_score": min_score, "nms_iou": nms_iou,
            "image": str(image) if isinstance(image, (str, Path)) else "image"}
-    res = build_karyogram(arr, dets, out_dir, source=src, suppressed=removed, below_min_score=below, **kw)
+    kept = image if isinstance(image, (str, Path)) else arr  # a path: the review folder keeps the file itself
+    res = build_karyogram(kept, dets, out_dir, source=src, suppressed=removed, below_min_score=below, **kw)
     res.timings["detect"] = detect_ms
     return res
 

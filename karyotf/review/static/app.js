@@ -1,0 +1,741 @@
+/* karyotf review: plain JS, no build step, no library.  The count call is never computed here: every edit asks
+   the server (POST /api/call), which runs karyotf.karyogram.call.count_call, the one implementation. */
+"use strict";
+
+const NAMES = Array.from({length: 22}, (_, i) => String(i + 1)).concat(["X", "Y"]);
+const ORDER = Object.fromEntries(NAMES.map((n, i) => [n, i]));
+const TOKEN = document.querySelector('meta[name="karyotf-token"]').content;
+let TILE_SCALE = 0.5;            // karyogram.png pixels -> screen pixels, fitted to the pane in renderKaryogram
+const DIGIT_WAIT_MS = 700;       // after 1 or 2, wait this long for a second digit (10-22)
+const $ = (id) => document.getElementById(id);
+
+const S = {
+  cells: [], cellId: null, cell: null, boxes: [], selected: null, resolved: new Set(), comment: "",
+  undo: [], dirty: false, call: null, callSeq: 0, drafts: {}, nextUid: 1, karyImg: null, metaImg: null,
+  digitBuf: "", digitTimer: null, busy: false,
+};
+
+// ------------------------------------------------------------------------------------------ server
+async function api(method, url, body) {
+  const opts = {method, headers: {}};
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.headers["X-Karyotf-Token"] = TOKEN;
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(url, opts);
+  let data = null;
+  try { data = await r.json(); } catch (e) { data = {error: `HTTP ${r.status}`}; }
+  if (!r.ok) { const err = new Error(data.error || `HTTP ${r.status}`); err.status = r.status; throw err; }
+  return data;
+}
+
+function message(text, kind) {
+  const m = $("msg");
+  m.textContent = text || "";
+  m.className = kind || "";
+}
+
+// ------------------------------------------------------------------------------------------ cells
+async function loadList() {
+  const data = await api("GET", "/api/cells");
+  S.cells = data.cells;
+  renderList();
+}
+
+function renderList() {
+  const ol = $("cell-list");
+  ol.textContent = "";
+  let done = 0;
+  for (const c of S.cells) {
+    if (c.status !== "to review") done++;
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.cell = c.id;
+    if (c.id === S.cellId) b.setAttribute("aria-current", "true");
+    const draft = S.drafts[c.id];
+    const edited = (c.id === S.cellId ? S.dirty : draft && draft.dirty);
+    const st = edited ? "edited" : c.status;
+    b.innerHTML = `<span class="name"></span><span class="badge ${st.replace(" ", "-")}">${st}</span>` +
+                  `<span class="ccall"></span>`;
+    b.querySelector(".name").textContent = c.name;
+    b.querySelector(".ccall").textContent = (c.call || "no call") + (c.flags ? ` \u00b7 ${c.flags} flag(s)` : "");
+    b.title = c.error || (c.reviewer ? `reviewed by ${c.reviewer} at ${c.reviewed_at}` : "");
+    b.addEventListener("click", () => openCell(c.id));
+    li.appendChild(b);
+    ol.appendChild(li);
+  }
+  $("progress").textContent = `${done} of ${S.cells.length} reviewed`;
+}
+
+function saveDraft() {
+  if (!S.cellId) return;
+  S.drafts[S.cellId] = {boxes: S.boxes, resolved: S.resolved, comment: $("comment").value, undo: S.undo,
+                        dirty: S.dirty, version: S.cell && S.cell.version};
+}
+
+async function openCell(id, {keepDraft = true} = {}) {
+  saveDraft();
+  let cell;
+  try {
+    cell = await api("GET", "/api/cells/" + encodeURIComponent(id));
+  } catch (e) {
+    message(e.message, "error");
+    return;
+  }
+  S.cellId = id;
+  S.cell = cell;
+  S.selected = null;
+  const draft = keepDraft ? S.drafts[id] : null;
+  let stale = false;
+  if (draft && (draft.version === cell.version || draft.dirty)) {
+    // unsaved edits are never dropped: made on an older version, they keep it, and accepting them gets the 409
+    stale = draft.version !== cell.version;
+    cell.version = draft.version;
+    Object.assign(S, {boxes: draft.boxes, resolved: draft.resolved, undo: draft.undo, dirty: draft.dirty});
+    $("comment").value = draft.comment;
+  } else {
+    fromServer(cell);
+  }
+  history.replaceState(null, "", "#" + encodeURIComponent(id));
+  if (stale) message("This cell was accepted elsewhere after you began editing it here: R reloads it.", "error");
+  else message(cell.image_error || (cell.review ? reviewedLine(cell) : ""), cell.image_error ? "error" : "ok");
+  $("cell-name").textContent = `${cell.name} \u00b7 ${describeSource(cell.source)}`;
+  setLinks(cell);
+  await loadImages(cell);
+  renderAll();
+  renderList();
+  if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
+  await refreshCall();
+  document.body.dataset.cell = id;   // the cell is on screen with its call (scripts and tests wait for this)
+}
+
+function fromServer(cell) {
+  S.boxes = cell.boxes.map((b) => ({uid: S.nextUid++, cls: b.class, box: b.box.slice(), score: b.score,
+                                    origin: b.origin, kbox: b.kbox}));
+  S.resolved = new Set(cell.review ? cell.review.resolved_flags : []);
+  $("comment").value = cell.review ? cell.review.comment : "";
+  S.undo = [];
+  S.dirty = false;
+}
+
+function setLinks(cell) {
+  $("link-model").href = cell.original_karyogram;
+  $("link-reviewed").href = cell.karyogram;
+  $("link-reviewed").hidden = !cell.review;
+}
+
+function describeSource(src) {
+  if (!src || !src.kind) return "";
+  if (src.kind === "model") return `model ${src.model || src.from || ""}`;
+  return `boxes from ${src.kind}`;
+}
+
+function reviewedLine(cell) {
+  const r = cell.review;
+  return `reviewed by ${r.reviewer} at ${r.reviewed_at} (revision ${r.revision})`;
+}
+
+function loadImage(url) {
+  return new Promise((resolve) => {
+    if (!url) { resolve(null); return; }
+    const im = new Image();
+    im.onload = () => resolve(im);
+    im.onerror = () => resolve(null);
+    im.src = url + "?v=" + encodeURIComponent(S.cell.version);
+  });
+}
+
+async function loadImages(cell) {
+  const [meta, kary] = await Promise.all([loadImage(cell.image), loadImage(cell.karyogram)]);
+  S.metaImg = meta;
+  S.karyImg = kary;
+  $("metaphase").src = meta ? meta.src : "";
+}
+
+// ------------------------------------------------------------------------------------------ edits
+function original(b) {
+  return b.origin !== null && b.origin !== undefined ? S.cell.original.boxes[b.origin] : null;
+}
+
+function kind(b) {
+  if (b.cls === null) return "pending";
+  const o = original(b);
+  if (!o) return "new";
+  if (o.class !== b.cls) return "changed";
+  return "";
+}
+
+function snapshot() {
+  S.undo.push({boxes: S.boxes.map((b) => ({...b, box: b.box.slice()})), resolved: new Set(S.resolved),
+               selected: S.selected});
+  if (S.undo.length > 200) S.undo.shift();
+  S.dirty = true;
+}
+
+function changed(recall = true) {
+  renderAll();
+  if (recall) refreshCall();
+  renderList();
+}
+
+function byUid(uid) { return S.boxes.find((b) => b.uid === uid); }
+
+function setClass(uid, cls) {
+  const b = byUid(uid);
+  if (!b || b.cls === cls) return;
+  snapshot();
+  b.cls = cls;
+  changed();
+}
+
+function deleteBox(uid) {
+  const b = byUid(uid);
+  if (!b) return;
+  const order = ordered();
+  const i = order.indexOf(b);
+  snapshot();
+  S.boxes = S.boxes.filter((x) => x.uid !== uid);
+  const next = order[i + 1] || order[i - 1];
+  S.selected = next && next.uid !== uid ? next.uid : null;
+  changed();
+}
+
+function addBox(box) {
+  snapshot();
+  const b = {uid: S.nextUid++, cls: null, box, score: null, origin: null, kbox: null};
+  S.boxes.push(b);
+  S.selected = b.uid;
+  changed(false);
+  message("New box: type its class (1-22, X, Y) or drag it to a slot.", "");
+}
+
+function restoreNext() {
+  const gs = S.cell.not_counted || [];
+  const i = gs.findIndex((g) => !S.boxes.some((b) => sameBox(b.box, g.box)));
+  if (i < 0) { message("No detection left that the model did not count.", ""); return; }
+  restore(i);
+}
+
+function restore(i) {
+  // a detection the model did not count (NMS, low score) becomes a box with the model's class
+  const g = S.cell.not_counted[i];
+  snapshot();
+  const b = {uid: S.nextUid++, cls: g.class, box: g.box.slice(), score: null, origin: null, kbox: null};
+  S.boxes.push(b);
+  S.selected = b.uid;
+  changed();
+  message(`Restored a ${g.class} the model did not count (${g.why.replace(/_/g, " ")}).`, "ok");
+}
+
+function nudge(uid, dx, dy, dw, dh) {
+  const b = byUid(uid);
+  if (!b) return;
+  const W = S.cell.width, H = S.cell.height;
+  const [x0, y0, x1, y1] = b.box;
+  let nx0 = x0 + dx, ny0 = y0 + dy, nx1 = x1 + dx + dw, ny1 = y1 + dy + dh;
+  if (nx1 - nx0 < 4 || ny1 - ny0 < 4 || nx0 < 0 || ny0 < 0 || nx1 > W || ny1 > H) return;
+  snapshot();
+  b.box = [nx0, ny0, nx1, ny1];
+  b.kbox = original(b) && sameBox(original(b).box, b.box) ? original(b).kbox : null;
+  changed();
+}
+
+function sameBox(a, b) { return a.every((v, i) => Math.abs(v - b[i]) < 1e-6); }
+
+function undo() {
+  const s = S.undo.pop();
+  if (!s) { message("Nothing to undo.", ""); return; }
+  S.boxes = s.boxes;
+  S.resolved = s.resolved;
+  S.selected = s.selected;
+  S.dirty = S.undo.length > 0;
+  changed();
+}
+
+function ordered() {
+  const key = (b) => (b.cls === null ? 99 : ORDER[b.cls]);
+  return S.boxes.slice().sort((a, b) => key(a) - key(b) || (a.box[0] + a.box[2]) - (b.box[0] + b.box[2]));
+}
+
+function step(delta) {
+  const order = ordered();
+  if (!order.length) return;
+  const i = order.findIndex((b) => b.uid === S.selected);
+  const j = i < 0 ? (delta > 0 ? 0 : order.length - 1) : (i + delta + order.length) % order.length;
+  select(order[j].uid);
+}
+
+function select(uid) {
+  S.selected = uid;
+  renderAll();
+  const tile = document.querySelector(`canvas.tile[data-uid="${uid}"]`);
+  if (tile) tile.scrollIntoView({block: "nearest", inline: "nearest"});
+}
+
+function toggleFlag(code, on) {
+  snapshot();
+  if (on) S.resolved.add(code); else S.resolved.delete(code);
+  changed(false);
+  renderCall();
+}
+
+function resolveNextFlag() {
+  if (!S.call) return;
+  const open = S.call.flags.find((f) => !S.resolved.has(f.code));
+  if (!open) { message("No open flag.", ""); return; }
+  toggleFlag(open.code, true);
+  message(`Resolved: ${open.code}.`, "ok");
+}
+
+// ------------------------------------------------------------------------------------------ call
+async function refreshCall() {
+  const seq = ++S.callSeq;
+  // a box keeps its model score only while it is the model's own (same class, same place), as on accept
+  const own = (b) => kind(b) === "" && original(b) && sameBox(original(b).box, b.box);
+  const boxes = S.boxes.filter((b) => b.cls !== null)
+    .map((b) => ({class: b.cls, box: b.box, score: own(b) ? b.score : null}));
+  try {
+    const call = await api("POST", "/api/call", {cell: S.cellId, boxes});
+    if (seq !== S.callSeq) return;      // a newer edit is on its way
+    S.call = call;
+    renderCall();
+  } catch (e) {
+    if (seq === S.callSeq) message(e.message, "error");
+  }
+}
+
+// ------------------------------------------------------------------------------------------ render
+function renderAll() {
+  renderOverlay();
+  renderKaryogram();
+  renderSelection();
+  $("undo").disabled = !S.undo.length;
+}
+
+function renderCall() {
+  const c = S.call;
+  if (!c) return;
+  const el = $("call");
+  el.textContent = c.text;
+  el.className = c.normal && !c.flags.length ? "ok" : "warn";
+  const pending = S.boxes.filter((b) => b.cls === null).length;
+  $("call-note").textContent = pending ? `${pending} new box(es) without a class are not counted yet` : "";
+  const ul = $("flags");
+  ul.textContent = "";
+  if (!c.flags.length) {
+    const li = document.createElement("li");
+    li.className = "none";
+    li.textContent = "No flags.";
+    ul.appendChild(li);
+  }
+  for (const f of c.flags) {
+    const li = document.createElement("li");
+    const done = S.resolved.has(f.code);
+    li.className = done ? "resolved" : "open";
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = done;
+    box.dataset.code = f.code;
+    box.addEventListener("change", () => toggleFlag(f.code, box.checked));
+    const span = document.createElement("span");
+    span.innerHTML = "<b></b>: ";
+    span.querySelector("b").textContent = f.code;
+    span.appendChild(document.createTextNode(f.message));
+    label.append(box, " ", span);
+    li.appendChild(label);
+    ul.appendChild(li);
+  }
+  const open = c.flags.filter((f) => !S.resolved.has(f.code)).length;
+  $("accept").title = open ? `${open} flag(s) still open: the cell will be listed as flagged` : "";
+}
+
+function renderSelection() {
+  const b = byUid(S.selected);
+  const el = $("selection");
+  if (!b) { el.textContent = S.boxes.length ? "Nothing selected (\u2192 selects the first chromosome)" : ""; return; }
+  const o = original(b);
+  let t = `Selected: ${b.cls === null ? "new box, no class yet" : "chromosome " + b.cls}`;
+  if (o) t += ` (model: ${o.class}${o.score !== null && o.score !== undefined ? ", score " + o.score.toFixed(2) : ""})`;
+  else if (b.cls !== null) t += " (drawn by you)";
+  el.textContent = t + (S.digitBuf ? ` \u2014 typing ${S.digitBuf}\u2026` : "");
+}
+
+const SVGNS = "http://www.w3.org/2000/svg";
+
+function renderOverlay() {
+  const svg = $("overlay");
+  if (!S.cell) return;
+  svg.setAttribute("viewBox", `0 0 ${S.cell.width} ${S.cell.height}`);
+  svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
+  svg.textContent = "";
+  const sel0 = S.boxes.filter((b) => b.uid === S.selected);
+  for (const b of S.boxes.filter((x) => x.uid !== S.selected).concat(sel0)) {  // the selected one on top
+    const [x0, y0, x1, y1] = b.box;
+    const k = kind(b);
+    const r = document.createElementNS(SVGNS, "rect");
+    r.setAttribute("x", x0); r.setAttribute("y", y0);
+    r.setAttribute("width", x1 - x0); r.setAttribute("height", y1 - y0);
+    const sel = b.uid === S.selected ? " sel" : "";
+    const isLow = b.score !== null && b.score !== undefined && S.cell.params && b.score < S.cell.params.low_score;
+    r.setAttribute("class", `box ${k}${isLow && !k ? " low" : ""}${sel}`);
+    r.dataset.uid = b.uid;
+    r.dataset.cls = b.cls === null ? "?" : b.cls;
+    svg.appendChild(r);
+    const t = document.createElementNS(SVGNS, "text");
+    t.setAttribute("x", x0);
+    t.setAttribute("y", Math.max(12, y0 - 3));
+    t.setAttribute("class", `${k}${sel}`);
+    t.textContent = b.cls === null ? "?" : b.cls;
+    svg.appendChild(t);
+  }
+  // on top, but only their outline and label take clicks: the boxes under them stay selectable
+  (S.cell.not_counted || []).forEach((g, i) => {
+    if (S.boxes.some((b) => sameBox(b.box, g.box))) return;     // restored already
+    const [x0, y0, x1, y1] = g.box;
+    const r = document.createElementNS(SVGNS, "rect");
+    r.setAttribute("x", x0); r.setAttribute("y", y0);
+    r.setAttribute("width", x1 - x0); r.setAttribute("height", y1 - y0);
+    r.setAttribute("class", "ghost");
+    r.dataset.ghost = i;
+    const score = g.score !== null && g.score !== undefined ? ` ${g.score.toFixed(2)}` : "";
+    const title = document.createElementNS(SVGNS, "title");
+    title.textContent = `not counted (${g.why.replace(/_/g, " ")}): ${g.class}${score}; click to restore`;
+    r.appendChild(title);
+    svg.appendChild(r);
+    const t = document.createElementNS(SVGNS, "text");
+    t.setAttribute("x", x0); t.setAttribute("y", Math.max(12, y0 - 3));
+    t.setAttribute("class", "ghost");
+    t.dataset.ghost = i;
+    t.textContent = `${g.class}?`;
+    svg.appendChild(t);
+  });
+}
+
+function metaScale() {
+  // karyogram pixels per metaphase pixel, from the boxes that have both (orient_all uses one scale a cell)
+  const r = S.boxes.filter((b) => b.kbox).map((b) => (b.kbox[3] - b.kbox[1]) /
+                                                Math.max(b.box[2] - b.box[0], b.box[3] - b.box[1]));
+  if (!r.length) return 1;
+  r.sort((a, b) => a - b);
+  return r[Math.floor(r.length / 2)];
+}
+
+function tileFor(b, ms) {
+  const c = document.createElement("canvas");
+  c.className = `tile ${kind(b)}${b.uid === S.selected ? " sel" : ""}`;
+  c.dataset.uid = b.uid;
+  let src = null, sx, sy, sw, sh, dw, dh;
+  if (b.kbox && S.karyImg) {
+    [sx, sy] = b.kbox; sw = b.kbox[2] - b.kbox[0]; sh = b.kbox[3] - b.kbox[1];
+    src = S.karyImg; dw = sw * TILE_SCALE; dh = sh * TILE_SCALE;
+  } else if (S.metaImg) {
+    [sx, sy] = b.box; sw = b.box[2] - b.box[0]; sh = b.box[3] - b.box[1];
+    src = S.metaImg; dw = sw * ms * TILE_SCALE; dh = sh * ms * TILE_SCALE;
+  }
+  if (!src) { c.width = 16; c.height = 30; return c; }
+  c.width = Math.max(4, Math.round(dw)); c.height = Math.max(4, Math.round(dh));
+  const ctx = c.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, c.width, c.height);
+  ctx.drawImage(src, sx, sy, sw, sh, 0, 0, c.width, c.height);
+  c.title = b.cls === null ? "new box" : `chromosome ${b.cls}`;
+  return c;
+}
+
+function renderKaryogram() {
+  const root = $("karyogram");
+  if (!S.cell) return;
+  root.textContent = "";
+  if (S.karyImg) TILE_SCALE = Math.max(0.35, Math.min(1, (root.clientWidth - 60) / S.karyImg.width));
+  const ms = metaScale();
+  const by = {};
+  for (const b of S.boxes) (by[b.cls === null ? "?" : b.cls] ||= []).push(b);
+  for (const list of Object.values(by)) list.sort((a, b) => (a.box[0] + a.box[2]) - (b.box[0] + b.box[2]));
+  const hasY = (by.Y || []).length > 0;
+  const rows = S.cell.rows.slice();
+  if ((by["?"] || []).length) rows.push(["?"]);
+  for (const row of rows) {
+    const div = document.createElement("div");
+    div.className = "krow";
+    for (const cls of row) {
+      const slot = document.createElement("div");
+      const list = by[cls] || [];
+      const expected = cls === "?" ? 0 : cls === "X" ? (hasY ? 1 : 2) : cls === "Y" ? (hasY ? 1 : 0) : 2;
+      slot.className = "slot" + (cls === "?" ? " pending-slot" : list.length !== expected ? " off" : "");
+      slot.dataset.cls = cls;
+      const tiles = document.createElement("div");
+      tiles.className = "tiles";
+      for (const b of list) tiles.appendChild(tileFor(b, ms));
+      if (!list.length) {
+        const e = document.createElement("div");
+        e.className = "empty";
+        e.textContent = "\u2013";
+        tiles.appendChild(e);
+      }
+      const label = document.createElement("div");
+      label.className = "label";
+      label.textContent = cls === "?" ? "no class" : cls;
+      const n = document.createElement("span");
+      n.className = "n";
+      n.textContent = `\u00d7${list.length}`;
+      label.appendChild(n);
+      slot.append(tiles, label);
+      div.appendChild(slot);
+    }
+    root.appendChild(div);
+  }
+}
+
+// ------------------------------------------------------------------------------------------ mouse
+function svgPoint(evt) {
+  const svg = $("overlay");
+  const p = svg.createSVGPoint();
+  p.x = evt.clientX; p.y = evt.clientY;
+  return p.matrixTransform(svg.getScreenCTM().inverse());
+}
+
+function setupMetaphaseMouse() {
+  const svg = $("overlay");
+  let start = null, rubber = null;
+  svg.addEventListener("pointerdown", (e) => {
+    if (!S.cell || e.button !== 0) return;
+    const uid = e.target.dataset && e.target.dataset.uid;
+    if (uid) { select(Number(uid)); e.preventDefault(); return; }
+    const ghost = e.target.dataset && e.target.dataset.ghost;
+    if (ghost !== undefined) { restore(Number(ghost)); e.preventDefault(); return; }
+    start = svgPoint(e);
+    rubber = document.createElementNS(SVGNS, "rect");
+    rubber.setAttribute("class", "rubber");
+    svg.appendChild(rubber);
+    svg.setPointerCapture(e.pointerId);
+    e.preventDefault();
+  });
+  svg.addEventListener("pointermove", (e) => {
+    if (!start) return;
+    const p = svgPoint(e);
+    rubber.setAttribute("x", Math.min(start.x, p.x)); rubber.setAttribute("y", Math.min(start.y, p.y));
+    rubber.setAttribute("width", Math.abs(p.x - start.x)); rubber.setAttribute("height", Math.abs(p.y - start.y));
+  });
+  svg.addEventListener("pointerup", (e) => {
+    if (!start) return;
+    const p = svgPoint(e);
+    const W = S.cell.width, H = S.cell.height;
+    const box = [Math.max(0, Math.min(start.x, p.x)), Math.max(0, Math.min(start.y, p.y)),
+                 Math.min(W, Math.max(start.x, p.x)), Math.min(H, Math.max(start.y, p.y))].map(Math.round);
+    start = null;
+    rubber.remove();
+    if (box[2] - box[0] >= 4 && box[3] - box[1] >= 4) addBox(box);
+    else { S.selected = null; renderAll(); }
+  });
+}
+
+function setupKaryogramMouse() {
+  const root = $("karyogram");
+  let drag = null;
+  const slotAt = (x, y) => {
+    const el = document.elementFromPoint(x, y);
+    return el && el.closest ? el.closest(".slot") : null;
+  };
+  root.addEventListener("pointerdown", (e) => {
+    const tile = e.target.closest("canvas.tile");
+    if (!tile || e.button !== 0) return;
+    drag = {uid: Number(tile.dataset.uid), x: e.clientX, y: e.clientY, tile, ghost: null, over: null};
+    tile.setPointerCapture(e.pointerId);
+    e.preventDefault();
+  });
+  root.addEventListener("pointermove", (e) => {
+    if (!drag) return;
+    if (!drag.ghost && Math.hypot(e.clientX - drag.x, e.clientY - drag.y) < 5) return;
+    if (!drag.ghost) {
+      drag.ghost = document.createElement("canvas");
+      drag.ghost.width = drag.tile.width; drag.ghost.height = drag.tile.height;
+      drag.ghost.getContext("2d").drawImage(drag.tile, 0, 0);
+      drag.ghost.className = "ghost";
+      document.body.appendChild(drag.ghost);
+    }
+    drag.ghost.style.left = `${e.clientX - drag.ghost.width / 2}px`;
+    drag.ghost.style.top = `${e.clientY - drag.ghost.height / 2}px`;
+    const slot = slotAt(e.clientX, e.clientY);
+    if (drag.over && drag.over !== slot) drag.over.classList.remove("target");
+    if (slot && slot.dataset.cls !== "?") { slot.classList.add("target"); drag.over = slot; } else drag.over = null;
+  });
+  const end = (e) => {
+    if (!drag) return;
+    const d = drag;
+    drag = null;
+    if (d.ghost) d.ghost.remove();
+    if (d.over) d.over.classList.remove("target");
+    if (!d.ghost) { select(d.uid); return; }
+    const slot = slotAt(e.clientX, e.clientY);
+    S.selected = d.uid;
+    if (slot && slot.dataset.cls !== "?") setClass(d.uid, slot.dataset.cls); else renderAll();
+  };
+  root.addEventListener("pointerup", end);
+  root.addEventListener("pointercancel", (e) => { if (drag && drag.ghost) drag.ghost.remove(); drag = null; void e; });
+}
+
+// ------------------------------------------------------------------------------------------ keyboard
+function commitDigits() {
+  clearTimeout(S.digitTimer);
+  const v = S.digitBuf;
+  S.digitBuf = "";
+  if (v && S.selected !== null) setClass(S.selected, v);
+  renderSelection();
+}
+
+function digit(d) {
+  if (S.selected === null) { message("Select a chromosome first (\u2192 or a click).", ""); return; }
+  clearTimeout(S.digitTimer);
+  if (S.digitBuf) {
+    const v = S.digitBuf + d;
+    if (Number(v) >= 1 && Number(v) <= 22) { S.digitBuf = v; commitDigits(); return; }
+    commitDigits();
+  }
+  if (d === "0") { message("There is no chromosome 0.", "error"); return; }
+  if (d === "1" || d === "2") {
+    S.digitBuf = d;
+    S.digitTimer = setTimeout(commitDigits, DIGIT_WAIT_MS);
+    renderSelection();
+  } else {
+    S.digitBuf = d;
+    commitDigits();
+  }
+}
+
+function newBoxByKeyboard() {
+  if (!S.cell) return;
+  const ws = S.boxes.map((b) => b.box[2] - b.box[0]).sort((a, b) => a - b);
+  const hs = S.boxes.map((b) => b.box[3] - b.box[1]).sort((a, b) => a - b);
+  const w = ws.length ? ws[ws.length >> 1] : 40, h = hs.length ? hs[hs.length >> 1] : 80;
+  const cx = S.cell.width / 2, cy = S.cell.height / 2;
+  addBox([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2].map(Math.round));
+}
+
+function onKey(e) {
+  const t = e.target;
+  const typing = t && (t.tagName === "TEXTAREA" || (t.tagName === "INPUT" && t.type === "text"));
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); accept(); return; }
+  if (typing) {
+    if (e.key === "Escape") { t.blur(); e.preventDefault(); }
+    return;
+  }
+  if (e.altKey || (e.metaKey && !e.ctrlKey)) return;
+  const k = e.key;
+  const sel = S.selected;
+  if (e.ctrlKey && k.startsWith("Arrow")) {
+    if (sel === null) return;
+    e.preventDefault();
+    const d = 4;
+    const v = {ArrowLeft: [-d, 0], ArrowRight: [d, 0], ArrowUp: [0, -d], ArrowDown: [0, d]}[k];
+    if (e.shiftKey) nudge(sel, 0, 0, v[0], v[1]); else nudge(sel, v[0], v[1], 0, 0);
+    return;
+  }
+  if (e.ctrlKey) { if (k === "z" || k === "Z") { e.preventDefault(); undo(); } return; }
+  if (/^[0-9]$/.test(k)) { e.preventDefault(); digit(k); return; }
+  switch (k) {
+    case "ArrowRight": case "ArrowDown": case "j": e.preventDefault(); commitDigits(); step(1); break;
+    case "ArrowLeft": case "ArrowUp": case "k": e.preventDefault(); commitDigits(); step(-1); break;
+    case "Enter": if (S.digitBuf) { e.preventDefault(); commitDigits(); } break;
+    case "x": case "X": case "y": case "Y":
+      e.preventDefault();
+      if (sel === null) { message("Select a chromosome first.", ""); break; }
+      S.digitBuf = ""; setClass(sel, k.toUpperCase()); break;
+    case "Delete": case "Backspace":
+      e.preventDefault();
+      if (sel !== null) deleteBox(sel); break;
+    case "n": case "N": e.preventDefault(); newBoxByKeyboard(); break;
+    case "f": case "F": e.preventDefault(); resolveNextFlag(); break;
+    case "g": case "G": e.preventDefault(); restoreNext(); break;
+    case "c": case "C": e.preventDefault(); $("comment").focus(); break;
+    case "z": case "Z": e.preventDefault(); undo(); break;
+    case "r": case "R": e.preventDefault(); reloadCell(); break;
+    case "Escape": S.digitBuf = ""; S.selected = null; renderAll(); break;
+    case "]": case "PageDown": e.preventDefault(); moveCell(1); break;
+    case "[": case "PageUp": e.preventDefault(); moveCell(-1); break;
+    default: break;
+  }
+}
+
+function moveCell(delta) {
+  const i = S.cells.findIndex((c) => c.id === S.cellId);
+  const j = i + delta;
+  if (j >= 0 && j < S.cells.length) openCell(S.cells[j].id);
+}
+
+async function reloadCell() {
+  if (!S.cellId) return;
+  delete S.drafts[S.cellId];
+  await openCell(S.cellId, {keepDraft: false});
+  await loadList();
+}
+
+// ------------------------------------------------------------------------------------------ accept
+async function accept() {
+  if (!S.cell || S.busy) return;
+  commitDigits();
+  const pending = S.boxes.filter((b) => b.cls === null).length;
+  if (pending) { message(`${pending} new box(es) have no class yet: type one (1-22, X, Y) first.`, "error"); return; }
+  const body = {
+    version: S.cell.version,
+    boxes: ordered().map((b) => ({class: b.cls, box: b.box, origin: b.origin})),
+    resolved: Array.from(S.resolved),
+    comment: $("comment").value,
+  };
+  S.busy = true;
+  $("accept").disabled = true;
+  message("Saving\u2026", "");
+  try {
+    const cell = await api("POST", `/api/cells/${encodeURIComponent(S.cellId)}/accept`, body);
+    delete S.drafts[S.cellId];
+    S.cell = cell;
+    fromServer(cell);
+    setLinks(cell);
+    S.selected = null;
+    await loadImages(cell);
+    renderAll();
+    await refreshCall();
+    await loadList();
+    message(`Accepted: ${cell.call.text} \u2014 ${reviewedLine(cell)}.`, "ok");
+    document.body.dataset.saved = cell.version;
+  } catch (e) {
+    if (e.status === 409) message(`Not saved. ${e.message} Press R to reload the cell.`, "error");
+    else message(`Not saved: ${e.message}`, "error");
+  } finally {
+    S.busy = false;
+    $("accept").disabled = false;
+  }
+}
+
+// ------------------------------------------------------------------------------------------ start
+function setup() {
+  document.addEventListener("keydown", onKey);
+  $("accept").addEventListener("click", accept);
+  $("undo").addEventListener("click", undo);
+  $("reload").addEventListener("click", reloadCell);
+  $("comment").addEventListener("input", () => { if (!S.dirty) { S.dirty = true; renderList(); } });
+  setupMetaphaseMouse();
+  setupKaryogramMouse();
+  window.addEventListener("resize", () => renderKaryogram());
+  window.addEventListener("beforeunload", (e) => {
+    saveDraft();
+    if (Object.values(S.drafts).some((d) => d.dirty)) { e.preventDefault(); e.returnValue = ""; }
+  });
+}
+
+async function start() {
+  setup();
+  try {
+    await loadList();
+  } catch (e) {
+    message(e.message, "error");
+    return;
+  }
+  const want = decodeURIComponent(location.hash.slice(1));
+  const first = S.cells.find((c) => c.id === want) || S.cells.find((c) => c.status === "to review") || S.cells[0];
+  if (first) await openCell(first.id);
+  document.body.dataset.ready = "1";
+}
+
+start();
