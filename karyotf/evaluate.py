@@ -394,7 +394,7 @@ def check_records(records_dir: str | Path, split: str, origin: str = "") -> Path
 
 
 def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: str = "auto",
-                  limit: int | None = None):
+                  limit: int | None = None, classifier: str | Path | None = None):
     """Run the model's Detector over one split: (truth, detections, seconds per image, model info, model name).
 
     ``records_dir`` None: the records the model was configured with."""
@@ -417,6 +417,10 @@ def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: 
             if info.get(k) is None:
                 info[k] = v
     detector = Detector(export_dir, use=use)
+    if classifier is not None:  # end to end: the model finds, the classifier names (karyotf.classify)
+        from .classify.karyotyper import Karyotyper
+
+        detector = Karyotyper(detector, classifier)
     truth: list[Annotation] = []
     detections: list[list[Box]] = []
     times: list[float] = []
@@ -440,23 +444,28 @@ def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: 
 
 
 def detect_split(model: str | Path, records_dir: str | Path | None = None, split: str = "test", use: str = "auto",
-                 limit: int | None = None) -> tuple[list[Annotation], list[list[Box]], float]:
+                 limit: int | None = None, classifier: str | Path | None = None,
+                 ) -> tuple[list[Annotation], list[list[Box]], float]:
     """The ground truth and the model's detections (all scores) on one split, and detection seconds per image."""
-    truth, detections, seconds, _, _ = _detect_split(Path(model), records_dir, split, use=use, limit=limit)
+    truth, detections, seconds, _, _ = _detect_split(Path(model), records_dir, split, use=use, limit=limit,
+                                                     classifier=classifier)
     return truth, detections, seconds
 
 
 def evaluate(model: str | Path, records_dir: str | Path | None = None, split: str = "test",
              score_threshold: float = M.SCORE_THRESHOLD, iou: float = M.IOU, out_dir: str | Path | None = None,
-             use: str = "auto", limit: int | None = None, plots: bool = True) -> EvalReport:
+             use: str = "auto", limit: int | None = None, plots: bool = True,
+             classifier: str | Path | None = None) -> EvalReport:
     """Evaluate a model dir (``runs/MODEL``) or an export dir on one split of the records; see the module docstring.
 
     ``records_dir`` None: the records the model was configured with (its pipeline.config).
+    ``classifier``: an exported chromosome classifier names what the model finds (end-to-end metrics).
     ``use``: the Detector's format (``saved_model`` | ``frozen_graph`` | ``auto``); ``limit``: the first N images only.
     ``out_dir`` defaults to ``MODEL/eval`` (``MODEL/eval-SPLIT`` for splits other than test).
     """
     model = Path(model)
-    truth, detections, seconds_per_image, info, name = _detect_split(model, records_dir, split, use=use, limit=limit)
+    truth, detections, seconds_per_image, info, name = _detect_split(model, records_dir, split, use=use, limit=limit,
+                                                                     classifier=classifier)
     if out_dir is None:
         out_dir = model / ("eval" if split == "test" else f"eval-{split}")
     return evaluate_detections(truth, detections, score_threshold=score_threshold, iou=iou, model=name,

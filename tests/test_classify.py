@@ -45,16 +45,14 @@ def sample_records(tmp_path_factory, sample_dir):
 TINY = dict(size=32, width=4, embed=16, heads=2, cells_per_batch=4)
 
 
-@pytest.mark.slow
-def test_train_interrupt_resume_export_reload(sample_records, tmp_path):
-    """A tiny classifier trains, stops on SIGINT with a checkpoint, resumes to its epochs, exports and reloads
-    with identical outputs."""
-    from karyotf.classify.data import from_records
-    from karyotf.classify.export import Classifier, export
+@pytest.fixture(scope="module")
+def tiny_run(sample_records, tmp_path_factory):
+    """A tiny classifier trained 2 epochs, interrupted by SIGINT after step 2 and resumed, then exported."""
     from karyotf.classify.train import ClassifierConfig, train
     from karyotf.cli import main
 
-    run = tmp_path / "run"
+    tmp = tmp_path_factory.mktemp("classifier")
+    run = tmp / "run"
     cfg = ClassifierConfig(**TINY)
 
     def interrupt(step):
@@ -62,18 +60,30 @@ def test_train_interrupt_resume_export_reload(sample_records, tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
 
     first = train(sample_records, run, epochs=2, config=cfg, progress=False, on_step=interrupt)
-    assert first.interrupted and first.steps == 2
-    meta = json.loads((run / "classifier.json").read_text())
-    assert meta["state"]["step"] == 2 and (run / "ckpt" / "checkpoint").is_file()
+    meta_after_interrupt = json.loads((run / "classifier.json").read_text())
     second = train(sample_records, run, epochs=2, config=cfg, progress=False)
+    out = tmp / "exported"
+    assert main(["classifier", "export", str(run), "--out", str(out)]) == 0
+    return {"run": run, "export": out, "first": first, "second": second, "meta": meta_after_interrupt}
+
+
+@pytest.mark.slow
+def test_train_interrupt_resume_export_reload(tiny_run, sample_records):
+    """Trains, stops on SIGINT with a checkpoint, resumes to its epochs, exports and reloads with identical
+    outputs."""
+    from karyotf.classify.data import from_records
+    from karyotf.classify.export import Classifier
+    from karyotf.classify.train import ClassifierConfig, train
+
+    first, second, run, out = tiny_run["first"], tiny_run["second"], tiny_run["run"], tiny_run["export"]
+    assert first.interrupted and first.steps == 2
+    assert tiny_run["meta"]["state"]["step"] == 2 and (run / "ckpt" / "checkpoint").is_file()
     assert not second.interrupted and second.epochs == 2 and second.steps > 2
     assert [h["epoch"] for h in second.history] == [1, 2] and second.best_val_top1 is not None
+    assert second.history[-1]["train_loss"] < 3.4  # it learns (the loss at chance with smoothing is ln 24 = 3.18+)
     assert list((run / "train").glob("events.out.tfevents.*"))
     with pytest.raises(ClassifierError, match="another shape"):
         train(sample_records, run, epochs=3, config=ClassifierConfig(**{**TINY, "width": 8}), progress=False)
-
-    out = tmp_path / "exported"
-    assert main(["classifier", "export", str(run), "--out", str(out)]) == 0
     info = json.loads((out / "karyotf.json").read_text())
     assert info["kind"] == "classifier" and info["size"] == 32 and info["features"] == list(FEATURES)
     assert "chr21" in (out / "label_map.pbtxt").read_text()
@@ -83,6 +93,51 @@ def test_train_interrupt_resume_export_reload(sample_records, tmp_path):
     b = Classifier(run).probabilities_of(val.crops[sl], val.features[sl])
     assert a.shape == (sl.stop - sl.start, 24) and np.allclose(a.sum(1), 1, atol=1e-4)
     np.testing.assert_allclose(a, b, atol=1e-5)  # the export gives the run's best weights' outputs
+
+
+@pytest.mark.slow
+def test_classifier_eval_writes_metrics_and_confusion(tiny_run, tmp_path, capsys):
+    from karyotf.cli import main
+
+    assert main(["classifier", "eval", str(tiny_run["export"]), "--out", str(tmp_path / "e")]) == 0
+    assert "| exported | test |" in capsys.readouterr().out
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    s = m["summary"]
+    assert 0 <= s["top1"] <= s["top3"] <= 1 and m["cells"] == len(m["cells_detail"]) > 0
+    assert len(m["confusion"]["matrix"]) == 24 and sum(map(sum, m["confusion"]["matrix"])) == m["chromosomes"]
+    assert (tmp_path / "e" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+class _FakeDetector:
+    """Stands in for karyotf.detect.Detector: the truth boxes of one cell with planted scores and classes."""
+
+    def __init__(self, boxes):
+        self.boxes, self.export_dir, self.model_name, self.kind = boxes, "fake", "fake", "saved_model"
+
+    def detect(self, image, min_score=0.0):
+        return [b for b in self.boxes if b.score >= min_score]
+
+
+@pytest.mark.slow
+def test_karyotyper_drives_the_karyogram(tiny_run, sample_dir, tmp_path):
+    """The detector finds (its classes ignored), the classifier names; nothing found is dropped unseen."""
+    from karyotf.classify.karyotyper import Karyotyper
+    from karyotf.karyogram import from_detector
+
+    ann = read_voc(sample_dir / "annotations" / "1054642.xml")
+    found = [b.with_coords(*b.as_tuple(), name="1", score=0.9) for b in ann.boxes]  # a detector that says "1"
+    weak = found[0].with_coords(*found[0].as_tuple(), score=0.1)
+    k = Karyotyper(_FakeDetector(found + [weak]), tiny_run["export"])
+    res = from_detector(k, ann.image_path, tmp_path / "k", min_score=0.3)
+    assert res.call.total == 46 and len(res.boxes) == 46
+    d = json.loads((tmp_path / "k" / "detections.json").read_text())
+    assert all("classifier" in x and x["classifier"]["classifier"] in classes.NAMES for x in d["detections"])
+    assert sum(x["classifier"]["changed"] for x in d["detections"]) == sum(
+        f.code == "label_changed" for f in res.call.flags)
+    assert len(d["not_counted"]["below_min_score"]) == 1  # the weak one, named by top-1, listed
+    assert d["source"]["classifier"].endswith("exported")
+    boxes = k.detect(ann.image_path)
+    assert len(boxes) == 47 and all(b.name in classes.NAMES for b in boxes)
 
 
 def test_errors_name_the_fix(tmp_path, sample_records):

@@ -193,8 +193,8 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
         raise ClassifierError(f"{records_dir}: the train split has no cells")
 
     model = config.model()
-    lr = tf.Variable(0.0, trainable=False, dtype=tf.float32)
-    optimizer = tf.keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay, global_clipnorm=2.0)
+    optimizer = tf.keras.optimizers.AdamW(learning_rate=0.0, weight_decay=config.weight_decay, global_clipnorm=2.0)
+    lr = optimizer.learning_rate  # the optimizer's own variable (Keras copies a variable passed in)
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
     manager = tf.train.CheckpointManager(ckpt, str(out / "ckpt"), max_to_keep=2)

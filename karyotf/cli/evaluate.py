@@ -31,6 +31,8 @@ def register(sub) -> None:
                    help="exported format to run (default: %(default)s)")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (default: all)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--classifier", type=Path, default=None,
+                   help="exported chromosome classifier: the model finds, it names (end-to-end metrics)")
     p.set_defaults(func=_eval)
 
 
@@ -53,7 +55,8 @@ def _eval(args) -> int:
 
     report = evaluate(model_path(args.model, args.model_dir), args.records, split=args.split,
                       score_threshold=args.score_threshold, iou=args.iou, out_dir=args.out, use=args.use,
-                      limit=args.limit, plots=not args.no_plots)
+                      limit=args.limit, plots=not args.no_plots,
+                      classifier=args.classifier)
     print(table_markdown([report]), end="")
     print(f"written to {report.out_dir}: " + ", ".join(p.name for p in report.files.values()))
     return 0

@@ -22,6 +22,9 @@ def register(sub) -> None:
     src.add_argument("--model", type=Path, metavar="EXPORT_DIR", help="exported model dir (karyotf export)")
     src.add_argument("--annotations", type=Path, metavar="XML",
                      help="VOC XML of the image, or a folder of XML named after the images")
+    p.add_argument("--classifier", type=Path, metavar="EXPORT_DIR", default=None,
+                   help="exported chromosome classifier (karyotf classifier export): the model finds, it names "
+                        "each chromosome with the whole cell as context (--model)")
     p.add_argument("--out", type=Path, default=Path("karyogram"), help="output folder")
     p.add_argument("--rows", default=DEFAULT_ROWS, help=rows_help)
     p.add_argument("--min-score", type=float, default=MIN_SCORE, help="keep detections scoring at least this (--model)")
@@ -58,6 +61,7 @@ def _karyogram(args) -> int:
 
     results = karyograms(args.images, args.out, model=args.model, annotations=args.annotations,
                          min_score=args.min_score, nms_iou=args.nms_iou, use=args.use, rows=args.rows,
+                         classifier=args.classifier,
                          low_score=args.low_score, longest=args.longest, resolution=args.bands)
     for img, r in zip(args.images, results):
         print(f"{img.name}: {r.call.text}")

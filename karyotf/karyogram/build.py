@@ -84,7 +84,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
                    low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
                    labels: bool = True, marks: bool = True, resolution: int = ideogram.DEFAULT_RESOLUTION,
-                   suppressed: Sequence[tuple[Box, Box, float]] = (),
+                   suppressed: Sequence[tuple[Box, Box, float]] = (), extra_flags: Sequence[Flag] = (),
                    ) -> tuple[Call, Layout, dict[str, float], list[Box]]:
     """Everything but the files: (call, layout with the PIL picture and placements, timings ms, checked boxes).
 
@@ -95,6 +95,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     t0 = time.perf_counter()
     call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                       suppressed=suppressed)
+    call.flags.extend(extra_flags)
     cut = cut_out_all(arr, boxes)
     t1 = time.perf_counter()
     oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
@@ -134,7 +135,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                     resolution: int = ideogram.DEFAULT_RESOLUTION,
                     suppressed: Sequence[tuple[Box, Box, float]] = (),
                     below_min_score: Sequence[Box] = (), keep_image: bool = True,
-                    report_extra: dict | None = None) -> KaryogramResult:
+                    report_extra: dict | None = None, extra_flags: Sequence[Flag] = (),
+                    details: Sequence[dict] | None = None) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
     ``report.json`` into ``out_dir`` (atomically), and a copy of the image (``keep_image``; ``paths['image']``).
 
@@ -144,6 +146,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     ``suppressed`` (``(removed, kept, IoU)`` from an NMS) and ``below_min_score`` are detections not counted: both
     are listed in ``detections.json`` and the report, and the call flags a confident suppressed box of another class.
     ``report_extra``: keys added to ``report.json`` (the review app adds its ``review`` section).
+    ``extra_flags``: flags from outside the count (a classifier's joint labelling); ``details``: one dict a box
+    (the classifier's own top-1 and probabilities), written beside each detection in ``detections.json``.
     ``detections.json`` also records what a later rebuild needs: ``image_file`` (the copy, relative to
     ``out_dir``), ``rows`` and ``params`` (longest, score and overlap thresholds, ideogram resolution).
     """
@@ -161,7 +165,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     position = {id(b): i for i, b in enumerate(boxes)}  # _check_boxes keeps the order
     call, layout, timings, boxes = make_karyogram(arr, boxes, rows=rows, longest=longest, low_score=low_score,
                                                   low_mean_score=low_mean_score, overlap_iou=overlap_iou,
-                                                  subtitle=subtitle, resolution=resolution, suppressed=suppressed)
+                                                  subtitle=subtitle, resolution=resolution, suppressed=suppressed,
+                                                  extra_flags=extra_flags)
     not_counted = {
         "suppressed": [{**d.to_dict(), "kept_index": position.get(id(k)), "kept_class": k.name, "iou": round(v, 3)}
                        for d, k, v in suppressed],
@@ -181,6 +186,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     dets = []
     for i, b in enumerate(boxes):
         d = {"index": i, **b.to_dict()}
+        if details is not None and i < len(details):
+            d["classifier"] = details[i]
         p = placed.get(i)
         if p is not None:
             d["karyogram_box"] = list(p.box)
@@ -251,15 +258,24 @@ def from_detector(detector, image, out_dir: str | Path, min_score: float = MIN_S
     the box that kept it is flagged (``suppressed_other_class``): a third 21 lying over a 22 stays visible."""
     arr, _ = load_image(image)
     t0 = time.perf_counter()
-    everything = detector.detect(arr, min_score=0.0)
+    extra = {}
+    if hasattr(detector, "karyotype"):  # a Karyotyper: the detector finds, the classifier names the cell jointly
+        cell = detector.karyotype(arr, min_score, nms_iou)
+        dets, removed, below = cell.boxes, cell.suppressed, cell.below
+        extra = {"extra_flags": cell.flags, "details": cell.details}
+    else:
+        everything = detector.detect(arr, min_score=0.0)
+        below = [d for d in everything if d.score is not None and d.score < min_score]
+        dets, removed = suppress([d for d in everything if d.score is None or d.score >= min_score], nms_iou)
     detect_ms = 1000 * (time.perf_counter() - t0)
-    below = [d for d in everything if d.score is not None and d.score < min_score]
-    dets, removed = suppress([d for d in everything if d.score is None or d.score >= min_score], nms_iou)
     src = {"kind": "model", "from": str(getattr(detector, "export_dir", "") or getattr(detector, "model_name", "")),
            "model": getattr(detector, "model_name", None), "min_score": min_score, "nms_iou": nms_iou,
            "image": str(image) if isinstance(image, (str, Path)) else "image"}
+    if hasattr(detector, "classifier"):
+        src["classifier"] = str(getattr(detector.classifier, "path", ""))
     kept = image if isinstance(image, (str, Path)) else arr  # a path: the review folder keeps the file itself
-    res = build_karyogram(kept, dets, out_dir, source=src, suppressed=removed, below_min_score=below, **kw)
+    res = build_karyogram(kept, dets, out_dir, source=src, suppressed=removed, below_min_score=below, **extra,
+                          **kw)
     res.timings["detect"] = detect_ms
     return res
 
@@ -280,9 +296,11 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
 
 def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
                annotations: str | Path | None = None, min_score: float = MIN_SCORE, nms_iou: float = NMS_IOU,
-               use: str = "auto", progress: bool = True, **kw) -> list[KaryogramResult]:
-    """Karyograms of several images, from a model (``model``: an export dir) or from annotations (``annotations``:
-    an XML file for one image, or a folder of XML named after the images).
+               use: str = "auto", progress: bool = True, classifier: str | Path | None = None,
+               **kw) -> list[KaryogramResult]:
+    """Karyograms of several images, from a model (``model``: an export dir; with ``classifier``, an exported
+    classifier names what the model finds) or from annotations (``annotations``: an XML file for one image, or a
+    folder of XML named after the images).
 
     One image writes into ``out_dir``; several write into ``out_dir/<image stem>/`` and add ``out_dir/calls.csv``.
     """
@@ -312,6 +330,12 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
         except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
             raise KaryogramError(f"karyotf.detect is not available ({exc}) (fix: reinstall karyotf)") from None
         detector = Detector(model, use=use)
+        if classifier is not None:  # the detector finds, the classifier names
+            from ..classify.karyotyper import Karyotyper
+
+            detector = Karyotyper(detector, classifier)
+    elif classifier is not None:
+        raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
     results = []
     iterator = images
     if progress and len(images) > 1:

@@ -1,0 +1,113 @@
+"""Detector + classifier as one thing: the detector finds chromosomes, the classifier names them, the joint
+labelling weighs the whole cell against a karyotype prior (never forcing pairs).
+
+A :class:`Karyotyper` stands wherever a :class:`karyotf.detect.Detector` does (``karyotf karyogram``,
+``karyotf eval``): ``detect(image)`` returns named boxes in pixels with the detector's scores.  The detector's
+own classes are ignored (a 24-class detector works; a one-class "chromosome" detector is what it is for).
+
+For one cell (:meth:`Karyotyper.karyotype`): detections scoring at least ``min_score`` go through a
+class-agnostic NMS at ``nms_iou``; the kept boxes are classified together and labelled jointly; the removed and
+the low-scoring ones are named by the classifier's top-1 alone and listed, never silently dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import classes
+from ..annotations import Box
+
+
+@dataclass
+class NamedCell:
+    """One cell named: ``boxes`` (kept, joint labels, detector scores), ``details`` (one dict a kept box: the
+    classifier's top-1 and probabilities, whether the joint step changed it), ``suppressed`` ``(removed, kept,
+    IoU)`` and ``below`` (named by top-1), ``flags`` (from the joint labelling), ``joint`` (its result)."""
+
+    boxes: list[Box]
+    details: list[dict]
+    suppressed: list[tuple[Box, Box, float]] = field(default_factory=list)
+    below: list[Box] = field(default_factory=list)
+    flags: list = field(default_factory=list)
+    joint: object = None
+
+
+def _renamed(boxes: Sequence[Box], names: Sequence[str]) -> list[Box]:
+    return [b.with_coords(*b.as_tuple(), name=n) for b, n in zip(boxes, names)]
+
+
+class Karyotyper:
+    """``Karyotyper(detector, classifier)``: each an object or a path (an export dir)."""
+
+    def __init__(self, detector, classifier, joint: bool = True):
+        if isinstance(detector, (str, Path)):
+            from ..detect import Detector
+
+            detector = Detector(detector)
+        if isinstance(classifier, (str, Path)):
+            from .export import Classifier
+
+            classifier = Classifier(classifier)
+        self.detector, self.classifier, self.joint = detector, classifier, joint
+        self.export_dir = getattr(detector, "export_dir", None)
+        self.model_name = f"{getattr(detector, 'model_name', 'detector')}+classifier"
+        self.kind = getattr(detector, "kind", None)
+        self.last_seconds = None
+
+    def name(self, image: np.ndarray, boxes: Sequence[Box]) -> tuple[list[str], list[dict], object]:
+        """Joint labels (or top-1 with ``joint=False``), per-box details and the joint result for one cell."""
+        from .joint import joint_labels
+
+        probs = self.classifier.probabilities(image, boxes)
+        top = [classes.NAMES[k] for k in np.argmax(probs, axis=1)] if len(boxes) else []
+        result = joint_labels(probs) if self.joint and len(boxes) else None
+        labels = list(result.labels) if result is not None else top
+        details = []
+        for i, (t, n) in enumerate(zip(top, labels)):
+            details.append({"classifier": t, "p_classifier": round(float(probs[i, classes.NAMES.index(t)]), 4),
+                            "p_label": round(float(probs[i, classes.NAMES.index(n)]), 4), "changed": t != n})
+        return labels, details, result
+
+    def karyotype(self, image, min_score: float, nms_iou: float) -> NamedCell:
+        """One cell found and named (see the module doc)."""
+        import time
+
+        from ..images import load
+        from ..karyogram.build import suppress
+
+        arr = load(image)
+        t0 = time.perf_counter()
+        everything = self.detector.detect(arr, min_score=0.0)
+        below = [d for d in everything if d.score is not None and d.score < min_score]
+        kept, removed = suppress([d for d in everything if d.score is None or d.score >= min_score], nms_iou)
+        labels, details, result = self.name(arr, kept)
+        named = _renamed(kept, labels)
+        others = [d for d, _, _ in removed] + below
+        other_names = []
+        if others:  # named alone by the classifier's top-1: they are not part of the cell's count
+            other_names = [classes.NAMES[k] for k in np.argmax(self.classifier.probabilities(arr, others), axis=1)]
+        back = dict(zip(map(id, others), _renamed(others, other_names)))
+        by_kept = dict(zip(map(id, kept), named))
+        suppressed = [(back[id(d)], by_kept[id(k)], v) for d, k, v in removed]
+        self.last_seconds = time.perf_counter() - t0
+        flags = list(result.flags()) if result is not None else []
+        return NamedCell(boxes=named, details=details, suppressed=suppressed,
+                         below=[back[id(d)] for d in below], flags=flags, joint=result)
+
+    def detect(self, image, min_score: float = 0.0, find_score: float | None = None,
+               nms_iou: float | None = None) -> list[Box]:
+        """Named boxes of one cell, best score first: those kept at ``find_score`` (default the karyogram's
+        ``MIN_SCORE``) labelled jointly, the rest by top-1; only boxes scoring at least ``min_score``."""
+        from ..karyogram.defaults import MIN_SCORE, NMS_IOU
+
+        cell = self.karyotype(image, MIN_SCORE if find_score is None else find_score,
+                              NMS_IOU if nms_iou is None else nms_iou)
+        out = cell.boxes + [d for d, _, _ in cell.suppressed] + cell.below
+        return sorted((b for b in out if b.score is None or b.score >= min_score),
+                      key=lambda b: -(b.score if b.score is not None else 1.0))
+
+    def __repr__(self) -> str:
+        return f"Karyotyper({self.detector!r}, {self.classifier!r}, joint={self.joint})"
