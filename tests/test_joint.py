@@ -167,6 +167,37 @@ def test_clear_evidence_either_way_is_not_a_close_call():
         assert ("label_changed" in codes(res)) == (call == "46,XY")
 
 
+def _g_chromosome_between_21_and_y(shift: float):
+    """47,XX plus a G chromosome whose 21-vs-Y odds sit ``shift`` nats above the prior's preference for +21."""
+    truth = cell("21", sex="XX")
+    p = table(truth, conf=1 - 1e-9)
+    d = len(truth) - 1
+    a = DEFAULT_PRIOR.autosome_log[classes.AUTOSOMES.index("21")]
+    s = DEFAULT_PRIOR.sex_log
+    gap = float((s[2, 0] + a[3]) - (s[2, 1] + a[2]))          # log prior(+21) - log prior(XXY), > 0
+    odds = shift - gap                                          # log p(21)/p(Y) for d
+    p[d] = 0.0
+    p[d, IDX["21"]], p[d, IDX["Y"]] = 1 / (1 + math.exp(-odds)), 1 / (1 + math.exp(odds))
+    return p, d
+
+
+def test_close_alternative_at_47_between_plus21_and_xxy():
+    p, d = _g_chromosome_between_21_and_y(1.0)
+    res = joint_labels(p)
+    assert res.iscn == "47,XX,+21" and res.runner_up_log_lr == pytest.approx(1.0, abs=1e-6)
+    assert res.best_normal is None and not res.close_call and res.close_alternative
+    flag = [f for f in res.flags() if f.code == "close_alternative"]
+    assert len(flag) == 1 and flag[0].classes == ("21", "Y") and flag[0].indices == (d,)
+    assert "47,XXY" in flag[0].message
+    p, d = _g_chromosome_between_21_and_y(-1.0)
+    res = joint_labels(p)
+    assert res.iscn == "47,XXY" and res.close_alternative and res.changed == [] and res.top1[d] == "Y"
+    assert res.runner_up_labels[d] == "21"
+    p, _ = _g_chromosome_between_21_and_y(4.0)
+    res = joint_labels(p)
+    assert res.iscn == "47,XX,+21" and not res.close_alternative and res.flags() == []
+
+
 def test_low_top1_is_flagged():
     truth = cell()
     p = table(truth)
@@ -260,8 +291,8 @@ def test_prior_must_be_concave():
 
 
 # ------------------------------------------------------------------------------------------- exactness
-def _brute_force(p: np.ndarray, prior: KaryotypePrior, eps: float = 1e-6) -> float:
-    """Best score over all 24^N labellings, vectorised."""
+def _brute_force(p: np.ndarray, prior: KaryotypePrior, eps: float = 1e-6, other_than: dict | None = None) -> float:
+    """Best score over all 24^N labellings (or those whose counts differ from ``other_than``), vectorised."""
     n = p.shape[0]
     logp = np.log(np.maximum(p / p.sum(axis=1, keepdims=True), eps))
     lab = np.array(list(itertools.product(range(24), repeat=n)), dtype=np.int16)
@@ -272,7 +303,10 @@ def _brute_force(p: np.ndarray, prior: KaryotypePrior, eps: float = 1e-6) -> flo
     ok = (nx <= prior.max_x) & (ny <= prior.max_y)
     sex = np.full(len(lab), -np.inf)
     sex[ok] = prior.sex_log[nx[ok], ny[ok]]
-    return float((ll + auto + sex).max())
+    score = ll + auto + sex
+    if other_than is not None:
+        score = score[(counts != np.array([other_than[c] for c in classes.NAMES])).any(axis=1)]
+    return float(score.max())
 
 
 def _random_prior(rng) -> KaryotypePrior:
@@ -293,6 +327,7 @@ def test_equals_brute_force_on_small_cells(seed):
     for prior in (DEFAULT_PRIOR, _random_prior(rng)):
         res = joint_labels(p, prior=prior)
         assert res.log_likelihood == pytest.approx(_brute_force(p, prior), abs=1e-9)
+        assert res.runner_up == pytest.approx(_brute_force(p, prior, other_than=res.counts), abs=1e-9)
         labels = [IDX[x] for x in res.labels]
         score = sum(math.log(max(p[i, c] / p[i].sum(), 1e-6)) for i, c in enumerate(labels))
         assert res.log_likelihood == pytest.approx(score + prior.log_prior(res.counts), abs=1e-9)

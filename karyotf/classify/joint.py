@@ -51,8 +51,14 @@ and "the sex complement is neither XX nor XY" (read off the per-complement solve
 set of abnormal labellings of a 46-chromosome cell, so ``best_abnormal`` is exact too.  Complements whose
 unconstrained score already lies below the best abnormal found are skipped (a constraint cannot raise a score),
 so a 46-chromosome cell needs 15 + 2 + 44 (or 88, when both XX and XY beat every abnormal complement) solves
-of about 46 x 112, each ~0.1 ms: ~17 ms a cell on this 2-core machine (measured; a 45- or 47-chromosome cell
-needs only the 15, ~2 ms).  Sensitivity analysis on the optimal assignment's residual graph could replace the
+of about 46 x 112, each ~0.1 ms: ~18 ms a cell on this 2-core machine (measured; a 47-chromosome cell ~10 ms).
+
+``runner_up`` (any N) is the best labelling whose per-class counts differ from the chosen ones: the best other
+sex complement, or under the chosen complement some autosome c with at least m_c + 1 or at most m_c - 1 copies
+(m_c its chosen count), 44 more solves (shared with the abnormal search at 46).  It gives cells of 45 or 47
+chromosomes, where "normal" is impossible, a close-call test of their own: ``close_alternative`` when the
+runner-up is within :data:`CLOSE_LOG_LR` (47,XX,+21 against 47,XXY for a G chromosome the classifier cannot
+place), unless that comparison is the one ``close_call`` already reports.  Sensitivity analysis on the optimal assignment's residual graph could replace the
 44-88 re-solves if this ever matters.
 
 ``log_lr`` = |best_normal - best_abnormal|: a max-labelling (Viterbi) approximation of the log posterior odds of
@@ -336,6 +342,8 @@ JOINT_FLAG_CODES = {
     "label_changed": "the joint labelling gave a chromosome another class than the classifier's top-1",
     "close_call": f"the best normal and the best abnormal karyotype are within a likelihood ratio of "
                   f"{math.exp(CLOSE_LOG_LR):.0f}: a person must decide",
+    "close_alternative": "another count call (e.g. 47,XXY against 47,XY,+21) is within the close-call likelihood "
+                         "ratio of the chosen one",
     "low_top1": f"chromosomes whose classifier top-1 probability is below {LOW_TOP1:g}",
     "beyond_prior": "a class count beyond what the prior describes (a detection failure, not a karyotype)",
 }
@@ -366,6 +374,23 @@ class JointLabels:
     close_log_lr: float = CLOSE_LOG_LR
     beyond_prior: tuple[str, ...] = ()
     """Classes whose count lies past the prior's table (more than MAX_COPIES autosomes, MAX_X X, MAX_Y Y)."""
+    runner_up: float | None = None
+    """Score of the best labelling whose per-class counts differ from the chosen ones (any N; None for N = 0)."""
+    runner_up_labels: list[str] | None = None
+
+    @property
+    def runner_up_log_lr(self) -> float | None:
+        """log_likelihood - runner_up: how much better the chosen count call is than the next one."""
+        return None if self.runner_up is None else self.log_likelihood - self.runner_up
+
+    @property
+    def close_alternative(self) -> bool:
+        """The runner-up count call is within ``close_log_lr`` and is not the normal/abnormal comparison that
+        ``close_call`` already reports (e.g. 47,XY,+21 against 47,XXY, or 46,XX against 46,XY)."""
+        if self.runner_up_labels is None or self.runner_up_log_lr >= self.close_log_lr:
+            return False
+        other = self.normal_labels if not self.is_normal else self.abnormal_labels
+        return not (self.close_call and other is not None and _counts(other) == _counts(self.runner_up_labels))
 
     @property
     def n(self) -> int:
@@ -402,6 +427,15 @@ class JointLabels:
                 f"ratio of {math.exp(self.log_lr):.3g} (log {self.log_lr:.2f} < {self.close_log_lr:.2f}); the "
                 f"{which} one is chosen, a person must decide (chromosomes {', '.join(f'#{i}' for i in idx)})",
                 differ, idx))
+        if self.close_alternative:
+            alt = _counts(self.runner_up_labels)
+            differ = tuple(n for n in classes.NAMES if alt[n] != self.counts[n])
+            idx = tuple(i for i, (a, b) in enumerate(zip(self.labels, self.runner_up_labels)) if a != b)
+            out.append(JointFlag(
+                "close_alternative",
+                f"the call {self.iscn} is only a likelihood ratio of {math.exp(self.runner_up_log_lr):.3g} (log "
+                f"{self.runner_up_log_lr:.2f} < {self.close_log_lr:.2f}) ahead of {iscn(alt)[0]}: a person must "
+                f"decide (chromosomes {', '.join(f'#{i}' for i in idx)})", differ, idx))
         low = tuple(i for i, p in enumerate(self.top1_prob) if p < LOW_TOP1)
         if low:
             out.append(JointFlag(
@@ -423,6 +457,7 @@ class JointLabels:
             "iscn": self.iscn, "normal": self.is_normal, "counts": dict(self.counts),
             "log_likelihood": r(self.log_likelihood), "best_normal": r(self.best_normal),
             "best_abnormal": r(self.best_abnormal), "log_lr": r(self.log_lr), "close_call": self.close_call,
+            "runner_up": r(self.runner_up), "close_alternative": self.close_alternative,
             "flags": [f.to_dict() for f in self.flags()],
         }
 
@@ -482,6 +517,7 @@ class _Solver:
         self.auto_slot = np.tile(np.arange(1, self.k + 1), _N_AUTO)
         spread = max(float(np.abs(self.auto).max(initial=0.0)), float(np.abs(logp).max(initial=0.0))) + 1.0
         self.big = 2.0 * (n + 1) * spread + 1.0                                  # beats any cost spread
+        self._memo: dict = {}
 
     def _sex_block(self, nx: int, ny: int):
         cols = [np.repeat(-self.logp[:, _IX:_IX + 1], nx, axis=1) - self.big,
@@ -510,16 +546,30 @@ class _Solver:
         vec = np.bincount(labels, minlength=classes.NUM_CLASSES)
         return float(self.logp[np.arange(self.n), labels].sum()) + self.prior._log_prior_vec(vec)
 
-    def gain_forced(self, c: int) -> np.ndarray:
-        """Autosome columns where class c must take >= 3 copies (bonus on its slots 1..3, order kept)."""
-        auto = self.auto.copy()
-        auto[:, c * self.k:c * self.k + 3] -= self.big
-        return auto
+    def at_least(self, sex: tuple[int, int], c: int, m: int) -> np.ndarray | None:
+        """Best labels with the sex ``sex`` and at least m copies of autosome c (bonus M on its slots 1..m: the
+        slot costs stay non-decreasing, so the prefix argument still holds); None if infeasible.  Memoised."""
+        key = (sex, c, ">=", m)
+        if key not in self._memo:
+            lab = None
+            if 1 <= m <= self.k:
+                auto = self.auto.copy()
+                auto[:, c * self.k:c * self.k + m] -= self.big
+                lab = self.solve(*sex, auto)
+            self._memo[key] = lab
+        return self._memo[key]
 
-    def loss_forced(self, c: int) -> tuple[np.ndarray, np.ndarray]:
-        """Autosome columns where class c has at most one copy (its slots 2..K removed)."""
-        keep = ~((self.auto_class == c) & (self.auto_slot >= 2))
-        return self.auto[:, keep], self.auto_class[keep]
+    def at_most(self, sex: tuple[int, int], c: int, m: int) -> np.ndarray | None:
+        """Best labels with the sex ``sex`` and at most m copies of autosome c (its slots m+1..K removed); None
+        if infeasible.  Memoised."""
+        key = (sex, c, "<=", m)
+        if key not in self._memo:
+            lab = None
+            if m >= 0:
+                keep = ~((self.auto_class == c) & (self.auto_slot > m))
+                lab = self.solve(*sex, self.auto[:, keep], self.auto_class[keep])
+            self._memo[key] = lab
+        return self._memo[key]
 
     def normal(self, nx: int, ny: int) -> np.ndarray:
         """Best labelling with two of each autosome and the given sex (N == 46: every slot filled)."""
@@ -586,12 +636,27 @@ def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: flo
             if best_abnormal is not None and by_sex[sx][0] <= best_abnormal:
                 continue             # constraints cannot beat the unconstrained score of this complement
             for c in range(_N_AUTO):
-                for lab in (solver.solve(*sx, solver.gain_forced(c)), solver.solve(*sx, *solver.loss_forced(c))):
+                for lab in (solver.at_least(sx, c, 3), solver.at_most(sx, c, 1)):
                     if lab is None:
                         continue
                     s = solver.score(lab)
                     if best_abnormal is None or s > best_abnormal:
                         best_abnormal, abnormal_lab = s, lab
+
+    # runner-up: the best labelling whose counts differ from the chosen ones (another sex complement, or some
+    # autosome with more or fewer copies under the chosen complement: exactly the labellings with other counts)
+    runner, runner_lab = None, None
+    for sx, (s, lab) in by_sex.items():
+        if sx != best_sex and (runner is None or s > runner):
+            runner, runner_lab = s, lab
+    for c in range(_N_AUTO):
+        m = int(vec[c])
+        for lab in (solver.at_least(best_sex, c, m + 1), solver.at_most(best_sex, c, m - 1)):
+            if lab is None:
+                continue
+            s = solver.score(lab)
+            if runner is None or s > runner:
+                runner, runner_lab = s, lab
 
     log_lr = None if best_normal is None or best_abnormal is None else abs(best_normal - best_abnormal)
     top = p.argmax(axis=1)
@@ -615,4 +680,6 @@ def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: flo
         top1_prob=[float(x) for x in p[rows, top]],
         close_log_lr=close_log_lr,
         beyond_prior=beyond,
+        runner_up=runner,
+        runner_up_labels=None if runner_lab is None else [str(x) for x in names[runner_lab]],
     )
