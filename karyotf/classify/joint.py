@@ -58,8 +58,8 @@ sex complement, or under the chosen complement some autosome c with at least m_c
 (m_c its chosen count), 44 more solves (shared with the abnormal search at 46).  It gives cells of 45 or 47
 chromosomes, where "normal" is impossible, a close-call test of their own: ``close_alternative`` when the
 runner-up is within :data:`CLOSE_LOG_LR` (47,XX,+21 against 47,XXY for a G chromosome the classifier cannot
-place), unless that comparison is the one ``close_call`` already reports.  Sensitivity analysis on the optimal assignment's residual graph could replace the
-44-88 re-solves if this ever matters.
+place), unless that comparison is the one ``close_call`` already reports.  Sensitivity analysis on the
+optimal assignment's residual graph could replace the 44-88 re-solves if speed ever matters.
 
 ``log_lr`` = |best_normal - best_abnormal|: a max-labelling (Viterbi) approximation of the log posterior odds of
 "normal" against "abnormal" (both scores include the prior).  Below :data:`CLOSE_LOG_LR` the cell is a close
