@@ -227,6 +227,15 @@ def test_empty_cell():
 def test_one_chromosome():
     res = joint_labels(table(["7"]))
     assert res.labels == ["7"] and res.counts["7"] == 1 and res.best_normal is None
+    assert res.runner_up < res.log_likelihood and not res.close_alternative
+
+
+@pytest.mark.parametrize("truth", [["7", "7"], ["X", "Y"], ["21"] * 3, ["X"] * 5, ["Y"] * 4, ["1"] * 7])
+def test_tiny_and_odd_cells_have_a_proper_runner_up(truth):
+    res = joint_labels(table(truth))
+    assert len(res.labels) == len(truth)
+    assert res.runner_up is not None and res.runner_up <= res.log_likelihood + 1e-9   # ties are real here
+    assert J._counts(res.runner_up_labels) != res.counts
 
 
 def test_120_chromosomes_do_not_crash_and_stay_fast():
@@ -321,7 +330,7 @@ def _random_prior(rng) -> KaryotypePrior:
 @pytest.mark.parametrize("seed", range(6))
 def test_equals_brute_force_on_small_cells(seed):
     rng = np.random.default_rng(seed)
-    n = 3 if seed % 2 else 4
+    n = 2 + seed % 3
     p = rng.dirichlet(np.ones(24) * 0.3, size=n)
     p[:, [IDX["X"], IDX["Y"]]] += 0.2                             # make the sex table matter
     for prior in (DEFAULT_PRIOR, _random_prior(rng)):

@@ -34,7 +34,7 @@ sex complements (nX in 0..MAX_X, nY in 0..MAX_Y; 15 small solves) and for each g
 nY slots, each with a large bonus M that makes filling them all optimal (M exceeds the spread of any feasible
 cost); the best over the complements, with log P(nX, nY) added, is the joint optimum.
 
-Capacity: autosome c has K = max(MAX_COPIES, ceil(N/21) + 1) slots.  Copies beyond MAX_COPIES (5) only exist
+Capacity: autosome c has K = max(MAX_COPIES, ceil(N/21) + 1) slots (at most max(N, 3)).  Copies beyond MAX_COPIES (5) only exist
 so that a cell of up to any N (120 boxes from a bad detection) stays feasible: each further copy costs
 OVERFLOW_LOG_PENALTY more nats than the previous one (still concave).  Counts above K for an autosome, above
 MAX_X for X or above MAX_Y for Y are not representable; a cell like that is a detection failure, not a
@@ -552,10 +552,12 @@ class _Solver:
         key = (sex, c, ">=", m)
         if key not in self._memo:
             lab = None
-            if 1 <= m <= self.k:
+            if 1 <= m <= self.k and m + sex[0] + sex[1] <= self.n:     # else infeasible: no labelling has it
                 auto = self.auto.copy()
                 auto[:, c * self.k:c * self.k + m] -= self.big
                 lab = self.solve(*sex, auto)
+                if lab is not None and np.count_nonzero(lab == c) < m:   # cannot happen while big beats the spread
+                    raise AssertionError("forced autosome slots not all filled")
             self._memo[key] = lab
         return self._memo[key]
 
