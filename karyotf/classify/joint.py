@@ -412,8 +412,8 @@ class JointLabels:
             t, j = self.top1[i], self.labels[i]
             out.append(JointFlag(
                 "label_changed",
-                f"chromosome #{i}: classifier top-1 {t} (p={self.top1_prob[i]:.3g}) labelled {j} "
-                f"(p={self.label_prob[i]:.3g}) by the joint labelling",
+                f"chromosome #{i}: classifier top-1 {t} (p={self.top1_prob[i]:.4g}) labelled {j} "
+                f"(p={self.label_prob[i]:.4g}) by the joint labelling",
                 tuple(sorted({t, j}, key=classes.LABEL_OF.get)), (i,)))
         if self.close_call and self.normal_labels is not None and self.abnormal_labels is not None:
             normal = _counts(self.normal_labels)
