@@ -1,0 +1,687 @@
+"""Karyotype-aware labelling of one cell's chromosomes, never forcing pairs (issue 16, point 3).
+
+The classifier gives each of the N chromosomes of a cell a probability over the 24 classes (``probs``, shape
+(N, 24), columns in :data:`karyotf.classes.NAMES` order).  Taking each chromosome's argmax (``top1``) ignores
+that a cell holds about two of each; forcing two of each would hide every trisomy and monosomy.  Instead
+:func:`joint_labels` finds the labelling that maximises
+
+    score(labels) = sum_i log p_i(label_i) + log prior(counts(labels))
+
+exactly, where the prior (:class:`KaryotypePrior`) gives every copy number a real probability: a third 21
+costs log(2e-2) ~ -3.9 nats, a third copy of any autosome at least log(2e-3) ~ -6.2, a lost copy log(3e-3)
+~ -5.8, and the sex complements 45,X / 47,XXY / 47,XXX / 47,XYY their own entries.  A third 21 with strong
+evidence therefore stays a 21; a chromosome the classifier hesitates on (21 at 0.55, 22 at 0.45) moves to the
+class that makes the cell plausible, and each such move is flagged.
+
+Algorithm (exact)
+-----------------
+The autosomes' priors are independent across classes and their log is concave in the copy number k (the
+marginal gain g_c(k) = log P_c(k) - log P_c(k-1) does not increase with k; :class:`KaryotypePrior` asserts it).
+Each autosome c gets "copy slots" k = 1..K; putting chromosome i in slot (c, k) costs ``-log p_i(c) - g_c(k)``.
+A min-cost assignment of chromosomes to slots (``scipy.optimize.linear_sum_assignment``, every chromosome in
+exactly one slot, a slot holds at most one) then equals the best labelling:
+
+* Slots fill in order.  If an assignment uses slot (c, k+1) but not (c, k), moving that chromosome down to
+  (c, k) changes the cost by g_c(k+1) - g_c(k) <= 0.  So some optimal assignment uses, for every class, a prefix
+  of slots 1..m_c, whose bonuses sum to g_c(1) + ... + g_c(m_c) = log P_c(m_c) - log P_c(0): exactly the prior
+  term (up to a constant).  Every labelling has such a prefix assignment of cost -score + const, and any other
+  assignment costs at least as much as the prefix one with the same labels, so the minimum over assignments is
+  -max score + const, and the labels of any minimum are an optimal labelling.
+
+The sex chromosomes get a joint prior P(nX, nY) (X and Y are not independent: XX and XY are both normal while
+X-alone and XXY are not, which no product of an X and a Y marginal can express).  The solver enumerates the
+sex complements (nX in 0..MAX_X, nY in 0..MAX_Y; 15 small solves) and for each gives X exactly nX and Y exactly
+nY slots, each with a large bonus M that makes filling them all optimal (M exceeds the spread of any feasible
+cost); the best over the complements, with log P(nX, nY) added, is the joint optimum.
+
+Capacity: autosome c has K = max(MAX_COPIES, ceil(N/21) + 1) slots (at most max(N, 3)).  Copies beyond MAX_COPIES (5) only exist
+so that a cell of up to any N (120 boxes from a bad detection) stays feasible: each further copy costs
+OVERFLOW_LOG_PENALTY more nats than the previous one (still concave).  Counts above K for an autosome, above
+MAX_X for X or above MAX_Y for Y are not representable; a cell like that is a detection failure, not a
+karyotype.
+
+Normal and abnormal
+-------------------
+Normal = 46 chromosomes, two of each autosome, XX or XY.  ``best_normal`` (only when N == 46) is the best
+labelling constrained to normal: two slots per autosome and the XX or XY sex slots, a square 46 x 46 assignment
+each, the better of the two.  ``best_abnormal`` is the best labelling that is not normal: the unconstrained
+optimum when that is abnormal; otherwise the maximum over the union "some autosome c has >= 3 copies" (slots
+1..3 of c get the bonus M), "some autosome c has <= 1 copy" (slots 2..K of c removed), for the 22 autosomes,
+and "the sex complement is neither XX nor XY" (read off the per-complement solves).  That union is exactly the
+set of abnormal labellings of a 46-chromosome cell, so ``best_abnormal`` is exact too.  Complements whose
+unconstrained score already lies below the best abnormal found are skipped (a constraint cannot raise a score),
+so a 46-chromosome cell needs 15 + 2 + 44 (or 88, when both XX and XY beat every abnormal complement) solves
+of about 46 x 112, each ~0.1 ms: ~18 ms a cell on this 2-core machine (measured; a 47-chromosome cell ~10 ms).
+
+``runner_up`` (any N) is the best labelling whose per-class counts differ from the chosen ones: the best other
+sex complement, or under the chosen complement some autosome c with at least m_c + 1 or at most m_c - 1 copies
+(m_c its chosen count), 44 more solves (shared with the abnormal search at 46).  It gives cells of 45 or 47
+chromosomes, where "normal" is impossible, a close-call test of their own: ``close_alternative`` when the
+runner-up is within :data:`CLOSE_LOG_LR` (47,XX,+21 against 47,XXY for a G chromosome the classifier cannot
+place), unless that comparison is the one ``close_call`` already reports.  Sensitivity analysis on the
+optimal assignment's residual graph could replace the 44-88 re-solves if speed ever matters.
+
+``log_lr`` = |best_normal - best_abnormal|: a max-labelling (Viterbi) approximation of the log posterior odds of
+"normal" against "abnormal" (both scores include the prior).  Below :data:`CLOSE_LOG_LR` the cell is a close
+call and a person must decide.
+
+The prior: numbers and sources
+------------------------------
+The tool does not see live births.  It sees metaphases referred to a cytogenetics lab and datasets rich in
+abnormal cells; the bundled sample is CIL:54816 (Tseng et al., Sci Data 10:104, 2023), amniotic-fluid cells
+from prenatal diagnosis.  Counted in the 600-cell sample kept in ``../shared/data/cil54816`` (annotations and
+its ``karyotypes.csv``): 40 cells listed abnormal (32 numerical: 11 "47,X", 6 "45,X", 4 "21", 2 "18", ...),
+and among the 560 cells recorded normal, 31 hold 45 boxes (21 with one X and no Y, 6 with a Y and no X, 4 with
+one autosome lost: 21, 22, 22, 15) and 11 hold 47 (10 XXY, 1 XYY): a chromosome lost in preparation or not
+annotated, or a sex chromosome count differing from the listing, in 7.5% of "normal" cells.  So:
+
+Autosomes, per class, as P(k copies) / P(2 copies):
+
+* :data:`TRISOMY_21` = 2e-2.  Live births about 1/700 (the CDC's figure); at amniocentesis for maternal age or
+  a positive screen it is the commonest abnormality and several-fold more frequent (maternal-age risk tables,
+  e.g. Snijders et al. 1999, give roughly 1/250 at age 35 and a few % past 44 at mid-trimester); the CIL
+  sample has 4/600.  2e-2 is above all of
+  these on purpose: a third 21 must survive a hesitant classifier.  It is also the issue's baseline cost of any
+  extra copy (log 0.02), which kept the third 21 in 7 of 8 trisomy-21 cells.
+* :data:`TRISOMY_18` = 5e-3.  About 1/5000 live births (1/2500-1/6000 in surveys); about 3x more frequent at
+  mid-trimester because most affected pregnancies are lost; 2/600 in the CIL sample.
+* :data:`TRISOMY_13` = 3e-3.  About 1/10000 live births (1/5000-1/16000); likewise enriched prenatally.
+* :data:`GAIN_FLOOR` = 2e-3, a third copy of any other autosome: rare constitutional or mosaic trisomies (8,
+  9, 16, 22 in prenatal cultures) plus artefacts (a chromosome of a neighbouring cell in the spread, one
+  chromosome seen as two).  Any other autosomal gain is at least this likely; the three above are higher.
+* :data:`LOSS_FLOOR` = 3e-3, one copy of an autosome missing: constitutional autosomal monosomy is almost
+  never viable, but a metaphase spread loses a chromosome at random in a few % of cells (ISCN counts a loss as a
+  clone only when three cells share it, because single-cell losses are routine artefacts); the CIL sample lost
+  one autosome in 4/560 "normal" cells (0.7%), and an end-to-end detector misses far more.  3e-3 per class means
+  about 6% of cells lose some autosome.
+* Nullisomy P(0) = P(1)^2 / P(2) (two independent losses), and every copy past the third costs what the third
+  did: P(k+1)/P(k) = P(3)/P(2) for k >= 3 (48,+21,+21 is about as rare as two independent trisomies).  These
+  are the largest values concavity allows, so the assignment stays exact.
+
+Sex chromosomes, joint P(nX, nY), as a share of cells (then normalised over the table):
+
+* XX and XY, :data:`SEX_NORMAL` = 0.47 each (half the cells are female).
+* 45,X  :data:`SEX_X` = 3e-2: Turner syndrome about 1/2500 live-born girls, but 45,X is the commonest
+  single abnormality in conceptions and prenatal samples, and a spread loses its Y or one X like any other
+  chromosome (and X loss rises with age); 6/600 listed plus 21/560 more read 45,X in the CIL sample.
+* 47,XXY :data:`SEX_XXY` = 8e-3: Klinefelter about 1/600 live-born boys (Nielsen & Wohlert 1991, the
+  Arhus newborn survey); 11 listed "47,X" and 10 more XXY in the CIL sample (3.5%, some of them probably
+  annotation slips).  Kept below TRISOMY_21 x SEX_NORMAL (P(XXY)/P(XX) = 0.017 < 0.02) on purpose: 21 and Y
+  are both Denver group G, and an extra G chromosome the classifier cannot place between 21 and Y should make a
+  +21 (the commonest abnormality at amniocentesis), not turn a female cell into XXY.  At 1.5e-2 a simulated
+  group-confusing classifier turned 5 of 10 47,XX,+21 cells into 47,XXY.
+* 47,XXX :data:`SEX_XXX` = 5e-3 and 47,XYY :data:`SEX_XYY` = 3e-3: about 1/1000 girls / boys each.
+* Y without X (0, 1) :data:`SEX_Y_ONLY` = 5e-3: not viable, only an X lost or missed; 8/600 in the sample.
+* 48,XXXY / 48,XXYY / 48,XXXX :data:`SEX_TETRA` = 5e-4 (1/18000-1/50000 boys); 49,XXXXY :data:`SEX_PENTA`
+  = 1e-4 (about 1/85000 boys).
+* Any other complement in 0..MAX_X x 0..MAX_Y (no sex chromosome at all, two Y without X, ...)
+  :data:`SEX_FLOOR` = 1e-5.
+
+These are orders of magnitude, chosen to be generous to real aneuploidy, not fitted: the live-birth figures
+are the commonly quoted round numbers (not re-checked against the papers here), the CIL counts were made on the
+sample's annotations.  Tune them on the val split (the bench) and keep them above the live-birth figures, which
+understate what a lab sees.  A simulation with a ~0.89 top-1 classifier confusing within Denver groups (40 cells
+a kind, ``_simulated_classifier`` in the tests) got the per-class counts right on 39/40 46,XX, 38/40
+47,XY,+21, 32/40 47,XX,+21, 37/40 47,XXY and 40/40 45,X cells, against 0-1/40 for top-1 alone; with the
+sexes mixed, 31/40 +18 cells (the third 18 goes to 16 or 17 when the classifier cannot tell), and 22/40
+cells with a lost 15 (a loss is placed where the classifier is least sure: the prior cannot know which class
+was lost).
+
+The close-call threshold
+------------------------
+:data:`CLOSE_LOG_LR` = log(20) ~ 3.0 nats.  Both scores include the prior, so their difference is (in the
+max-labelling approximation) the log posterior odds of normal against abnormal.  A ratio under 20 leaves the
+losing side more than ~5% probability, and on Kass & Raftery's scale (JASA 90:773, 1995) a Bayes factor of
+3-20 is only "positive" evidence, 20-150 "strong".  A count call should not rest on less than strong evidence,
+so anything below 20:1 goes to a person.  Classifier probabilities are rarely calibrated; tune the threshold
+on val against the issue's target (at most 30% of normal cells flagged, every abnormal one called or flagged).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .. import classes
+from ..karyogram.call import Flag, iscn
+
+# ---------------------------------------------------------------------------------------------- the tunables
+MAX_COPIES = 5
+"""Copies of an autosome the prior describes (slots per autosome for N <= ~100)."""
+MAX_X = 4
+"""Largest X count the sex prior describes."""
+MAX_Y = 2
+"""Largest Y count the sex prior describes."""
+
+TRISOMY_21 = 2e-2
+"""P(3 copies of 21) / P(2 copies): live births ~1/700, far more in referred / prenatal samples."""
+TRISOMY_18 = 5e-3
+"""P(3 copies of 18) / P(2 copies): live births ~1/5000, enriched prenatally."""
+TRISOMY_13 = 3e-3
+"""P(3 copies of 13) / P(2 copies): live births ~1/10000, enriched prenatally."""
+GAIN_FLOOR = 2e-3
+"""P(3 copies) / P(2 copies) of any other autosome (rare trisomies, stray or split chromosomes)."""
+LOSS_FLOOR = 3e-3
+"""P(1 copy) / P(2 copies) of any autosome (random loss in the spread, a chromosome the detector missed)."""
+OVERFLOW_LOG_PENALTY = 10.0
+"""Nats added to each further copy's cost past MAX_COPIES (copy MAX+j costs j * this more than copy MAX)."""
+
+SEX_NORMAL = 0.47
+"""Share of cells with XX, and the same share with XY."""
+SEX_X = 3e-2
+"""45,X (Turner ~1/2500 girls; common prenatally; a lost Y or X)."""
+SEX_XXY = 8e-3
+"""47,XXY (Klinefelter ~1/600 boys; 3.5% of the CIL sample); below TRISOMY_21 * SEX_NORMAL (21 vs Y)."""
+SEX_XXX = 5e-3
+"""47,XXX (~1/1000 girls)."""
+SEX_XYY = 3e-3
+"""47,XYY (~1/1000 boys)."""
+SEX_Y_ONLY = 5e-3
+"""A Y and no X (not viable: an X lost in the spread or missed)."""
+SEX_TETRA = 5e-4
+"""48,XXXY / 48,XXYY / 48,XXXX."""
+SEX_PENTA = 1e-4
+"""49,XXXXY."""
+SEX_FLOOR = 1e-5
+"""Any other sex complement in 0..MAX_X x 0..MAX_Y."""
+
+CLOSE_LOG_LR = math.log(20.0)
+"""Best normal and best abnormal closer than this (natural log of the ratio) -> a close call for a person."""
+LOW_TOP1 = 0.5
+"""A chromosome whose classifier top-1 probability is below this is listed as uncertain."""
+
+NORMAL_SEXES = ((2, 0), (1, 1))
+"""(nX, nY) of a normal cell: XX and XY."""
+
+_N_AUTO = len(classes.AUTOSOMES)
+_IX = classes.NAMES.index("X")
+_IY = classes.NAMES.index("Y")
+
+
+# ---------------------------------------------------------------------------------------------- the prior
+@dataclass(frozen=True, eq=False)
+class KaryotypePrior:
+    """Copy-number prior for one cell: autosomes independent per class, X and Y jointly.
+
+    ``autosome_log[c, k]`` = log P(autosome c has k copies), k = 0..MAX_COPIES, each row normalised;
+    ``sex_log[nX, nY]`` = log P(the cell has nX X and nY Y), normalised over the table.  ``log_prior(counts)``
+    is the sum of the 22 autosome terms and the sex term.  Every row of ``autosome_log`` must be concave in k
+    (non-increasing gains) for :func:`joint_labels` to be exact; ``__post_init__`` checks it.  The numbers of
+    :meth:`default` and their sources are in the module documentation.
+    """
+
+    autosome_log: np.ndarray
+    sex_log: np.ndarray
+    overflow_log_penalty: float = OVERFLOW_LOG_PENALTY
+
+    def __post_init__(self):
+        a = np.array(self.autosome_log, dtype=float)
+        s = np.array(self.sex_log, dtype=float)
+        if a.ndim != 2 or a.shape[0] != _N_AUTO or a.shape[1] < 4:
+            raise ValueError(f"autosome_log must have shape ({_N_AUTO}, K+1) with K >= 3, got {a.shape}")
+        if s.ndim != 2 or s.shape[0] < 3 or s.shape[1] < 2:
+            raise ValueError(f"sex_log must have shape (MAX_X+1 >= 3, MAX_Y+1 >= 2), got {s.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("autosome_log must be finite: every copy number needs a real probability")
+        if np.any(np.isnan(s)) or np.any(s == np.inf):
+            raise ValueError("sex_log must be finite or -inf")
+        for (nx, ny) in NORMAL_SEXES:
+            if not np.isfinite(s[nx, ny]):
+                raise ValueError("sex_log must give XX and XY a finite log probability")
+        gains = np.diff(a, axis=1)
+        bad = np.nonzero(np.diff(gains, axis=1) > 1e-9)
+        if bad[0].size:
+            c, k = int(bad[0][0]), int(bad[1][0]) + 2
+            raise ValueError(
+                f"autosome_log of {classes.AUTOSOMES[c]} is not concave in the copy number: gain of copy {k} "
+                f"({gains[c, k - 1]:.3g}) < gain of copy {k + 1} ({gains[c, k]:.3g}); the slot assignment would "
+                "not be exact")
+        if not self.overflow_log_penalty >= 0:
+            raise ValueError("overflow_log_penalty must be >= 0")
+        a.setflags(write=False)
+        s.setflags(write=False)
+        object.__setattr__(self, "autosome_log", a)
+        object.__setattr__(self, "sex_log", s)
+
+    @classmethod
+    def default(cls) -> "KaryotypePrior":
+        """The prior documented in this module: the named constants turned into normalised tables."""
+        ratio3 = np.full(_N_AUTO, GAIN_FLOOR)
+        for name, p in (("21", TRISOMY_21), ("18", TRISOMY_18), ("13", TRISOMY_13)):
+            ratio3[classes.AUTOSOMES.index(name)] = p
+        k = np.arange(MAX_COPIES + 1)
+        rel = np.empty((_N_AUTO, MAX_COPIES + 1))
+        rel[:, 0] = 2 * math.log(LOSS_FLOOR)             # P0 = P1^2 / P2
+        rel[:, 1] = math.log(LOSS_FLOOR)
+        rel[:, 2] = 0.0
+        rel[:, 3:] = (k[3:] - 2)[None, :] * np.log(ratio3)[:, None]  # P(k+1)/P(k) = P3/P2 for k >= 3
+        auto = rel - np.logaddexp.reduce(rel, axis=1, keepdims=True)
+
+        sex = np.full((MAX_X + 1, MAX_Y + 1), SEX_FLOOR)
+        table = {(2, 0): SEX_NORMAL, (1, 1): SEX_NORMAL, (1, 0): SEX_X, (2, 1): SEX_XXY, (3, 0): SEX_XXX,
+                 (1, 2): SEX_XYY, (0, 1): SEX_Y_ONLY, (3, 1): SEX_TETRA, (2, 2): SEX_TETRA, (4, 0): SEX_TETRA,
+                 (4, 1): SEX_PENTA}
+        for (nx, ny), p in table.items():
+            sex[nx, ny] = p
+        sex_log = np.log(sex / sex.sum())
+        return cls(auto, sex_log)
+
+    @property
+    def max_copies(self) -> int:
+        return self.autosome_log.shape[1] - 1
+
+    @property
+    def max_x(self) -> int:
+        return self.sex_log.shape[0] - 1
+
+    @property
+    def max_y(self) -> int:
+        return self.sex_log.shape[1] - 1
+
+    def gains(self, slots: int) -> np.ndarray:
+        """(22, slots) marginal log gains g_c(k) = log P_c(k) - log P_c(k-1), k = 1..slots, non-increasing in k.
+
+        Past ``max_copies`` the last gain is continued minus ``overflow_log_penalty`` times the copies beyond.
+        """
+        g = np.diff(self.autosome_log, axis=1)
+        if slots <= g.shape[1]:
+            return g[:, :slots]
+        extra = np.arange(1, slots - g.shape[1] + 1)
+        tail = g[:, -1:] - self.overflow_log_penalty * extra[None, :]
+        return np.concatenate([g, tail], axis=1)
+
+    def autosome_log_p(self, counts: np.ndarray) -> float:
+        """Sum over the 22 autosomes of log P_c(counts[c]) (counts past ``max_copies`` extrapolated)."""
+        counts = np.asarray(counts, dtype=int)
+        top = int(counts.max(initial=0))
+        if top <= self.max_copies:
+            return float(self.autosome_log[np.arange(_N_AUTO), counts].sum())
+        cum = np.concatenate([self.autosome_log[:, :1],
+                              self.autosome_log[:, :1] + np.cumsum(self.gains(top), axis=1)], axis=1)
+        return float(cum[np.arange(_N_AUTO), counts].sum())
+
+    def sex_log_p(self, n_x: int, n_y: int) -> float:
+        """log P(nX, nY); -inf outside the table."""
+        if 0 <= n_x <= self.max_x and 0 <= n_y <= self.max_y:
+            return float(self.sex_log[n_x, n_y])
+        return -math.inf
+
+    def log_prior(self, counts: dict[str, int]) -> float:
+        """log P(counts) for per-class counts (missing classes count 0; names or aliases accepted)."""
+        vec = np.zeros(classes.NUM_CLASSES, dtype=int)
+        for name, n in counts.items():
+            if n < 0:
+                raise ValueError(f"negative count {n} for class {name!r}")
+            vec[classes.NAMES.index(classes.canonical(name))] += int(n)
+        return self._log_prior_vec(vec)
+
+    def _log_prior_vec(self, vec: np.ndarray) -> float:
+        return self.autosome_log_p(vec[:_N_AUTO]) + self.sex_log_p(int(vec[_IX]), int(vec[_IY]))
+
+
+DEFAULT_PRIOR = KaryotypePrior.default()
+
+
+# ---------------------------------------------------------------------------------------------- the result
+@dataclass(frozen=True)
+class JointFlag(Flag):
+    """A :class:`karyotf.karyogram.call.Flag` that also names the chromosomes (indices into ``probs``)."""
+
+    indices: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if self.indices:
+            d["indices"] = list(self.indices)
+        return d
+
+
+JOINT_FLAG_CODES = {
+    "label_changed": "the joint labelling gave a chromosome another class than the classifier's top-1",
+    "close_call": f"the best normal and the best abnormal karyotype are within a likelihood ratio of "
+                  f"{math.exp(CLOSE_LOG_LR):.0f}: a person must decide",
+    "close_alternative": "another count call (e.g. 47,XXY against 47,XY,+21) is within the close-call likelihood "
+                         "ratio of the chosen one",
+    "low_top1": f"chromosomes whose classifier top-1 probability is below {LOW_TOP1:g}",
+    "beyond_prior": "a class count beyond what the prior describes (a detection failure, not a karyotype)",
+}
+"""Every flag code :meth:`JointLabels.flags` can raise, with its meaning."""
+
+
+@dataclass
+class JointLabels:
+    """The joint labelling of one cell, beside the classifier's own top-1, with the normal/abnormal comparison."""
+
+    labels: list[str]
+    top1: list[str]
+    changed: list[int]
+    log_likelihood: float
+    best_normal: float | None
+    best_abnormal: float | None
+    log_lr: float | None
+    close_call: bool
+    counts: dict[str, int]
+    normal_labels: list[str] | None = None
+    """The best normal labelling (N == 46 only)."""
+    abnormal_labels: list[str] | None = None
+    """The best labelling that is not normal."""
+    label_prob: list[float] = field(default_factory=list)
+    """Classifier probability (renormalised) of each chromosome's joint label."""
+    top1_prob: list[float] = field(default_factory=list)
+    """Classifier probability of each chromosome's top-1 class."""
+    close_log_lr: float = CLOSE_LOG_LR
+    beyond_prior: tuple[str, ...] = ()
+    """Classes whose count lies past the prior's table (more than MAX_COPIES autosomes, MAX_X X, MAX_Y Y)."""
+    runner_up: float | None = None
+    """Score of the best labelling whose per-class counts differ from the chosen ones (any N; None for N = 0)."""
+    runner_up_labels: list[str] | None = None
+
+    @property
+    def runner_up_log_lr(self) -> float | None:
+        """log_likelihood - runner_up: how much better the chosen count call is than the next one."""
+        return None if self.runner_up is None else self.log_likelihood - self.runner_up
+
+    @property
+    def close_alternative(self) -> bool:
+        """The runner-up count call is within ``close_log_lr`` and is not the normal/abnormal comparison that
+        ``close_call`` already reports (e.g. 47,XY,+21 against 47,XXY, or 46,XX against 46,XY)."""
+        if self.runner_up_labels is None or self.runner_up_log_lr >= self.close_log_lr:
+            return False
+        other = self.normal_labels if not self.is_normal else self.abnormal_labels
+        return not (self.close_call and other is not None and _counts(other) == _counts(self.runner_up_labels))
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    @property
+    def iscn(self) -> str:
+        """The ISCN count string of the joint labelling (``47,XY,+21``), see :func:`karyotf.karyogram.call.iscn`."""
+        return iscn(self.counts)[0]
+
+    @property
+    def is_normal(self) -> bool:
+        return _is_normal_counts(self.counts)
+
+    def flags(self) -> list[JointFlag]:
+        """Review flags: each changed label, a close normal/abnormal call, uncertain chromosomes, overflow."""
+        out: list[JointFlag] = []
+        for i in self.changed:
+            t, j = self.top1[i], self.labels[i]
+            out.append(JointFlag(
+                "label_changed",
+                f"chromosome #{i}: classifier top-1 {t} (p={self.top1_prob[i]:.4g}) labelled {j} "
+                f"(p={self.label_prob[i]:.4g}) by the joint labelling",
+                tuple(sorted({t, j}, key=classes.LABEL_OF.get)), (i,)))
+        if self.close_call and self.normal_labels is not None and self.abnormal_labels is not None:
+            normal = _counts(self.normal_labels)
+            abnormal = _counts(self.abnormal_labels)
+            differ = tuple(n for n in classes.NAMES if normal[n] != abnormal[n])
+            idx = tuple(i for i, (a, b) in enumerate(zip(self.normal_labels, self.abnormal_labels)) if a != b)
+            which = "normal" if self.best_normal >= self.best_abnormal else "abnormal"
+            out.append(JointFlag(
+                "close_call",
+                f"best normal {iscn(normal)[0]} and best abnormal {iscn(abnormal)[0]} differ by a likelihood "
+                f"ratio of {math.exp(self.log_lr):.3g} (log {self.log_lr:.2f} < {self.close_log_lr:.2f}); the "
+                f"{which} one is chosen, a person must decide (chromosomes {', '.join(f'#{i}' for i in idx)})",
+                differ, idx))
+        if self.close_alternative:
+            alt = _counts(self.runner_up_labels)
+            differ = tuple(n for n in classes.NAMES if alt[n] != self.counts[n])
+            idx = tuple(i for i, (a, b) in enumerate(zip(self.labels, self.runner_up_labels)) if a != b)
+            out.append(JointFlag(
+                "close_alternative",
+                f"the call {self.iscn} is only a likelihood ratio of {math.exp(self.runner_up_log_lr):.3g} (log "
+                f"{self.runner_up_log_lr:.2f} < {self.close_log_lr:.2f}) ahead of {iscn(alt)[0]}: a person must "
+                f"decide (chromosomes {', '.join(f'#{i}' for i in idx)})", differ, idx))
+        low = tuple(i for i, p in enumerate(self.top1_prob) if p < LOW_TOP1)
+        if low:
+            out.append(JointFlag(
+                "low_top1",
+                f"{len(low)} chromosome(s) with a classifier top-1 probability below {LOW_TOP1:g}: "
+                + ", ".join(f"#{i} {self.top1[i]} ({self.top1_prob[i]:.2f})" for i in low),
+                tuple(sorted({self.top1[i] for i in low}, key=classes.LABEL_OF.get)), low))
+        if self.beyond_prior:
+            out.append(JointFlag(
+                "beyond_prior",
+                "counts past the prior's table for " + ", ".join(f"{n} ({self.counts[n]})" for n in self.beyond_prior)
+                + ": labelled with overflow costs, not a karyotype", self.beyond_prior))
+        return out
+
+    def to_dict(self) -> dict:
+        r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
+        return {
+            "labels": list(self.labels), "top1": list(self.top1), "changed": list(self.changed),
+            "iscn": self.iscn, "normal": self.is_normal, "counts": dict(self.counts),
+            "log_likelihood": r(self.log_likelihood), "best_normal": r(self.best_normal),
+            "best_abnormal": r(self.best_abnormal), "log_lr": r(self.log_lr), "close_call": self.close_call,
+            "runner_up": r(self.runner_up), "close_alternative": self.close_alternative,
+            "flags": [f.to_dict() for f in self.flags()],
+        }
+
+
+def _counts(labels) -> dict[str, int]:
+    out = {n: 0 for n in classes.NAMES}
+    for name in labels:
+        out[name] += 1
+    return out
+
+
+def _is_normal_counts(counts: dict[str, int]) -> bool:
+    return (all(counts.get(n, 0) == 2 for n in classes.AUTOSOMES)
+            and (counts.get("X", 0), counts.get("Y", 0)) in NORMAL_SEXES)
+
+
+def _is_normal_vec(vec: np.ndarray) -> bool:
+    return bool(np.all(vec[:_N_AUTO] == 2)) and (int(vec[_IX]), int(vec[_IY])) in NORMAL_SEXES
+
+
+# ---------------------------------------------------------------------------------------------- the solver
+def validate_probs(probs) -> np.ndarray:
+    """``probs`` as a float (N, 24) array with rows summing to 1, or ValueError saying what is wrong."""
+    a = np.asarray(probs, dtype=float)
+    if a.size == 0 and a.ndim <= 2 and (a.ndim < 2 or a.shape[1] in (0, classes.NUM_CLASSES)):
+        return np.zeros((0, classes.NUM_CLASSES))
+    if a.ndim != 2 or a.shape[1] != classes.NUM_CLASSES:
+        raise ValueError(f"probs must have shape (N, {classes.NUM_CLASSES}) (one row per chromosome, columns in "
+                         f"classes.NAMES order), got shape {a.shape}")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        i = int(np.nonzero(bad.any(axis=1))[0][0])
+        raise ValueError(f"probs must be finite: row {i} holds NaN or inf")
+    if (a < 0).any():
+        i = int(np.nonzero((a < 0).any(axis=1))[0][0])
+        raise ValueError(f"probs must be non-negative: row {i} has {a[i].min():.3g}")
+    s = a.sum(axis=1, keepdims=True)
+    if (s <= 0).any():
+        i = int(np.nonzero(s[:, 0] <= 0)[0][0])
+        raise ValueError(f"probs row {i} sums to 0: no class has any probability")
+    return a / s
+
+
+class _Solver:
+    """The slot assignments of one cell (see the module documentation for why they are exact)."""
+
+    def __init__(self, logp: np.ndarray, prior: KaryotypePrior):
+        self.logp = logp
+        self.prior = prior
+        n = logp.shape[0]
+        self.n = n
+        self.k = min(max(prior.max_copies, -(-n // (_N_AUTO - 1)) + 1), max(n, 3))
+        gains = prior.gains(self.k)                                              # (22, K)
+        # autosome block: column c*K + (k-1) is slot k of class c
+        self.auto = (-logp[:, :_N_AUTO, None] - gains[None, :, :]).reshape(n, _N_AUTO * self.k)
+        self.auto_class = np.repeat(np.arange(_N_AUTO), self.k)
+        self.auto_slot = np.tile(np.arange(1, self.k + 1), _N_AUTO)
+        spread = max(float(np.abs(self.auto).max(initial=0.0)), float(np.abs(logp).max(initial=0.0))) + 1.0
+        self.big = 2.0 * (n + 1) * spread + 1.0                                  # beats any cost spread
+        self._memo: dict = {}
+
+    def _sex_block(self, nx: int, ny: int):
+        cols = [np.repeat(-self.logp[:, _IX:_IX + 1], nx, axis=1) - self.big,
+                np.repeat(-self.logp[:, _IY:_IY + 1], ny, axis=1) - self.big]
+        cls = np.array([_IX] * nx + [_IY] * ny, dtype=int)
+        return np.concatenate(cols, axis=1), cls
+
+    def solve(self, nx: int, ny: int, auto: np.ndarray | None = None, auto_class: np.ndarray | None = None):
+        """Best label indices with exactly nx X and ny Y over the given autosome columns; None if infeasible."""
+        auto = self.auto if auto is None else auto
+        auto_class = self.auto_class if auto_class is None else auto_class
+        if nx + ny > self.n or auto.shape[1] + nx + ny < self.n:
+            return None
+        sex, sex_class = self._sex_block(nx, ny)
+        cost = np.concatenate([auto, sex], axis=1)
+        rows, cols = linear_sum_assignment(cost)
+        col_class = np.concatenate([auto_class, sex_class])
+        labels = np.empty(self.n, dtype=int)
+        labels[rows] = col_class[cols]
+        vec = np.bincount(labels, minlength=classes.NUM_CLASSES)
+        if vec[_IX] != nx or vec[_IY] != ny:       # cannot happen while big beats the spread
+            raise AssertionError("sex slots not all filled")
+        return labels
+
+    def score(self, labels: np.ndarray) -> float:
+        vec = np.bincount(labels, minlength=classes.NUM_CLASSES)
+        return float(self.logp[np.arange(self.n), labels].sum()) + self.prior._log_prior_vec(vec)
+
+    def at_least(self, sex: tuple[int, int], c: int, m: int) -> np.ndarray | None:
+        """Best labels with the sex ``sex`` and at least m copies of autosome c (bonus M on its slots 1..m: the
+        slot costs stay non-decreasing, so the prefix argument still holds); None if infeasible.  Memoised."""
+        key = (sex, c, ">=", m)
+        if key not in self._memo:
+            lab = None
+            if 1 <= m <= self.k and m + sex[0] + sex[1] <= self.n:     # else infeasible: no labelling has it
+                auto = self.auto.copy()
+                auto[:, c * self.k:c * self.k + m] -= self.big
+                lab = self.solve(*sex, auto)
+                if lab is not None and np.count_nonzero(lab == c) < m:   # cannot happen while big beats the spread
+                    raise AssertionError("forced autosome slots not all filled")
+            self._memo[key] = lab
+        return self._memo[key]
+
+    def at_most(self, sex: tuple[int, int], c: int, m: int) -> np.ndarray | None:
+        """Best labels with the sex ``sex`` and at most m copies of autosome c (its slots m+1..K removed); None
+        if infeasible.  Memoised."""
+        key = (sex, c, "<=", m)
+        if key not in self._memo:
+            lab = None
+            if m >= 0:
+                keep = ~((self.auto_class == c) & (self.auto_slot > m))
+                lab = self.solve(*sex, self.auto[:, keep], self.auto_class[keep])
+            self._memo[key] = lab
+        return self._memo[key]
+
+    def normal(self, nx: int, ny: int) -> np.ndarray:
+        """Best labelling with two of each autosome and the given sex (N == 46: every slot filled)."""
+        keep = self.auto_slot <= 2
+        return self.solve(nx, ny, self.auto[:, keep], self.auto_class[keep])
+
+
+def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: float = CLOSE_LOG_LR,
+                 eps: float = 1e-6) -> JointLabels:
+    """The most likely labelling of one cell's chromosomes under ``prior``, with its normal/abnormal comparison.
+
+    ``probs``: (N, 24) classifier probabilities, columns in :data:`karyotf.classes.NAMES` order; rows are
+    renormalised, and each probability is floored at ``eps`` before its log (a classifier's 0 is not
+    certainty).  Returns a :class:`JointLabels`; call ``.flags()`` for the review flags.
+    """
+    p = validate_probs(probs)
+    if not (eps > 0 and eps < 1):
+        raise ValueError(f"eps must be in (0, 1), got {eps!r}")
+    if not close_log_lr >= 0:
+        raise ValueError(f"close_log_lr must be >= 0, got {close_log_lr!r}")
+    n = p.shape[0]
+    names = np.array(classes.NAMES)
+    if n == 0:
+        zero = {c: 0 for c in classes.NAMES}
+        s = prior.log_prior(zero)
+        return JointLabels([], [], [], s, None, s, None, False, zero, None, [], [], [], close_log_lr)
+    logp = np.log(np.maximum(p, eps))
+    solver = _Solver(logp, prior)
+
+    # unconstrained: every sex complement the prior allows
+    by_sex: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+    for nx in range(prior.max_x + 1):
+        for ny in range(prior.max_y + 1):
+            if not np.isfinite(prior.sex_log[nx, ny]):
+                continue
+            lab = solver.solve(nx, ny)
+            if lab is not None:
+                by_sex[(nx, ny)] = (solver.score(lab), lab)
+    best_sex = max(by_sex, key=lambda s: by_sex[s][0])
+    best, labels = by_sex[best_sex]
+    vec = np.bincount(labels, minlength=classes.NUM_CLASSES)
+    optimum_normal = n == 46 and _is_normal_vec(vec)
+
+    best_normal = best_abnormal = None
+    normal_lab = abnormal_lab = None
+    if n == 46:
+        for sx in NORMAL_SEXES:
+            if not np.isfinite(prior.sex_log[sx]):
+                continue
+            lab = solver.normal(*sx)
+            s = solver.score(lab)
+            if best_normal is None or s > best_normal:
+                best_normal, normal_lab = s, lab
+        if optimum_normal:   # same optimum, same labels (ties aside)
+            best_normal, normal_lab = best, labels
+    if not optimum_normal:
+        best_abnormal, abnormal_lab = best, labels
+    else:
+        # abnormal = some autosome >= 3 or <= 1, or an abnormal sex complement (module documentation)
+        for sx, (s, lab) in by_sex.items():
+            if sx not in NORMAL_SEXES and (best_abnormal is None or s > best_abnormal):
+                best_abnormal, abnormal_lab = s, lab
+        for sx in sorted((s for s in NORMAL_SEXES if s in by_sex), key=lambda s: -by_sex[s][0]):
+            if best_abnormal is not None and by_sex[sx][0] <= best_abnormal:
+                continue             # constraints cannot beat the unconstrained score of this complement
+            for c in range(_N_AUTO):
+                for lab in (solver.at_least(sx, c, 3), solver.at_most(sx, c, 1)):
+                    if lab is None:
+                        continue
+                    s = solver.score(lab)
+                    if best_abnormal is None or s > best_abnormal:
+                        best_abnormal, abnormal_lab = s, lab
+
+    # runner-up: the best labelling whose counts differ from the chosen ones (another sex complement, or some
+    # autosome with more or fewer copies under the chosen complement: exactly the labellings with other counts)
+    runner, runner_lab = None, None
+    for sx, (s, lab) in by_sex.items():
+        if sx != best_sex and (runner is None or s > runner):
+            runner, runner_lab = s, lab
+    for c in range(_N_AUTO):
+        m = int(vec[c])
+        for lab in (solver.at_least(best_sex, c, m + 1), solver.at_most(best_sex, c, m - 1)):
+            if lab is None:
+                continue
+            s = solver.score(lab)
+            if runner is None or s > runner:
+                runner, runner_lab = s, lab
+
+    log_lr = None if best_normal is None or best_abnormal is None else abs(best_normal - best_abnormal)
+    top = p.argmax(axis=1)
+    rows = np.arange(n)
+    counts = {name: int(vec[i]) for i, name in enumerate(classes.NAMES)}
+    beyond = tuple(name for i, name in enumerate(classes.AUTOSOMES) if vec[i] > prior.max_copies)
+    beyond += tuple(name for name, i, m in (("X", _IX, prior.max_x), ("Y", _IY, prior.max_y)) if vec[i] > m)
+    return JointLabels(
+        labels=[str(x) for x in names[labels]],
+        top1=[str(x) for x in names[top]],
+        changed=[int(i) for i in np.nonzero(labels != top)[0]],
+        log_likelihood=best,
+        best_normal=best_normal,
+        best_abnormal=best_abnormal,
+        log_lr=log_lr,
+        close_call=log_lr is not None and log_lr < close_log_lr,
+        counts=counts,
+        normal_labels=None if normal_lab is None else [str(x) for x in names[normal_lab]],
+        abnormal_labels=None if abnormal_lab is None else [str(x) for x in names[abnormal_lab]],
+        label_prob=[float(x) for x in p[rows, labels]],
+        top1_prob=[float(x) for x in p[rows, top]],
+        close_log_lr=close_log_lr,
+        beyond_prior=beyond,
+        runner_up=runner,
+        runner_up_labels=None if runner_lab is None else [str(x) for x in names[runner_lab]],
+    )
