@@ -4,7 +4,8 @@ Per chromosome: top-1 and top-3 of the classifier alone, and top-1 after the kar
 (:mod:`karyotf.classify.joint`), per class and overall, and the 24 x 24 confusion matrix.  Per cell: all
 chromosomes right, and the count call from the joint labels against the annotation's own call, reported
 separately on normal and on numerically abnormal cells (an always-46 caller must not look good), with the share
-of cells flagged for review (any flag of the call, or a close normal/abnormal decision).
+of cells flagged for review (any flag of the count call, or a cell-level flag of the joint labelling: a close
+normal/abnormal decision, a close alternative call, counts beyond the prior).
 
 Written to ``out_dir``: ``metrics.json``, ``table.md``, ``confusion_matrix.png`` (joint labels).
 """
@@ -20,6 +21,11 @@ import numpy as np
 from .. import classes
 from ..errors import ClassifierError
 from ..io import atomic_write_json, atomic_write_text
+
+
+CELL_FLAGS = ("close_call", "close_alternative", "beyond_prior")
+"""Joint-labelling flags about the whole cell (a cell with one is flagged for review); ``label_changed`` and
+``low_top1`` are notes on single chromosomes, shown beside them."""
 
 
 @dataclass
@@ -137,7 +143,7 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
         dummy = [Box(0, 0, 1, 1, n) for n in truth]
         want = count_call(dummy)
         got = count_call([Box(0, 0, 1, 1, n) for n in j.labels])
-        flags = got.flag_codes + (["close_call"] if j.close_call else [])
+        flags = got.flag_codes + [f.code for f in j.flags() if f.code in CELL_FLAGS]
         results.append(CellResult(cell_id=cs.cell_ids[i], truth_call=want.iscn, call=got.iscn,
                                   right=got.iscn is not None and got.iscn == want.iscn, normal=want.is_normal,
                                   flagged=bool(flags), flags=flags, all_right=truth == list(j.labels),
