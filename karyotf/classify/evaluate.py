@@ -39,6 +39,8 @@ class CellResult:
     flags: list[str]
     all_right: bool
     changed: int
+    top1_right: bool = False
+    """The count call from the classifier's top-1 labels alone equals the annotation's."""
 
 
 @dataclass
@@ -69,6 +71,7 @@ class ClassifierReport:
             "top1": self.top1, "top3": self.top3, "joint_top1": self.joint_top1,
             "cells_all_right": self._share(lambda c: True, lambda c: c.all_right),
             "call_right": self._share(lambda c: True, lambda c: c.right),
+            "call_right_top1": self._share(lambda c: True, lambda c: c.top1_right),
             "call_right_normal": self._share(normal, lambda c: c.right),
             "call_right_abnormal": self._share(abnormal, lambda c: c.right),
             "flagged_normal": self._share(normal, lambda c: c.flagged),
@@ -144,10 +147,12 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
         want = count_call(dummy)
         got = count_call([Box(0, 0, 1, 1, n) for n in j.labels])
         flags = got.flag_codes + [f.code for f in j.flags() if f.code in CELL_FLAGS]
+        alone = count_call([Box(0, 0, 1, 1, n) for n in j.top1])
         results.append(CellResult(cell_id=cs.cell_ids[i], truth_call=want.iscn, call=got.iscn,
                                   right=got.iscn is not None and got.iscn == want.iscn, normal=want.is_normal,
                                   flagged=bool(flags), flags=flags, all_right=truth == list(j.labels),
-                                  changed=len(j.changed)))
+                                  changed=len(j.changed),
+                                  top1_right=alone.iscn is not None and alone.iscn == want.iscn))
     seconds = (time.perf_counter() - t0) / cs.cells
     labels = cs.labels
     top = np.argmax(probs, axis=1)

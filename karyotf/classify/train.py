@@ -43,21 +43,23 @@ class ClassifierConfig:
     embed: int = 128
     heads: int = 4
     dropout: float = 0.1
+    norm: str = "batch"
     cells_per_batch: int = 4
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     warmup: float = 0.03
     label_smoothing: float = 0.05
+    augment: bool = True
     seed: int = 0
 
-    SHAPE = ("size", "context", "width", "embed", "heads")
+    SHAPE = ("size", "context", "width", "embed", "heads", "norm")
 
     def model(self):
         from .model import ChromosomeClassifier
 
         return ChromosomeClassifier(size=self.size, n_features=len(FEATURES), context=self.context,
                                     width=self.width, embed=self.embed, heads=self.heads,
-                                    dropout=self.dropout).build_for()
+                                    dropout=self.dropout, norm=self.norm).build_for()
 
 
 @dataclass
@@ -139,7 +141,7 @@ def _augment(tf, crops, feats, mask, rng_layers):
     for layer in rng_layers:
         x = layer(x, training=True)
     k = tf.shape(x)[0]
-    x = x * tf.random.uniform([k, 1, 1, 1], 0.75, 1.25) + tf.random.uniform([k, 1, 1, 1], -0.06, 0.06)
+    x = x * tf.random.uniform([k, 1, 1, 1], 0.85, 1.15) + tf.random.uniform([k, 1, 1, 1], -0.04, 0.04)
     x = tf.clip_by_value(x, 0.0, 1.0)
     crops = tf.cast(tf.round((1.0 - tf.reshape(x, [b, n, s, s])) * 255.0), tf.uint8)
     feats = feats + tf.random.normal(tf.shape(feats), stddev=0.03) * tf.cast(mask[..., None], tf.float32)
@@ -203,15 +205,18 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
         ckpt.restore(manager.latest_checkpoint)
         log.info("resuming %s from step %d (epoch %d)", out, int(step_var.numpy()), state["epoch"])
     L = tf.keras.layers
-    rng_layers = [L.RandomRotation(0.03, fill_mode="constant", fill_value=0.0, seed=config.seed),
-                  L.RandomZoom(0.1, fill_mode="constant", fill_value=0.0, seed=config.seed + 1)]
+    # mild: on a 20-minute CPU budget strong jitter slows learning more than it regularises (measured: no
+    # augmentation reached val top-1 0.41 after 160 steps, rotations/zoom/contrast of twice this size 0.33)
+    rng_layers = [L.RandomRotation(0.02, fill_mode="constant", fill_value=0.0, seed=config.seed),
+                  L.RandomZoom(0.05, fill_mode="constant", fill_value=0.0, seed=config.seed + 1)]
     loss_fn = tf.keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing,
                                                       reduction="none")
     num_classes = model.num_classes
 
     @tf.function(reduce_retracing=True)
     def train_step(crops, feats, mask, labels):
-        crops, feats = _augment(tf, crops, feats, mask, rng_layers)
+        if config.augment:
+            crops, feats = _augment(tf, crops, feats, mask, rng_layers)
         with tf.GradientTape() as tape:
             logits = model({"crops": crops, "features": feats, "mask": mask}, training=True)
             onehot = tf.one_hot(tf.maximum(labels, 0), num_classes)
