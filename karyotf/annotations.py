@@ -209,13 +209,6 @@ def find_image(xml_path: Path, filename: str | None, image_dir: Path | None = No
     return None
 
 
-def image_size(path: Path, exif_transpose: bool = False) -> tuple[int, int, int]:
-    """(width, height, channels) of an image, fully decoded; raises :class:`~karyotf.errors.ImageError` on a
-    damaged or unreadable file."""
-    info = images.inspect(path, exif_transpose)
-    return info.width, info.height, info.channels
-
-
 def read_voc(xml_path: str | Path, image_dir: str | Path | None = None, check_image: bool = True,
              clip_tolerance: float = CLIP_TOLERANCE, exif_transpose: bool = False) -> Annotation:
     """Read and validate one LabelImg Pascal VOC file.

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from . import classes
-from .annotations import Annotation, Box, image_size, write_voc
+from . import classes, images
+from .annotations import Annotation, Box, write_voc
 from .errors import RoboflowError
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,8 @@ def _read_voc_split(split: str, folder: Path, names: _Names) -> Iterator[_Item]:
             width = int(float(root.findtext("size/width")))
             height = int(float(root.findtext("size/height")))
         except (TypeError, ValueError):
-            width, height, _ = image_size(image)
+            info = images.inspect(image)
+            width, height = info.width, info.height
         boxes = []
         for i, obj in enumerate(root.findall("object")):
             name = names(obj.findtext("name") or "", str(xml), i)
@@ -400,16 +401,19 @@ def import_export(export_dir: str | Path, out_dir: str | Path, fmt: str | None =
         suffix = _image_suffix(data, Path(item.source).suffix.lower() or ".jpg")
         stem = Path(item.source).stem if keep_names else original_stem(Path(item.source).name)
         taken[stem] += 1
-        if taken[stem] > 1:  # Roboflow's own augmentations give several images of one original
-            stem = f"{stem}_rf{taken[stem]}"
+        original = None
+        if taken[stem] > 1:  # Roboflow's own augmentations give several images of one original: its copies
+            original, stem = stem, f"{stem}_rf{taken[stem]}"  # name it, so records keep them in one split
         image_path = img_dir / f"{stem}{suffix}"
         with atomic_path(image_path) as tmp:
             tmp.write_bytes(data)
-        w, h, _ = image_size(image_path)
+        info = images.inspect(image_path)
+        w, h = info.width, info.height
         if (w, h) != (item.width, item.height):
             raise RoboflowError(f"{item.source}: annotation says {item.width}x{item.height} but the image is "
                                 f"{w}x{h} (fix: re-export from Roboflow)")
-        write_voc(Annotation(image_path=image_path, width=w, height=h, boxes=boxes), ann_dir / f"{stem}.xml")
+        write_voc(Annotation(image_path=image_path, width=w, height=h, boxes=boxes, original=original),
+                  ann_dir / f"{stem}.xml")
         result.images += 1
         result.boxes += len(boxes)
         result.splits.setdefault(item.split, []).append(stem)

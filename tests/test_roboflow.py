@@ -363,3 +363,18 @@ def test_pull_without_key(tmp_path, monkeypatch, capsys):
     assert main(["roboflow", "pull", "--workspace", "w", "--project", "p", "--version", "1",
                  "--out", str(tmp_path / "p")]) == 2
     assert "ROBOFLOW_API_KEY" in capsys.readouterr().err
+
+
+def test_roboflow_augmented_copies_name_their_original(few_cells, tmp_path):
+    """Roboflow's own augmentations of one original (same stem, other hash) stay with it in one split."""
+    anns = _source(few_cells)
+    export = make_voc_export(anns, tmp_path / "export")
+    src, copy = _rf_name(anns[0].image_id), f"{anns[0].image_id}_jpg.rf.0123456789abcdef"
+    train = export / "train"
+    shutil.copy(train / f"{src}.jpg", train / f"{copy}.jpg")
+    (train / f"{copy}.xml").write_text((train / f"{src}.xml").read_text().replace(src, copy))
+    import_export(export, tmp_path / "voc", progress=False)
+    imported = {a.image_id: a for a in load_dataset(tmp_path / "voc", strict=True, progress=False)[0]}
+    copies = [a for a in imported.values() if a.original]
+    assert len(imported) == 5 and len(copies) == 1
+    assert copies[0].original == anns[0].image_id and copies[0].cell_id == anns[0].image_id
