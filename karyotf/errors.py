@@ -60,3 +60,7 @@ class EvaluateError(KaryotfError):
 
 class DemoError(KaryotfError):
     """The demo could not run one of its steps."""
+
+
+class ZooError(KaryotfError):
+    """A model zoo archive could not be fetched, verified or unpacked: names the archive, the cache and the fix."""

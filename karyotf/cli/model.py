@@ -38,10 +38,13 @@ def register(sub) -> None:
     p.add_argument("--proposals", type=int, default=None,
                    help="two-stage models: first-stage proposals per image (default: the template's 300)")
     p.add_argument("--fine-tune", default=None, metavar="CHECKPOINT",
-                   help="start from a local checkpoint prefix: DIR/ckpt-N (TF2 models) or DIR/model.ckpt-N (faster_rcnn)")
+                   help="start from pretrained weights: 'coco' = the OD API model zoo's COCO checkpoint that fits "
+                        "MODEL (downloaded once into $KARYOTF_CACHE, see `karyotf zoo list`; learning rate 0.0002 "
+                        "unless --learning-rate), or a local checkpoint prefix: DIR/ckpt-N (TF2 models) or "
+                        "DIR/model.ckpt-N (faster_rcnn)")
     p.add_argument("--fine-tune-type", choices=FINE_TUNE_TYPES, default=None,
-                   help="what to restore from --fine-tune (default: detection if a pipeline.config sits beside it, "
-                        "else classification)")
+                   help="what to restore from --fine-tune (default: coco: the zoo registry's; a local checkpoint: "
+                        "detection if a pipeline.config sits beside it, else classification)")
     p.set_defaults(func=_config)
 
     t = sub.add_parser(
