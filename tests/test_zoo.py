@@ -320,3 +320,241 @@ def test_config_fine_tune_coco_fills_prefix_type_and_thesis_rate(server, cache, 
     assert explicit.info["learning_rate"] == pytest.approx(0.01)
     assert explicit.info["fine_tune_type"] == "classification"
     assert len(server.gets(zoo.ZOO["ssd"])) == 1  # the second ssd config used the cache
+
+
+# ------------------------------------------------------------------------------------------- multi-worker guards
+
+def _tf_config(ports, index: int) -> str:
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
+def test_multi_worker_guards_and_device_text(tmp_path, monkeypatch):
+    from karyotf.errors import TrainError
+    from karyotf.train import cluster_workers, device_text, train
+
+    from test_pipelines import _records
+
+    one_shard = _records(tmp_path / "records")
+    pipelines.configure("ssd", one_shard, tmp_path / "ssd", steps=3)
+    pipelines.configure("faster_rcnn", one_shard, tmp_path / "frcnn", steps=3)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert cluster_workers() is None
+    with pytest.raises(TrainError, match="needs TF_CONFIG"):
+        train(tmp_path / "ssd", strategy="multi_worker")
+    monkeypatch.setenv("TF_CONFIG", _tf_config([1111, 2222], 1))
+    assert cluster_workers() == (1, 2, "worker")
+    with pytest.raises(TrainError, match=r"1 training record file\(s\) for 2 workers.*--shards 2"):
+        train(tmp_path / "ssd", strategy="multi_worker")
+    with pytest.raises(TrainError, match="not available for faster_rcnn"):
+        train(tmp_path / "frcnn", strategy="multi_worker")
+    text = device_text("multi_worker")
+    assert ("CPU" in text or "GPU" in text) and "worker 2 of 2" in text and "chief" not in text
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:1"]},
+                                                "task": {"type": "chief", "index": 0}}))
+    assert cluster_workers() == (0, 2, "chief") and "chief" in device_text("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(TrainError, match="TF_CONFIG is not a valid"):
+        cluster_workers()
+
+
+# ---------------------------------------------------------------------- trained zoo-like archives (slow, real TF)
+
+TINY = dict(batch=1, image_size=128, augment=[])
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory, sample_dir) -> Path:
+    """4 sample cells, all in train, in 2 shards (a multi-worker run gives each worker its own shard)."""
+    from karyotf.records import build_records, split_files
+
+    from conftest import copy_cells
+
+    root = tmp_path_factory.mktemp("zoo")
+    src = copy_cells(sample_dir, root / "cells")
+    out = root / "records"
+    build_records(src, out, fractions=(1.0, 0.0, 0.0), shards=2, progress=False)
+    assert len(split_files(out, "train")) == 2
+    return out
+
+
+def _as_zoo_faster_rcnn(cfg) -> None:
+    """rfcn's template -> the TF2 zoo's kind of model: Faster R-CNN ResNet101 with a Mask R-CNN box predictor."""
+    from google.protobuf import text_format
+
+    f = cfg.model.faster_rcnn
+    f.second_stage_box_predictor.Clear()
+    text_format.Merge("mask_rcnn_box_predictor { fc_hyperparams { op: FC regularizer { l2_regularizer { weight: 0.0 "
+                      "} } initializer { variance_scaling_initializer { factor: 1.0 uniform: true mode: FAN_AVG } } }"
+                      " share_box_across_classes: true }", f.second_stage_box_predictor)
+    f.initial_crop_size, f.maxpool_kernel_size, f.maxpool_stride = 14, 2, 2
+
+
+def zoo_like_archive(model: str, records: Path, work: Path) -> bytes:
+    """Train a tiny zoo-like model (COCO's 90 classes) for one step and pack its checkpoint as the zoo does."""
+    from karyotf.train import train
+
+    two_stage = model != "ssd"
+    cfg = pipelines.fill(model, records, steps=1, learning_rate=0.01, proposals=8 if two_stage else None, **TINY)
+    getattr(cfg.model, pipelines.meta_arch(cfg)).num_classes = 90
+    if model == "rfcn":
+        _as_zoo_faster_rcnn(cfg)
+    work.mkdir(parents=True)
+    pipelines.write_config(cfg, work / "pipeline.config")
+    result = train(work, 1, progress=False)
+    return pack(zoo.ZOO[model], Path(result.checkpoint), work / "pipeline.config")
+
+
+def _variables(prefix, must: str, kernels_only: bool = True) -> dict:
+    """name -> value of the model variables under ``prefix`` whose name contains ``must`` (no optimizer slots)."""
+    import tensorflow as tf
+
+    out = {}
+    for name, _ in tf.train.list_variables(str(prefix)):
+        if must not in name or "OPTIMIZER_SLOT" in name or "Momentum" in name:
+            continue
+        if kernels_only and not (name.endswith("kernel/.ATTRIBUTES/VARIABLE_VALUE") or name.endswith("weights")):
+            continue
+        out[name] = tf.train.load_variable(str(prefix), name)
+    return out
+
+
+def assert_restored(archive_prefix, trained_prefix, backbone: list[str], fresh: list[str]) -> dict:
+    """Every kernel of the ``backbone`` parts equals the archive's (one tiny-rate step apart); no kernel of the
+    ``fresh`` parts does (re-initialised even where the shape would allow a restore).  Returns counts."""
+    import numpy as np
+
+    counts = {}
+    for part in backbone:
+        mine, theirs = _variables(trained_prefix, part), _variables(archive_prefix, part)
+        assert mine and set(mine) <= set(theirs), part
+        for name, value in mine.items():
+            assert value.shape == theirs[name].shape and np.allclose(value, theirs[name], atol=1e-4), name
+        counts[part] = len(mine)
+    for part in fresh:
+        mine, theirs = _variables(trained_prefix, part), _variables(archive_prefix, part)
+        assert mine, part
+        same_shape = [n for n in mine if n in theirs and theirs[n].shape == mine[n].shape]
+        for name in mine:
+            assert name not in theirs or theirs[name].shape != mine[name].shape or \
+                not np.allclose(mine[name], theirs[name], atol=1e-3), f"{name} was restored"
+        counts[part] = (len(mine), len(same_shape))
+    return counts
+
+
+@pytest.mark.slow
+def test_ssd_fine_tune_coco_restores_the_feature_extractor_not_the_heads(records, server, cache, tmp_path, capsys):
+    from karyotf.cli import main
+    from karyotf.train import latest_checkpoint
+
+    z = zoo.ZOO["ssd"]
+    server.serve(z, zoo_like_archive("ssd", records, tmp_path / "zoo-ssd"))
+    out = tmp_path / "runs" / "ssd"
+    assert main(["config", "ssd", "--records", str(records), "--out", str(out), "--fine-tune", "coco",
+                 "--steps", "1", "--batch", "1", "--image-size", "128", "--augment", "none",
+                 "--learning-rate", "1e-7"]) == 0
+    assert "fine-tune" in capsys.readouterr().out
+    tc = pipelines.read_config(out / "pipeline.config").train_config
+    archive_prefix = cache / "zoo" / z.name / "checkpoint" / "ckpt-0"
+    assert (tc.fine_tune_checkpoint, tc.fine_tune_checkpoint_type) == (str(archive_prefix), "detection")
+    assert main(["train", "ssd", "--model-dir", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "device: CPU" in printed or "device: 1 GPU" in printed
+    assert latest_checkpoint(out) == (str(out / "ckpt-1"), 1)
+    counts = assert_restored(archive_prefix, out / "ckpt-1", backbone=["/_feature_extractor/"],
+                             fresh=["class_predictions_with_background", "box_encodings"])
+    assert counts["/_feature_extractor/"] > 50
+    assert counts["box_encodings"][1] > 0  # same shape as the archive's, yet not restored
+    # a second config uses the cache: still one request
+    pipelines.configure("ssd", records, tmp_path / "runs" / "ssd2", fine_tune="coco", **TINY)
+    assert len(server.gets(z)) == 1
+
+
+@pytest.mark.slow
+def test_rfcn_fine_tune_coco_restores_resnet101_from_a_faster_rcnn_checkpoint(records, server, cache, tmp_path):
+    from karyotf.train import train
+
+    z = zoo.ZOO["rfcn"]
+    server.serve(z, zoo_like_archive("rfcn", records, tmp_path / "zoo-rfcn"))
+    out = tmp_path / "runs" / "rfcn"
+    pipelines.configure("rfcn", records, out, fine_tune="coco", steps=1, learning_rate=1e-7, proposals=8, **TINY)
+    result = train(out, progress=False)
+    assert result.final_step == 1
+    counts = assert_restored(cache / "zoo" / z.name / "checkpoint" / "ckpt-0", result.checkpoint,
+                             backbone=["_feature_extractor_for_proposal_features",
+                                       "_feature_extractor_for_box_classifier_features"],
+                             fresh=["_first_stage_box_predictor"])
+    assert counts["_feature_extractor_for_proposal_features"] > 50
+    assert counts["_first_stage_box_predictor"][1] > 0
+
+
+@pytest.mark.slow
+def test_faster_rcnn_fine_tune_coco_restores_inception_v2_on_the_tf1_path(records, server, cache, tmp_path):
+    from karyotf.train import train
+
+    z = zoo.ZOO["faster_rcnn"]
+    server.serve(z, zoo_like_archive("faster_rcnn", records, tmp_path / "zoo-frcnn"))
+    out = tmp_path / "runs" / "faster_rcnn"
+    res = pipelines.configure("faster_rcnn", records, out, fine_tune="coco", steps=1, learning_rate=1e-7,
+                              proposals=8, **TINY)
+    assert res.info["fine_tune"] == str(cache / "zoo" / z.name / "model.ckpt")
+    result = train(out, progress=False)
+    assert result.checkpoint == str(out / "model.ckpt-1")
+    counts = assert_restored(cache / "zoo" / z.name / "model.ckpt", result.checkpoint,
+                             backbone=["FirstStageFeatureExtractor/", "SecondStageFeatureExtractor/"],
+                             fresh=["FirstStageBoxPredictor/", "SecondStageBoxPredictor/"])
+    assert counts["FirstStageFeatureExtractor/"] > 20
+    assert counts["FirstStageBoxPredictor/"][1] > 0
+
+
+# ------------------------------------------------------------------------------------ two workers, one checkpoint
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.slow
+def test_two_local_workers_train_ssd_together_into_one_checkpoint(records, tmp_path):
+    """`karyotf train ssd --strategy multi_worker` in two processes (TF_CONFIG, two 127.0.0.1 ports): they train
+    3 steps in lockstep (the same global loss), the chief writes ckpt-3, the other worker leaves nothing."""
+    import tensorflow as tf
+
+    from karyotf.train import latest_checkpoint
+
+    model_dir = tmp_path / "mw"
+    pipelines.configure("ssd", records, model_dir, steps=3, batch=2, image_size=128, augment=[])
+    ports = _free_ports(2)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    procs, logs = [], [tmp_path / f"worker{i}.log" for i in range(2)]
+    deadline = time.monotonic() + 300
+    try:
+        for i in range(2):
+            with open(logs[i], "w") as log:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "karyotf", "train", "ssd", "--model-dir", str(model_dir), "--steps", "3",
+                     "--strategy", "multi_worker", "--no-progress"],
+                    stdout=log, stderr=subprocess.STDOUT, env=dict(env, TF_CONFIG=_tf_config(ports, i))))
+        for p in procs:
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    texts = [log.read_text() for log in logs]
+    assert [p.returncode for p in procs] == [0, 0], "\n\n".join(t[-3000:] for t in texts)
+    assert "worker 1 of 2 (chief" in texts[0] and "worker 2 of 2" in texts[1]
+    lines = [next(ln for ln in t.splitlines() if "trained steps 0->3 of 3" in ln) for t in texts]
+    losses = [ln.split("total loss ")[1].split(";")[0] for ln in lines]
+    assert losses[0] == losses[1], lines  # one global loss: the two trained one model together
+    assert latest_checkpoint(model_dir) == (str(model_dir / "ckpt-3"), 3)
+    assert sorted(p.name for p in model_dir.glob("ckpt-*")) == ["ckpt-3.data-00000-of-00001", "ckpt-3.index"]
+    assert not list(model_dir.rglob("temp_worker_*"))  # the non-chief's temporary folders are gone
+    assert tf.train.load_variable(str(model_dir / "ckpt-3"), "step/.ATTRIBUTES/VARIABLE_VALUE") == 3

@@ -84,13 +84,14 @@ def _train(args) -> int:
     from ..errors import TrainError
     from ..paths import DEFAULT_RUNS
     from ..pipelines import read_info
-    from ..train import train
+    from ..train import device_text, train
 
     model_dir = args.model_dir if args.model_dir is not None else DEFAULT_RUNS / args.model
     info = read_info(model_dir)
     if info.get("model") and info["model"] != args.model:
         raise TrainError(f"{model_dir} holds a {info['model']} model, not {args.model} "
                          f"(fix: `karyotf train {info['model']} --model-dir {model_dir}`)")
+    print(f"device: {device_text(args.strategy)}", flush=True)
     result = train(model_dir, args.steps, strategy=args.strategy, tpu=args.tpu,
                    checkpoint_every=args.checkpoint_every, keep=args.keep, summary_every=args.summary_every,
                    progress=not args.no_progress, verbose=getattr(args, "verbose", False))
