@@ -391,9 +391,13 @@ def _as_zoo_faster_rcnn(cfg) -> None:
 
 
 def zoo_like_archive(model: str, records: Path, work: Path) -> bytes:
-    """Train a tiny zoo-like model (COCO's 90 classes) for one step and pack its checkpoint as the zoo does."""
-    from karyotf.train import train
+    """A tiny zoo-like model (COCO's 90 classes; for rfcn a Faster R-CNN ResNet101, as the TF2 zoo has no R-FCN),
+    its checkpoint packed as the zoo packs it.
 
+    TF2: built for inference and run once on a blank image, then saved as ``tf.train.Checkpoint(model=...)``
+    ``ckpt-0``: what the zoo's ``checkpoint/ckpt-0`` is (``exporter_lib_v2`` writes the model's variables only).
+    TF1: trained one step by the estimator (``model.ckpt-1``), packed as ``model.ckpt``.
+    """
     two_stage = model != "ssd"
     cfg = pipelines.fill(model, records, steps=1, learning_rate=0.01, proposals=8 if two_stage else None, **TINY)
     getattr(cfg.model, pipelines.meta_arch(cfg)).num_classes = 90
@@ -401,8 +405,20 @@ def zoo_like_archive(model: str, records: Path, work: Path) -> bytes:
         _as_zoo_faster_rcnn(cfg)
     work.mkdir(parents=True)
     pipelines.write_config(cfg, work / "pipeline.config")
-    result = train(work, 1, progress=False)
-    return pack(zoo.ZOO[model], Path(result.checkpoint), work / "pipeline.config")
+    if pipelines.MODELS[model].tf == "tf1":
+        from karyotf.train import train
+
+        prefix = train(work, 1, progress=False).checkpoint
+    else:
+        import tensorflow as tf
+        from object_detection.builders import model_builder
+
+        detection_model = model_builder.build(cfg.model, is_training=False)
+        image, shapes = detection_model.preprocess(tf.zeros([1, 128, 128, 3]))
+        detection_model.postprocess(detection_model.predict(image, shapes), shapes)
+        prefix = tf.train.CheckpointManager(tf.train.Checkpoint(model=detection_model), str(work / "export"),
+                                            max_to_keep=1).save(checkpoint_number=0)
+    return pack(zoo.ZOO[model], Path(prefix), work / "pipeline.config")
 
 
 def _variables(prefix, must: str, kernels_only: bool = True) -> dict:
