@@ -446,6 +446,11 @@ def _check_multi_worker(cfg, tf_mode: str, cfg_path: Path) -> None:
             "[\"host1:2222\", \"host2:2222\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' "
             "(index 1 on the second machine; see the README's multi-machine recipe)")
     workers = cluster[1]
+    batch = cfg.train_config.batch_size
+    if batch % workers:
+        raise TrainError(f"{cfg_path}: batch {batch} does not split evenly across {workers} workers (tf.distribute "
+                         f"gives each worker batch / workers) (fix: `karyotf config ... --batch "
+                         f"{max(workers, batch - batch % workers)}`)")
     shards = sum(len(glob.glob(p)) for p in cfg.train_input_reader.tf_record_input_reader.input_path)
     if shards < workers:
         # the OD API gives each worker its own subset of the record files; a worker with none never gets a batch

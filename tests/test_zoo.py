@@ -344,6 +344,10 @@ def test_multi_worker_guards_and_device_text(tmp_path, monkeypatch):
         train(tmp_path / "ssd", strategy="multi_worker")
     monkeypatch.setenv("TF_CONFIG", _tf_config([1111, 2222], 1))
     assert cluster_workers() == (1, 2, "worker")
+    with pytest.raises(TrainError, match=r"batch 12 does not split evenly across 5 workers.*--batch 10"):
+        monkeypatch.setenv("TF_CONFIG", _tf_config([1, 2, 3, 4, 5], 0))
+        train(tmp_path / "ssd", strategy="multi_worker")
+    monkeypatch.setenv("TF_CONFIG", _tf_config([1111, 2222], 1))
     with pytest.raises(TrainError, match=r"1 training record file\(s\) for 2 workers.*--shards 2"):
         train(tmp_path / "ssd", strategy="multi_worker")
     with pytest.raises(TrainError, match="not available for faster_rcnn"):
