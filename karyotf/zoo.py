@@ -354,7 +354,11 @@ def pull(model: str, *, cache: str | Path | None = None, base: str | None = None
     """``model``'s zoo checkpoint, verified and unpacked in the cache; downloaded only when not cached intact."""
     z = entry(model)
     root = zoo_dir(cache)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZooError(f"cannot create the model zoo cache {root} ({exc.strerror}) (fix: set {CACHE_ENV} to a "
+                       "writable folder)") from None
     archive = root / z.archive
     folder = root / z.name
     url = z.url(base)

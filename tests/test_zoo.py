@@ -171,6 +171,10 @@ def test_cache_dir_default_and_env(monkeypatch, tmp_path):
     assert zoo.cache_dir() == Path.home() / ".cache" / "karyotf"
     monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "c"))
     assert zoo.cache_dir() == tmp_path / "c" and zoo.zoo_dir() == tmp_path / "c" / "zoo"
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "file"))  # not a folder: a clear error, not a traceback
+    with pytest.raises(ZooError, match=f"cannot create the model zoo cache.*{zoo.CACHE_ENV}"):
+        zoo.pull("ssd", progress=False)
 
 
 def test_pull_downloads_verifies_caches_and_refetches_a_corrupted_archive(server, cache, tmp_path):
