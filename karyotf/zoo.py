@@ -30,7 +30,6 @@ import http.client
 import logging
 import os
 import shutil
-import socket
 import tarfile
 import tempfile
 import time
@@ -221,11 +220,6 @@ class _Dropped(Exception):
     """The connection broke after some bytes arrived: resumable."""
 
 
-def _offline_reason(exc: BaseException) -> bool:
-    reason = getattr(exc, "reason", exc)
-    return isinstance(reason, (ConnectionError, socket.gaierror, socket.timeout, TimeoutError, OSError))
-
-
 def _fetch_once(url: str, part: Path, progress: bool, desc: str, timeout: float) -> None:
     """One request for the rest of ``part``; returns when the file is complete, raises _Dropped / _Offline."""
     offset = part.stat().st_size if part.exists() else 0
@@ -243,10 +237,10 @@ def _fetch_once(url: str, part: Path, progress: bool, desc: str, timeout: float)
             raise _Dropped(f"{part.name} did not fit the file on the server; starting over") from None
         raise ZooError(f"the model zoo answered HTTP {exc.code} ({exc.reason}) for {url} "
                        f"(fix: check {URL_ENV}={base_url()!r}, or download it by hand into {part.parent})") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        if _offline_reason(exc):
-            raise _Offline(str(getattr(exc, "reason", exc))) from None
-        raise
+    except (urllib.error.URLError, OSError) as exc:  # refused, unreachable, name not resolved, timed out
+        raise _Offline(str(getattr(exc, "reason", exc))) from None
+    except http.client.HTTPException as exc:  # something answered, but not HTTP
+        raise ZooError(f"{url}: not an HTTP answer ({type(exc).__name__}: {exc}) (fix: check {URL_ENV})") from None
     with response:
         status = response.status
         length = response.headers.get("Content-Length")
