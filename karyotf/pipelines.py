@@ -3,7 +3,8 @@
 A template in the repo's top-level ``pipelines/`` is itself a valid OD API ``TrainEvalPipelineConfig`` (text
 proto).  :func:`configure` parses it with the OD API's ``pipeline_pb2``, sets the fields karyotf owns (number of
 classes from the records' label map, record and label map paths, steps, batch, image size, learning rate,
-augmentation, fine-tune checkpoint), checks the result, and writes ``pipeline.config`` and ``karyotf.json``
+augmentation, fine-tune checkpoint: a local ``ckpt-N`` prefix, or ``coco`` for the model zoo checkpoint that
+:mod:`karyotf.zoo` registers for the model), checks the result, and writes ``pipeline.config`` and ``karyotf.json``
 into the model dir.  It refuses combinations the OD API would only fail on later, or silently get wrong:
 checkpoints of another shape already in the model dir, a fine-tune checkpoint that is not ``.../ckpt-N``,
 a label map whose ids do not start at 1, a TF1 extractor in a TF2 template, and so on.

@@ -59,7 +59,8 @@ def register(sub) -> None:
                    help="train until this global step (a total, not an increment; default: the config's num_steps)")
     t.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
-                        "(several machines, roles from TF_CONFIG), tpu (TF2 models; --tpu names it)")
+                        "(several machines, roles from TF_CONFIG; TF2 models: ssd, rfcn; see the README), tpu "
+                        "(TF2 models; --tpu names it)")
     t.add_argument("--tpu", default=None, help="TPU name or grpc:// address for --strategy tpu")
     t.add_argument("--checkpoint-every", type=int, default=500, help="save a checkpoint every N steps")
     t.add_argument("--keep", type=int, default=7, help="checkpoints to keep")
