@@ -189,17 +189,16 @@ def check_layout(folder: Path, z: ZooModel, archive: str | Path | None = None) -
 
 
 @contextlib.contextmanager
-def _lock(path: Path):
-    """An exclusive lock on ``path`` (two processes pulling one archive wait for each other)."""
+def _lock(folder: Path):
+    """An exclusive lock on the cache folder itself (no lock file): two processes pulling wait for each other."""
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _remove(path: Path) -> None:
@@ -358,7 +357,7 @@ def pull(model: str, *, cache: str | Path | None = None, base: str | None = None
     url = z.url(base)
     offline = (f"no network: download {z.archive} from the OD API model zoo into {root}, or pass "
                f"--fine-tune {z.fine_tune_hint} (the archive is at {url})")
-    with _lock(root / f".{z.archive}.lock"):
+    with _lock(root):
         downloaded = False
         digest = None
         if archive.is_file():
