@@ -293,8 +293,9 @@ def download(url: str, dest: Path, *, progress: bool = True, attempts: int = ATT
             raise ZooError((offline_message or f"no network: cannot reach {url}") + f" ({exc})") from None
         except _Dropped as exc:
             last = str(exc)
-            log.warning("%s: %s; resuming (attempt %d of %d)", dest.name, exc, attempt + 1, attempts)
-            time.sleep(min(0.5 * attempt, 3.0) if attempt < attempts else 0)
+            if attempt < attempts:
+                log.warning("%s: %s; resuming (attempt %d of %d)", dest.name, exc, attempt + 1, attempts)
+                time.sleep(min(0.5 * attempt, 3.0))
     have = part.stat().st_size if part.exists() else 0
     raise ZooError(f"{url}: download interrupted ({last}); {have} bytes kept in {part} "
                    "(fix: run the same command again: it resumes from there)")
@@ -358,14 +359,13 @@ def pull(model: str, *, cache: str | Path | None = None, base: str | None = None
     offline = (f"no network: download {z.archive} from the OD API model zoo into {root}, or pass "
                f"--fine-tune {z.fine_tune_hint} (the archive is at {url})")
     with _lock(root):
-        downloaded = False
+        downloaded = by_hand = False
         digest = None
         if archive.is_file():
             digest = sha256_of(archive)
             recorded = _recorded_sha(archive)
-            if recorded is None:  # put there by hand (as the offline message suggests): trust it from now on
-                log.info("%s: no recorded sha256; recording %s", archive, digest)
-                _record_sha(archive, digest)
+            if recorded is None:  # put there by hand (as the offline message suggests): recorded once it unpacks
+                by_hand = True
             elif recorded != digest:
                 log.warning("%s: sha256 %s does not match the %s recorded when it was downloaded: the cached "
                             "archive is corrupted; fetching it again", archive, digest[:12], recorded[:12])
@@ -388,6 +388,9 @@ def pull(model: str, *, cache: str | Path | None = None, base: str | None = None
                     _remove(archive)
                     _remove(_sha_path(archive))
                 raise
+        if by_hand:  # a good archive put into the cache by hand: from now on checked like a downloaded one
+            log.info("%s: recording its sha256 %s", archive, digest)
+            _record_sha(archive, digest)
     return Pulled(model=model, checkpoint=folder / z.checkpoint, fine_tune_type=z.fine_tune_type, folder=folder,
                   archive=archive, sha256=digest, downloaded=downloaded)
 

@@ -204,6 +204,22 @@ def test_pull_downloads_verifies_caches_and_refetches_a_corrupted_archive(server
     assert archive.read_bytes() == data and third.sha256 == first.sha256
 
 
+def test_archive_put_into_the_cache_by_hand_is_used_and_then_checked(server, cache, tmp_path):
+    """What the offline message tells a user to do: the archive, downloaded elsewhere, copied into the cache."""
+    z = zoo.ZOO["faster_rcnn"]
+    root = cache / "zoo"
+    root.mkdir(parents=True)
+    (root / z.archive).write_bytes(b"not a tar.gz")  # a broken copy: a clear error, no sha256 recorded for it
+    with pytest.raises(ZooError, match="not a readable .tar.gz"):
+        zoo.pull("faster_rcnn", progress=False)
+    assert not (root / (z.archive + ".sha256")).exists()
+    data = synthetic_archive(z, tmp_path / "src")
+    (root / z.archive).write_bytes(data)
+    got = zoo.pull("faster_rcnn", progress=False)
+    assert not got.downloaded and server.gets(z) == [] and got.sha256 == zoo.sha256_of(root / z.archive)
+    assert (root / (z.archive + ".sha256")).read_text().split()[0] == got.sha256
+
+
 def test_unpacked_folder_damaged_is_rebuilt_from_the_cached_archive(server, cache, tmp_path):
     z = zoo.ZOO["rfcn"]
     server.serve(z, synthetic_archive(z, tmp_path / "src"))
