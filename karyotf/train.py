@@ -284,6 +284,14 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str |
             per_replica = dist.run(train_step_fn, args=(features, labels))
             return model_lib_v2.reduce_dict(dist, per_replica, tf.distribute.ReduceOp.SUM)
 
+        def should_stop() -> bool:
+            if strategy != "multi_worker":
+                return bool(stop)
+            # Workers must stop at the same step: one stopping alone would leave the others waiting in the next
+            # all-reduce.  So the local flags (SIGINT/SIGTERM on any worker) are summed across workers.
+            flag = tf.constant(1 if stop else 0, dtype=tf.int32)
+            return int(dist.reduce(tf.distribute.ReduceOp.SUM, dist.run(lambda: tf.identity(flag)), axis=None)) > 0
+
         iterator = iter(train_input)
         start = int(global_step.numpy())
         bar = tqdm(total=steps, initial=min(start, steps), unit="step", desc=f"train {model or ''}".strip(),
@@ -291,7 +299,7 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str |
         saved_step = start
         try:
             with tf.summary.record_if(lambda: tf.equal(global_step % summary_every, 0)):
-                while int(global_step.numpy()) < steps and not stop:
+                while int(global_step.numpy()) < steps and not should_stop():
                     t0 = time.perf_counter()
                     try:
                         loss_dict = dist_train_step(iterator)
@@ -325,7 +333,7 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str |
         step = int(global_step.numpy())
         if step != saved_step or latest is None:
             manager.save(checkpoint_number=step)
-        interrupted = bool(stop)
+        interrupted = step < steps  # stopped by a signal (here or, multi-worker, on another worker)
     model_lib_v2.clean_temporary_directories(dist, manager_dir)
     model_lib_v2.clean_temporary_directories(dist, summary_dir)
     if dist.extended.should_checkpoint:
