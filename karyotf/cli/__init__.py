@@ -1,7 +1,7 @@
 """Command line: argument parsing only; each command calls one function of the Python API.
 
 Commands are grouped one module a pipeline part (``data``: records; ``augment``; ``roboflow``; ``model``: config,
-train; ``zoo``: zoo list, pull; ``export``: export, detect; ``evaluate``: eval; ``karyo``: karyogram, karyograms-dataset; ``demo``).  Each module has
+train; ``export``: export, detect; ``evaluate``: eval; ``karyo``: karyogram, karyograms-dataset; ``demo``).  Each module has
 ``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler taking the parsed args.
 """
 from __future__ import annotations
