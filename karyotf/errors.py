@@ -64,4 +64,3 @@ class EvaluateError(KaryotfError):
 
 class DemoError(KaryotfError):
     """The demo could not run one of its steps."""
-
