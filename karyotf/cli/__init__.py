@@ -14,8 +14,8 @@ import sys
 
 from .. import __version__
 
-GROUPS = ("karyotf.cli.base", "karyotf.cli.data", "karyotf.cli.augment", "karyotf.cli.roboflow",
-          "karyotf.cli.model", "karyotf.cli.zoo", "karyotf.cli.export", "karyotf.cli.evaluate", "karyotf.cli.karyo",
+GROUPS = ("karyotf.cli.base", "karyotf.cli.data", "karyotf.cli.augment", "karyotf.cli.roboflow", "karyotf.cli.zoo",
+          "karyotf.cli.model", "karyotf.cli.export", "karyotf.cli.evaluate", "karyotf.cli.karyo",
           "karyotf.cli.demo")
 
 
