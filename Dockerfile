@@ -26,6 +26,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore \
     MPLBACKEND=Agg \
     MPLCONFIGDIR=/tmp/matplotlib \
+    KARYOTF_CACHE=/workspace/.cache/karyotf \
     TF_CPP_MIN_LOG_LEVEL=1
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]

@@ -42,6 +42,10 @@ class TrainError(KaryotfError):
     """Training could not start or resume."""
 
 
+class ZooError(KaryotfError):
+    """A model zoo archive could not be fetched, verified or unpacked: names the archive, the cache and the fix."""
+
+
 class ExportError(KaryotfError):
     """A model could not be exported."""
 

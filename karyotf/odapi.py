@@ -185,6 +185,26 @@ def mode() -> str:
     return _MODE or "tf2"
 
 
+class TF1HParams:
+    """What ``object_detection.model_lib`` reads from its ``hparams`` argument, without ``tf.contrib``.
+
+    Breaks: ``model_lib.create_estimator_and_inputs(hparams=None)`` builds a model_fn that reads
+    ``load_pretrained = hparams.load_pretrained if hparams else False`` (model_lib.py:532), so without hparams the
+    TF1 path silently ignores ``fine_tune_checkpoint`` and trains from scratch.  ``model_main.py`` passes
+    ``model_hparams.create_hparams()``, which needs ``tensorflow.contrib.training.HParams`` (gone in TF 2).
+    Fix: this stand-in with ``load_pretrained=True``; ``values()`` (merged into the configs by
+    ``config_util.merge_external_params_with_configs``) is empty and ``get`` answers ``export_to_tpu``.
+    """
+
+    load_pretrained = True
+
+    def values(self) -> dict:
+        return {}
+
+    def get(self, key, default=None):
+        return getattr(self, key, default)
+
+
 def import_tf1_exporter():
     """``object_detection.exporter`` with its tfprof profiling (contrib-only) replaced by a no-op."""
     from object_detection import exporter

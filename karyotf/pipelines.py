@@ -3,7 +3,8 @@
 A template in the repo's top-level ``pipelines/`` is itself a valid OD API ``TrainEvalPipelineConfig`` (text
 proto).  :func:`configure` parses it with the OD API's ``pipeline_pb2``, sets the fields karyotf owns (number of
 classes from the records' label map, record and label map paths, steps, batch, image size, learning rate,
-augmentation, fine-tune checkpoint), checks the result, and writes ``pipeline.config`` and ``karyotf.json``
+augmentation, fine-tune checkpoint: a local ``ckpt-N`` prefix, or ``coco`` for the model zoo checkpoint that
+:mod:`karyotf.zoo` registers for the model), checks the result, and writes ``pipeline.config`` and ``karyotf.json``
 into the model dir.  It refuses combinations the OD API would only fail on later, or silently get wrong:
 checkpoints of another shape already in the model dir, a fine-tune checkpoint that is not ``.../ckpt-N``,
 a label map whose ids do not start at 1, a TF1 extractor in a TF2 template, and so on.
@@ -60,6 +61,7 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 FINE_TUNE_TYPES = ("detection", "classification", "full")
+COCO = "coco"  # --fine-tune coco: the OD API model zoo checkpoint that fits the model (karyotf.zoo)
 PIPELINE_NAME = "pipeline.config"
 INFO_NAME = "karyotf.json"
 _TF2_CKPT_RE = re.compile(r"^ckpt-\d+$")
@@ -419,11 +421,18 @@ def fill(model: str, records_dir: str | Path, *, steps: int | None = None, batch
     tc.ClearField("fine_tune_checkpoint_type")
     tc.ClearField("from_detection_checkpoint")
     if fine_tune:
+        from_zoo = str(fine_tune) == COCO
+        if from_zoo:  # the model zoo archive registered for this model (karyotf.zoo): fetched, verified, cached
+            from . import zoo
+
+            pulled = zoo.pull(model)
+            fine_tune, fine_tune_type = pulled.checkpoint, fine_tune_type or pulled.fine_tune_type
         ckpt = check_fine_tune_checkpoint(fine_tune, s.tf, Path(model_dir) if model_dir else None)
         kind = fine_tune_type or _guess_fine_tune_type(ckpt)
         if kind not in FINE_TUNE_TYPES:
             raise PipelineConfigError(f"fine-tune type {kind!r}: choose one of {', '.join(FINE_TUNE_TYPES)}")
-        if kind in ("detection", "full") and (ckpt.parent / PIPELINE_NAME).is_file():
+        # a zoo archive's pairing is the registry's (its pipeline.config may predate today's protos: not parsed)
+        if not from_zoo and kind in ("detection", "full") and (ckpt.parent / PIPELINE_NAME).is_file():
             other = read_config(ckpt.parent / PIPELINE_NAME)
             mine, theirs = signature(cfg), signature(other)
             for key in ("meta_arch", "feature_extractor"):
@@ -498,6 +507,10 @@ def configure(model: str, records_dir: str | Path, out_dir: str | Path | None = 
         "fine_tune": cfg.train_config.fine_tune_checkpoint or None,
         "fine_tune_type": cfg.train_config.fine_tune_checkpoint_type or None,
     }
+    if str(fine_tune or "") == COCO:
+        from . import zoo
+
+        info["fine_tune_zoo"] = zoo.entry(model).archive
     if meta_arch(cfg) == "faster_rcnn":
         info["proposals"] = cfg.model.faster_rcnn.first_stage_max_proposals
     info_path = atomic_write_json(out_dir / INFO_NAME, info)

@@ -137,6 +137,63 @@ def _quiet(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def cluster_workers() -> tuple[int, int, str] | None:
+    """``(this task's index among the workers, number of workers, task type)`` from ``TF_CONFIG``, or None.
+
+    The chief (``"chief"`` task, else worker 0) writes checkpoints and summaries; the others write into temporary
+    folders that are removed at the end (``model_lib_v2.get_filepath``).
+    """
+    import json
+    import os
+
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        conf = json.loads(raw)
+        cluster, task = conf["cluster"], conf.get("task", {})
+        workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+        kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise TrainError(f"TF_CONFIG is not a valid cluster spec ({exc}): it must look like "
+                         '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
+                         '"index": 0}}') from None
+    position = index + (len(cluster.get("chief", [])) if kind == "worker" else 0)
+    return position, workers, kind
+
+
+def device_text(strategy: str = "default") -> str:
+    """What training runs on, for the user: GPU names (or the CPU), and the task's place in a multi-worker cluster.
+
+    Lists physical devices only (no TF context is created, so a MultiWorkerMirroredStrategy can still be built).
+    """
+    import os
+
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for gpu in gpus:
+            try:
+                detail = tf.config.experimental.get_device_details(gpu).get("device_name", "")
+            except Exception:  # noqa: BLE001 - details are a nicety
+                detail = ""
+            names.append(gpu.name.replace("/physical_device:", "") + (f" ({detail})" if detail else ""))
+        text = f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: " + ", ".join(names)
+        if strategy == "default" and len(gpus) > 1:
+            text += " (one is used; --strategy mirrored uses all)"
+    else:
+        text = f"CPU ({os.cpu_count()} cores; TensorFlow sees no GPU)"
+    if strategy == "multi_worker":
+        cluster = cluster_workers()
+        if cluster:
+            position, workers, kind = cluster
+            text += f"; {kind} task, worker {position + 1} of {workers}" + (" (chief: writes checkpoints)"
+                                                                          if position == 0 else "")
+    return text
+
+
 def _make_strategy(name: str, tpu: str | None = None):
     """tf.distribute strategies the OD API's TF2 loop supports (as model_main_tf2 builds them)."""
     import tensorflow as tf
@@ -227,6 +284,14 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str |
             per_replica = dist.run(train_step_fn, args=(features, labels))
             return model_lib_v2.reduce_dict(dist, per_replica, tf.distribute.ReduceOp.SUM)
 
+        def should_stop() -> bool:
+            if strategy != "multi_worker":
+                return bool(stop)
+            # Workers must stop at the same step: one stopping alone would leave the others waiting in the next
+            # all-reduce.  So the local flags (SIGINT/SIGTERM on any worker) are summed across workers.
+            flag = tf.constant(1 if stop else 0, dtype=tf.int32)
+            return int(dist.reduce(tf.distribute.ReduceOp.SUM, dist.run(lambda: tf.identity(flag)), axis=None)) > 0
+
         iterator = iter(train_input)
         start = int(global_step.numpy())
         bar = tqdm(total=steps, initial=min(start, steps), unit="step", desc=f"train {model or ''}".strip(),
@@ -234,7 +299,7 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str |
         saved_step = start
         try:
             with tf.summary.record_if(lambda: tf.equal(global_step % summary_every, 0)):
-                while int(global_step.numpy()) < steps and not stop:
+                while int(global_step.numpy()) < steps and not should_stop():
                     t0 = time.perf_counter()
                     try:
                         loss_dict = dist_train_step(iterator)
@@ -268,12 +333,16 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str |
         step = int(global_step.numpy())
         if step != saved_step or latest is None:
             manager.save(checkpoint_number=step)
-        interrupted = bool(stop)
+        interrupted = step < steps  # stopped by a signal (here or, multi-worker, on another worker)
     model_lib_v2.clean_temporary_directories(dist, manager_dir)
     model_lib_v2.clean_temporary_directories(dist, summary_dir)
-    found = latest_checkpoint(model_dir)
+    if dist.extended.should_checkpoint:
+        found = latest_checkpoint(model_dir)
+        checkpoint = found[0] if found else None
+    else:  # a non-chief worker saved into a temporary folder (now removed); the chief writes this one
+        checkpoint = str(Path(model_dir) / f"ckpt-{step}")
     return TrainResult(model_dir=model_dir, model=model, tf="tf2", start_step=start, final_step=step,
-                       target_steps=steps, checkpoint=found[0] if found else None, interrupted=interrupted,
+                       target_steps=steps, checkpoint=checkpoint, interrupted=interrupted,
                        step_seconds=step_seconds, losses=losses, peak_rss_mb=_peak_rss_mb())
 
 
@@ -297,16 +366,15 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = "default", tpu: str |
     distribute = None
     if strategy == "mirrored":
         distribute = tf.distribute.MirroredStrategy()
-    elif strategy == "multi_worker":
-        distribute = tf.distribute.experimental.MultiWorkerMirroredStrategy()
     latest = latest_checkpoint(model_dir)
     start = latest[1] if latest else 0
     # Summaries go to model_dir/train (as on the TF2 path) through _Summaries below, not the estimator's own hook.
     run_config = tf.estimator.RunConfig(
         model_dir=str(model_dir), save_checkpoints_steps=checkpoint_every, keep_checkpoint_max=keep,
         save_summary_steps=None, log_step_count_steps=None, train_distribute=distribute)
-    made = model_lib.create_estimator_and_inputs(
-        run_config=run_config, pipeline_config_path=str(Path(model_dir) / "pipeline.config"), train_steps=steps)
+    made = model_lib.create_estimator_and_inputs(  # hparams: else fine_tune_checkpoint is ignored (odapi.TF1HParams)
+        run_config=run_config, hparams=odapi.TF1HParams(),
+        pipeline_config_path=str(Path(model_dir) / "pipeline.config"), train_steps=steps)
     estimator, train_input_fn = made["estimator"], made["train_input_fn"]
 
     state = {"seconds": [], "losses": {}, "stop": None, "step": start}
@@ -370,6 +438,36 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = "default", tpu: str |
                        step_seconds=state["seconds"], losses=state["losses"], peak_rss_mb=_peak_rss_mb())
 
 
+def _check_multi_worker(cfg, tf_mode: str, cfg_path: Path) -> None:
+    """What multi-worker training needs before any worker starts waiting for the others."""
+    import glob
+
+    if tf_mode == "tf1":
+        raise TrainError(
+            "--strategy multi_worker is not available for faster_rcnn: the TF1 path trains with the OD API's "
+            "estimator on one machine, which karyotf does not distribute across machines; train a TF2 model "
+            "(ssd, rfcn) on several machines")
+    cluster = cluster_workers()
+    if cluster is None:
+        raise TrainError(
+            "--strategy multi_worker needs TF_CONFIG on every worker, e.g. TF_CONFIG='{\"cluster\": {\"worker\": "
+            "[\"host1:2222\", \"host2:2222\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' "
+            "(index 1 on the second machine; see the README's multi-machine recipe)")
+    workers = cluster[1]
+    batch = cfg.train_config.batch_size
+    if batch % workers:
+        raise TrainError(f"{cfg_path}: batch {batch} does not split evenly across {workers} workers (tf.distribute "
+                         f"gives each worker batch / workers) (fix: `karyotf config ... --batch "
+                         f"{max(workers, batch - batch % workers)}`)")
+    shards = sum(len(glob.glob(p)) for p in cfg.train_input_reader.tf_record_input_reader.input_path)
+    if shards < workers:
+        # the OD API gives each worker its own subset of the record files; a worker with none never gets a batch
+        raise TrainError(
+            f"{cfg_path}: {shards} training record file(s) for {workers} workers: the OD API shards the input by "
+            f"file, one subset a worker (fix: `karyotf records SRC --out RECORDS --shards {workers}` or more, "
+            f"then `karyotf config` again)")
+
+
 def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "default", tpu: str | None = None,
           checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
           isolate: bool | None = None, verbose: bool = False, callback=None) -> TrainResult:
@@ -393,6 +491,8 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
         raise TrainError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     cfg = pipelines.read_config(cfg_path)
     tf_mode = pipelines.tf_mode(cfg)
+    if strategy == "multi_worker":
+        _check_multi_worker(cfg, tf_mode, cfg_path)
     if steps is None:
         steps = cfg.train_config.num_steps
         if not steps:

@@ -40,7 +40,10 @@ MODEL = "ssd"           # ssd | faster_rcnn | rfcn
 STEPS = 300             # training steps (the thesis trained for tens of thousands)
 IMAGE_SIZE = 320        # model input size, pixels
 BATCH = 8
-LEARNING_RATE = 0.02    # peak of the cosine schedule; the thesis's 0.0002 is for fine-tuning pretrained weights
+FINE_TUNE = "coco"      # "coco": start from the OD API model zoo's COCO checkpoint for MODEL (downloaded once);
+                        # "" = from scratch (no network needed); or a checkpoint prefix such as ".../ckpt-5"
+LEARNING_RATE = 0       # peak of the cosine schedule; 0 = karyotf's default: 0.0002 (the thesis's) when fine-tuning,
+                        # 0.04 for ssd from scratch
 AUGMENT = "hflip,vflip,rot90"  # OD API augmentation during training ("" = none)
 SCORE_THRESHOLD = 0.3   # for precision / recall / F1 and the karyogram
 WORK = "karyotf_work"   # outputs: records/, runs/, exported/, eval/, karyogram/
@@ -182,14 +185,20 @@ TRAIN_MD = """\
 ## 3. Config and training
 
 `karyotf config` fills the model's pipeline.config template (classes, record paths, steps, batch, image size,
-augmentation) and validates it with the OD API; `karyotf train` trains for exactly `STEPS` steps (on the GPU when
-there is one), writes checkpoints and TensorBoard events, and resumes when run again.
+augmentation) and validates it with the OD API; with `FINE_TUNE = "coco"` it first fetches the OD API model zoo
+archive that fits `MODEL` (cached in `~/.cache/karyotf`, or `$KARYOTF_CACHE`) and restores its backbone, as the
+thesis did. `karyotf train` prints the device it runs on, trains for exactly `STEPS` steps, writes checkpoints and
+TensorBoard events, and resumes when run again.
 """
 
 TRAIN = """\
 MODEL_DIR = WORK / "runs" / MODEL
-karyotf("config", MODEL, "--records", RECORDS, "--out", MODEL_DIR, "--steps", STEPS, "--batch", BATCH,
-        "--image-size", IMAGE_SIZE, "--learning-rate", LEARNING_RATE, "--augment", AUGMENT or "none")
+options = ["--steps", STEPS, "--batch", BATCH, "--image-size", IMAGE_SIZE, "--augment", AUGMENT or "none"]
+if LEARNING_RATE:
+    options += ["--learning-rate", LEARNING_RATE]
+if FINE_TUNE:
+    options += ["--fine-tune", FINE_TUNE]
+karyotf("config", MODEL, "--records", RECORDS, "--out", MODEL_DIR, *options)
 print("training on the", "GPU" if HAS_GPU else "CPU (slow: switch the runtime to GPU for real runs)")
 karyotf("train", MODEL, "--model-dir", MODEL_DIR, "--steps", STEPS)
 """

@@ -43,6 +43,7 @@ def test_parameters_cell_comes_first_and_names_data_model_steps():
     exec(nb.cells[i].source, {}, names)  # plain assignments only
     assert {"DATA", "MODEL", "STEPS", "IMAGE_SIZE", "WORK", "USE_DRIVE", "ROBOFLOW_WORKSPACE"} <= set(names)
     assert names["MODEL"] == "ssd" and names["USE_DRIVE"] is False and names["ROBOFLOW_WORKSPACE"] == ""
+    assert names["FINE_TUNE"] == "coco" and names["LEARNING_RATE"] == 0  # the thesis's start and its 0.0002
 
 
 def test_every_code_cell_compiles():
@@ -59,6 +60,7 @@ MODEL = "ssd"
 STEPS = 2
 IMAGE_SIZE = 128
 BATCH = 2
+FINE_TUNE = ""
 LEARNING_RATE = 0.01
 AUGMENT = "hflip"
 SCORE_THRESHOLD = 0.0

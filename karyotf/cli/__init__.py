@@ -15,7 +15,7 @@ import sys
 
 from .. import __version__
 
-GROUPS = ("karyotf.cli.base", "karyotf.cli.data", "karyotf.cli.augment", "karyotf.cli.roboflow",
+GROUPS = ("karyotf.cli.base", "karyotf.cli.data", "karyotf.cli.augment", "karyotf.cli.roboflow", "karyotf.cli.zoo",
           "karyotf.cli.model", "karyotf.cli.export", "karyotf.cli.evaluate", "karyotf.cli.karyo",
           "karyotf.cli.classifier", "karyotf.cli.demo", "karyotf.cli.review")
 

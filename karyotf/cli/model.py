@@ -38,10 +38,13 @@ def register(sub) -> None:
     p.add_argument("--proposals", type=int, default=None,
                    help="two-stage models: first-stage proposals per image (default: the template's 300)")
     p.add_argument("--fine-tune", default=None, metavar="CHECKPOINT",
-                   help="start from a local checkpoint prefix: DIR/ckpt-N (TF2 models) or DIR/model.ckpt-N (faster_rcnn)")
+                   help="start from pretrained weights: 'coco' = the OD API model zoo's COCO checkpoint that fits "
+                        "MODEL (downloaded once into $KARYOTF_CACHE, see `karyotf zoo list`; learning rate 0.0002 "
+                        "unless --learning-rate), or a local checkpoint prefix: DIR/ckpt-N (TF2 models) or "
+                        "DIR/model.ckpt-N (faster_rcnn)")
     p.add_argument("--fine-tune-type", choices=FINE_TUNE_TYPES, default=None,
-                   help="what to restore from --fine-tune (default: detection if a pipeline.config sits beside it, "
-                        "else classification)")
+                   help="what to restore from --fine-tune (default: coco: the zoo registry's; a local checkpoint: "
+                        "detection if a pipeline.config sits beside it, else classification)")
     p.set_defaults(func=_config)
 
     t = sub.add_parser(
@@ -56,7 +59,8 @@ def register(sub) -> None:
                    help="train until this global step (a total, not an increment; default: the config's num_steps)")
     t.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
-                        "(several machines, roles from TF_CONFIG), tpu (TF2 models; --tpu names it)")
+                        "(several machines, roles from TF_CONFIG; TF2 models: ssd, rfcn; see the README), tpu "
+                        "(TF2 models; --tpu names it)")
     t.add_argument("--tpu", default=None, help="TPU name or grpc:// address for --strategy tpu")
     t.add_argument("--checkpoint-every", type=int, default=500, help="save a checkpoint every N steps")
     t.add_argument("--keep", type=int, default=7, help="checkpoints to keep")
@@ -81,13 +85,14 @@ def _train(args) -> int:
     from ..errors import TrainError
     from ..paths import DEFAULT_RUNS
     from ..pipelines import read_info
-    from ..train import train
+    from ..train import device_text, train
 
     model_dir = args.model_dir if args.model_dir is not None else DEFAULT_RUNS / args.model
     info = read_info(model_dir)
     if info.get("model") and info["model"] != args.model:
         raise TrainError(f"{model_dir} holds a {info['model']} model, not {args.model} "
                          f"(fix: `karyotf train {info['model']} --model-dir {model_dir}`)")
+    print(f"device: {device_text(args.strategy)}", flush=True)
     result = train(model_dir, args.steps, strategy=args.strategy, tpu=args.tpu,
                    checkpoint_every=args.checkpoint_every, keep=args.keep, summary_every=args.summary_every,
                    progress=not args.no_progress, verbose=getattr(args, "verbose", False))
