@@ -1,8 +1,8 @@
 """Command line: argument parsing only; each command calls one function of the Python API.
 
-Commands are grouped one module a pipeline part (``data``: records; ``augment``; ``roboflow``; ``model``: config,
-train; ``export``: export, detect; ``evaluate``: eval; ``karyo``: karyogram, karyograms-dataset; ``demo``;
-``review``).  Each module has ``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler
+Commands are grouped one module a pipeline part (``data``: records; ``augment``; ``roboflow``; ``zoo``: zoo list,
+pull; ``model``: config, train; ``export``: export, detect; ``evaluate``: eval; ``karyo``: karyogram,
+karyograms-dataset; ``classifier``: classifier train, eval, export; ``demo``; ``review``).  Each module has ``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler
 taking the parsed args.
 """
 from __future__ import annotations
