@@ -104,6 +104,7 @@ def test_classifier_eval_writes_metrics_and_confusion(tiny_run, tmp_path, capsys
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     s = m["summary"]
     assert 0 <= s["top1"] <= s["top3"] <= 1 and m["cells"] == len(m["cells_detail"]) > 0
+    assert not any("overlapping_boxes" in c["flags"] for c in m["cells_detail"])  # truth boxes: no fake overlap
     assert len(m["confusion"]["matrix"]) == 24 and sum(map(sum, m["confusion"]["matrix"])) == m["chromosomes"]
     assert (tmp_path / "e" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -101,6 +101,15 @@ class ClassifierReport:
                 f"{s['seconds_per_cell']:.3f} |\n")
 
 
+def _call(names):
+    """The count call of a cell's class names (from truth boxes: the boxes themselves play no part, so they are
+    laid side by side, never overlapping)."""
+    from ..annotations import Box
+    from ..karyogram.call import count_call
+
+    return count_call([Box(10.0 * i, 0.0, 10.0 * i + 8.0, 30.0, n) for i, n in enumerate(names)])
+
+
 def records_of(path: Path) -> str | None:
     for name in ("karyotf.json", "classifier.json"):
         p = path / name
@@ -115,7 +124,6 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
              out_dir: str | Path | None = None, progress: bool = True, plots: bool = True,
              limit: int | None = None) -> ClassifierReport:
     """Evaluate a classifier run or export from the truth boxes of one split (see the module doc)."""
-    from ..karyogram.call import count_call
     from .data import from_records
     from .export import Classifier
     from .joint import joint_labels
@@ -134,8 +142,6 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
     joint = np.zeros(len(cs), np.int32)
     results = []
     t0 = time.perf_counter()
-    from ..annotations import Box
-
     for i in range(cs.cells):
         sl = cs.cell(i)
         p = clf.probabilities_of(cs.crops[sl], cs.features[sl])
@@ -143,11 +149,8 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
         j = joint_labels(p)
         joint[sl] = [classes.NAMES.index(n) for n in j.labels]
         truth = [classes.NAMES[k] for k in cs.labels[sl]]
-        dummy = [Box(0, 0, 1, 1, n) for n in truth]
-        want = count_call(dummy)
-        got = count_call([Box(0, 0, 1, 1, n) for n in j.labels])
+        want, got, alone = (_call(names) for names in (truth, j.labels, j.top1))
         flags = got.flag_codes + [f.code for f in j.flags() if f.code in CELL_FLAGS]
-        alone = count_call([Box(0, 0, 1, 1, n) for n in j.top1])
         results.append(CellResult(cell_id=cs.cell_ids[i], truth_call=want.iscn, call=got.iscn,
                                   right=got.iscn is not None and got.iscn == want.iscn, normal=want.is_normal,
                                   flagged=bool(flags), flags=flags, all_right=truth == list(j.labels),
