@@ -6,6 +6,7 @@ Label ids run 1..24 (the OD API reserves 0 for the background): ``1``..``22`` ar
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ class UnknownClassError(ValueError):
     """A class name that is none of the 24 chromosomes nor one of their aliases."""
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical(name: str | int) -> str:
     """Return the canonical class name (``'1'``..``'22'``, ``'X'``, ``'Y'``) for a name or alias.
 

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from . import classes, images
-from .annotations import Annotation, Box, LoadSummary, load_dataset
-from .errors import RecordsError
+from .annotations import Annotation, Box, LoadSummary, check_image_of, load_dataset
+from .errors import AnnotationError, RecordsError
 from .io import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,9 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
             from .paths import SAMPLE_DIR
 
             src = SAMPLE_DIR
-        annotations, summary = load_dataset(src, strict=strict, progress=progress, exif_transpose=exif_transpose)
+        # the XML now; each image is decoded completely below, on all cores, while the records are written
+        annotations, summary = load_dataset(src, strict=strict, progress=progress, exif_transpose=exif_transpose,
+                                            check_images=False)
     else:
         summary = LoadSummary(used=len(annotations), boxes=sum(len(a.boxes) for a in annotations))
     if not annotations:
@@ -367,10 +369,21 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    # the stats chart draws in the background while the records are written
-    stats = _stats(annotations, assignment, summary, cases)
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-    chart = pool.submit(plot_stats, stats, out_dir / "class_distribution.png")
+    failed: set[str] = set()
+    # the chart draws in the background while the records are written (drawn again below if an image fails)
+    chart = pool.submit(plot_stats, _stats(annotations, assignment, summary, cases), out_dir / "class_distribution.png")
+
+    def prepare(ann: Annotation):
+        """(checked annotation, image bytes, format), or the AnnotationError of a damaged image; runs in the pool
+        (the decode is Pillow's, with the GIL released; the example is built in the writing thread)."""
+        try:
+            if ann.image_info is None:
+                ann = check_image_of(ann)  # the full decode: a damaged file is refused here, not in training
+            return (ann, *images.record_bytes(ann.image_path, ann.exif_transpose, info=ann.image_info))
+        except AnnotationError as exc:
+            return exc
+
     tmp_dir = Path(tempfile.mkdtemp(prefix=".records-tmp-", dir=out_dir))
     try:
         import tensorflow as tf
@@ -388,19 +401,32 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
             names = [shard_name(split, k, n_shards) for k in range(n_shards)]
             writers = [tf.io.TFRecordWriter(str(tmp_dir / name)) for name in names]
             try:
-                # examples are encoded (file read, sha256, PNG re-encoding where needed) on all cores, in order
-                encoded = pool.map(lambda a: encode_example(a).SerializeToString(), anns)
-                for k, (ann, example) in enumerate(zip(anns, encoded)):
+                # images decoded completely (and re-encoded as PNG where needed) on all cores, while this thread
+                # builds and writes the examples in order
+                for k, got in enumerate(pool.map(prepare, anns)):
+                    if bar:
+                        bar.update()
+                    if isinstance(got, AnnotationError):
+                        if strict:
+                            raise got
+                        log.warning("skipped: %s", got)
+                        summary.errors.append(got)
+                        summary.skipped, summary.used = summary.skipped + 1, summary.used - 1
+                        summary.boxes -= len(anns[k].boxes)
+                        failed.add(anns[k].image_id)
+                        continue
+                    ann, data, fmt = got
+                    example = encode_example(ann, data, fmt).SerializeToString()
+                    if ann.image_info.exif_orientation != 1 and not ann.exif_transpose:
+                        summary.exif_as_stored.append(ann.image_path.name)
                     shard = k * n_shards // len(anns)  # contiguous, near-equal shards
                     writers[shard].write(example)
                     shard_of[ann.image_id] = names[shard]
-                    if bar:
-                        bar.update()
             finally:
                 for w in writers:
                     w.close()
             result.files[split] = [out_dir / name for name in names]
-            result.counts[split] = len(anns)
+            result.counts[split] = sum(a.image_id not in failed for a in anns)
         if bar:
             bar.close()
         # every shard is complete: move them in, then drop shards of earlier runs that this run did not write
@@ -414,7 +440,11 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         pool.shutdown(wait=True, cancel_futures=True)
-    result.chart = chart.result()
+    if failed:
+        annotations = [a for a in annotations if a.image_id not in failed]
+        if not annotations:
+            raise RecordsError(f"{src}: no readable image (all {summary.skipped} skipped); fix the errors above")
+    summary.exif_as_stored.sort()
 
     result.label_map = classes.write_label_map(out_dir / "label_map.pbtxt")
     manifest = {
@@ -432,7 +462,9 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
         "left_out": left_out,
     }
     result.manifest = atomic_write_json(out_dir / "manifest.json", manifest)
+    stats = _stats(annotations, assignment, summary, cases)
     result.stats = atomic_write_json(out_dir / "stats.json", stats)
+    result.chart = chart.result() if not failed else plot_stats(stats, out_dir / "class_distribution.png")
     result.seconds = time.time() - t0
     return result
 
