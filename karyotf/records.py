@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import shutil
 import tempfile
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -366,9 +368,6 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
 
     result = RecordsResult(out_dir=out_dir, summary=summary, left_out=left_out)
     shard_of: dict[str, str] = {}
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
     failed: set[str] = set()
     # the chart draws in the background while the records are written (drawn again below if an image fails)
@@ -429,6 +428,8 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
             result.counts[split] = sum(a.image_id not in failed for a in anns)
         if bar:
             bar.close()
+        if len(failed) == len(order):  # before anything is moved in: the previous records stay as they were
+            raise RecordsError(f"{src}: no readable image (all {summary.skipped} skipped); fix the errors above")
         # every shard is complete: move them in, then drop shards of earlier runs that this run did not write
         new = {p.name for files in result.files.values() for p in files}
         for name in sorted(new):
@@ -440,10 +441,7 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         pool.shutdown(wait=True, cancel_futures=True)
-    if failed:
-        annotations = [a for a in annotations if a.image_id not in failed]
-        if not annotations:
-            raise RecordsError(f"{src}: no readable image (all {summary.skipped} skipped); fix the errors above")
+    annotations = [a for a in annotations if a.image_id not in failed]
     summary.exif_as_stored.sort()
 
     result.label_map = classes.write_label_map(out_dir / "label_map.pbtxt")

@@ -336,3 +336,14 @@ def test_exif_rotated_annotation_names_exif_and_exif_transpose_reads_it(few_cell
     (stored, back) = next((b, a) for b, a in records.read_examples(out, "train") if a.filename == jpg.name)
     assert np.abs(load(stored).astype(int) - load(jpg, exif_transpose=True).astype(int)).max() <= 1
     assert np.abs(load(stored).astype(int) - shown.astype(int)).mean() < 3  # the annotated view
+
+
+def test_all_images_damaged_leaves_the_previous_records(few_cells, tmp_path):
+    out = tmp_path / "r"
+    records.build_records(few_cells, out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if ".record-" in p.name}
+    for jpg in (few_cells / "images").glob("*.jpg"):
+        jpg.write_bytes(jpg.read_bytes()[:500])
+    with pytest.raises(RecordsError, match="no readable image"):
+        records.build_records(few_cells, out, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if ".record-" in p.name} == before
