@@ -136,8 +136,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                     suppressed: Sequence[tuple[Box, Box, float]] = (),
                     below_min_score: Sequence[Box] = (), keep_image: bool = True,
                     report_extra: dict | None = None, extra_flags: Sequence[Flag] = (),
-                    details: Sequence[dict] | None = None, image_file: str | Path | None = None,
-                    ) -> KaryogramResult:
+                    details: Sequence[dict] | None = None) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
     ``report.json`` into ``out_dir`` (atomically), and a copy of the image (``keep_image``; ``paths['image']``).
 
@@ -149,16 +148,13 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     ``report_extra``: keys added to ``report.json`` (the review app adds its ``review`` section).
     ``extra_flags``: flags from outside the count (a classifier's joint labelling); ``details``: one dict a box
     (the classifier's own top-1 and probabilities), written beside each detection in ``detections.json``.
-    ``image_file``: the file ``image`` (an array) was decoded from, named in the report and kept for review.
     ``detections.json`` also records what a later rebuild needs: ``image_file`` (the copy, relative to
     ``out_dir``), ``rows`` and ``params`` (longest, score and overlap thresholds, ideogram resolution).
     """
     t0 = time.perf_counter()
     arr, name = load_image(image)
-    if image_file is None and isinstance(image, (str, Path)):
-        image_file = image
-    if image_file is not None:
-        name = str(image_file)
+    if isinstance(image, (str, Path)):
+        name = str(image)
     source = dict(source or {})
     source.setdefault("image", name)
     subtitle = Path(str(source["image"])).name
@@ -202,7 +198,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
         dets.append(d)
     h, w = arr.shape[:2]
     if keep_image:
-        paths["image"] = _keep_image(image_file if image_file is not None else image, arr, name, out)
+        paths["image"] = _keep_image(image, arr, name, out)
     params = {"longest": longest, "low_score": low_score, "low_mean_score": low_mean_score,
               "overlap_iou": overlap_iou, "resolution": resolution}
     atomic_write_json(paths["detections"], {"image": source["image"], "width": w, "height": h, "source": source,
@@ -277,8 +273,9 @@ def from_detector(detector, image, out_dir: str | Path, min_score: float = MIN_S
            "image": str(image) if isinstance(image, (str, Path)) else "image"}
     if hasattr(detector, "classifier"):
         src["classifier"] = str(getattr(detector.classifier, "path", ""))
-    res = build_karyogram(arr, dets, out_dir, source=src, suppressed=removed, below_min_score=below, **extra,
-                          image_file=image if isinstance(image, (str, Path)) else None, **kw)
+    kept = image if isinstance(image, (str, Path)) else arr  # a path: the review folder keeps the file itself
+    res = build_karyogram(kept, dets, out_dir, source=src, suppressed=removed, below_min_score=below, **extra,
+                          **kw)
     res.timings["detect"] = detect_ms
     return res
 
