@@ -370,8 +370,6 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     shard_of: dict[str, str] = {}
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
     failed: set[str] = set()
-    # the chart draws in the background while the records are written (drawn again below if an image fails)
-    chart = pool.submit(plot_stats, _stats(annotations, assignment, summary, cases), out_dir / "class_distribution.png")
 
     def prepare(ann: Annotation):
         """(checked annotation, image bytes, format), or the AnnotationError of a damaged image; runs in the pool
@@ -462,7 +460,7 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     result.manifest = atomic_write_json(out_dir / "manifest.json", manifest)
     stats = _stats(annotations, assignment, summary, cases)
     result.stats = atomic_write_json(out_dir / "stats.json", stats)
-    result.chart = chart.result() if not failed else plot_stats(stats, out_dir / "class_distribution.png")
+    result.chart = plot_stats(stats, out_dir / "class_distribution.png")
     result.seconds = time.time() - t0
     return result
 
