@@ -7,7 +7,8 @@ own classes are ignored (a 24-class detector works; a one-class "chromosome" det
 
 For one cell (:meth:`Karyotyper.karyotype`): detections scoring at least ``min_score`` go through a
 class-agnostic NMS at ``nms_iou``; the kept boxes are classified together and labelled jointly; the removed and
-the low-scoring ones are named by the classifier's top-1 alone and listed, never silently dropped.
+the low-scoring ones are named by the classifier's top-1 (seen beside the kept boxes, measured against
+them) and listed, never silently dropped.
 """
 from __future__ import annotations
 
@@ -107,8 +108,13 @@ class Karyotyper:
         named = _renamed(kept, labels)
         others = [d for d, _, _ in removed] + below
         other_names = []
-        if others:  # named alone by the classifier's top-1: they are not part of the cell's count
-            other_names = [classes.NAMES[k] for k in np.argmax(self.classifier.probabilities(arr, others), axis=1)]
+        if others:  # named by the classifier's top-1 beside the kept boxes (measured against them); not counted
+            from .crops import cell_crops
+
+            both = list(kept) + others
+            cc = cell_crops(arr, both, self.classifier.size, reference=range(len(kept)))
+            probs = self.classifier.probabilities_of(cc.crops, cc.features)[len(kept):]
+            other_names = [classes.NAMES[k] for k in np.argmax(probs, axis=1)]
         back = dict(zip(map(id, others), _renamed(others, other_names)))
         by_kept = dict(zip(map(id, kept), named))
         suppressed = [(back[id(d)], by_kept[id(k)], v) for d, k, v in removed]
