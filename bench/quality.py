@@ -337,12 +337,13 @@ def markdown(rows: list[dict], meta: dict) -> str:
             e = r["end_to_end"]
             lines.append(
                 f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
-                f"{r['train_minutes']} ({r.get('train_cpu_minutes', '-')}) | `{Path(e['classifier']).name}` | "
+                f"{r['train_minutes']} ({_g(r.get('train_cpu_minutes'))}) | `{Path(e['classifier']).name}` | "
                 f"{_g(e.get('min_score'))}{' (val)' if e.get('min_score_tuning') else ''} | {_f(r['f1'])} | {_f(e['agnostic_precision'])} / {_f(e['agnostic_recall'])} / "
                 f"{_f(e['agnostic_f1'])} | {_f(e['count_error_mean'], 2)} | {_f(e['count_exact'], 2)} | "
                 f"{_f(e['call_right_normal'], 2)} / {_f(e['call_right_abnormal'], 2)} ({e['normal_cells']} / "
                 f"{e['abnormal_cells']} cells) | {_f(e['call_right'], 2)} | {_f(e['flagged_normal'], 2)} | "
                 f"{_f(e['abnormal_right_or_flagged'], 2)} |")
+        lines += [""] + [f"- {r['variant']} {r['model']} ({r.get('tag')}): {r['note']}" for r in e2e if r.get("note")]
     lines += [
         "", "Thesis (augmented karyograms, GPU, pretrained): YOLOv5 R 0.98 / P 0.83 / F1 0.89; R-FCN ResNet101 "
         "0.68 / 0.72 / 0.69; SSD MobileNet v2 0.60 / 0.69 / 0.64; Faster R-CNN Inception v2 0.66 / 0.59 / 0.62.",
