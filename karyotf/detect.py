@@ -1,7 +1,8 @@
 """Run an exported model on images: :class:`Detector` and ``karyotf detect``.
 
 ``Detector(export_dir)`` loads what :func:`karyotf.export.export` wrote, from a TF1 (slim) or a TF2 (Keras)
-model alike, in an ordinary TF2 process (no TF1 mode, no ``object_detection`` import):
+model alike, in an ordinary TF2 process (no TF1 mode; of the OD API only its label map reader, through
+:mod:`karyotf.rundir`):
 
 - ``use="saved_model"``: ``tf.saved_model.load`` and the ``serving_default`` signature (TF2 exports take
   ``input_tensor``, TF1 exports ``inputs``; the input key is read from the signature);
@@ -14,9 +15,7 @@ canonical class name (label ids mapped through the export's ``label_map.pbtxt``)
 """
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import classes
+from . import classes, rundir
 from .annotations import Box
 from .errors import DetectError
 
@@ -33,31 +32,17 @@ log = logging.getLogger(__name__)
 USES = ("auto", "saved_model", "frozen_graph")
 OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
-_ITEM_RE = re.compile(r"item\s*\{(.*?)\}", re.DOTALL)
-_ID_RE = re.compile(r"\bid\s*:\s*(-?\d+)")
-_NAME_RE = re.compile(r"\bname\s*:\s*(['\"])(.*?)\1")
-
-
-def read_label_map(path: str | Path) -> dict[int, str]:
-    """``label_map.pbtxt`` -> ``{id: canonical name}``; DetectError naming the file and item if it is not usable."""
+def read_class_names(path: str | Path) -> dict[int, str]:
+    """``label_map.pbtxt`` -> ``{id: canonical name}`` (:func:`karyotf.rundir.read_label_map`); DetectError naming
+    the file and item if it is not usable."""
     path = Path(path)
     if not path.is_file():
         raise DetectError(f"{path}: no label map (fix: re-export the model with `karyotf export`, "
                           "which copies label_map.pbtxt beside the model)")
-    text = re.sub(r"#[^\n]*", "", path.read_text())
-    result: dict[int, str] = {}
-    for n, m in enumerate(_ITEM_RE.finditer(text)):
-        body = m.group(1)
-        ident, name = _ID_RE.search(body), _NAME_RE.search(body)
-        if ident is None or name is None:
-            raise DetectError(f"{path}: item #{n} has no id or name (fix: each item needs `id: N` and `name: '...'`)")
-        try:
-            result[int(ident.group(1))] = classes.canonical(name.group(2))
-        except classes.UnknownClassError as exc:
-            raise DetectError(f"{path}: item #{n}: {exc}") from exc
-    if not result:
-        raise DetectError(f"{path}: no `item {{ id: N name: '...' }}` entries (fix: re-export the model)")
-    return result
+    try:
+        return rundir.read_label_map(path, canonical=True)
+    except rundir.LabelMapError as exc:
+        raise DetectError(f"{exc} (fix: re-export the model)") from exc
 
 
 def load_image(image: np.ndarray | str | Path) -> np.ndarray:
@@ -80,7 +65,7 @@ class Detector:
     """
 
     def __init__(self, export_dir: str | Path, use: str = "auto"):
-        from . import odapi  # noqa: F401  (quiet TF logs; the Detector itself needs no object_detection)
+        from . import odapi  # noqa: F401  (quiet TF logs; shims before the label map reader)
 
         if use not in USES:
             raise DetectError(f"use={use!r}: choose one of {', '.join(USES)}")
@@ -88,18 +73,15 @@ class Detector:
         if not self.export_dir.is_dir():
             raise DetectError(f"{self.export_dir}: no such export directory (fix: `karyotf export --model-dir runs/MODEL "
                               f"--out {self.export_dir}`)")
-        meta = self.export_dir / "karyotf.json"
-        self.info: dict = {}
-        if meta.is_file():
-            try:
-                self.info = json.loads(meta.read_text())
-            except ValueError as exc:
-                raise DetectError(f"{meta}: not valid JSON ({exc}) (fix: re-export the model)") from exc
+        try:
+            self.info: dict = rundir.read_info(self.export_dir)
+        except rundir.InfoError as exc:
+            raise DetectError(f"{exc} (fix: re-export the model)") from exc
         self.model_name: str = self.info.get("model") or self.export_dir.name
         self.tf: str | None = self.info.get("tf")
-        self.label_map = read_label_map(self.export_dir / "label_map.pbtxt")
-        saved = self.export_dir / "saved_model" / "saved_model.pb"
-        frozen = self.export_dir / "frozen_inference_graph.pb"
+        self.label_map = read_class_names(self.export_dir / rundir.LABEL_MAP)
+        saved = self.export_dir / rundir.SAVED_MODEL / "saved_model.pb"
+        frozen = self.export_dir / rundir.FROZEN_GRAPH
         if use == "auto":
             use = "saved_model" if saved.is_file() else "frozen_graph"
         self.kind = use

@@ -184,7 +184,7 @@ def test_detector_load_errors(tmp_path):
 
 
 def test_read_label_map(tmp_path):
-    from karyotf.detect import read_label_map
+    from karyotf.detect import read_class_names as read_label_map
 
     p = tmp_path / "lm.pbtxt"
     p.write_text("# comment\nitem {\n  name: \"chrX\"\n  id: 1\n}\nitem { id: 2 name: 'A1' display_name: 'x' }\n")

@@ -101,7 +101,7 @@ def test_train_export_detect(model, trained_dir, exported_dir, sample_dir):
     from google.protobuf import text_format
     from object_detection.protos import pipeline_pb2
 
-    from karyotf.detect import Detector, load_image, read_label_map
+    from karyotf.detect import Detector, load_image, read_class_names as read_label_map
 
     out = exported_dir(model)
     meta = json.loads((out / "karyotf.json").read_text())

@@ -37,17 +37,10 @@ def register(sub) -> None:
 
 
 def model_path(model: str, model_dir: Path | None) -> Path:
-    """Where ``karyotf eval MODEL [--model-dir DIR]`` looks for the model."""
-    from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
+    """Where ``karyotf eval MODEL [--model-dir DIR]`` looks for the model (:func:`karyotf.rundir.find_model`)."""
+    from ..rundir import find_model
 
-    if model_dir is not None:
-        return model_dir
-    if Path(model).is_dir():
-        return Path(model)
-    for base in (DEFAULT_RUNS, DEFAULT_EXPORTED):
-        if (base / model).is_dir():
-            return base / model
-    return DEFAULT_RUNS / model
+    return model_dir if model_dir is not None else find_model(model)
 
 
 def _eval(args) -> int:

@@ -42,15 +42,15 @@ def register(sub) -> None:
 
 def export_dirs(model: str | None, model_dir: Path | None, out: Path | None) -> tuple[Path, Path]:
     """(model dir, export dir) from ``karyotf export``'s arguments."""
-    from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
+    from .. import rundir
     from . import CliError
 
     if model is None and model_dir is None:
         raise CliError("give a MODEL name (reads runs/MODEL) or --model-dir DIR")
     if model_dir is None:
-        model_dir = DEFAULT_RUNS / model
+        model_dir = rundir.run_dir(model)
     if out is None:
-        out = DEFAULT_EXPORTED / (model or model_dir.name)
+        out = rundir.export_dir(model or model_dir.name)
     return model_dir, out
 
 
@@ -65,10 +65,9 @@ def _export(args) -> int:
 
 def model_export_dir(model: str) -> Path:
     """``--model`` of ``karyotf detect``: a directory as is, else ``exported/MODEL``."""
-    from ..paths import DEFAULT_EXPORTED
+    from ..rundir import find_export
 
-    p = Path(model)
-    return p if p.is_dir() else DEFAULT_EXPORTED / model
+    return find_export(model)
 
 
 def _detect(args) -> int:

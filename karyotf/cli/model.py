@@ -83,11 +83,10 @@ def _config(args) -> int:
 
 def _train(args) -> int:
     from ..errors import TrainError
-    from ..paths import DEFAULT_RUNS
-    from ..pipelines import read_info
+    from ..rundir import read_info, run_dir
     from ..train import device_text, train
 
-    model_dir = args.model_dir if args.model_dir is not None else DEFAULT_RUNS / args.model
+    model_dir = args.model_dir if args.model_dir is not None else run_dir(args.model)
     info = read_info(model_dir)
     if info.get("model") and info["model"] != args.model:
         raise TrainError(f"{model_dir} holds a {info['model']} model, not {args.model} "
