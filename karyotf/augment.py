@@ -709,12 +709,12 @@ def odapi_augmentation(names: str | Sequence[str], validate: bool = True) -> lis
 
 def validate_odapi_snippets(snippets: Sequence[str]) -> None:
     """Parse snippets as ``train_config`` fields of a ``TrainEvalPipelineConfig``; raise AugmentError if not."""
-    from . import odapi  # noqa: F401  (shims before object_detection)
     from google.protobuf import text_format
-    from object_detection.protos import pipeline_pb2
+
+    from . import odapi
 
     for s in snippets:
-        cfg = pipeline_pb2.TrainEvalPipelineConfig()
+        cfg = odapi.pipeline_proto()
         try:
             text_format.Parse("train_config {\n" + s + "\n}", cfg)
         except text_format.ParseError as exc:

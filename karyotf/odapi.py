@@ -518,3 +518,12 @@ def override(cfg, **params) -> None:
     configs = config_util.create_configs_from_pipeline_proto(cfg)
     configs = config_util.merge_external_params_with_configs(configs, kwargs_dict=params)
     cfg.CopyFrom(config_util.create_pipeline_proto_from_configs(configs))
+
+
+def doctor_parts():
+    """What ``karyotf doctor`` checks imports and builds with."""
+    from object_detection.builders import model_builder
+    from object_detection.protos import model_pb2
+    from object_detection.utils import label_map_util
+
+    return types.SimpleNamespace(model_builder=model_builder, label_map_util=label_map_util, model_pb2=model_pb2)
