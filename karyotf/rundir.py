@@ -183,7 +183,7 @@ def records_dir_of(cfg) -> Path:
 def read_label_map(path: str | Path, canonical: bool = False, contiguous: bool = False) -> dict[int, str]:
     """``{id: name}`` of an OD API ``label_map.pbtxt``, with the OD API's ``label_map_util.load_labelmap``
     semantics (text proto, commas allowed, else binary; ids >= 0, 0 only for background).  An item's name is its
-    ``name``, else its ``display_name``.  ``contiguous``: the ids must run 1..N (what karyotf's records and
+    ``name``, else its ``display_name``; of several items with one id the first names it.  ``contiguous``: the ids must run 1..N (what karyotf's records and
     ``num_classes`` need); ``canonical``: names become karyotf's class names (:func:`karyotf.classes.canonical`),
     an unknown name being an error.  Raises :class:`LabelMapError` naming the file and the fix."""
     from . import classes, odapi
@@ -195,7 +195,9 @@ def read_label_map(path: str | Path, canonical: bool = False, contiguous: bool =
         lm = odapi.parse_label_map(path.read_bytes())
     except Exception as exc:  # the text parse failed and so did the binary one (DecodeError)
         raise LabelMapError(f"{path}: not a label map: {exc}") from None
-    ids = {item.id: (item.name or item.display_name) for item in lm.item}
+    ids: dict[int, str] = {}
+    for item in lm.item:  # the first item of an id names it (the OD API's category index); later ones are aliases
+        ids.setdefault(item.id, item.name or item.display_name)
     if not ids:
         raise LabelMapError(f"{path}: the label map has no items (no `item {{ id: N name: '...' }}` entries)")
     if contiguous and sorted(ids) != list(range(1, len(ids) + 1)):
