@@ -42,6 +42,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import defaults
 from .annotations import Annotation, Box
 from .errors import AugmentError
 
@@ -374,7 +375,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
 }
 """Named policies: ``thesis`` is every op; ``dihedral`` the exact ones; ``geometric`` / ``photometric``."""
 
-DEFAULT_OPS = "thesis"
+DEFAULT_OPS = defaults.AUGMENT_OPS
 
 
 @dataclass(frozen=True)
@@ -525,9 +526,10 @@ class AugmentResult:
         return "\n".join(lines)
 
 
-def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = 4, seed: int = 0,
-                    ops: str | Sequence[str] | Sequence[Op] | None = None, chain: bool = False, p: float = 0.5,
-                    include_originals: bool = False, grid: bool = True, grid_images: int = 3,
+def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = defaults.AUGMENT_COPIES,
+                    seed: int = defaults.AUGMENT_SEED, ops: str | Sequence[str] | Sequence[Op] | None = None,
+                    chain: bool = False, p: float = defaults.AUGMENT_P, include_originals: bool = False,
+                    grid: bool = True, grid_images: int = defaults.GRID_IMAGES,
                     strict: bool = False, progress: bool = True, exif_transpose: bool = False) -> AugmentResult:
     """Write ``copies`` augmentations of every annotated image of ``src`` to ``out_dir``.
 

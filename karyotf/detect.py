@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import classes, rundir
+from . import classes, defaults, rundir
 from .annotations import Box
 from .errors import DetectError
 
@@ -241,8 +241,8 @@ class DetectRun:
     results: list[dict] = field(default_factory=list)
 
 
-def detect_images(images: Sequence[str | Path], model: str | Path, out_dir: str | Path = "detections",
-                  min_score: float = 0.3, use: str = "auto", draw: bool = True) -> DetectRun:
+def detect_images(images: Sequence[str | Path], model: str | Path, out_dir: str | Path = defaults.DETECTIONS_DIR,
+                  min_score: float = defaults.MIN_SCORE, use: str = defaults.USE, draw: bool = True) -> DetectRun:
     """Run the exported ``model`` on image files; write ``out_dir/detections.json`` and ``<image>_detections.png``.
 
     ``detections.json``: ``{"model", "export_dir", "kind", "tf", "min_score", "images": [{"image", "width",

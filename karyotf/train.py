@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import rundir
+from .defaults import CHECKPOINT_EVERY, KEEP_CHECKPOINTS, STRATEGY, SUMMARY_EVERY
 from .errors import TrainError
 from .rundir import latest_checkpoint
 
@@ -144,7 +145,7 @@ def cluster_workers() -> tuple[int, int, str] | None:
     return position, workers, kind
 
 
-def device_text(strategy: str = "default") -> str:
+def device_text(strategy: str = STRATEGY) -> str:
     """What training runs on, for the user: GPU names (or the CPU), and the task's place in a multi-worker cluster.
 
     Lists physical devices only (no TF context is created, so a MultiWorkerMirroredStrategy can still be built).
@@ -194,8 +195,9 @@ def _make_strategy(name: str, tpu: str | None = None):
     raise TrainError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
 
 
-def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str | None = None,
-               checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
+def _train_tf2(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | None = None,
+               checkpoint_every: int = CHECKPOINT_EVERY, keep: int = KEEP_CHECKPOINTS,
+               summary_every: int = SUMMARY_EVERY, progress: bool = True,
                model: str = "", verbose: bool = False, callback=None) -> TrainResult:
     import tensorflow as tf
     from tqdm import tqdm
@@ -330,8 +332,9 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str |
                        step_seconds=step_seconds, losses=losses, peak_rss_mb=_peak_rss_mb())
 
 
-def _train_tf1(model_dir: str, steps: int, strategy: str = "default", tpu: str | None = None,
-               checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
+def _train_tf1(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | None = None,
+               checkpoint_every: int = CHECKPOINT_EVERY, keep: int = KEEP_CHECKPOINTS,
+               summary_every: int = SUMMARY_EVERY, progress: bool = True,
                model: str = "", verbose: bool = False) -> TrainResult:
     """Estimator training (TF1 graph mode); call only in a process where :func:`karyotf.odapi.enable_tf1` ran."""
     from . import odapi
@@ -452,8 +455,9 @@ def _check_multi_worker(cfg, tf_mode: str, cfg_path: Path) -> None:
             f"then `karyotf config` again)")
 
 
-def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "default", tpu: str | None = None,
-          checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
+def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = STRATEGY, tpu: str | None = None,
+          checkpoint_every: int = CHECKPOINT_EVERY, keep: int = KEEP_CHECKPOINTS, summary_every: int = SUMMARY_EVERY,
+          progress: bool = True,
           isolate: bool | None = None, verbose: bool = False, callback=None) -> TrainResult:
     """Train the model in ``model_dir`` (made by ``karyotf config``) until its global step is ``steps``.
 

@@ -24,22 +24,34 @@ class CliError(Exception):
     """An error the user can fix; printed without a traceback, exit status 2."""
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default (the values of :mod:`karyotf.defaults`), except where there is
+    none to show (``None``, a flag's ``False``) or the help text already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or "(default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's parser: :class:`DefaultsHelpFormatter` unless a command asks for another."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="karyotf",
-        description="Chromosome detection, karyograms and karyotype calls with the TF Object Detection API.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Chromosome detection, karyograms and karyotype calls with the TF Object Detection API.")
     parser.add_argument("--version", action="version", version=f"karyotf {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in GROUPS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # a command group not built yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

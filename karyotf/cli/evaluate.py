@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ..metrics import IOU, SCORE_THRESHOLD
+    from .. import defaults as D
     from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
 
     p = sub.add_parser(
@@ -21,14 +21,14 @@ def register(sub) -> None:
                         f"{DEFAULT_EXPORTED}/MODEL)")
     p.add_argument("--records", type=Path, default=None,
                    help="records dir (default: the records the model was configured with, from its pipeline.config)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default: %(default)s)")
-    p.add_argument("--score-threshold", type=float, default=SCORE_THRESHOLD,
-                   help="score at or above which a detection counts for precision/recall/F1 (default: %(default)s)")
-    p.add_argument("--iou", type=float, default=IOU, help="IoU for a match (default: %(default)s)")
+    p.add_argument("--split", default=D.EVAL_SPLIT, choices=("train", "val", "test"), help="split")
+    p.add_argument("--score-threshold", type=float, default=D.SCORE_THRESHOLD,
+                   help="score at or above which a detection counts for precision/recall/F1")
+    p.add_argument("--iou", type=float, default=D.IOU, help="IoU for a match")
     p.add_argument("--out", type=Path, default=None,
                    help="output dir (default: MODEL_DIR/eval, or MODEL_DIR/eval-SPLIT for train/val)")
-    p.add_argument("--use", default="auto", choices=("auto", "saved_model", "frozen_graph"),
-                   help="exported format to run (default: %(default)s)")
+    p.add_argument("--use", default=D.USE, choices=("auto", "saved_model", "frozen_graph"),
+                   help="exported format to run")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (default: all)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--classifier", type=Path, default=None,

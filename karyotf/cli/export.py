@@ -5,6 +5,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from .. import defaults as D
     from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
 
     p = sub.add_parser(
@@ -31,11 +32,11 @@ def register(sub) -> None:
     d.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     d.add_argument("--model", required=True,
                    help=f"export dir, or a model name meaning {DEFAULT_EXPORTED}/MODEL")
-    d.add_argument("--out", type=Path, default=Path("detections"), help="output dir (default: %(default)s)")
-    d.add_argument("--min-score", type=float, default=0.3,
-                   help="keep detections scoring at least this (default: %(default)s)")
-    d.add_argument("--use", default="auto", choices=("auto", "saved_model", "frozen_graph"),
-                   help="which exported format to run; auto = the SavedModel if present (default: %(default)s)")
+    d.add_argument("--out", type=Path, default=D.DETECTIONS_DIR, help="output dir")
+    d.add_argument("--min-score", type=float, default=D.MIN_SCORE,
+                   help="keep detections scoring at least this")
+    d.add_argument("--use", default=D.USE, choices=("auto", "saved_model", "frozen_graph"),
+                   help="which exported format to run; auto = the SavedModel if present")
     d.add_argument("--no-draw", action="store_true", help="write only detections.json, no pictures")
     d.set_defaults(func=_detect)
 

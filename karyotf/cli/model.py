@@ -13,6 +13,7 @@ def _models_help() -> str:
 
 def register(sub) -> None:
     from ..pipelines import FINE_TUNE_TYPES, MODELS
+    from .. import defaults as D
     from ..train import STRATEGIES
 
     p = sub.add_parser(
@@ -21,8 +22,8 @@ def register(sub) -> None:
                     "batch, image size, learning rate, augmentation, fine-tune checkpoint; validate it with the OD "
                     "API's pipeline_pb2 and write MODEL_DIR/pipeline.config + karyotf.json.  Models: " + _models_help())
     p.add_argument("model", choices=list(MODELS), help="model to configure")
-    p.add_argument("--records", type=Path, default=Path("records"),
-                   help="records dir from `karyotf records` (default: %(default)s)")
+    p.add_argument("--records", type=Path, default=D.RECORDS_DIR,
+                   help="records dir from `karyotf records`")
     p.add_argument("--out", type=Path, default=None, help="model dir to write (default: runs/MODEL)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: the model's)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the model's: 12 as in the thesis; 4 for rfcn, which needs >19 GB RAM at 12)")
@@ -57,14 +58,14 @@ def register(sub) -> None:
     t.add_argument("--model-dir", type=Path, default=None, help="model dir from `karyotf config` (default: runs/MODEL)")
     t.add_argument("--steps", type=int, default=None,
                    help="train until this global step (a total, not an increment; default: the config's num_steps)")
-    t.add_argument("--strategy", choices=STRATEGIES, default="default",
+    t.add_argument("--strategy", choices=STRATEGIES, default=D.STRATEGY,
                    help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
                         "(several machines, roles from TF_CONFIG; TF2 models: ssd, rfcn; see the README), tpu "
                         "(TF2 models; --tpu names it)")
     t.add_argument("--tpu", default=None, help="TPU name or grpc:// address for --strategy tpu")
-    t.add_argument("--checkpoint-every", type=int, default=500, help="save a checkpoint every N steps")
-    t.add_argument("--keep", type=int, default=7, help="checkpoints to keep")
-    t.add_argument("--summary-every", type=int, default=100, help="image/graph summaries every N steps "
+    t.add_argument("--checkpoint-every", type=int, default=D.CHECKPOINT_EVERY, help="save a checkpoint every N steps")
+    t.add_argument("--keep", type=int, default=D.KEEP_CHECKPOINTS, help="checkpoints to keep")
+    t.add_argument("--summary-every", type=int, default=D.SUMMARY_EVERY, help="image/graph summaries every N steps "
                    "(losses are logged every step)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
