@@ -33,16 +33,10 @@ USES = ("auto", "saved_model", "frozen_graph")
 OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
 def read_class_names(path: str | Path) -> dict[int, str]:
-    """``label_map.pbtxt`` -> ``{id: canonical name}`` (:func:`karyotf.rundir.read_label_map`); DetectError naming
-    the file and item if it is not usable."""
-    path = Path(path)
-    if not path.is_file():
-        raise DetectError(f"{path}: no label map (fix: re-export the model with `karyotf export`, "
-                          "which copies label_map.pbtxt beside the model)")
-    try:
-        return rundir.read_label_map(path, canonical=True)
-    except rundir.LabelMapError as exc:
-        raise DetectError(f"{exc} (fix: re-export the model)") from exc
+    """An export's ``label_map.pbtxt`` -> ``{id: canonical name}`` (:func:`karyotf.rundir.read_label_map`);
+    DetectError naming the file and item if it is not usable."""
+    return rundir.read_label_map(path, canonical=True, error=DetectError, fix="re-export the model with `karyotf "
+                                 "export`, which copies label_map.pbtxt beside the model")
 
 
 def load_image(image: np.ndarray | str | Path) -> np.ndarray:

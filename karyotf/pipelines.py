@@ -243,14 +243,9 @@ def augmentation_names(cfg) -> list[str]:
 def label_map_classes(path: str | Path) -> dict[int, str]:
     """Ids -> names of the records' label map (:func:`karyotf.rundir.read_label_map`), whose ids must run 1..N:
     the OD API reserves 0 for background, and karyotf sets ``num_classes`` to N."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineConfigError(f"{path}: label map not found (fix: `karyotf records` writes label_map.pbtxt "
-                                  "into the records dir; pass that dir with --records)")
-    try:
-        return rundir.read_label_map(path, contiguous=True)
-    except rundir.LabelMapError as exc:
-        raise PipelineConfigError(str(exc)) from None
+    return rundir.read_label_map(path, contiguous=True, error=PipelineConfigError,
+                                 fix="`karyotf records` writes label_map.pbtxt into the records dir; pass that dir "
+                                     "with --records")
 
 
 def _records_paths(records_dir: Path) -> tuple[str, str, Path]:

@@ -180,40 +180,45 @@ def records_dir_of(cfg) -> Path:
 
 # ---------------------------------------------------------------------------------------------- label map
 
-def read_label_map(path: str | Path, canonical: bool = False, contiguous: bool = False) -> dict[int, str]:
+def read_label_map(path: str | Path, canonical: bool = False, contiguous: bool = False,
+                   error: type[KaryotfError] | None = None, fix: str = "") -> dict[int, str]:
     """``{id: name}`` of an OD API ``label_map.pbtxt``, with the OD API's ``label_map_util.load_labelmap``
     semantics (text proto, commas allowed, else binary; ids >= 0, 0 only for background).  An item's name is its
     ``name``, else its ``display_name``; of several items with one id the first names it.  ``contiguous``: the ids must run 1..N (what karyotf's records and
     ``num_classes`` need); ``canonical``: names become karyotf's class names (:func:`karyotf.classes.canonical`),
-    an unknown name being an error.  Raises :class:`LabelMapError` naming the file and the fix."""
+    an unknown name being an error.  Raises ``error`` (default :class:`LabelMapError`) naming the file, with
+    ``fix`` (what the caller's user should do) appended."""
     from . import classes, odapi
+
+    def fail(message: str):
+        return (error or LabelMapError)(message + (f" (fix: {fix})" if fix else ""))
 
     path = Path(path)
     if not path.is_file():
-        raise LabelMapError(f"{path}: label map not found")
+        raise fail(f"{path}: label map not found (no label map at this path)")
     try:
         lm = odapi.parse_label_map(path.read_bytes())
     except Exception as exc:  # the text parse failed and so did the binary one (DecodeError)
-        raise LabelMapError(f"{path}: not a label map: {exc}") from None
+        raise fail(f"{path}: not a label map: {exc}") from None
     ids: dict[int, str] = {}
     for item in lm.item:  # the first item of an id names it (the OD API's category index); later ones are aliases
         ids.setdefault(item.id, item.name or item.display_name)
     if not ids:
-        raise LabelMapError(f"{path}: the label map has no items (no `item {{ id: N name: '...' }}` entries)")
+        raise fail(f"{path}: the label map has no items (no `item {{ id: N name: '...' }}` entries)")
     if contiguous and sorted(ids) != list(range(1, len(ids) + 1)):
-        raise LabelMapError(
+        raise (error or LabelMapError)(
             f"{path}: label ids are {sorted(ids)}; they must run 1..N without gaps (0 is the OD API's background) "
             "(fix: rewrite it with karyotf.classes.write_label_map)")
     try:
         odapi.validate_label_map(lm)
     except ValueError as exc:
-        raise LabelMapError(f"{path}: {exc}") from None
+        raise fail(f"{path}: {exc}") from None
     if canonical:
         for n, (ident, name) in enumerate(ids.items()):
             try:
                 ids[ident] = classes.canonical(name)
             except classes.UnknownClassError as exc:
-                raise LabelMapError(f"{path}: item #{n}: {exc}") from exc
+                raise fail(f"{path}: item #{n}: {exc}") from exc
     return ids
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 def register(sub) -> None:
     from .. import defaults as D
-    from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
+
+    DEFAULT_RUNS, DEFAULT_EXPORTED = D.RUNS_DIR, D.EXPORTED_DIR
 
     p = sub.add_parser(
         "eval", help="evaluate a model: COCO mAP + precision/recall/F1, confusion matrix, PR curve",
