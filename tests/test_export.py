@@ -290,7 +290,8 @@ def test_label_map_must_match_num_classes(tmp_path):
 
 
 def test_cli_export_default_dirs():
-    from karyotf.cli.export import export_dirs, model_export_dir
+    from karyotf.cli.detect import model_export_dir
+    from karyotf.cli.export import export_dirs
 
     assert export_dirs("ssd", None, None) == (Path("runs/ssd"), Path("exported/ssd"))
     assert export_dirs(None, Path("elsewhere/run7"), None) == (Path("elsewhere/run7"), Path("exported/run7"))

@@ -1,9 +1,9 @@
 """Command line: argument parsing only; each command calls one function of the Python API.
 
-Commands are grouped one module a pipeline part (``data``: records; ``augment``; ``roboflow``; ``zoo``: zoo list,
-pull; ``model``: config, train; ``export``: export, detect; ``evaluate``: eval; ``karyo``: karyogram,
-karyograms-dataset; ``classifier``: classifier train, eval, export; ``demo``; ``review``).  Each module has ``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler
-taking the parsed args.
+Each module is named after its command (``doctor``, ``records``, ``augment``, ``roboflow``: roboflow pull, import;
+``zoo``: zoo list, pull; ``config``, ``train``, ``export``, ``detect``, ``evaluate``: eval; ``karyogram``: karyogram,
+karyograms-dataset; ``classifier``: classifier train, eval, export; ``demo``; ``review``).  Each module has
+``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler taking the parsed args.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import sys
 
 from .. import __version__
 
-GROUPS = ("karyotf.cli.base", "karyotf.cli.data", "karyotf.cli.augment", "karyotf.cli.roboflow", "karyotf.cli.zoo",
-          "karyotf.cli.model", "karyotf.cli.export", "karyotf.cli.evaluate", "karyotf.cli.karyo",
-          "karyotf.cli.classifier", "karyotf.cli.demo", "karyotf.cli.review")
+GROUPS = ("karyotf.cli.doctor", "karyotf.cli.records", "karyotf.cli.augment", "karyotf.cli.roboflow", "karyotf.cli.zoo",
+          "karyotf.cli.config", "karyotf.cli.train", "karyotf.cli.export", "karyotf.cli.detect", "karyotf.cli.evaluate",
+          "karyotf.cli.karyogram", "karyotf.cli.classifier", "karyotf.cli.demo", "karyotf.cli.review")
 
 
 class CliError(Exception):
