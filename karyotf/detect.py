@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import classes, defaults, rundir
+from . import defaults, rundir
 from .annotations import Box
 from .errors import DetectError
 
@@ -199,27 +199,13 @@ class Detector:
 # Drawing and the `karyotf detect` command
 # ----------------------------------------------------------------------------------------------------------
 
-_GROUP_COLOURS = {"A": (230, 25, 75), "B": (245, 130, 48), "C": (60, 180, 75), "D": (0, 130, 200),
-                  "E": (145, 30, 180), "F": (240, 50, 230), "G": (128, 128, 0)}
-
-
 def draw_boxes(image: np.ndarray | str | Path, boxes: Sequence[Box], path: str | Path, line: int = 2) -> Path:
-    """Write ``image`` with ``boxes`` drawn (colour by Denver group, label ``name score``) to ``path`` atomically."""
-    from PIL import Image, ImageDraw, ImageFont
-
+    """Write ``image`` with ``boxes`` drawn (:func:`karyotf.images.draw_boxes`: colour by Denver group, label
+    ``name score``) to ``path`` atomically."""
+    from .images import draw_boxes as picture
     from .io import atomic_path
 
-    im = Image.fromarray(load_image(image)).convert("RGB")
-    draw = ImageDraw.Draw(im)
-    font = ImageFont.load_default()
-    for b in sorted(boxes, key=lambda b: b.score or 0.0):
-        colour = _GROUP_COLOURS.get(classes.GROUP_OF.get(b.name, ""), (255, 255, 0))
-        draw.rectangle([b.xmin, b.ymin, b.xmax, b.ymax], outline=colour, width=line)
-        label = b.name if b.score is None else f"{b.name} {b.score:.2f}"
-        tx, ty = b.xmin + 1, max(0.0, b.ymin - 11)
-        tw = draw.textlength(label, font=font)
-        draw.rectangle([tx - 1, ty, tx + tw + 1, ty + 10], fill=colour)
-        draw.text((tx, ty), label, fill=(255, 255, 255), font=font)
+    im = picture(load_image(image), boxes, line=line)
     path = Path(path)
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG")

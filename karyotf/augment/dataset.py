@@ -9,9 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import defaults
+from .. import defaults, images
 from ..annotations import Annotation, Box
 from ..errors import AugmentError
+from ..images import draw_boxes
 from .ops import Op, augment_one, parse_ops
 
 log = logging.getLogger(__name__)
@@ -22,11 +23,8 @@ def image_rng(seed: int, image_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(image_id.encode())])
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """An image file as RGB ``uint8`` by karyotf's one decoder (:func:`karyotf.images.load`)."""
-    from .. import images
-
-    return images.load(path)
+load_image = images.load
+"""An image file as RGB ``uint8`` by karyotf's one decoder (:func:`karyotf.images.load`)."""
 
 
 def _save_jpeg(image: np.ndarray, path: Path, quality: int = 95) -> None:
@@ -154,23 +152,6 @@ def _write_pair(image: np.ndarray, boxes: Sequence[Box], name: str, img_dir: Pat
               ann_dir / f"{name}.xml")
 
 
-def draw_boxes(image: np.ndarray, boxes: Sequence[Box], width: int = 2):
-    """A PIL image with the boxes drawn and labelled (colour by Denver group)."""
-    from PIL import Image, ImageDraw
-
-    from ..classes import GROUP_OF
-
-    colours = {"A": (230, 25, 75), "B": (245, 130, 48), "C": (60, 180, 75), "D": (0, 130, 200),
-               "E": (145, 30, 180), "F": (240, 50, 230), "G": (128, 128, 0)}
-    im = Image.fromarray(image).convert("RGB")
-    draw = ImageDraw.Draw(im)
-    for b in boxes:
-        col = colours.get(GROUP_OF.get(b.name, "A"), (255, 0, 0))
-        draw.rectangle([b.xmin, b.ymin, b.xmax - 1, b.ymax - 1], outline=col, width=width)
-        draw.text((b.xmin + 2, b.ymin + 1), b.name + ("*" if b.truncated else ""), fill=col)
-    return im
-
-
 def grid_figure(rows: Sequence[Sequence[tuple[np.ndarray, Sequence[Box], str]]], path: str | Path,
                 cell: int = 260) -> Path:
     """A grid picture: one row per original, its augmentations beside it, boxes drawn, op names above."""
@@ -184,7 +165,7 @@ def grid_figure(rows: Sequence[Sequence[tuple[np.ndarray, Sequence[Box], str]]],
     draw = ImageDraw.Draw(canvas)
     for i, row in enumerate(rows):
         for j, (image, boxes, label) in enumerate(row):
-            im = draw_boxes(image, boxes, width=max(2, int(max(image.shape[:2]) / cell)))
+            im = draw_boxes(image, boxes, line=max(2, int(max(image.shape[:2]) / cell)))
             im.thumbnail((cell, cell))
             x = pad + j * (cell + pad)
             y = pad + i * (cell + title + pad)
