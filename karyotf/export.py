@@ -375,12 +375,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     return out_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m karyotf.export ARGS`` is ``karyotf export ARGS`` (:mod:`karyotf.cli.export`)."""
-    from .cli import main as cli_main
+if __name__ == "__main__":  # `python -m karyotf.export ARGS` is `karyotf export ARGS` (no second parser)
+    from karyotf.cli.export import main
 
-    return cli_main(["export", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
     sys.exit(main())

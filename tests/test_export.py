@@ -254,7 +254,7 @@ def test_tf_mode_and_input_size_from_templates():
 
 
 def test_module_main_reports_errors(tmp_path, capsys):
-    from karyotf.export import main
+    from karyotf.cli.export import main  # what `python -m karyotf.export` runs
 
     assert main(["--model-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "out")]) == 2
     assert "no such model directory" in capsys.readouterr().err

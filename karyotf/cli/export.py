@@ -45,3 +45,12 @@ def _export(args) -> int:
     path = export(model_dir, out, checkpoint=args.checkpoint, tflite=args.tflite)
     print(f"exported {model_dir} -> {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m karyotf.export ARGS``: the same as ``karyotf export ARGS``."""
+    import sys
+
+    from . import main as cli_main
+
+    return cli_main(["export", *(sys.argv[1:] if argv is None else argv)])
