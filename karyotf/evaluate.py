@@ -398,7 +398,7 @@ def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: 
     if not Path(model).is_dir():
         resolve_export(model)  # raises the missing-model error before any records error
     if records_dir is None:
-        records_dir = check_records(model_records(model), split, f"{Path(model) / 'pipeline.config'}")
+        records_dir = check_records(model_records(model), split, f"{Path(model) / rundir.PIPELINE}")
     else:
         check_records(records_dir, split)
     export_dir = resolve_export(model)

@@ -255,7 +255,7 @@ def _records_paths(records_dir: Path) -> tuple[str, str, Path]:
     eval_split = next((s for s in ("val", "test") if split_files(records_dir, s)), "train")
     if eval_split == "train":
         log.warning("%s has no val or test shards; eval_input_reader reads the train split", records_dir)
-    return train, split_pattern(records_dir, eval_split), records_dir / "label_map.pbtxt"
+    return train, split_pattern(records_dir, eval_split), records_dir / rundir.LABEL_MAP
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
