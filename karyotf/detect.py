@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import defaults, rundir
+from . import classes, defaults, rundir
 from .annotations import Box
 from .errors import DetectError
 
@@ -34,7 +34,10 @@ OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_dete
 
 def read_class_names(path: str | Path) -> dict[int, str]:
     """An export's ``label_map.pbtxt`` -> ``{id: canonical name}`` (:func:`karyotf.rundir.read_label_map`);
-    DetectError naming the file and item if it is not usable."""
+    DetectError naming the file and item if it is not usable.
+
+    A class-agnostic detector's map reads ``{1: classes.AGNOSTIC}``: its boxes are named ``chromosome``, which is
+    no chromosome class; a classifier names them (:class:`karyotf.classify.karyotyper.Karyotyper`)."""
     return rundir.read_label_map(path, canonical=True, error=DetectError, fix="re-export the model with `karyotf "
                                  "export`, which copies label_map.pbtxt beside the model")
 
@@ -55,7 +58,8 @@ class Detector:
     """An exported detection model, ready to run on images.
 
     Attributes: ``kind`` (``"saved_model"`` or ``"frozen_graph"``: what was loaded), ``model_name``, ``tf``
-    (the exported model's TF mode), ``label_map`` (``{id: name}``), ``export_dir``, ``info`` (``karyotf.json``).
+    (the exported model's TF mode), ``label_map`` (``{id: name}``), ``export_dir``, ``info`` (``karyotf.json``),
+    ``agnostic`` (a one-class "chromosome" detector, named by a classifier downstream).
     """
 
     def __init__(self, export_dir: str | Path, use: str = "auto"):
@@ -74,6 +78,8 @@ class Detector:
         self.model_name: str = self.info.get("model") or self.export_dir.name
         self.tf: str | None = self.info.get("tf")
         self.label_map = read_class_names(self.export_dir / rundir.LABEL_MAP)
+        self.agnostic: bool = classes.is_agnostic(self.label_map)
+        """A class-agnostic detector: it finds chromosomes, its boxes are named ``classes.AGNOSTIC``."""
         saved = self.export_dir / rundir.SAVED_MODEL / "saved_model.pb"
         frozen = self.export_dir / rundir.FROZEN_GRAPH
         if use == "auto":

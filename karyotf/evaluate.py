@@ -27,10 +27,9 @@ from typing import Sequence
 
 import numpy as np
 
-from . import images
+from . import classes, images, rundir
 from . import metrics as M
 from .annotations import Annotation, Box
-from . import rundir
 from .errors import EvaluateError, PipelineConfigError
 from .io import atomic_write_json, atomic_write_text
 
@@ -416,6 +415,11 @@ def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: 
         from .classify.karyotyper import Karyotyper
 
         detector = Karyotyper(detector, classifier)
+    elif getattr(detector, "agnostic", False):  # a stand-in detector may not say
+        raise EvaluateError(f"{export_dir}: a class-agnostic detector (one class, '{classes.AGNOSTIC}') names no "
+                            "chromosome, so the thesis metrics (per class) do not apply to it alone (fix: add "
+                            "--classifier exported/classifier: the end-to-end metrics, and the class-agnostic "
+                            "'found' counts of the model's boxes beside them)")
     total = _split_count(records_dir, split)
     if limit is not None:
         total = limit if total is None else min(limit, total)

@@ -5,6 +5,7 @@ Every stage (:mod:`~karyotf.pipelines`, :mod:`~karyotf.train`, :mod:`~karyotf.ex
 
     runs/MODEL/                          (written by `karyotf config`, then `karyotf train`)
         pipeline.config                  the filled OD API TrainEvalPipelineConfig   read_config / model_config
+        label_map_agnostic.pbtxt         only for `config --agnostic`: the one-class label map
         karyotf.json                     what karyotf knows about the run           read_info / write_info
         ckpt-N.*  |  model.ckpt-N.*      TF2 / TF1 checkpoints, N = global step     latest_checkpoint
         train/                           TensorBoard summaries
@@ -34,6 +35,8 @@ from .paths import DEFAULT_EXPORTED, DEFAULT_RUNS
 PIPELINE = "pipeline.config"
 INFO = "karyotf.json"
 LABEL_MAP = "label_map.pbtxt"
+AGNOSTIC_LABEL_MAP = "label_map_agnostic.pbtxt"
+"""A class-agnostic model's one-class label map, in its run dir (``karyotf config MODEL --agnostic``)."""
 SAVED_MODEL = "saved_model"
 FROZEN_GRAPH = "frozen_inference_graph.pb"
 SCHEMA = 1
@@ -186,7 +189,7 @@ def read_label_map(path: str | Path, canonical: bool = False, contiguous: bool =
     semantics (text proto, commas allowed, else binary; ids >= 0, 0 only for background).  An item's name is its
     ``name``, else its ``display_name``; of several items with one id the first names it.  ``contiguous``: the ids must run 1..N (what karyotf's records and
     ``num_classes`` need); ``canonical``: names become karyotf's class names (:func:`karyotf.classes.canonical`),
-    an unknown name being an error.  Raises ``error`` (default :class:`LabelMapError`) naming the file, with
+    an unknown name being an error (the first item may be a class-agnostic map's ``classes.AGNOSTIC``).  Raises ``error`` (default :class:`LabelMapError`) naming the file, with
     ``fix`` (what the caller's user should do) appended."""
     from . import classes, odapi
 
@@ -215,6 +218,8 @@ def read_label_map(path: str | Path, canonical: bool = False, contiguous: bool =
         raise fail(f"{path}: {exc}") from None
     if canonical:
         for n, (ident, name) in enumerate(ids.items()):
+            if n == 0 and name == classes.AGNOSTIC:  # a class-agnostic detector's map (classes.label_map_text)
+                continue
             try:
                 ids[ident] = classes.canonical(name)
             except classes.UnknownClassError as exc:

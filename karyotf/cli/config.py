@@ -45,6 +45,10 @@ def register(sub) -> None:
     p.add_argument("--fine-tune-type", choices=FINE_TUNE_TYPES, default=None,
                    help="what to restore from --fine-tune (default: coco: the zoo registry's; a local checkpoint: "
                         "detection if a pipeline.config sits beside it, else classification)")
+    p.add_argument("--agnostic", action="store_true",
+                   help="a class-agnostic detector: one class, 'chromosome', read from the same records through a "
+                        "one-class label map; it finds chromosomes and a classifier names them (`karyotf karyogram "
+                        "IMAGE --model EXPORT --classifier exported/classifier`)")
     p.set_defaults(func=_config)
 
 
@@ -54,6 +58,7 @@ def _config(args) -> int:
     augment = None if args.augment is None else [a for a in args.augment.split(",") if a.strip()]
     result = configure(args.model, args.records, args.out, steps=args.steps, batch=args.batch,
                        image_size=args.image_size, learning_rate=args.learning_rate, augment=augment,
-                       fine_tune=args.fine_tune, fine_tune_type=args.fine_tune_type, proposals=args.proposals)
+                       fine_tune=args.fine_tune, fine_tune_type=args.fine_tune_type, proposals=args.proposals,
+                       agnostic=args.agnostic)
     print(result.text())
     return 0
