@@ -55,7 +55,7 @@ OUTPUT_NAMES = ("detection_boxes", "detection_scores", "detection_classes", "num
 # Inputs: pipeline.config, checkpoint, TF mode
 # ----------------------------------------------------------------------------------------------------------
 
-def read_pipeline(path: str | Path):
+def _config_for_export(path: str | Path):
     """:func:`karyotf.rundir.read_config`, its errors as ExportError naming the file, and a model section required."""
     path = Path(path)
     if not path.is_file():
@@ -176,7 +176,7 @@ def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
 
     od = odapi.export_tf2_parts()
     exporter_lib_v2, model_builder, config_util = od.exporter_lib_v2, od.model_builder, od.config_util
-    cfg = read_pipeline(pipeline)
+    cfg = _config_for_export(pipeline)
     out_dir = Path(out)
     clock = _Clock()
     try:
@@ -232,7 +232,7 @@ def _export_tf1(pipeline: str, checkpoint: str, out: str) -> dict:
     if odapi.mode() != "tf1":
         raise ExportError("TF1 export needs a TF1-mode process (a karyotf bug: call it through odapi.run_isolated)")
     exporter = odapi.import_tf1_exporter()
-    cfg = read_pipeline(pipeline)
+    cfg = _config_for_export(pipeline)
     try:
         exporter.export_inference_graph("image_tensor", cfg, checkpoint, out)
     except ValueError as exc:
@@ -251,7 +251,7 @@ def _export_tflite(pipeline: str, checkpoint_dir: str, out: str) -> dict:
     import tensorflow as tf
 
     export_tflite_graph_lib_tf2 = odapi.export_tf2_parts().export_tflite_graph_lib_tf2
-    cfg = read_pipeline(pipeline)
+    cfg = _config_for_export(pipeline)
     work = Path(out) / ".tflite_work"
     try:
         with odapi.no_keras_layer_traces():
@@ -287,7 +287,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
         raise ExportError(f"{model_dir}: no such model directory (fix: train first: `karyotf train MODEL --model-dir "
                           f"{model_dir}`)")
     pipeline = model_dir / rundir.PIPELINE
-    cfg = read_pipeline(pipeline)
+    cfg = _config_for_export(pipeline)
     mode = pipelines.tf_mode(cfg)
     arch = pipelines.meta_arch(cfg)
     num_classes = pipelines.num_classes(cfg)
