@@ -23,9 +23,10 @@ from ..errors import ClassifierError
 from ..io import atomic_write_json, atomic_write_text
 
 
-CELL_FLAGS = ("close_call", "close_alternative", "beyond_prior")
-"""Joint-labelling flags about the whole cell (a cell with one is flagged for review); ``label_changed`` and
-``low_top1`` are notes on single chromosomes, shown beside them."""
+CELL_FLAGS = ("close_call", "close_alternative", "beyond_prior", "unclassifiable")
+"""Flags that send a cell to review: the joint labelling's about the whole cell, and the Karyotyper's
+``unclassifiable`` (a box the classifier could not see); ``label_changed`` and ``low_top1`` are notes on single
+chromosomes, shown beside them."""
 
 
 @dataclass
