@@ -15,9 +15,9 @@ Every stage (:mod:`~karyotf.pipelines`, :mod:`~karyotf.train`, :mod:`~karyotf.ex
 
 ``karyotf.json`` has one schema for both (``kind`` ``"run"`` or ``"export"``, ``schema`` :data:`SCHEMA`):
 ``model``, ``tf``, ``num_classes`` and ``image_size`` (the longer input side in px) in both; a run adds its
-training settings (``records_dir``, ``label_map``, ``batch``, ``steps``, ...), an export its checkpoint and
-tensor names.  Files written before the schema had a version are read too (:func:`read_info` fills
-``image_size`` from an old export's ``input_size``).
+training settings (``records_dir``, ``label_map``, ``batch``, ``steps``, ...), an export its checkpoint, tensor
+names and ``input_size`` (the resizer's two numbers).  Files written before the schema had a version are read
+too (:func:`read_info` fills ``image_size`` from an old export's ``input_size``).
 
 Nothing here imports TensorFlow at import time; reading a config or a label map imports the OD API's protos
 through :mod:`karyotf.odapi`.
@@ -28,7 +28,7 @@ import json
 import re
 from pathlib import Path
 
-from .errors import KaryotfError, PipelineConfigError
+from .errors import InfoError, KaryotfError, LabelMapError, PipelineConfigError
 from .io import atomic_write_json
 from .paths import DEFAULT_EXPORTED, DEFAULT_RUNS
 
@@ -40,19 +40,11 @@ AGNOSTIC_LABEL_MAP = "label_map_agnostic.pbtxt"
 SAVED_MODEL = "saved_model"
 FROZEN_GRAPH = "frozen_inference_graph.pb"
 SCHEMA = 1
-"""Version of ``karyotf.json``'s schema (files without ``schema`` are version 0: same keys, export's
-``input_size`` instead of ``image_size``)."""
+"""Version of ``karyotf.json``'s schema (files without ``schema`` are version 0: the same keys, but an export
+has only ``input_size``, no ``image_size``)."""
 
 CHECKPOINT_RE = re.compile(r"(?P<kind>model\.ckpt|ckpt)(?:-(?P<step>\d+))?$")
 """A checkpoint prefix's name: ``ckpt-N`` (TF2, object-based) or ``model.ckpt[-N]`` (TF1); N = global step."""
-
-
-class InfoError(KaryotfError, ValueError):
-    """A ``karyotf.json`` that is not valid JSON (a ValueError too, for callers that treat it as absent)."""
-
-
-class LabelMapError(KaryotfError, ValueError):
-    """A label map that is missing, not a ``StringIntLabelMap`` text proto, or invalid for the OD API."""
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
