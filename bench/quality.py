@@ -138,17 +138,16 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
                             agnostic=args.agnostic, **overrides)
     t0 = time.time()
     cpu0 = time.process_time()
-    calib = train.train(model_dir, steps=args.calibration_steps, progress=False)
-    sps = calib.seconds_per_step
-    first_loss = calib.losses.get("Loss/total_loss") if calib.steps_run else None
-    budget = args.minutes * 60 - (time.time() - t0)
-    latest = train.latest_checkpoint(model_dir)
-    done = latest[1] if latest else 0
-    steps = done if not sps else min(args.max_steps, max(done, done + int(budget / sps)))
-    pipelines.update_steps(model_dir, steps)  # the warm-up and the cosine decay fit the steps that fit the budget
-    result = train.train(model_dir, steps=steps, progress=True)
-    train_minutes = (time.time() - t0) / 60
-    cpu_minutes = (time.process_time() - cpu0) / 60 / (os.cpu_count() or 1)
+    if args.eval_only:  # the model as it stands (an earlier run of this row trained it)
+        latest = train.latest_checkpoint(model_dir)
+        if latest is None:
+            raise SystemExit(f"{model_dir}: --eval-only, but nothing is trained there yet")
+        old = next((r for r in _saved_rows(args) if r.get("eval_dir") == str(model_dir / "eval")), {})
+        result = argparse.Namespace(final_step=latest[1], losses={"Loss/total_loss": old.get("final_loss")})
+        sps, first_loss = old.get("seconds_per_step"), old.get("calibration_loss")
+        train_minutes, cpu_minutes = old.get("train_minutes", 0.0), old.get("train_cpu_minutes")
+    else:
+        result, sps, first_loss, train_minutes, cpu_minutes = _train_for_budget(model_dir, args, t0, cpu0)
     cfg = pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)
     t1 = time.time()
     e2e = None
@@ -178,7 +177,8 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         "cells_all_correct": found.get("cells_all_correct"), "count_call": calls,
         "eval_minutes": round((time.time() - t1) / 60, 1), "test_cells": len(truth),
         "eval_dir": str(model_dir / "eval"), "agnostic": bool(args.agnostic),
-        "train_cpu_minutes": round(cpu_minutes, 1),
+        "train_cpu_minutes": round(cpu_minutes, 1), "budget": {"minutes": args.minutes, "max_steps": args.max_steps},
+        "argv": sys.argv[1:],
     }
     if e2e is not None:
         # class-agnostic: every counted box that lies on a chromosome, whatever its name
@@ -191,6 +191,28 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         row["count_call"]["same_as_annotation"] = e2e["call_right"]
     print(json.dumps({k: v for k, v in row.items() if k != "count_call"}, default=str), flush=True)
     return row
+
+
+def _train_for_budget(model_dir: Path, args, t0: float, cpu0: float):
+    """Calibrate seconds per step, then train the steps that fit the budget (see the module doc)."""
+    from karyotf import pipelines, train
+
+    calib = train.train(model_dir, steps=args.calibration_steps, progress=False)
+    sps = calib.seconds_per_step
+    first_loss = calib.losses.get("Loss/total_loss") if calib.steps_run else None
+    budget = args.minutes * 60 - (time.time() - t0)
+    latest = train.latest_checkpoint(model_dir)
+    done = latest[1] if latest else 0
+    steps = done if not sps else min(args.max_steps, max(done, done + int(budget / sps)))
+    pipelines.update_steps(model_dir, steps)  # the warm-up and the cosine decay fit the steps that fit the budget
+    result = train.train(model_dir, steps=steps, progress=True)
+    cpu_minutes = (time.process_time() - cpu0) / 60 / (os.cpu_count() or 1)
+    return result, sps, first_loss, (time.time() - t0) / 60, cpu_minutes
+
+
+def _saved_rows(args) -> list[dict]:
+    path = args.out.with_suffix(".json")
+    return json.loads(path.read_text()).get("rows", []) if path.is_file() else []
 
 
 def loss_components(model_dir: Path) -> dict:
@@ -355,6 +377,8 @@ def main() -> None:
     p.add_argument("--score-threshold", type=float, default=0.3)
     p.add_argument("--agnostic", action="store_true",
                    help="train class-agnostic detectors (one class, `karyotf config --agnostic`); tag 'agnostic'")
+    p.add_argument("--eval-only", action="store_true",
+                   help="evaluate the rows' models as they stand (trained by an earlier run), train nothing")
     p.add_argument("--classifier", type=Path, default=None,
                    help="an exported chromosome classifier (bench/classifier.py): evaluate end to end, the model "
                         "finds and the classifier names (tag '+classifier')")
@@ -379,7 +403,10 @@ def main() -> None:
         args.tag = "+".join(t for t, on in (("agnostic", args.agnostic), ("classifier", args.classifier)) if on)
     meta = {"argv": sys.argv[1:], "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "data": str(args.data), "minutes": args.minutes, "score_threshold": args.score_threshold}
-    rows = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
+    saved = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    rows = saved.get("rows", [])
+    if (args.agnostic or args.classifier) and saved.get("meta"):
+        meta = saved["meta"]  # the header describes the detector-only rows; an end-to-end row carries its own budget
     variants = [v for v in args.variants.split(",") if v]
     jobs = [(v, m, args.tag) for v in variants for m in args.models.split(",") if m]
     baseline = [(variants[0], m, "template") for m in args.baseline.split(",") if m and variants]

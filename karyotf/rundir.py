@@ -16,7 +16,8 @@ Every stage (:mod:`~karyotf.pipelines`, :mod:`~karyotf.train`, :mod:`~karyotf.ex
 ``karyotf.json`` has one schema for both (``kind`` ``"run"`` or ``"export"``, ``schema`` :data:`SCHEMA`):
 ``model``, ``tf``, ``num_classes`` and ``image_size`` (the longer input side in px) in both; a run adds its
 training settings (``records_dir``, ``label_map``, ``batch``, ``steps``, ...), an export its checkpoint, tensor
-names and ``input_size`` (the resizer's two numbers).  Files written before the schema had a version are read
+names and ``input_size`` (the resizer's two numbers), and, once ``karyotf eval --tune-min-score`` chose it, the
+karyogram's score floor (``min_score``, ``min_score_tuning``).  Files written before the schema had a version are read
 too (:func:`read_info` fills ``image_size`` from an old export's ``input_size``).
 
 Nothing here imports TensorFlow at import time; reading a config or a label map imports the OD API's protos

@@ -29,6 +29,13 @@ def test_crops_fill_the_canvas_and_measure_relative_size(sample_dir):
     assert np.mean(by_name["1"]) > 0.3 > -0.3 > np.mean(by_name["21"])  # chromosome 1 is long, 21 short
     assert abs(float(np.median(cc.features[:46, 0]))) < 0.05  # relative to the cell's median
     assert cc.crops[:46].min() < 100  # a dark chromosome on each canvas
+    # measured against reference boxes: three copies of chromosome 1 beside the cell keep their length relative to
+    # the cell, not to each other
+    ones = [b for b in ann.boxes if b.name == "1"]
+    alone = cell_crops(image, ones, size=48)
+    beside = cell_crops(image, ann.boxes + ones, size=48, reference=range(46))
+    assert abs(float(np.median(alone.features[:, 0]))) < 0.05
+    np.testing.assert_allclose(beside.features[46:], cc.features[[ann.boxes.index(b) for b in ones]], atol=1e-5)
     empty = cell_crops(image, [], size=48)
     assert len(empty) == 0 and empty.crops.shape == (0, 48, 48)
 

@@ -123,14 +123,15 @@ def records_of(path: Path) -> str | None:
 
 def evaluate(model: str | Path, records_dir: str | Path | None = None, split: str = "test",
              out_dir: str | Path | None = None, progress: bool = True, plots: bool = True,
-             limit: int | None = None) -> ClassifierReport:
-    """Evaluate a classifier run or export from the truth boxes of one split (see the module doc)."""
+             limit: int | None = None, views: int | None = None) -> ClassifierReport:
+    """Evaluate a classifier run or export from the truth boxes of one split (see the module doc); ``views``:
+    test-time orientations per crop (default :data:`karyotf.classify.export.VIEWS`)."""
     from .data import from_records
-    from .export import Classifier
+    from .export import VIEWS, Classifier
     from .joint import joint_labels
 
     model = Path(model)
-    clf = Classifier(model)
+    clf = Classifier(model, views=VIEWS if views is None else views)
     if records_dir is None:
         records_dir = records_of(model)
         if records_dir is None:

@@ -7,7 +7,8 @@ own classes are ignored (a 24-class detector works; a one-class "chromosome" det
 
 For one cell (:meth:`Karyotyper.karyotype`): detections scoring at least ``min_score`` go through a
 class-agnostic NMS at ``nms_iou``; the kept boxes are classified together and labelled jointly; the removed and
-the low-scoring ones are named by the classifier's top-1 alone and listed, never silently dropped.
+the low-scoring ones are named by the classifier's top-1 (seen beside the kept boxes, measured against
+them) and listed, never silently dropped.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class Karyotyper:
         self.export_dir = getattr(detector, "export_dir", None)
         self.model_name = f"{getattr(detector, 'model_name', 'detector')}+classifier"
         self.kind = getattr(detector, "kind", None)
+        self.info = getattr(detector, "info", None) or {}  # the detector's export info (its tuned score floor)
         self.last_seconds = None
 
     def name(self, image: np.ndarray, boxes: Sequence[Box]) -> tuple[list[str], list[dict], object]:
@@ -107,8 +109,13 @@ class Karyotyper:
         named = _renamed(kept, labels)
         others = [d for d, _, _ in removed] + below
         other_names = []
-        if others:  # named alone by the classifier's top-1: they are not part of the cell's count
-            other_names = [classes.NAMES[k] for k in np.argmax(self.classifier.probabilities(arr, others), axis=1)]
+        if others:  # named by the classifier's top-1 beside the kept boxes (measured against them); not counted
+            from .crops import cell_crops
+
+            both = list(kept) + others
+            cc = cell_crops(arr, both, self.classifier.size, reference=range(len(kept)))
+            probs = self.classifier.probabilities_of(cc.crops, cc.features)[len(kept):]
+            other_names = [classes.NAMES[k] for k in np.argmax(probs, axis=1)]
         back = dict(zip(map(id, others), _renamed(others, other_names)))
         by_kept = dict(zip(map(id, kept), named))
         suppressed = [(back[id(d)], by_kept[id(k)], v) for d, k, v in removed]
@@ -120,10 +127,11 @@ class Karyotyper:
     def detect(self, image, min_score: float = 0.0, find_score: float | None = None,
                nms_iou: float | None = None) -> list[Box]:
         """Named boxes of one cell, best score first: those kept at ``find_score`` (default the karyogram's
-        ``MIN_SCORE``) labelled jointly, the rest by top-1; only boxes scoring at least ``min_score``."""
-        from ..karyogram.defaults import MIN_SCORE, NMS_IOU
+        floor: the export's tuned one, else ``MIN_SCORE``) labelled jointly, the rest by top-1; only boxes scoring at
+        least ``min_score``."""
+        from ..karyogram.defaults import NMS_IOU, min_score_of
 
-        cell = self.karyotype(image, MIN_SCORE if find_score is None else find_score,
+        cell = self.karyotype(image, min_score_of(self) if find_score is None else find_score,
                               NMS_IOU if nms_iou is None else nms_iou)
         out = cell.boxes + [d for d, _, _ in cell.suppressed] + cell.below
         return sorted((b for b in out if b.score is None or b.score >= min_score),

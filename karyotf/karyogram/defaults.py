@@ -18,6 +18,13 @@ MAX_PER_CLASS = 6
 """At most this many chromosomes of one class are drawn (the rest are counted in the picture and reported)."""
 
 
+def min_score_of(detector) -> float:
+    """The score floor for ``detector``'s karyograms when none is given: the one ``karyotf eval --tune-min-score``
+    chose on val and stored with the export (``karyotf.json`` ``min_score``), else :data:`MIN_SCORE`."""
+    value = (getattr(detector, "info", None) or {}).get("min_score")
+    return MIN_SCORE if value is None else float(value)
+
+
 CALL_MIN_TOTAL = 44
 CALL_MAX_TOTAL = 49
 """A count call (an ISCN string) is written only for a cell with CALL_MIN_TOTAL..CALL_MAX_TOTAL chromosomes and at
