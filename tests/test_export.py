@@ -350,6 +350,7 @@ def test_agnostic_detector_finds_and_a_classifier_names(export_records, tmp_path
     image = tmp_path / "cell.jpg"
     image.write_bytes(data)
     assert {b.name for b in det.detect(data)} <= {classes.AGNOSTIC}
+    assert main(["detect", str(image), "--model", str(out), "--out", str(tmp_path / "found")]) == 0  # a finder alone
     with pytest.raises(KaryogramError, match="does not name them .*--classifier"):
         from_detector(det, image, tmp_path / "k")
     with pytest.raises(EvaluateError, match="class-agnostic detector .*--classifier"):
