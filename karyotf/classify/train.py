@@ -44,16 +44,19 @@ class ClassifierConfig:
     heads: int = 4
     dropout: float = 0.1
     norm: str = "batch"
-    cells_per_batch: int = 4
-    learning_rate: float = 2e-3
+    cells_per_batch: int = 1
+    """One cell a step: more updates in a CPU budget than 4 cells a step (bench/results/classifier.md, rows
+    ``context_1cell`` against ``context``)."""
+    learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     warmup: float = 0.03
     label_smoothing: float = 0.05
     augment: bool = True
-    rotate: float = 0.02
-    """Random rotation, as a fraction of a full turn (0: none); flips and 90-degree turns are always on."""
-    zoom: float = 0.05
-    """Random zoom, as a fraction (0: none)."""
+    rotate: float = 0.0
+    """Random rotation, as a fraction of a full turn (0: none); flips and 90-degree turns are always on.  Off by
+    default: on a 20-minute CPU budget it slowed learning more than it regularised (row ``context`` used 0.02)."""
+    zoom: float = 0.0
+    """Random zoom, as a fraction (0: none; row ``context`` used 0.05)."""
     seed: int = 0
 
     SHAPE = ("size", "context", "width", "embed", "heads", "norm")
@@ -228,8 +231,8 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
         ckpt.restore(manager.latest_checkpoint)
         log.info("resuming %s from step %d (epoch %d)", out, int(step_var.numpy()), state["epoch"])
     L = tf.keras.layers
-    # mild: on a 20-minute CPU budget strong jitter slows learning more than it regularises (measured: no
-    # augmentation reached val top-1 0.41 after 160 steps, rotations/zoom/contrast of twice this size 0.33)
+    # on a 20-minute CPU budget jitter slows learning more than it regularises: rotation and zoom are off by
+    # default (see ClassifierConfig.rotate)
     rng_layers = []
     if config.rotate > 0:
         rng_layers.append(L.RandomRotation(config.rotate, fill_mode="constant", fill_value=0.0, seed=config.seed))

@@ -8,6 +8,7 @@ from pathlib import Path
 def register(sub) -> None:
     from ..classify import VIEWS
     from ..classify.crops import SIZE
+    from ..classify.train import ClassifierConfig
     from ..paths import DEFAULT_EXPORTED, DEFAULT_RECORDS, DEFAULT_RUNS
 
     p = sub.add_parser("classifier", help="train, evaluate and export the chromosome classifier",
@@ -29,10 +30,11 @@ def register(sub) -> None:
                         "other jobs on a shared machine do not eat)")
     t.add_argument("--size", type=int, default=SIZE, help="crop canvas side, pixels")
     t.add_argument("--no-context", action="store_true", help="no cell-context attention (each chromosome alone)")
-    t.add_argument("--width", type=int, default=32, help="filters of the first conv block (x2 each block)")
-    t.add_argument("--batch", type=int, default=4, help="cells per batch")
-    t.add_argument("--learning-rate", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
-    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.add_argument("--width", type=int, default=ClassifierConfig.width, help="filters of the first conv block (x2 each block)")
+    t.add_argument("--batch", type=int, default=ClassifierConfig.cells_per_batch, help="cells per batch")
+    t.add_argument("--learning-rate", type=float, default=ClassifierConfig.learning_rate,
+                   help="peak learning rate (cosine schedule)")
+    t.add_argument("--seed", type=int, default=ClassifierConfig.seed, help="random seed")
     t.set_defaults(func=_train)
 
     e = csub.add_parser("eval", formatter_class=fmt, help="top-1 / top-3, joint labelling, count calls, confusion",
