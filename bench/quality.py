@@ -138,6 +138,7 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
                             agnostic=args.agnostic, **overrides)
     t0 = time.time()
     cpu0 = time.process_time()
+    note = None
     if args.eval_only:  # the model as it stands (an earlier run of this row trained it)
         latest = train.latest_checkpoint(model_dir)
         if latest is None:
@@ -146,6 +147,7 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         result = argparse.Namespace(final_step=latest[1], losses={"Loss/total_loss": old.get("final_loss")})
         sps, first_loss = old.get("seconds_per_step"), old.get("calibration_loss")
         train_minutes, cpu_minutes = old.get("train_minutes", 0.0), old.get("train_cpu_minutes")
+        note = old.get("note")
     else:
         result, sps, first_loss, train_minutes, cpu_minutes = _train_for_budget(model_dir, args, t0, cpu0)
     cfg = pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)
@@ -186,9 +188,11 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         "cells_all_correct": found.get("cells_all_correct"), "count_call": calls,
         "eval_minutes": round((time.time() - t1) / 60, 1), "test_cells": len(truth),
         "eval_dir": str(model_dir / "eval"), "agnostic": bool(args.agnostic),
-        "train_cpu_minutes": round(cpu_minutes, 1), "budget": {"minutes": args.minutes, "max_steps": args.max_steps},
+        "train_cpu_minutes": None if cpu_minutes is None else round(cpu_minutes, 1), "budget": {"minutes": args.minutes, "max_steps": args.max_steps},
         "argv": sys.argv[1:],
     }
+    if args.eval_only and note:
+        row["note"] = note
     if e2e is not None:
         # class-agnostic: every counted box that lies on a chromosome, whatever its name
         found_total = sum(i.found for i in report.metrics.found.images)
@@ -417,8 +421,10 @@ def main() -> None:
             "data": str(args.data), "minutes": args.minutes, "score_threshold": args.score_threshold}
     saved = json.loads(json_path.read_text()) if json_path.is_file() else {}
     rows = saved.get("rows", [])
-    if (args.agnostic or args.classifier) and saved.get("meta"):
-        meta = saved["meta"]  # the header describes the detector-only rows; an end-to-end row carries its own budget
+    if (args.agnostic or args.classifier) and saved:  # the header describes the detector-only rows; an end-to-end
+        a = saved.get("args", {})                       # row carries its own budget
+        meta = saved.get("meta") or {"data": a.get("data", str(args.data)), "minutes": a.get("minutes", 12.0),
+                                     "score_threshold": a.get("score_threshold", 0.3)}
     variants = [v for v in args.variants.split(",") if v]
     jobs = [(v, m, args.tag) for v in variants for m in args.models.split(",") if m]
     baseline = [(variants[0], m, "template") for m in args.baseline.split(",") if m and variants]
