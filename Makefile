@@ -1,10 +1,10 @@
-# karyotf: the two commands a fresh machine needs are `make demo` and `make test`.
+# karyotf: the two commands a fresh machine needs are `make demo` and `make test` (`make test-fast` skips the slow tests).
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test bench-quality bench-speed clean
+.PHONY: install demo test test-fast bench-quality bench-speed clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ $(VENV)/.installed: setup.py constraints.txt requirements.txt requirements-nodep
 
 test: install
 	$(BIN)/python -m pytest -q tests
+
+# the edit-test loop: everything but the tests marked slow (training, export, the notebook); about 2-3 min on 2 cores
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 demo: install
 	$(BIN)/karyotf demo

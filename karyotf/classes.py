@@ -116,3 +116,9 @@ def write_label_map(path: str | Path, agnostic: bool = False) -> Path:
 def is_agnostic(label_map: dict[int, str]) -> bool:
     """Whether ``{id: name}`` (first item of each id, as the OD API reads it) is a class-agnostic detector's map."""
     return label_map == {1: AGNOSTIC}
+
+
+GROUP_COLOURS: dict[str, tuple[int, int, int]] = {
+    "A": (230, 25, 75), "B": (245, 130, 48), "C": (60, 180, 75), "D": (0, 130, 200),
+    "E": (145, 30, 180), "F": (240, 50, 230), "G": (128, 128, 0)}
+"""The colour of each Denver group in karyotf's pictures of boxes (:func:`karyotf.images.draw_boxes`)."""

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import defaults
 from .errors import DemoError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ DEFAULT_STEPS = 200
 training and 14.4 min in all; 200 steps keep the whole demo well under 15 minutes even on a busy machine."""
 DEFAULT_IMAGE_SIZE = 320
 DEFAULT_BATCH = 8
-DEFAULT_SCORE_THRESHOLD = 0.3
+DEFAULT_SCORE_THRESHOLD = defaults.MIN_SCORE
 """Score threshold for the thesis metrics and for the model's karyogram (a short run rarely scores above 0.5)."""
 DEFAULT_AUGMENT = ("hflip", "vflip", "rot90")
 DEFAULT_LEARNING_RATE = 0.02

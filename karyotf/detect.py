@@ -1,7 +1,8 @@
 """Run an exported model on images: :class:`Detector` and ``karyotf detect``.
 
 ``Detector(export_dir)`` loads what :func:`karyotf.export.export` wrote, from a TF1 (slim) or a TF2 (Keras)
-model alike, in an ordinary TF2 process (no TF1 mode, no ``object_detection`` import):
+model alike, in an ordinary TF2 process (no TF1 mode; of the OD API only its label map reader, through
+:mod:`karyotf.rundir`):
 
 - ``use="saved_model"``: ``tf.saved_model.load`` and the ``serving_default`` signature (TF2 exports take
   ``input_tensor``, TF1 exports ``inputs``; the input key is read from the signature);
@@ -14,9 +15,7 @@ canonical class name (label ids mapped through the export's ``label_map.pbtxt``)
 """
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import classes
+from . import classes, defaults, rundir
 from .annotations import Box
 from .errors import DetectError
 
@@ -33,38 +32,14 @@ log = logging.getLogger(__name__)
 USES = ("auto", "saved_model", "frozen_graph")
 OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
-_ITEM_RE = re.compile(r"item\s*\{(.*?)\}", re.DOTALL)
-_ID_RE = re.compile(r"\bid\s*:\s*(-?\d+)")
-_NAME_RE = re.compile(r"\bname\s*:\s*(['\"])(.*?)\1")
-
-
-def read_label_map(path: str | Path) -> dict[int, str]:
-    """``label_map.pbtxt`` -> ``{id: canonical name}``; DetectError naming the file and item if it is not usable.
+def read_class_names(path: str | Path) -> dict[int, str]:
+    """An export's ``label_map.pbtxt`` -> ``{id: canonical name}`` (:func:`karyotf.rundir.read_label_map`);
+    DetectError naming the file and item if it is not usable.
 
     A class-agnostic detector's map reads ``{1: classes.AGNOSTIC}``: its boxes are named ``chromosome``, which is
     no chromosome class; a classifier names them (:class:`karyotf.classify.karyotyper.Karyotyper`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DetectError(f"{path}: no label map (fix: re-export the model with `karyotf export`, "
-                          "which copies label_map.pbtxt beside the model)")
-    text = re.sub(r"#[^\n]*", "", path.read_text())
-    result: dict[int, str] = {}
-    for n, m in enumerate(_ITEM_RE.finditer(text)):
-        body = m.group(1)
-        ident, name = _ID_RE.search(body), _NAME_RE.search(body)
-        if ident is None or name is None:
-            raise DetectError(f"{path}: item #{n} has no id or name (fix: each item needs `id: N` and `name: '...'`)")
-        key, text = int(ident.group(1)), name.group(2)
-        if n == 0 and text == classes.AGNOSTIC:  # a class-agnostic detector's map (classes.label_map_text)
-            result[key] = text
-            continue
-        try:
-            result.setdefault(key, classes.canonical(text))  # the first item of an id names it (the OD API's rule)
-        except classes.UnknownClassError as exc:
-            raise DetectError(f"{path}: item #{n}: {exc}") from exc
-    if not result:
-        raise DetectError(f"{path}: no `item {{ id: N name: '...' }}` entries (fix: re-export the model)")
-    return result
+    return rundir.read_label_map(path, canonical=True, error=DetectError, fix="re-export the model with `karyotf "
+                                 "export`, which copies label_map.pbtxt beside the model")
 
 
 def load_image(image: np.ndarray | str | Path) -> np.ndarray:
@@ -88,7 +63,7 @@ class Detector:
     """
 
     def __init__(self, export_dir: str | Path, use: str = "auto"):
-        from . import odapi  # noqa: F401  (quiet TF logs; the Detector itself needs no object_detection)
+        from . import odapi  # noqa: F401  (quiet TF logs; shims before the label map reader)
 
         if use not in USES:
             raise DetectError(f"use={use!r}: choose one of {', '.join(USES)}")
@@ -96,20 +71,17 @@ class Detector:
         if not self.export_dir.is_dir():
             raise DetectError(f"{self.export_dir}: no such export directory (fix: `karyotf export --model-dir runs/MODEL "
                               f"--out {self.export_dir}`)")
-        meta = self.export_dir / "karyotf.json"
-        self.info: dict = {}
-        if meta.is_file():
-            try:
-                self.info = json.loads(meta.read_text())
-            except ValueError as exc:
-                raise DetectError(f"{meta}: not valid JSON ({exc}) (fix: re-export the model)") from exc
+        try:
+            self.info: dict = rundir.read_info(self.export_dir)
+        except rundir.InfoError as exc:
+            raise DetectError(f"{exc} (fix: re-export the model)") from exc
         self.model_name: str = self.info.get("model") or self.export_dir.name
         self.tf: str | None = self.info.get("tf")
-        self.label_map = read_label_map(self.export_dir / "label_map.pbtxt")
+        self.label_map = read_class_names(self.export_dir / rundir.LABEL_MAP)
         self.agnostic: bool = classes.is_agnostic(self.label_map)
         """A class-agnostic detector: it finds chromosomes, its boxes are named ``classes.AGNOSTIC``."""
-        saved = self.export_dir / "saved_model" / "saved_model.pb"
-        frozen = self.export_dir / "frozen_inference_graph.pb"
+        saved = self.export_dir / rundir.SAVED_MODEL / "saved_model.pb"
+        frozen = self.export_dir / rundir.FROZEN_GRAPH
         if use == "auto":
             use = "saved_model" if saved.is_file() else "frozen_graph"
         self.kind = use
@@ -233,27 +205,13 @@ class Detector:
 # Drawing and the `karyotf detect` command
 # ----------------------------------------------------------------------------------------------------------
 
-_GROUP_COLOURS = {"A": (230, 25, 75), "B": (245, 130, 48), "C": (60, 180, 75), "D": (0, 130, 200),
-                  "E": (145, 30, 180), "F": (240, 50, 230), "G": (128, 128, 0)}
-
-
 def draw_boxes(image: np.ndarray | str | Path, boxes: Sequence[Box], path: str | Path, line: int = 2) -> Path:
-    """Write ``image`` with ``boxes`` drawn (colour by Denver group, label ``name score``) to ``path`` atomically."""
-    from PIL import Image, ImageDraw, ImageFont
-
+    """Write ``image`` with ``boxes`` drawn (:func:`karyotf.images.draw_boxes`: colour by Denver group, label
+    ``name score``) to ``path`` atomically."""
+    from .images import draw_boxes as picture
     from .io import atomic_path
 
-    im = Image.fromarray(load_image(image)).convert("RGB")
-    draw = ImageDraw.Draw(im)
-    font = ImageFont.load_default()
-    for b in sorted(boxes, key=lambda b: b.score or 0.0):
-        colour = _GROUP_COLOURS.get(classes.GROUP_OF.get(b.name, ""), (255, 255, 0))
-        draw.rectangle([b.xmin, b.ymin, b.xmax, b.ymax], outline=colour, width=line)
-        label = b.name if b.score is None else f"{b.name} {b.score:.2f}"
-        tx, ty = b.xmin + 1, max(0.0, b.ymin - 11)
-        tw = draw.textlength(label, font=font)
-        draw.rectangle([tx - 1, ty, tx + tw + 1, ty + 10], fill=colour)
-        draw.text((tx, ty), label, fill=(255, 255, 255), font=font)
+    im = picture(load_image(image), boxes, line=line)
     path = Path(path)
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG")
@@ -269,8 +227,8 @@ class DetectRun:
     results: list[dict] = field(default_factory=list)
 
 
-def detect_images(images: Sequence[str | Path], model: str | Path, out_dir: str | Path = "detections",
-                  min_score: float = 0.3, use: str = "auto", draw: bool = True) -> DetectRun:
+def detect_images(images: Sequence[str | Path], model: str | Path, out_dir: str | Path = defaults.DETECTIONS_DIR,
+                  min_score: float = defaults.MIN_SCORE, use: str = defaults.USE, draw: bool = True) -> DetectRun:
     """Run the exported ``model`` on image files; write ``out_dir/detections.json`` and ``<image>_detections.png``.
 
     ``detections.json``: ``{"model", "export_dir", "kind", "tf", "min_score", "images": [{"image", "width",

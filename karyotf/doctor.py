@@ -70,10 +70,11 @@ def run(quick: bool = False, out=sys.stdout) -> int:
         return 1
     t0 = time.time()
     try:
-        from . import odapi  # noqa: F401  (shims first)
+        from . import odapi  # shims first
         import tensorflow as tf
-        from object_detection.builders import model_builder  # noqa: F401
-        from object_detection.utils import label_map_util  # noqa: F401
+
+        od = odapi.doctor_parts()
+        model_builder, label_map_util, model_pb2 = od.model_builder, od.label_map_util, od.model_pb2
         report(True, "object_detection imports", f"{time.time() - t0:.1f} s")
     except Exception as exc:  # pragma: no cover - the message is the point
         report(False, "object_detection imports", f"{type(exc).__name__}: {exc}")
@@ -83,7 +84,6 @@ def run(quick: bool = False, out=sys.stdout) -> int:
     if not quick:
         try:
             from google.protobuf import text_format
-            from object_detection.protos import model_pb2
 
             t0 = time.time()
             cfg = text_format.Parse(_SSD_CONFIG, model_pb2.DetectionModel())

@@ -38,6 +38,15 @@ class PipelineConfigError(KaryotfError):
     """A pipeline template or filled config is invalid, or conflicts with what sits in the model dir."""
 
 
+class InfoError(KaryotfError, ValueError):
+    """A run or export dir's ``karyotf.json`` that is not valid JSON (a ValueError too, for callers that treat it
+    as absent)."""
+
+
+class LabelMapError(KaryotfError, ValueError):
+    """A label map that is missing, not a ``StringIntLabelMap`` text proto, or invalid for the OD API."""
+
+
 class TrainError(KaryotfError):
     """Training could not start or resume."""
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,10 @@ from typing import Sequence
 
 import numpy as np
 
-from . import classes, images
+from . import classes, images, rundir
 from . import metrics as M
 from .annotations import Annotation, Box
-from .errors import EvaluateError
+from .errors import EvaluateError, PipelineConfigError
 from .io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -255,37 +254,14 @@ def evaluate_detections(truth: Sequence[Annotation], detections: Sequence[Sequen
 # ---------------------------------------------------------------------------------------------- model path
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _train_config_numbers(pipeline: Path) -> dict[str, int]:
-    """``batch_size`` and ``num_steps`` of a pipeline.config's ``train_config`` block (text scan, no protobuf)."""
+    """``batch`` and ``steps`` of a pipeline.config's ``train_config`` ({} without a readable config)."""
     try:
-        text = pipeline.read_text()
-    except OSError:
+        tc = rundir.read_config(pipeline).train_config
+    except (PipelineConfigError, OSError, UnicodeDecodeError):
         return {}
-    start = text.find("train_config")
-    if start < 0:
-        return {}
-    block, depth = [], 0
-    for i, ch in enumerate(text[text.find("{", start):]):
-        depth += ch == "{"
-        depth -= ch == "}"
-        # keep only the train_config level, not nested messages (optimizer, augmentation, ...)
-        block.append(ch if depth <= 1 else " ")
-        if depth == 0 and i > 0:
-            break
-    flat = "".join(block)
-    out = {}
-    for key, name in (("batch_size", "batch"), ("num_steps", "steps")):
-        m = re.search(rf"\b{key}\s*:\s*(\d+)", flat)
-        if m:
-            out[name] = int(m.group(1))
-    return out
+    return {name: getattr(tc, key) for key, name in (("batch_size", "batch"), ("num_steps", "steps"))
+            if tc.HasField(key)}
 
 
 def model_info(path: str | Path) -> dict:
@@ -294,18 +270,17 @@ def model_info(path: str | Path) -> dict:
     Steps are the trained steps when known (an export's checkpoint step), else the steps asked for.
     """
     path = Path(path)
-    meta = _read_json(path / "karyotf.json")
-    info: dict = {"model": meta.get("model") or meta.get("name") or path.name, "batch": None, "steps": None}
-    source = meta.get("source_model_dir")
-    src_meta = _read_json(Path(source) / "karyotf.json") if source else {}
+    meta = rundir.read_info_or_empty(path)
+    info: dict = {"model": meta.get("model") or path.name, "batch": None, "steps": None}
+    source = rundir.source_dir(path)
+    src_meta = rundir.read_info_or_empty(source) if source else {}
     for m in (meta, src_meta):
-        for key, names in (("batch", ("batch", "batch_size")), ("steps", ("steps", "num_steps", "num_train_steps"))):
-            for n in names:
-                if info[key] is None and isinstance(m.get(n), int):
-                    info[key] = m[n]
-    cfg = _train_config_numbers(path / "pipeline.config")
+        for key in ("batch", "steps"):
+            if info[key] is None and isinstance(m.get(key), int):
+                info[key] = m[key]
+    cfg = _train_config_numbers(path / rundir.PIPELINE)
     if not cfg and source:
-        cfg = _train_config_numbers(Path(source) / "pipeline.config")
+        cfg = _train_config_numbers(source / rundir.PIPELINE)
     for key in ("batch", "steps"):
         if info[key] is None:
             info[key] = cfg.get(key)
@@ -314,29 +289,26 @@ def model_info(path: str | Path) -> dict:
     return info
 
 
-def is_export_dir(path: str | Path) -> bool:
-    return (Path(path) / "saved_model" / "saved_model.pb").is_file() or (
-        Path(path) / "frozen_inference_graph.pb").is_file()
+is_export_dir = rundir.is_export_dir
 
 
 def resolve_export(model: str | Path) -> Path:
     """The export dir to evaluate: ``model`` itself, or for a model dir the export of its latest checkpoint in
-    ``model/export-ckpt-N`` (made with :func:`karyotf.export.export` unless already there)."""
+    ``model/export-ckpt-N`` (made with :func:`karyotf.export.export`, the export stage's Python API, unless
+    already there)."""
     model = Path(model)
     if not model.is_dir():
         raise EvaluateError(f"{model}: no such model or export directory (fix: train with `karyotf train`, or give "
                             "an export dir made by `karyotf export`)")
-    if is_export_dir(model):
+    if rundir.is_export_dir(model):
         return model
-    from .train import latest_checkpoint
-
-    latest = latest_checkpoint(model)
+    latest = rundir.latest_checkpoint(model)
     if latest is None:
         raise EvaluateError(f"{model}: neither an export (no saved_model/) nor a model dir with a checkpoint "
                             "(fix: train first, or pass the export dir)")
     prefix, step = latest
-    out = model / f"export-ckpt-{step}"
-    if is_export_dir(out) and (out / "karyotf.json").is_file():
+    out = rundir.eval_export_dir(model, step)
+    if rundir.is_export_dir(out) and (out / rundir.INFO).is_file():
         log.info("using the existing export %s", out)
         return out
     from .export import export
@@ -352,27 +324,27 @@ def _mean_time(times: list[float]) -> float:
 
 def _split_count(records_dir: str | Path, split: str) -> int | None:
     """Images in one split according to the records' manifest.json (``None`` when unknown)."""
-    count = _read_json(Path(records_dir) / "manifest.json").get("counts", {}).get(split)
+    try:
+        count = json.loads((Path(records_dir) / "manifest.json").read_text()).get("counts", {}).get(split)
+    except (OSError, ValueError):
+        return None
     return count if isinstance(count, int) else None
 
 
 def model_records(model: str | Path) -> Path:
     """The records a model dir or export dir was configured with (its ``pipeline.config``'s train input folder;
     for an export without one, its source model dir's)."""
-    from .errors import PipelineConfigError
-    from .pipelines import read_config, records_dir_of
-
     model = Path(model)
-    candidates = [model / "pipeline.config"]
-    source = _read_json(model / "karyotf.json").get("source_model_dir")
+    candidates = [model / rundir.PIPELINE]
+    source = rundir.source_dir(model)
     if source:
-        candidates.append(Path(source) / "pipeline.config")
+        candidates.append(source / rundir.PIPELINE)
     config = next((c for c in candidates if c.is_file()), None)
     if config is None:
         raise EvaluateError(f"{model}: no pipeline.config to say which records the model was trained on "
                             "(fix: pass --records DIR)")
     try:
-        return records_dir_of(read_config(config))
+        return rundir.records_dir_of(rundir.read_config(config))
     except PipelineConfigError as exc:
         raise EvaluateError(f"{config}: cannot read its records folder ({exc}) (fix: pass --records DIR)") from None
 
@@ -393,17 +365,39 @@ def check_records(records_dir: str | Path, split: str, origin: str = "") -> Path
     return records_dir
 
 
+def detect_examples(detector, examples, limit: int | None = None, total: int | None = None, desc: str = "detect",
+                    ) -> tuple[list[Annotation], list[list[Box]], float]:
+    """Run ``detector`` (anything with ``detect(image, min_score=)``, e.g. a :class:`karyotf.detect.Detector`) over
+    ``examples`` (``(image bytes, Annotation)`` pairs, e.g. :func:`karyotf.records.read_examples`): the truth, the
+    detections at every score, and detection seconds per image.  With :func:`evaluate_detections` this is the
+    evaluation of a model object, as torchvision's ``engine.evaluate(model, loader)``; ``total`` only sizes the
+    progress bar."""
+    from tqdm import tqdm
+
+    truth: list[Annotation] = []
+    detections: list[list[Box]] = []
+    times: list[float] = []
+    for image_bytes, ann in tqdm(examples, desc=desc, unit="image", total=total):
+        if limit is not None and len(truth) >= limit:
+            break
+        image = images.load(image_bytes)
+        t0 = time.perf_counter()
+        boxes = detector.detect(image, min_score=0.0)
+        times.append(time.perf_counter() - t0)
+        truth.append(ann)
+        detections.append(boxes)
+    return truth, detections, (_mean_time(times) if times else 0.0)
+
+
 def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: str = "auto",
                   limit: int | None = None, classifier: str | Path | None = None):
     """Run the model's Detector over one split: (truth, detections, seconds per image, model info, model name).
 
     ``records_dir`` None: the records the model was configured with."""
-    from tqdm import tqdm
-
     if not Path(model).is_dir():
         resolve_export(model)  # raises the missing-model error before any records error
     if records_dir is None:
-        records_dir = check_records(model_records(model), split, f"{Path(model) / 'pipeline.config'}")
+        records_dir = check_records(model_records(model), split, f"{Path(model) / rundir.PIPELINE}")
     else:
         check_records(records_dir, split)
     export_dir = resolve_export(model)
@@ -421,31 +415,20 @@ def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: 
         from .classify.karyotyper import Karyotyper
 
         detector = Karyotyper(detector, classifier)
-    elif detector.agnostic:
+    elif getattr(detector, "agnostic", False):  # a stand-in detector may not say
         raise EvaluateError(f"{export_dir}: a class-agnostic detector (one class, '{classes.AGNOSTIC}') names no "
                             "chromosome, so the thesis metrics (per class) do not apply to it alone (fix: add "
                             "--classifier exported/classifier: the end-to-end metrics, and the class-agnostic "
                             "'found' counts of the model's boxes beside them)")
-    truth: list[Annotation] = []
-    detections: list[list[Box]] = []
-    times: list[float] = []
-    examples = read_examples(records_dir, split)
     total = _split_count(records_dir, split)
     if limit is not None:
         total = limit if total is None else min(limit, total)
-    for image_bytes, ann in tqdm(examples, desc=f"eval {info['model']} on {split}", unit="image", total=total):
-        if limit is not None and len(truth) >= limit:
-            break
-        image = images.load(image_bytes)
-        t0 = time.perf_counter()
-        boxes = detector.detect(image, min_score=0.0)
-        times.append(time.perf_counter() - t0)
-        truth.append(ann)
-        detections.append(boxes)
+    truth, detections, seconds = detect_examples(detector, read_examples(records_dir, split), limit=limit,
+                                                 total=total, desc=f"eval {info['model']} on {split}")
     if not truth:
         raise EvaluateError(f"{records_dir}: split {split!r} has no images (fix: pick another --split, or rebuild "
                             "the records with a larger split fraction)")
-    return truth, detections, _mean_time(times), info, getattr(detector, "model_name", None) or info["model"]
+    return truth, detections, seconds, info, getattr(detector, "model_name", None) or info["model"]
 
 
 def detect_split(model: str | Path, records_dir: str | Path | None = None, split: str = "test", use: str = "auto",
@@ -528,7 +511,7 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
     nms_iou = NMS_IOU if nms_iou is None else nms_iou
     export_dir = resolve_export(model)
     if records_dir is None:
-        records_dir = check_records(model_records(model), split, f"{Path(model) / 'pipeline.config'}")
+        records_dir = check_records(model_records(model), split, f"{Path(model) / rundir.PIPELINE}")
     else:
         check_records(records_dir, split)
     detector = Detector(export_dir, use=use)
@@ -560,9 +543,8 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
     best = max(table, key=lambda r: (r["f1"], -r["count_error"], r["min_score"]))
     floor = ScoreFloor(min_score=best["min_score"], split=split, cells=cells, nms_iou=nms_iou, table=table)
     if write:
-        meta_path = Path(export_dir) / "karyotf.json"
-        meta = _read_json(meta_path) if meta_path.is_file() else {}
+        meta = rundir.read_info_or_empty(export_dir)
         meta["min_score"] = floor.min_score
         meta["min_score_tuning"] = floor.to_dict()
-        atomic_write_json(meta_path, meta)
+        rundir.write_info(export_dir, meta, "export")
     return floor

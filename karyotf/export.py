@@ -1,6 +1,7 @@
 """Export a trained model: ``runs/MODEL`` -> ``exported/MODEL``.
 
-``python -m karyotf.export --model-dir runs/MODEL --out exported/MODEL [--checkpoint PREFIX] [--tflite]``
+``python -m karyotf.export --model-dir runs/MODEL --out exported/MODEL [--checkpoint PREFIX] [--tflite]`` (the same
+command as ``karyotf export``; the Python API is :func:`export`)
 
 The export directory holds, for TF1 (slim, e.g. ``faster_rcnn``) and TF2 (Keras, ``ssd``, ``rfcn``) models alike::
 
@@ -8,7 +9,8 @@ The export directory holds, for TF1 (slim, e.g. ``faster_rcnn``) and TF2 (Keras,
     frozen_inference_graph.pb    GraphDef with the weights baked in
     pipeline.config              the model's config as exported
     label_map.pbtxt              class ids -> names, read by karyotf.detect.Detector
-    karyotf.json                 model, tf mode, checkpoint step, source model dir, input size, tensor names
+    karyotf.json                 model, tf mode, checkpoint step, source model dir, image size, tensor names
+                                 (the schema is karyotf.rundir's, ``kind`` "export")
     checkpoint/ckpt-0.*  (TF2)   the weights as a TF2 checkpoint (usable as a fine-tune start)
     model.ckpt.*         (TF1)   the weights as a TF1 checkpoint (as the OD API's exporter writes them)
     model.tflite                 only with ``tflite=True``, SSD only
@@ -28,48 +30,39 @@ TF1 models are exported in a child process in TF1 mode (:func:`karyotf.odapi.run
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import classes
-from .errors import ExportError
+from . import classes, pipelines, rundir
+from .errors import ExportError, PipelineConfigError
 from .io import replace_dir
+from .rundir import FROZEN_GRAPH, SAVED_MODEL
 
 log = logging.getLogger(__name__)
 
-FROZEN_GRAPH = "frozen_inference_graph.pb"
-SAVED_MODEL = "saved_model"
 INPUT_NAME = "image_tensor"
 """Name of the frozen graph's input placeholder (uint8 images, NHWC)."""
 OUTPUT_NAMES = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 """Names of the frozen graph's output tensors (``NAME:0``) and of the SavedModel signature outputs used."""
-_STEP_RE = re.compile(r"(?:ckpt|model\.ckpt)-(\d+)$")
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Inputs: pipeline.config, checkpoint, TF mode
 # ----------------------------------------------------------------------------------------------------------
 
-def read_pipeline(path: str | Path):
-    """Parse ``pipeline.config`` into a ``TrainEvalPipelineConfig`` proto; ExportError naming the file if bad."""
+def _config_for_export(path: str | Path):
+    """:func:`karyotf.rundir.read_config`, its errors as ExportError naming the file, and a model section required."""
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: no pipeline.config (fix: point --model-dir at a directory made by "
                           "`karyotf config MODEL --out DIR` and trained with `karyotf train`)")
-    from .errors import PipelineConfigError
-    from .pipelines import parse_config
-
     try:
-        cfg = parse_config(path.read_text(), path)
+        cfg = rundir.read_config(path)
     except PipelineConfigError as exc:
         raise ExportError(str(exc)) from exc
     except UnicodeDecodeError as exc:
@@ -79,18 +72,12 @@ def read_pipeline(path: str | Path):
     return cfg
 
 
-def _meta_arch(cfg):
-    arch = cfg.model.WhichOneof("model")
-    return arch, getattr(cfg.model, arch)
-
-
 def input_size_of(cfg) -> list[int] | None:
-    """``[height, width]`` of a fixed-shape resizer, ``[min_dim, max_dim]`` of a keep-aspect one, else None."""
-    _, meta = _meta_arch(cfg)
-    if not hasattr(meta, "image_resizer"):
-        return None
-    resizer = meta.image_resizer
-    kind = resizer.WhichOneof("image_resizer_oneof")
+    """``[height, width]`` of a fixed-shape resizer, ``[min_dim, max_dim]`` of a keep-aspect one, else None
+    (``karyotf.json``'s ``input_size``; ``image_size`` is the larger of the two)."""
+    arch = cfg.model.WhichOneof("model")
+    resizer = getattr(getattr(cfg.model, arch), "image_resizer", None) if arch else None
+    kind = resizer.WhichOneof("image_resizer_oneof") if resizer is not None else None
     if kind == "fixed_shape_resizer":
         return [resizer.fixed_shape_resizer.height, resizer.fixed_shape_resizer.width]
     if kind == "keep_aspect_ratio_resizer":
@@ -98,19 +85,12 @@ def input_size_of(cfg) -> list[int] | None:
     return None
 
 
-def checkpoint_step(prefix: str | Path) -> int | None:
-    m = _STEP_RE.search(str(prefix))
-    return int(m.group(1)) if m else None
-
-
-def _checkpoints_in(model_dir: Path) -> list[tuple[int, str]]:
-    found = []
-    for index in list(model_dir.glob("ckpt-*.index")) + list(model_dir.glob("model.ckpt-*.index")):
-        prefix = str(index)[: -len(".index")]
-        step = checkpoint_step(prefix)
-        if step is not None:
-            found.append((step, prefix))
-    return sorted(found)
+def _image_size(cfg) -> int | None:
+    """The model's input size (:func:`karyotf.pipelines.image_size`), None for a resizer karyotf does not set."""
+    try:
+        return pipelines.image_size(cfg)
+    except PipelineConfigError:
+        return None
 
 
 def resolve_checkpoint(model_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[str, int | None]:
@@ -128,42 +108,12 @@ def resolve_checkpoint(model_dir: str | Path, checkpoint: str | Path | None = No
         if not Path(prefix + ".index").is_file():
             raise ExportError(f"{prefix}: no such checkpoint ({prefix}.index missing) "
                               "(fix: pass a prefix such as runs/MODEL/ckpt-3, or leave --checkpoint out for the latest)")
-        return prefix, checkpoint_step(prefix)
-    latest = None
-    with contextlib.suppress(ImportError):
-        from .train import latest_checkpoint  # the training stage's own notion of "latest"
-
-        latest = latest_checkpoint(model_dir)
-    if latest is None:
-        found = _checkpoints_in(model_dir)
-        if found:
-            latest = (found[-1][1], found[-1][0])
+        return prefix, rundir.checkpoint_step(prefix)
+    latest = rundir.latest_checkpoint(model_dir)
     if latest is None:
         raise ExportError(f"{model_dir}: no checkpoint found (no ckpt-N.index or model.ckpt-N.index) "
                           f"(fix: train first: `karyotf train MODEL --model-dir {model_dir}`)")
     return str(latest[0]), latest[1]
-
-
-def _label_map_source(cfg, model_dir: Path) -> Path | None:
-    for reader in (cfg.train_input_reader, *cfg.eval_input_reader):
-        if reader.label_map_path:
-            p = Path(reader.label_map_path)
-            if not p.is_absolute() and not p.is_file():
-                p = model_dir / p
-            if p.is_file():
-                return p
-    meta = model_dir / "karyotf.json"
-    if meta.is_file():
-        with contextlib.suppress(ValueError, OSError):
-            lm = json.loads(meta.read_text()).get("label_map")
-            if lm and Path(lm).is_file():
-                return Path(lm)
-    return None
-
-
-def _num_classes(cfg) -> int:
-    _, meta = _meta_arch(cfg)
-    return int(meta.num_classes)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -222,12 +172,11 @@ def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
     """
     from . import odapi
     import tensorflow as tf
-    from object_detection import exporter_lib_v2
-    from object_detection.builders import model_builder
-    from object_detection.utils import config_util
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    cfg = read_pipeline(pipeline)
+    od = odapi.export_tf2_parts()
+    exporter_lib_v2, model_builder, config_util = od.exporter_lib_v2, od.model_builder, od.config_util
+    cfg = _config_for_export(pipeline)
     out_dir = Path(out)
     clock = _Clock()
     try:
@@ -283,7 +232,7 @@ def _export_tf1(pipeline: str, checkpoint: str, out: str) -> dict:
     if odapi.mode() != "tf1":
         raise ExportError("TF1 export needs a TF1-mode process (a karyotf bug: call it through odapi.run_isolated)")
     exporter = odapi.import_tf1_exporter()
-    cfg = read_pipeline(pipeline)
+    cfg = _config_for_export(pipeline)
     try:
         exporter.export_inference_graph("image_tensor", cfg, checkpoint, out)
     except ValueError as exc:
@@ -300,9 +249,9 @@ def _export_tflite(pipeline: str, checkpoint_dir: str, out: str) -> dict:
     ``TFLite_Detection_PostProcess`` op) then ``tf.lite.TFLiteConverter`` -> ``model.tflite`` (float32)."""
     from . import odapi
     import tensorflow as tf
-    from object_detection import export_tflite_graph_lib_tf2
 
-    cfg = read_pipeline(pipeline)
+    export_tflite_graph_lib_tf2 = odapi.export_tf2_parts().export_tflite_graph_lib_tf2
+    cfg = _config_for_export(pipeline)
     work = Path(out) / ".tflite_work"
     try:
         with odapi.no_keras_layer_traces():
@@ -314,8 +263,7 @@ def _export_tflite(pipeline: str, checkpoint_dir: str, out: str) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (Path(out) / "model.tflite").write_bytes(data)
-    size = input_size_of(cfg)
-    return {"tflite_input": "float32 [1, H, W, 3] scaled to [-1, 1]", "tflite_size": size}
+    return {"tflite_input": "float32 [1, H, W, 3] scaled to [-1, 1]", "tflite_size": input_size_of(cfg)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -338,39 +286,31 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     if not model_dir.is_dir():
         raise ExportError(f"{model_dir}: no such model directory (fix: train first: `karyotf train MODEL --model-dir "
                           f"{model_dir}`)")
-    pipeline = model_dir / "pipeline.config"
-    cfg = read_pipeline(pipeline)
-    from .pipelines import tf_mode
-
-    mode = tf_mode(cfg)
-    arch, _ = _meta_arch(cfg)
-    meta_in = {}
-    if (model_dir / "karyotf.json").is_file():
-        with contextlib.suppress(ValueError, OSError):
-            meta_in = json.loads((model_dir / "karyotf.json").read_text())
+    pipeline = model_dir / rundir.PIPELINE
+    cfg = _config_for_export(pipeline)
+    mode = pipelines.tf_mode(cfg)
+    arch = pipelines.meta_arch(cfg)
+    num_classes = pipelines.num_classes(cfg)
     if tflite and arch != "ssd":
         raise ExportError(f"{pipeline}: --tflite is for SSD models only (this is a {arch} model); "
                           "TFLite has no kernels for the two-stage models' ops (fix: drop --tflite)")
     ckpt_prefix, step = resolve_checkpoint(model_dir, checkpoint)
     ckpt_prefix = os.path.abspath(ckpt_prefix)
-    label_map = _label_map_source(cfg, model_dir)
-    if label_map is None and _num_classes(cfg) != classes.NUM_CLASSES:
-        raise ExportError(f"{pipeline}: its label_map_path does not exist and num_classes is {_num_classes(cfg)}, "
+    label_map = rundir.label_map_of(cfg, model_dir)
+    if label_map is None and num_classes != classes.NUM_CLASSES:
+        raise ExportError(f"{pipeline}: its label_map_path does not exist and num_classes is {num_classes}, "
                           f"not karyotf's {classes.NUM_CLASSES} (fix: rebuild the records or fix label_map_path)")
     if label_map is not None:
-        from .detect import read_label_map
-        from .errors import DetectError
-
         try:
-            ids = sorted(read_label_map(label_map))
-        except DetectError as exc:
+            ids = sorted(rundir.read_label_map(label_map, canonical=True))
+        except rundir.LabelMapError as exc:
             raise ExportError(f"{exc} (the label map named by {pipeline})") from exc
-        if ids != list(range(1, _num_classes(cfg) + 1)):
+        if ids != list(range(1, num_classes + 1)):
             raise ExportError(f"{label_map}: label ids {ids[0]}..{ids[-1]} ({len(ids)}) do not match the model's "
-                              f"num_classes {_num_classes(cfg)} in {pipeline} (fix: export with the records the "
+                              f"num_classes {num_classes} in {pipeline} (fix: export with the records the "
                               "model was trained on, or reconfigure and retrain)")
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
-                                                       and not (out_dir / "karyotf.json").is_file())):
+                                                       and not (out_dir / rundir.INFO).is_file())):
         raise ExportError(f"{out_dir}: exists and is not a karyotf export; refusing to replace it "
                           "(fix: choose another --out or remove it)")
     if out_dir.resolve() == model_dir.resolve():
@@ -400,22 +340,23 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
             info.update(odapi.run_isolated("tf2", "karyotf.export:_export_tflite", **targs)
                         if odapi.mode() == "tf1" else _export_tflite(**targs))
         if label_map is not None:
-            shutil.copyfile(label_map, tmp / "label_map.pbtxt")
+            shutil.copyfile(label_map, tmp / rundir.LABEL_MAP)
         else:
-            (tmp / "label_map.pbtxt").write_text(classes.label_map_text())
-        for name in (FROZEN_GRAPH, f"{SAVED_MODEL}/saved_model.pb", "pipeline.config"):
+            (tmp / rundir.LABEL_MAP).write_text(classes.label_map_text())
+        for name in (FROZEN_GRAPH, f"{SAVED_MODEL}/saved_model.pb", rundir.PIPELINE):
             if not (tmp / name).is_file():
                 raise ExportError(f"{tmp}: the exporter did not write {name} (a karyotf bug; please report)")
         seconds = time.perf_counter() - t0
         meta = {
-            "model": meta_in.get("model") or meta_in.get("name") or model_dir.name,
+            "model": rundir.model_name(model_dir),
             "architecture": arch,
             "tf": mode,
             "checkpoint": str(ckpt_prefix),
             "checkpoint_step": step,
             "source_model_dir": str(model_dir.resolve()),
+            "image_size": _image_size(cfg),
             "input_size": input_size_of(cfg),
-            "num_classes": _num_classes(cfg),
+            "num_classes": num_classes,
             "tensors": {
                 "saved_model": {"signature": "serving_default", "input": info["saved_model_input"],
                                 "input_batch": info["saved_model_batch"], "outputs": list(OUTPUT_NAMES)},
@@ -425,7 +366,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
             "export_seconds": round(seconds, 2),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        (tmp / "karyotf.json").write_text(json.dumps(meta, indent=2) + "\n")
+        rundir.write_info(tmp, meta, "export")
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -434,36 +375,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     return out_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m karyotf.export --model-dir runs/MODEL --out exported/MODEL``."""
-    parser = argparse.ArgumentParser(prog="python -m karyotf.export", description=export.__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    from .errors import KaryotfError
+if __name__ == "__main__":  # `python -m karyotf.export ARGS` is `karyotf export ARGS` (no second parser)
+    from karyotf.cli.export import main
 
-    try:
-        out = run_from_args(args)
-    except KaryotfError as exc:
-        print(f"karyotf export: error: {exc}", file=sys.stderr)
-        return 2
-    print(out)
-    return 0
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The export options, shared by ``python -m karyotf.export`` and ``karyotf export``."""
-    parser.add_argument("--model-dir", required=True, type=Path, help="trained model directory (runs/MODEL)")
-    parser.add_argument("--out", required=True, type=Path, help="export directory to write (exported/MODEL)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint prefix to export (e.g. runs/ssd/ckpt-3); default: the latest")
-    parser.add_argument("--tflite", action="store_true", help="also write model.tflite (ssd only)")
-
-
-def run_from_args(args) -> Path:
-    return export(args.model_dir, args.out, checkpoint=args.checkpoint, tflite=args.tflite)
-
-
-if __name__ == "__main__":
     sys.exit(main())

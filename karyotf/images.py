@@ -232,3 +232,24 @@ def record_bytes(path: str | Path, exif_transpose: bool = False,
     if info.stored_as_is:
         return path.read_bytes(), "jpeg" if info.format == "JPEG" else "png"
     return png_bytes(load(path, exif_transpose)), "png"
+
+
+def draw_boxes(image: np.ndarray, boxes, line: int = 2):
+    """A PIL picture of ``image`` (HxWx3 uint8) with ``boxes`` drawn, coloured by Denver group
+    (:data:`karyotf.classes.GROUP_COLOURS`) and labelled ``name`` (``*`` when truncated) and the score if any."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .classes import GROUP_COLOURS, GROUP_OF
+
+    im = Image.fromarray(image).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default()
+    for b in sorted(boxes, key=lambda b: b.score or 0.0):
+        colour = GROUP_COLOURS.get(GROUP_OF.get(b.name, ""), (255, 255, 0))
+        draw.rectangle([b.xmin, b.ymin, b.xmax, b.ymax], outline=colour, width=line)
+        label = b.name + ("*" if b.truncated else "") + ("" if b.score is None else f" {b.score:.2f}")
+        tx, ty = b.xmin + 1, max(0.0, b.ymin - 11)
+        tw = draw.textlength(label, font=font)
+        draw.rectangle([tx - 1, ty, tx + tw + 1, ty + 10], fill=colour)
+        draw.text((tx, ty), label, fill=(255, 255, 255), font=font)
+    return im

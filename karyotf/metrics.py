@@ -38,11 +38,8 @@ import numpy as np
 
 from . import classes
 from .annotations import Box
+from .defaults import IOU, SCORE_THRESHOLD  # noqa: F401  (karyotf.defaults holds their meaning)
 
-IOU = 0.5
-"""IoU at which a detection matches a ground-truth box."""
-SCORE_THRESHOLD = 0.5
-"""Detections scored below this are ignored by the thesis metrics (the PR curve uses all)."""
 EXPECTED_COUNT = 46
 """Chromosomes in a normal human metaphase."""
 MISSED = "missed"

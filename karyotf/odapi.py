@@ -434,3 +434,96 @@ def save_without_layer_traces(obj, export_dir: str, signatures) -> None:
 
     with no_keras_layer_traces():
         tf.saved_model.save(obj, export_dir, signatures=signatures)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The OD API's protos, readers and builders, for the rest of karyotf (no other module imports object_detection)
+# --------------------------------------------------------------------------------------------------------------
+
+def pipeline_proto():
+    """A new, empty ``TrainEvalPipelineConfig`` (``object_detection.protos.pipeline_pb2``)."""
+    from object_detection.protos import pipeline_pb2
+
+    return pipeline_pb2.TrainEvalPipelineConfig()
+
+
+def checkpoint_version(tf_mode: str):
+    """``train_pb2.CheckpointVersion`` of a fine-tune checkpoint for a ``tf1`` or ``tf2`` model."""
+    from object_detection.protos import train_pb2
+
+    return train_pb2.CheckpointVersion.V2 if tf_mode == "tf2" else train_pb2.CheckpointVersion.V1
+
+
+def parse_label_map(data: bytes):
+    """A ``StringIntLabelMap`` parsed as the OD API's ``label_map_util.load_labelmap`` does (text proto, else
+    binary), not yet validated (:func:`validate_label_map`).  Raises a protobuf error on a bad map."""
+    from google.protobuf import text_format
+    from object_detection.protos import string_int_label_map_pb2
+
+    lm = string_int_label_map_pb2.StringIntLabelMap()
+    try:
+        text_format.Merge(data.decode("utf-8"), lm)
+    except (text_format.ParseError, UnicodeDecodeError):
+        lm.ParseFromString(data)
+    return lm
+
+
+def validate_label_map(lm) -> None:
+    """``label_map_util``'s own check (ids >= 0, id 0 only for ``background``); ``ValueError`` if it fails."""
+    from object_detection.utils import label_map_util
+
+    label_map_util._validate_label_map(lm)
+
+
+def configs_from_proto(cfg) -> dict:
+    """``config_util.create_configs_from_pipeline_proto``: the dict of configs the OD API's builders take."""
+    from object_detection.utils import config_util
+
+    return config_util.create_configs_from_pipeline_proto(cfg)
+
+
+def train_tf2_parts():
+    """The OD API modules karyotf's TF2 training loop is built from."""
+    from object_detection import inputs, model_lib_v2
+    from object_detection.builders import model_builder, optimizer_builder
+    from object_detection.utils import config_util, variables_helper
+
+    return types.SimpleNamespace(inputs=inputs, model_lib_v2=model_lib_v2, model_builder=model_builder,
+                                 optimizer_builder=optimizer_builder, config_util=config_util,
+                                 variables_helper=variables_helper)
+
+
+def train_tf1_parts():
+    """The OD API module karyotf's TF1 (estimator) training uses; call in a TF1-mode process only."""
+    from object_detection import model_lib
+
+    return types.SimpleNamespace(model_lib=model_lib)
+
+
+def export_tf2_parts():
+    """The OD API modules karyotf's TF2 exporters use."""
+    from object_detection import export_tflite_graph_lib_tf2, exporter_lib_v2
+    from object_detection.builders import model_builder
+    from object_detection.utils import config_util
+
+    return types.SimpleNamespace(exporter_lib_v2=exporter_lib_v2, model_builder=model_builder,
+                                 config_util=config_util, export_tflite_graph_lib_tf2=export_tflite_graph_lib_tf2)
+
+
+def override(cfg, **params) -> None:
+    """Apply ``params`` (``learning_rate=``, ``batch_size=``, ``train_steps=`` ...) to the pipeline config ``cfg``
+    in place with the OD API's own ``config_util.merge_external_params_with_configs``."""
+    from object_detection.utils import config_util
+
+    configs = config_util.create_configs_from_pipeline_proto(cfg)
+    configs = config_util.merge_external_params_with_configs(configs, kwargs_dict=params)
+    cfg.CopyFrom(config_util.create_pipeline_proto_from_configs(configs))
+
+
+def doctor_parts():
+    """What ``karyotf doctor`` checks imports and builds with."""
+    from object_detection.builders import model_builder
+    from object_detection.protos import model_pb2
+    from object_detection.utils import label_map_util
+
+    return types.SimpleNamespace(model_builder=model_builder, label_map_util=label_map_util, model_pb2=model_pb2)

@@ -14,6 +14,6 @@ _REPO_PIPELINES = PACKAGE_DIR.parent / "pipelines"
 TEMPLATES_DIR = _REPO_PIPELINES if _REPO_PIPELINES.is_dir() else PACKAGE_DIR / "templates"
 """pipeline.config templates: the repo's top-level ``pipelines/`` (the Docker image copies it there too)."""
 
-DEFAULT_RECORDS = Path("records")
-DEFAULT_RUNS = Path("runs")
-DEFAULT_EXPORTED = Path("exported")
+from .defaults import EXPORTED_DIR as DEFAULT_EXPORTED  # noqa: E402  (the defaults table holds their meaning)
+from .defaults import RECORDS_DIR as DEFAULT_RECORDS  # noqa: E402
+from .defaults import RUNS_DIR as DEFAULT_RUNS  # noqa: E402

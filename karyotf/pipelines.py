@@ -9,20 +9,21 @@ into the model dir.  It refuses combinations the OD API would only fail on later
 checkpoints of another shape already in the model dir, a fine-tune checkpoint that is not ``.../ckpt-N``,
 a label map whose ids do not start at 1, a TF1 extractor in a TF2 template, and so on.
 
-Only protobuf is needed here (``object_detection.protos``, imported after ``karyotf.odapi`` inside the functions
-that parse, so that importing the registry, e.g. for ``karyotf --help``, loads no TensorFlow).
+Only protobuf is needed here (the OD API's protos, through :mod:`karyotf.odapi` inside the functions that parse,
+so that importing the registry, e.g. for ``karyotf --help``, loads no TensorFlow).  What a run dir holds and how
+it is read (pipeline.config, karyotf.json, checkpoints, the label map) is :mod:`karyotf.rundir`'s.
 """
 from __future__ import annotations
 
-import json
 import logging
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import rundir
 from .errors import PipelineConfigError
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_text
 from .paths import TEMPLATES_DIR
+from .rundir import parse_config, read_config, read_info, records_dir_of  # noqa: F401  (the run dir's readers)
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,9 @@ MODELS: dict[str, ModelSpec] = {
 
 FINE_TUNE_TYPES = ("detection", "classification", "full")
 COCO = "coco"  # --fine-tune coco: the OD API model zoo checkpoint that fits the model (karyotf.zoo)
-PIPELINE_NAME = "pipeline.config"
-INFO_NAME = "karyotf.json"
-AGNOSTIC_LABEL_MAP = "label_map_agnostic.pbtxt"
-"""A class-agnostic model's one-class label map, in its model dir (``configure(..., agnostic=True)``)."""
-_TF2_CKPT_RE = re.compile(r"^ckpt-\d+$")
-_TF1_CKPT_RE = re.compile(r"^model\.ckpt(-\d+)?$")
+PIPELINE_NAME = rundir.PIPELINE
+INFO_NAME = rundir.INFO
+AGNOSTIC_LABEL_MAP = rundir.AGNOSTIC_LABEL_MAP
 
 def spec(model: str) -> ModelSpec:
     try:
@@ -78,29 +76,6 @@ def spec(model: str) -> ModelSpec:
 
 
 # ---------------------------------------------------------------------------------------------- proto read/write
-
-def parse_config(text: str, source: str | Path = "<text>"):
-    """Parse pipeline.config text into a ``TrainEvalPipelineConfig``; a syntax error names the file and line."""
-    from google.protobuf import text_format
-    from . import odapi  # noqa: F401  (shims before any object_detection import)
-    from object_detection.protos import pipeline_pb2
-
-    cfg = pipeline_pb2.TrainEvalPipelineConfig()
-    try:
-        text_format.Parse(text, cfg)
-    except text_format.ParseError as exc:
-        raise PipelineConfigError(
-            f"{source}: not a valid OD API pipeline config: {exc} "
-            "(fix: correct the field named there; the schema is object_detection/protos/pipeline.proto)") from None
-    return cfg
-
-
-def read_config(path: str | Path):
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineConfigError(f"{path}: no pipeline config there (fix: run `karyotf config MODEL --out {path.parent}`)")
-    return parse_config(path.read_text(), path)
-
 
 def config_text(cfg) -> str:
     from google.protobuf import text_format
@@ -205,25 +180,14 @@ def learning_rate(cfg) -> float:
 
 
 def set_learning_rate(cfg, value: float) -> None:
+    """The OD API's own ``learning_rate`` override (``config_util.merge_external_params_with_configs``): the
+    schedule's initial rate becomes ``value``, its other rates keep their ratio to it."""
     if not value > 0:
         raise PipelineConfigError(f"learning rate must be > 0, not {value}")
-    lr, kind = _learning_rate_message(cfg)
-    if kind == "cosine_decay_learning_rate":
-        c = lr.cosine_decay_learning_rate
-        c.learning_rate_base = value
-        c.warmup_learning_rate = value / 10 if c.warmup_steps else 0.0
-    elif kind == "constant_learning_rate":
-        lr.constant_learning_rate.learning_rate = value
-    elif kind == "manual_step_learning_rate":
-        m = lr.manual_step_learning_rate
-        ratio = value / m.initial_learning_rate
-        m.initial_learning_rate = value
-        for s in m.schedule:
-            s.learning_rate *= ratio
-    elif kind == "exponential_decay_learning_rate":
-        lr.exponential_decay_learning_rate.initial_learning_rate = value
-    else:
-        learning_rate(cfg)  # raises
+    learning_rate(cfg)  # raises for a schedule karyotf does not support
+    from . import odapi
+
+    odapi.override(cfg, learning_rate=value)
 
 
 def set_steps(cfg, steps: int) -> None:
@@ -278,40 +242,12 @@ def augmentation_names(cfg) -> list[str]:
 # -------------------------------------------------------------------------------------------- label map, records
 
 def label_map_classes(path: str | Path) -> dict[int, str]:
-    """Ids -> names of an OD API label map; refuses ids not running 1..N (the OD API reserves 0 for background).
-    Several items may share an id (aliases): the first names it, as in the OD API's category index."""
-    from google.protobuf import text_format
-    from . import odapi  # noqa: F401
-    from object_detection.protos import string_int_label_map_pb2
-
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineConfigError(f"{path}: label map not found (fix: `karyotf records` writes label_map.pbtxt "
-                                  "into the records dir; pass that dir with --records)")
-    lm = string_int_label_map_pb2.StringIntLabelMap()
-    try:
-        text_format.Parse(path.read_text(), lm)
-    except text_format.ParseError as exc:
-        raise PipelineConfigError(f"{path}: not a label map: {exc}") from None
-    ids: dict[int, str] = {}
-    for item in lm.item:  # the first item of an id names it (the OD API's categories); later ones are aliases
-        ids.setdefault(item.id, item.name or item.display_name)
-    if not ids:
-        raise PipelineConfigError(f"{path}: the label map has no items")
-    if sorted(ids) != list(range(1, len(ids) + 1)):
-        raise PipelineConfigError(
-            f"{path}: label ids are {sorted(ids)}; they must run 1..N without gaps (0 is the OD API's background) "
-            "(fix: rewrite it with karyotf.classes.write_label_map)")
-    return ids
-
-
-def records_dir_of(cfg) -> Path:
-    """The records dir a filled config trains on (the folder of its train input's shards)."""
-    paths = list(cfg.train_input_reader.tf_record_input_reader.input_path)
-    if not paths:
-        raise PipelineConfigError("the config's train_input_reader has no input_path (fix: fill it with "
-                                  "`karyotf config MODEL --records DIR`)")
-    return Path(paths[0]).parent
+    """Ids -> names of the records' label map (:func:`karyotf.rundir.read_label_map`), whose ids must run 1..N:
+    the OD API reserves 0 for background, and karyotf sets ``num_classes`` to N.  Several items may share an id
+    (aliases): the first names it, as in the OD API's category index."""
+    return rundir.read_label_map(path, contiguous=True, error=PipelineConfigError,
+                                 fix="`karyotf records` writes label_map.pbtxt into the records dir; pass that dir "
+                                     "with --records")
 
 
 def _records_paths(records_dir: Path) -> tuple[str, str, Path]:
@@ -321,29 +257,26 @@ def _records_paths(records_dir: Path) -> tuple[str, str, Path]:
     eval_split = next((s for s in ("val", "test") if split_files(records_dir, s)), "train")
     if eval_split == "train":
         log.warning("%s has no val or test shards; eval_input_reader reads the train split", records_dir)
-    return train, split_pattern(records_dir, eval_split), records_dir / "label_map.pbtxt"
+    return train, split_pattern(records_dir, eval_split), records_dir / rundir.LABEL_MAP
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
 
 def check_fine_tune_checkpoint(path: str | Path, tf: str, model_dir: Path | None = None) -> Path:
     """A fine-tune checkpoint must be a checkpoint *prefix*: ``dir/ckpt-N`` (TF2) or ``dir/model.ckpt[-N]`` (TF1)."""
-    from .train import latest_checkpoint
-
     p = Path(path).expanduser()
     if p.is_dir():
-        found = latest_checkpoint(p)
+        found = rundir.latest_checkpoint(p)
         hint = f" (fix: --fine-tune {found[0]})" if found else " (fix: name the checkpoint prefix, e.g. DIR/ckpt-3)"
         raise PipelineConfigError(f"{p}: --fine-tune needs a checkpoint prefix, not a directory{hint}")
     if p.suffix in (".index",) or p.name.endswith(".data-00000-of-00001"):
         raise PipelineConfigError(f"{p}: give the checkpoint prefix without .index/.data-* "
                                   f"(fix: --fine-tune {p.parent / p.name.split('.index')[0].split('.data-')[0]})")
-    pattern = _TF2_CKPT_RE if tf == "tf2" else _TF1_CKPT_RE
-    if not pattern.match(p.name):
+    kind = rundir.checkpoint_kind(p)
+    if kind != tf:
         want = "DIR/ckpt-N (a TF2 object-based checkpoint)" if tf == "tf2" else "DIR/model.ckpt-N (a TF1 checkpoint)"
-        other = _TF1_CKPT_RE if tf == "tf2" else _TF2_CKPT_RE
-        why = (f"; {p.name} is a {'TF1' if tf == 'tf2' else 'TF2'} checkpoint, which a {tf.upper()} model cannot load"
-               if other.match(p.name) else "")
+        why = (f"; {p.name} is a {kind.upper()} checkpoint, which a {tf.upper()} model cannot load"
+               if kind else "")
         raise PipelineConfigError(f"{p}: the fine-tune checkpoint must be {want}{why}")
     if not Path(str(p) + ".index").is_file():
         raise PipelineConfigError(f"{p}: checkpoint not found ({p.name}.index missing) "
@@ -458,11 +391,9 @@ def fill(model: str, records_dir: str | Path, *, steps: int | None = None, batch
                     f"({theirs} vs {mine}) (fix: --fine-tune-type detection restores the shared parts)")
         tc.fine_tune_checkpoint = str(ckpt)
         tc.fine_tune_checkpoint_type = kind
-        from . import odapi  # noqa: F401
-        from object_detection.protos import train_pb2
+        from . import odapi
 
-        tc.fine_tune_checkpoint_version = (train_pb2.CheckpointVersion.V2 if s.tf == "tf2"
-                                           else train_pb2.CheckpointVersion.V1)
+        tc.fine_tune_checkpoint_version = odapi.checkpoint_version(s.tf)
     return cfg
 
 
@@ -481,11 +412,8 @@ def configure(model: str, records_dir: str | Path, out_dir: str | Path | None = 
     belong to a model of another shape (other number of classes, extractor or meta-architecture): the OD API
     would otherwise fail on restore, or resume the wrong model.
     """
-    from .paths import DEFAULT_RUNS
-    from .train import latest_checkpoint
-
     s = spec(model)
-    out_dir = Path(out_dir) if out_dir is not None else DEFAULT_RUNS / model
+    out_dir = Path(out_dir) if out_dir is not None else rundir.run_dir(model)
     agnostic_map = None
     if agnostic:
         from . import classes as _classes
@@ -497,7 +425,7 @@ def configure(model: str, records_dir: str | Path, out_dir: str | Path | None = 
     cfg = fill(model, records_dir, steps=steps, batch=batch, image_size=image_size, learning_rate=learning_rate,
                augment=augment, fine_tune=fine_tune, fine_tune_type=fine_tune_type, proposals=proposals,
                model_dir=out_dir, agnostic_label_map=agnostic_map)
-    existing = latest_checkpoint(out_dir) if out_dir.is_dir() else None
+    existing = rundir.latest_checkpoint(out_dir)
     if existing is not None:
         old_path = out_dir / PIPELINE_NAME
         if old_path.is_file():
@@ -539,20 +467,14 @@ def configure(model: str, records_dir: str | Path, out_dir: str | Path | None = 
         info["fine_tune_zoo"] = zoo.entry(model).archive
     if meta_arch(cfg) == "faster_rcnn":
         info["proposals"] = cfg.model.faster_rcnn.first_stage_max_proposals
-    info_path = atomic_write_json(out_dir / INFO_NAME, info)
+    info = rundir.stamp(info, "run")
+    info_path = rundir.write_info(out_dir, info, "run")
     return ConfigResult(pipeline_path, info_path, info)
 
 
 # names that do not shadow configure()'s keyword arguments
 image_size_of = image_size
 learning_rate_of = learning_rate
-
-
-def read_info(model_dir: str | Path) -> dict:
-    path = Path(model_dir) / INFO_NAME
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text())
 
 
 def update_steps(model_dir: str | Path, steps: int) -> None:
@@ -566,10 +488,5 @@ def update_steps(model_dir: str | Path, steps: int) -> None:
     info = read_info(model_dir)
     if info:
         info["steps"] = steps
-        atomic_write_json(model_dir / INFO_NAME, info)
+        rundir.write_info(model_dir, info, "run")
 
-
-def spec_dict(model: str) -> dict:
-    d = asdict(spec(model))
-    d["template"] = str(d["template"])
-    return d

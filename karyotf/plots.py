@@ -148,14 +148,3 @@ def found_per_image(found, path: str | Path, title: str = "") -> Path:
     ax.set_ylabel("images")
     ax.legend(fontsize=8)
     return save(fig, path)
-
-
-def class_bars(counts: dict[str, int], path: str | Path, title: str = "", ylabel: str = "boxes") -> Path:
-    """Bars of a count per class in karyogram order (a helper for anyone who needs one)."""
-    fig = _figure(10, 4)
-    ax = fig.add_subplot(1, 1, 1)
-    names = list(classes.NAMES)
-    ax.bar(names, [counts.get(n, 0) for n in names], color="tab:blue")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    return save(fig, path)

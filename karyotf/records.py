@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from . import classes, images
+from . import classes, defaults, images
 from .annotations import Annotation, Box, LoadSummary, check_image_of, load_dataset
 from .errors import AnnotationError, RecordsError
 from .io import atomic_path, atomic_write_json
@@ -39,14 +39,14 @@ from .io import atomic_path, atomic_write_json
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
-DEFAULT_SEED = 0
-DEFAULT_CASE_PATTERN = r"^(\d+)\d$"
+DEFAULT_FRACTIONS = defaults.SPLIT_FRACTIONS
+DEFAULT_SEED = defaults.SPLIT_SEED
+DEFAULT_CASE_PATTERN = defaults.CASE_PATTERN
 """Case id from the image stem: the first group of this regex, else the whole stem.
 
 The default fits CIL:54816 names (all digits; the case is the name without its last digit, ``1055911`` ->
 ``105591``); any other name is its own case.  Use e.g. ``^(.+)_cell\\d+$`` for ``patient7_cell3.jpg``."""
-IMAGES_PER_SHARD = 250
+IMAGES_PER_SHARD = defaults.IMAGES_PER_SHARD
 _SHARD_RE = re.compile(r"^(?P<split>[a-z]+)\.record-(?P<i>\d{5})-of-(?P<n>\d{5})$")
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from . import classes, images
+from . import classes, images, rundir
 from .annotations import Annotation, Box, write_voc
 from .errors import RoboflowError
 
@@ -280,25 +280,14 @@ def _read_coco_split(split: str, folder: Path, names: _Names) -> Iterator[_Item]
         yield _Item(split, im["file_name"], int(im["width"]), int(im["height"]), boxes, image_path=file)
 
 
-def parse_label_map(path: str | Path) -> dict[int, str]:
-    """id -> name of an OD API ``label_map.pbtxt`` (Roboflow writes ``name: "21", id: 1,`` with commas)."""
-    text = Path(path).read_text()
-    out = {}
-    for body in re.findall(r"item\s*\{(.*?)\}", text, re.S):
-        mid = re.search(r"\bid\s*:\s*(\d+)", body)
-        mname = re.search(r"\bname\s*:\s*[\"']([^\"']*)[\"']", body)
-        if mid and mname:
-            out[int(mid.group(1))] = mname.group(1)
-    if not out:
-        raise RoboflowError(f"{path}: no 'item {{ id: N name: \"...\" }}' entries (fix: re-export from Roboflow)")
-    return out
-
-
 def _read_tfrecord_split(split: str, folder: Path, names: _Names) -> Iterator[_Item]:
     import tensorflow as tf
 
     maps = sorted(folder.glob("*label_map.pbtxt")) or sorted(folder.parent.glob("*label_map.pbtxt"))
-    label_map = parse_label_map(maps[0]) if maps else {}
+    try:  # Roboflow writes `name: "21", id: 1,` with commas: a valid text proto
+        label_map = rundir.read_label_map(maps[0]) if maps else {}
+    except rundir.LabelMapError as exc:
+        raise RoboflowError(f"{exc} (fix: re-export from Roboflow)") from None
     for record in sorted(folder.glob("*.tfrecord")):
         for n, raw in enumerate(tf.data.TFRecordDataset(str(record))):
             ex = tf.train.Example.FromString(raw.numpy())

@@ -17,37 +17,20 @@ TensorBoard summaries go to ``model_dir/train`` (TF2; the estimator writes its e
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import rundir
+from .defaults import CHECKPOINT_EVERY, KEEP_CHECKPOINTS, STRATEGY, SUMMARY_EVERY
 from .errors import TrainError
+from .rundir import latest_checkpoint
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-_CKPT_RE = re.compile(r"^(?P<prefix>(?:model\.)?ckpt-(?P<step>\d+))\.index$")
-
-
-def latest_checkpoint(model_dir: str | Path) -> tuple[str, int] | None:
-    """``(checkpoint prefix, step)`` of the newest checkpoint in ``model_dir`` (TF2 ``ckpt-N`` or TF1
-    ``model.ckpt-N``), or None.  karyotf names TF2 checkpoints by global step, as the estimator does for TF1."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        return None
-    found = []
-    for p in model_dir.iterdir():
-        m = _CKPT_RE.match(p.name)
-        if m:
-            found.append((int(m.group("step")), str(model_dir / m.group("prefix"))))
-    if not found:
-        return None
-    step, prefix = max(found)
-    return prefix, step
-
 
 @dataclass
 class TrainResult:
@@ -162,7 +145,7 @@ def cluster_workers() -> tuple[int, int, str] | None:
     return position, workers, kind
 
 
-def device_text(strategy: str = "default") -> str:
+def device_text(strategy: str = STRATEGY) -> str:
     """What training runs on, for the user: GPU names (or the CPU), and the task's place in a multi-worker cluster.
 
     Lists physical devices only (no TF context is created, so a MultiWorkerMirroredStrategy can still be built).
@@ -212,19 +195,22 @@ def _make_strategy(name: str, tpu: str | None = None):
     raise TrainError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
 
 
-def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str | None = None,
-               checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
+def _train_tf2(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | None = None,
+               checkpoint_every: int = CHECKPOINT_EVERY, keep: int = KEEP_CHECKPOINTS,
+               summary_every: int = SUMMARY_EVERY, progress: bool = True,
                model: str = "", verbose: bool = False, callback=None) -> TrainResult:
     import tensorflow as tf
     from tqdm import tqdm
 
     _quiet(verbose)
-    from object_detection import inputs, model_lib_v2
-    from object_detection.builders import model_builder, optimizer_builder
-    from object_detection.utils import config_util, variables_helper
+    from . import odapi
+
+    od = odapi.train_tf2_parts()
+    inputs, model_lib_v2, model_builder = od.inputs, od.model_lib_v2, od.model_builder
+    optimizer_builder, config_util, variables_helper = od.optimizer_builder, od.config_util, od.variables_helper
 
     model_dir = str(model_dir)
-    configs = config_util.get_configs_from_pipeline_file(str(Path(model_dir) / "pipeline.config"))
+    configs = odapi.configs_from_proto(rundir.model_config(model_dir))
     model_config = configs["model"]
     train_config = configs["train_config"]
     train_input_config = configs["train_input_config"]
@@ -346,8 +332,9 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = "default", tpu: str |
                        step_seconds=step_seconds, losses=losses, peak_rss_mb=_peak_rss_mb())
 
 
-def _train_tf1(model_dir: str, steps: int, strategy: str = "default", tpu: str | None = None,
-               checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
+def _train_tf1(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | None = None,
+               checkpoint_every: int = CHECKPOINT_EVERY, keep: int = KEEP_CHECKPOINTS,
+               summary_every: int = SUMMARY_EVERY, progress: bool = True,
                model: str = "", verbose: bool = False) -> TrainResult:
     """Estimator training (TF1 graph mode); call only in a process where :func:`karyotf.odapi.enable_tf1` ran."""
     from . import odapi
@@ -358,7 +345,7 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = "default", tpu: str |
     from tqdm import tqdm
 
     _quiet(verbose)
-    from object_detection import model_lib
+    model_lib = odapi.train_tf1_parts().model_lib
 
     if strategy == "tpu":
         raise TrainError("--strategy tpu is not available for TF1 models (the OD API needs TPUEstimator, "
@@ -374,7 +361,7 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = "default", tpu: str |
         save_summary_steps=None, log_step_count_steps=None, train_distribute=distribute)
     made = model_lib.create_estimator_and_inputs(  # hparams: else fine_tune_checkpoint is ignored (odapi.TF1HParams)
         run_config=run_config, hparams=odapi.TF1HParams(),
-        pipeline_config_path=str(Path(model_dir) / "pipeline.config"), train_steps=steps)
+        pipeline_config_path=str(Path(model_dir) / rundir.PIPELINE), train_steps=steps)
     estimator, train_input_fn = made["estimator"], made["train_input_fn"]
 
     state = {"seconds": [], "losses": {}, "stop": None, "step": start}
@@ -468,8 +455,9 @@ def _check_multi_worker(cfg, tf_mode: str, cfg_path: Path) -> None:
             f"then `karyotf config` again)")
 
 
-def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "default", tpu: str | None = None,
-          checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100, progress: bool = True,
+def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = STRATEGY, tpu: str | None = None,
+          checkpoint_every: int = CHECKPOINT_EVERY, keep: int = KEEP_CHECKPOINTS, summary_every: int = SUMMARY_EVERY,
+          progress: bool = True,
           isolate: bool | None = None, verbose: bool = False, callback=None) -> TrainResult:
     """Train the model in ``model_dir`` (made by ``karyotf config``) until its global step is ``steps``.
 
@@ -483,13 +471,13 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
     from . import odapi, pipelines
 
     model_dir = Path(model_dir)
-    cfg_path = model_dir / pipelines.PIPELINE_NAME
+    cfg_path = model_dir / rundir.PIPELINE
     if not cfg_path.is_file():
-        raise TrainError(f"{model_dir}: no {pipelines.PIPELINE_NAME} (fix: run `karyotf config MODEL "
+        raise TrainError(f"{model_dir}: no {rundir.PIPELINE} (fix: run `karyotf config MODEL "
                          f"--records RECORDS --out {model_dir}` first)")
     if strategy not in STRATEGIES:
         raise TrainError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
-    cfg = pipelines.read_config(cfg_path)
+    cfg = rundir.read_config(cfg_path)
     tf_mode = pipelines.tf_mode(cfg)
     if strategy == "multi_worker":
         _check_multi_worker(cfg, tf_mode, cfg_path)
@@ -508,7 +496,7 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
     latest = latest_checkpoint(model_dir)
     if latest is None or latest[1] < steps:  # keep num_steps of a finished run when only asking "done?"
         pipelines.update_steps(model_dir, steps)
-    info = pipelines.read_info(model_dir)
+    info = rundir.read_info(model_dir)
     if latest is not None and latest[1] >= steps:  # nothing to do: answer without building the model
         log.info("%s is at step %d >= %d", model_dir, latest[1], steps)
         return TrainResult(model_dir=str(model_dir), model=info.get("model", ""), tf=tf_mode, start_step=latest[1],

@@ -101,7 +101,7 @@ def test_train_export_detect(model, trained_dir, exported_dir, sample_dir):
     from google.protobuf import text_format
     from object_detection.protos import pipeline_pb2
 
-    from karyotf.detect import Detector, load_image, read_label_map
+    from karyotf.detect import Detector, load_image, read_class_names as read_label_map
 
     out = exported_dir(model)
     meta = json.loads((out / "karyotf.json").read_text())
@@ -254,7 +254,7 @@ def test_tf_mode_and_input_size_from_templates():
 
 
 def test_module_main_reports_errors(tmp_path, capsys):
-    from karyotf.export import main
+    from karyotf.cli.export import main  # what `python -m karyotf.export` runs
 
     assert main(["--model-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "out")]) == 2
     assert "no such model directory" in capsys.readouterr().err
@@ -290,7 +290,8 @@ def test_label_map_must_match_num_classes(tmp_path):
 
 
 def test_cli_export_default_dirs():
-    from karyotf.cli.export import export_dirs, model_export_dir
+    from karyotf.cli.detect import model_export_dir
+    from karyotf.cli.export import export_dirs
 
     assert export_dirs("ssd", None, None) == (Path("runs/ssd"), Path("exported/ssd"))
     assert export_dirs(None, Path("elsewhere/run7"), None) == (Path("elsewhere/run7"), Path("exported/run7"))

@@ -277,6 +277,7 @@ def test_cli_config(tmp_path, records, capsys):
 
 # -------------------------------------------------------------------------------------------------- run_isolated
 
+@pytest.mark.slow  # spawns TF1 and TF2 child processes (the fast lane skips it)
 def test_run_isolated_modes_results_and_errors(tmp_path, records):
     assert odapi.run_isolated("tf1", "karyotf.odapi:mode") == "tf1"
     # a KaryotfError comes back as the same class with its message

@@ -20,7 +20,8 @@ import pytest
 from karyotf import classes
 from karyotf.annotations import Annotation, load_dataset, voc_xml
 from karyotf.errors import RoboflowError
-from karyotf.roboflow import detect_format, import_export, original_stem, parse_label_map
+from karyotf.roboflow import detect_format, import_export, original_stem
+from karyotf.rundir import read_label_map as parse_label_map
 
 REPO = Path(__file__).resolve().parents[1]
 SPLIT_OF = ["train", "train", "valid", "test"]

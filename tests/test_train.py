@@ -54,6 +54,7 @@ def ssd_run(records, tmp_path_factory) -> Path:
     return model_dir
 
 
+@pytest.mark.slow  # builds and trains a model (the fast lane skips it)
 def test_ssd_trains_exactly_n_steps_then_resumes(ssd_run):
     assert latest_checkpoint(ssd_run) == (str(ssd_run / "ckpt-2"), 2)  # 2 steps, not 100
     assert pipelines.read_config(ssd_run / "pipeline.config").train_config.num_steps == 2
@@ -70,6 +71,7 @@ def test_ssd_trains_exactly_n_steps_then_resumes(ssd_run):
     assert again.steps_run == 0 and time.perf_counter() - t0 < 5 and latest_checkpoint(ssd_run)[1] == 3
 
 
+@pytest.mark.slow  # builds and trains a model (the fast lane skips it)
 def test_train_refusals(tmp_path, ssd_run, records):
     from karyotf.cli import main
 
@@ -87,6 +89,7 @@ def test_train_refusals(tmp_path, ssd_run, records):
         train(moved, 1)
 
 
+@pytest.mark.slow  # builds and trains a model (the fast lane skips it)
 def test_fine_tune_from_local_checkpoint_and_sigterm_saves(ssd_run, records, tmp_path):
     """Fine-tune from the ssd run's checkpoint; a SIGTERM during step 2 ends training after it, with a checkpoint."""
     import numpy as np
@@ -121,8 +124,58 @@ def test_fine_tune_from_local_checkpoint_and_sigterm_saves(ssd_run, records, tmp
         train(new, 2, isolate=True, callback=on_step)
 
 
-def test_cli_train_exit_status_on_sigint(tmp_path):
-    """`karyotf train` returns 130 when interrupted (checked on the handler level: no model is built here)."""
+@pytest.mark.slow
+def test_cli_train_exit_status_on_sigint(records, tmp_path):
+    """The real CLI in a child process: Ctrl-C (SIGINT) during training ends the step, saves a checkpoint and
+    exits with status 130."""
+    import re
+    import subprocess
+    import sys
+    import threading
+
+    from karyotf.cli import main
+
+    model_dir = tmp_path / "ssd"
+    assert main(["config", "ssd", "--records", str(records), "--out", str(model_dir), "--batch", "2",
+                 "--image-size", "128", "--steps", "10000"]) == 0
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(Path(__file__).resolve().parent.parent),
+                                                                      os.environ.get("PYTHONPATH", "")) if p))
+    proc = subprocess.Popen([sys.executable, "-m", "karyotf", "train", "ssd", "--model-dir", str(model_dir),
+                             "--checkpoint-every", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    stepped = threading.Event()
+    err: list[str] = []
+
+    def read_stderr():  # the progress bar: "train ssd: ... 1/10000 ..." once the first step is done
+        buf = ""
+        while True:
+            chunk = proc.stderr.read1(4096).decode(errors="replace") if hasattr(proc.stderr, "read1") else ""
+            if not chunk:
+                break
+            buf += chunk
+            err.append(chunk)
+            if re.search(r"\b[1-9]\d*/10000\b", buf):
+                stepped.set()
+        stepped.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        assert stepped.wait(600) and proc.poll() is None, "".join(err)[-2000:]
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(10)
+    assert proc.returncode == 130, "".join(err)[-2000:]
+    found = latest_checkpoint(model_dir)
+    assert found is not None and found[1] >= 1
+    assert b"interrupted at step" in out
+
+
+def test_stop_flag_sigint_then_a_second_sigint(tmp_path):
+    """The handler behind `karyotf train`'s status 130: a first SIGINT sets the flag, a second stops at once."""
     from karyotf.train import _StopFlag
 
     with _StopFlag() as stop:

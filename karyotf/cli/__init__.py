@@ -1,9 +1,9 @@
 """Command line: argument parsing only; each command calls one function of the Python API.
 
-Commands are grouped one module a pipeline part (``data``: records; ``augment``; ``roboflow``; ``zoo``: zoo list,
-pull; ``model``: config, train; ``export``: export, detect; ``evaluate``: eval; ``karyo``: karyogram,
-karyograms-dataset; ``classifier``: classifier train, eval, export; ``demo``; ``review``).  Each module has ``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler
-taking the parsed args.
+Each module is named after its command (``doctor``, ``records``, ``augment``, ``roboflow``: roboflow pull, import;
+``zoo``: zoo list, pull; ``config``, ``train``, ``export``, ``detect``, ``evaluate``: eval; ``karyogram``: karyogram,
+karyograms-dataset; ``classifier``: classifier train, eval, export; ``demo``; ``review``).  Each module has
+``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler taking the parsed args.
 """
 from __future__ import annotations
 
@@ -15,31 +15,43 @@ import sys
 
 from .. import __version__
 
-GROUPS = ("karyotf.cli.base", "karyotf.cli.data", "karyotf.cli.augment", "karyotf.cli.roboflow", "karyotf.cli.zoo",
-          "karyotf.cli.model", "karyotf.cli.export", "karyotf.cli.evaluate", "karyotf.cli.karyo",
-          "karyotf.cli.classifier", "karyotf.cli.demo", "karyotf.cli.review")
+GROUPS = ("karyotf.cli.doctor", "karyotf.cli.records", "karyotf.cli.augment", "karyotf.cli.roboflow", "karyotf.cli.zoo",
+          "karyotf.cli.config", "karyotf.cli.train", "karyotf.cli.export", "karyotf.cli.detect", "karyotf.cli.evaluate",
+          "karyotf.cli.karyogram", "karyotf.cli.classifier", "karyotf.cli.demo", "karyotf.cli.review")
 
 
 class CliError(Exception):
     """An error the user can fix; printed without a traceback, exit status 2."""
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default (the values of :mod:`karyotf.defaults`), except where there is
+    none to show (``None``, a flag's ``False``) or the help text already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or "(default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's parser: :class:`DefaultsHelpFormatter` unless a command asks for another."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="karyotf",
-        description="Chromosome detection, karyograms and karyotype calls with the TF Object Detection API.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Chromosome detection, karyograms and karyotype calls with the TF Object Detection API.")
     parser.add_argument("--version", action="version", version=f"karyotf {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in GROUPS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # a command group not built yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

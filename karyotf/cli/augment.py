@@ -5,7 +5,8 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ..augment import DEFAULT_OPS, OPS, PRESETS
+    from .. import defaults as D
+    from ..augment import OPS, PRESETS
 
     ops_help = "; ".join(f"{n}{':' + ':'.join(f'{d:g}' for d in s.defaults) if s.defaults else ''} = {s.help}"
                          for n, s in OPS.items())
@@ -17,19 +18,18 @@ def register(sub) -> None:
                     "and augment_grid.png. Ops: " + ops_help + ". Presets: " + presets_help + ".")
     p.add_argument("src", nargs="?", type=Path, default=None,
                    help="dataset folder (default: the built-in 32-cell sample)")
-    p.add_argument("--out", type=Path, default=Path("augmented"), help="output folder (default: %(default)s)")
-    p.add_argument("--copies", type=int, default=4, help="augmented copies per image (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--ops", default=DEFAULT_OPS,
-                   help="comma-separated ops / presets, params after colons, e.g. rot90,rotate:-15:15,crop:0.5:0.7 "
-                        "(default: %(default)s)")
+    p.add_argument("--out", type=Path, default=D.AUGMENT_DIR, help="output folder")
+    p.add_argument("--copies", type=int, default=D.AUGMENT_COPIES, help="augmented copies per image")
+    p.add_argument("--seed", type=int, default=D.AUGMENT_SEED, help="random seed")
+    p.add_argument("--ops", default=D.AUGMENT_OPS,
+                   help="comma-separated ops / presets, params after colons, e.g. rot90,rotate:-15:15,crop:0.5:0.7")
     p.add_argument("--chain", action="store_true",
                    help="pass every copy through all ops, each with probability --p (default: one op per copy, "
                         "cycling through the ops)")
-    p.add_argument("--p", type=float, default=0.5, help="op probability with --chain (default: %(default)s)")
+    p.add_argument("--p", type=float, default=D.AUGMENT_P, help="op probability with --chain")
     p.add_argument("--with-originals", action="store_true", help="also copy the originals into OUT")
     p.add_argument("--no-grid", action="store_true", help="do not draw augment_grid.png")
-    p.add_argument("--grid-images", type=int, default=3, help="originals (rows) in the grid (default: %(default)s)")
+    p.add_argument("--grid-images", type=int, default=D.GRID_IMAGES, help="originals (rows) in the grid")
     p.add_argument("--strict", action="store_true", help="stop at the first bad annotation instead of skipping it")
     p.add_argument("--exif-transpose", action="store_true",
                    help="read images in their EXIF orientation (when the boxes were drawn on the turned view)")

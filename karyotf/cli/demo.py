@@ -12,23 +12,23 @@ def register(sub) -> None:
         description="Build records from the sample, train a model for a demo-length run, export it, evaluate it on the "
                     "test split, and draw a karyogram with the count call for one sample cell from the model and "
                     "from its annotation, side by side. Prints where each output is.")
-    p.add_argument("--out", type=Path, default=d.DEFAULT_OUT, help="output folder (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=d.DEFAULT_OUT, help="output folder")
     p.add_argument("--src", type=Path, default=None, help="dataset folder (default: the built-in 32-cell sample)")
-    p.add_argument("--model", default=d.DEFAULT_MODEL, help="model to train (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=d.DEFAULT_STEPS, help="training steps (default: %(default)s)")
+    p.add_argument("--model", default=d.DEFAULT_MODEL, help="model to train")
+    p.add_argument("--steps", type=int, default=d.DEFAULT_STEPS, help="training steps")
     p.add_argument("--image-size", type=int, default=d.DEFAULT_IMAGE_SIZE,
-                   help="model input size in pixels (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=d.DEFAULT_BATCH, help="batch size (default: %(default)s)")
+                   help="model input size in pixels")
+    p.add_argument("--batch", type=int, default=d.DEFAULT_BATCH, help="batch size")
     p.add_argument("--score-threshold", type=float, default=d.DEFAULT_SCORE_THRESHOLD,
-                   help="score threshold for the metrics and the model's karyogram (default: %(default)s)")
+                   help="score threshold for the metrics and the model's karyogram")
     p.add_argument("--cell", default=None,
                    help="image id of the cell to draw (default: a test-split cell, an abnormal one if any)")
     p.add_argument("--augment", default=",".join(d.DEFAULT_AUGMENT),
-                   help="training augmentation ops, comma-separated, '' for none (default: %(default)s)")
+                   help="training augmentation ops, comma-separated, '' for none")
     p.add_argument("--learning-rate", type=float, default=d.DEFAULT_LEARNING_RATE,
                    help="peak learning rate (default: %(default)s; higher than the thesis's 0.0002 because the demo "
                         "trains from scratch for a few hundred steps)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
     p.add_argument("--classifier-epochs", type=int, default=d.DEFAULT_CLASSIFIER_EPOCHS,
                    help="epochs of the chromosome classifier that names what a class-agnostic detector finds "
                         "(default: %(default)s; 0: a 24-class detector finds and names alone)")

@@ -5,8 +5,9 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ..metrics import IOU, SCORE_THRESHOLD
-    from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
+    from .. import defaults as D
+
+    DEFAULT_RUNS, DEFAULT_EXPORTED = D.RUNS_DIR, D.EXPORTED_DIR
 
     p = sub.add_parser(
         "eval", help="evaluate a model: COCO mAP + precision/recall/F1, confusion matrix, PR curve",
@@ -21,14 +22,14 @@ def register(sub) -> None:
                         f"{DEFAULT_EXPORTED}/MODEL)")
     p.add_argument("--records", type=Path, default=None,
                    help="records dir (default: the records the model was configured with, from its pipeline.config)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default: %(default)s)")
-    p.add_argument("--score-threshold", type=float, default=SCORE_THRESHOLD,
-                   help="score at or above which a detection counts for precision/recall/F1 (default: %(default)s)")
-    p.add_argument("--iou", type=float, default=IOU, help="IoU for a match (default: %(default)s)")
+    p.add_argument("--split", default=D.EVAL_SPLIT, choices=("train", "val", "test"), help="split")
+    p.add_argument("--score-threshold", type=float, default=D.SCORE_THRESHOLD,
+                   help="score at or above which a detection counts for precision/recall/F1")
+    p.add_argument("--iou", type=float, default=D.IOU, help="IoU for a match")
     p.add_argument("--out", type=Path, default=None,
                    help="output dir (default: MODEL_DIR/eval, or MODEL_DIR/eval-SPLIT for train/val)")
-    p.add_argument("--use", default="auto", choices=("auto", "saved_model", "frozen_graph"),
-                   help="exported format to run (default: %(default)s)")
+    p.add_argument("--use", default=D.USE, choices=("auto", "saved_model", "frozen_graph"),
+                   help="exported format to run")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (default: all)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--classifier", type=Path, default=None,
@@ -41,17 +42,10 @@ def register(sub) -> None:
 
 
 def model_path(model: str, model_dir: Path | None) -> Path:
-    """Where ``karyotf eval MODEL [--model-dir DIR]`` looks for the model."""
-    from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
+    """Where ``karyotf eval MODEL [--model-dir DIR]`` looks for the model (:func:`karyotf.rundir.find_model`)."""
+    from ..rundir import find_model
 
-    if model_dir is not None:
-        return model_dir
-    if Path(model).is_dir():
-        return Path(model)
-    for base in (DEFAULT_RUNS, DEFAULT_EXPORTED):
-        if (base / model).is_dir():
-            return base / model
-    return DEFAULT_RUNS / model
+    return model_dir if model_dir is not None else find_model(model)
 
 
 def _eval(args) -> int:

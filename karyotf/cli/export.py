@@ -1,4 +1,4 @@
-"""``karyotf export`` (SavedModel + frozen graph from a trained model dir) and ``karyotf detect`` (run an export)."""
+"""``karyotf export`` (and ``python -m karyotf.export``): SavedModel + frozen graph from a trained model dir."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,34 +23,18 @@ def register(sub) -> None:
     p.add_argument("--tflite", action="store_true", help="also write model.tflite (ssd only)")
     p.set_defaults(func=_export)
 
-    d = sub.add_parser(
-        "detect", help="detect chromosomes in images with an exported model; writes JSON and pictures",
-        description="Run an exported model (from `karyotf export`) on images. Writes OUT/detections.json (per "
-                    "image: boxes in pixels, classes, scores, image size, seconds; plus model and load time) and "
-                    "OUT/<image>_detections.png with the boxes drawn (coloured by Denver group).")
-    d.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (JPEG, PNG, ...)")
-    d.add_argument("--model", required=True,
-                   help=f"export dir, or a model name meaning {DEFAULT_EXPORTED}/MODEL")
-    d.add_argument("--out", type=Path, default=Path("detections"), help="output dir (default: %(default)s)")
-    d.add_argument("--min-score", type=float, default=0.3,
-                   help="keep detections scoring at least this (default: %(default)s)")
-    d.add_argument("--use", default="auto", choices=("auto", "saved_model", "frozen_graph"),
-                   help="which exported format to run; auto = the SavedModel if present (default: %(default)s)")
-    d.add_argument("--no-draw", action="store_true", help="write only detections.json, no pictures")
-    d.set_defaults(func=_detect)
-
 
 def export_dirs(model: str | None, model_dir: Path | None, out: Path | None) -> tuple[Path, Path]:
     """(model dir, export dir) from ``karyotf export``'s arguments."""
-    from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
+    from .. import rundir
     from . import CliError
 
     if model is None and model_dir is None:
         raise CliError("give a MODEL name (reads runs/MODEL) or --model-dir DIR")
     if model_dir is None:
-        model_dir = DEFAULT_RUNS / model
+        model_dir = rundir.run_dir(model)
     if out is None:
-        out = DEFAULT_EXPORTED / (model or model_dir.name)
+        out = rundir.export_dir(model or model_dir.name)
     return model_dir, out
 
 
@@ -63,20 +47,10 @@ def _export(args) -> int:
     return 0
 
 
-def model_export_dir(model: str) -> Path:
-    """``--model`` of ``karyotf detect``: a directory as is, else ``exported/MODEL``."""
-    from ..paths import DEFAULT_EXPORTED
+def main(argv: list[str] | None = None) -> int:
+    """``python -m karyotf.export ARGS``: the same as ``karyotf export ARGS``."""
+    import sys
 
-    p = Path(model)
-    return p if p.is_dir() else DEFAULT_EXPORTED / model
+    from . import main as cli_main
 
-
-def _detect(args) -> int:
-    from ..detect import detect_images
-
-    run = detect_images(args.images, model_export_dir(args.model), out_dir=args.out, min_score=args.min_score,
-                        use=args.use, draw=not args.no_draw)
-    for r in run.results:
-        print(f"{r['image']}: {r['count']} chromosomes at score >= {args.min_score} ({r['seconds'] * 1000:.0f} ms)")
-    print(f"wrote {run.json_path}" + (f" and {len(run.pictures)} picture(s) in {args.out}" if run.pictures else ""))
-    return 0
+    return cli_main(["export", *(sys.argv[1:] if argv is None else argv)])

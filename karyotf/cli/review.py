@@ -1,13 +1,14 @@
 """``karyotf review``."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
 def register(sub) -> None:
+    from .. import defaults as D
+
     p = sub.add_parser(
-        "review", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "review",
         help="review karyograms in the browser: correct boxes and classes, accept; corrections become VOC",
         description="Serve a local web app over a folder of karyogram outputs (what 'karyotf karyogram --out' "
                     "wrote): correct classes (keys 1-22, X, Y, or drag to a slot), delete and draw boxes, resolve "
@@ -16,10 +17,10 @@ def register(sub) -> None:
                     "the reviewed cells into a VOC dataset for 'karyotf records' instead of serving.")
     p.add_argument("dir", type=Path, metavar="DIR",
                    help="folder of karyogram outputs (one cell, or one per sub-folder)")
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--host", default=D.REVIEW_HOST,
                    help="address to listen on; anything but a loopback address exposes the folder (a warning is "
                         "printed)")
-    p.add_argument("--port", type=int, default=0, help="port (0: a free port, printed)")
+    p.add_argument("--port", type=int, default=D.REVIEW_PORT, help="port (0: a free port, printed)")
     p.add_argument("--reviewer", default=None, help="name written into every review (default: the login name)")
     p.add_argument("--export-voc", type=Path, default=None, metavar="OUT",
                    help="write the reviewed cells to OUT/images + OUT/annotations and exit")

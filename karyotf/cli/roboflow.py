@@ -5,6 +5,8 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from .. import defaults as D
+
     p = sub.add_parser("roboflow", help="pull a Roboflow dataset version, or import an unpacked Roboflow export",
                        description="Roboflow datasets in: `pull` downloads a version with the roboflow package "
                                    "(needs the network and an API key); `import` turns an unpacked VOC, COCO JSON "
@@ -15,8 +17,8 @@ def register(sub) -> None:
     pull.add_argument("--workspace", required=True, help="workspace id (from the Roboflow URL)")
     pull.add_argument("--project", required=True, help="project id (from the Roboflow URL)")
     pull.add_argument("--version", type=int, required=True, help="dataset version number")
-    pull.add_argument("--format", default="voc", choices=("voc", "tfrecord", "coco"),
-                      help="export format (default: %(default)s)")
+    pull.add_argument("--format", default=D.ROBOFLOW_FORMAT, choices=("voc", "tfrecord", "coco"),
+                      help="export format")
     pull.add_argument("--out", type=Path, default=None,
                       help="where to unpack (default: roboflow/PROJECT-VERSION-FORMAT)")
     pull.add_argument("--api-key", default=None, help="Roboflow API key (default: $ROBOFLOW_API_KEY)")
@@ -30,8 +32,8 @@ def register(sub) -> None:
 
     imp = rsub.add_parser("import", help="import an unpacked Roboflow export (VOC, COCO JSON or TFRecord)")
     imp.add_argument("export_dir", type=Path, help="the unpacked export (with train/ valid/ test/)")
-    imp.add_argument("--out", type=Path, default=Path("data/roboflow"),
-                     help="VOC output folder: images/ + annotations/ (default: %(default)s)")
+    imp.add_argument("--out", type=Path, default=D.ROBOFLOW_DIR,
+                     help="VOC output folder: images/ + annotations/")
     imp.add_argument("--format", default=None, choices=("voc", "tfrecord", "coco"),
                      help="export format (default: detected from the files)")
     imp.add_argument("--class-map", default=None,

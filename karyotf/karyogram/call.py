@@ -107,13 +107,6 @@ class Call:
     def has_flag(self, code: str) -> bool:
         return code in self.flag_codes
 
-    def abnormal_classes(self) -> set[str]:
-        """Classes whose copy number differs from a normal cell (autosomes != 2; X and Y when the sex is atypical)."""
-        out = {n for n in classes.AUTOSOMES if self.counts.get(n, 0) != 2}
-        if self.sex not in NORMAL_SEX:
-            out |= {"X", "Y"}
-        return out
-
     def to_dict(self) -> dict:
         return {
             "call": self.iscn,

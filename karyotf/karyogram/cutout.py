@@ -75,8 +75,8 @@ def otsu_threshold(gray: np.ndarray) -> float:
 
 
 def foreground_threshold(gray: np.ndarray) -> float:
-    """The cell's foreground threshold: Otsu, computed on the pixels of a non-white image (slide background
-    dominates; Otsu on all pixels is fine because chromosomes and background are well separated)."""
+    """The cell's foreground threshold: Otsu's threshold over all of the cell's pixels (the slide background
+    dominates them, but chromosomes and background are well separated, so no pixels are left out first)."""
     return otsu_threshold(gray)
 
 

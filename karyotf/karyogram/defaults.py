@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 from .. import classes
-
-LONGEST = 160.0
-"""Pixels the cell's longest chromosome is scaled to in the karyogram."""
+from ..defaults import LONGEST, LOW_SCORE, MIN_SCORE, NMS_IOU  # noqa: F401  (user-changeable: karyotf.defaults)
 
 ROW_PRESETS: dict[str, tuple[tuple[str, ...], ...]] = {
     # the usual printed karyogram: A+B | C+X | D+E | F+G+Y
@@ -19,9 +17,6 @@ DEFAULT_ROWS = "standard"
 MAX_PER_CLASS = 6
 """At most this many chromosomes of one class are drawn (the rest are counted in the picture and reported)."""
 
-MIN_SCORE = 0.3
-"""Detections kept for a model's karyogram."""
-
 
 def min_score_of(detector) -> float:
     """The score floor for ``detector``'s karyograms when none is given: the one ``karyotf eval --tune-min-score``
@@ -29,9 +24,6 @@ def min_score_of(detector) -> float:
     value = (getattr(detector, "info", None) or {}).get("min_score")
     return MIN_SCORE if value is None else float(value)
 
-
-NMS_IOU = 0.7
-"""Class-agnostic NMS between detections of different classes (the OD API's NMS is per class)."""
 
 CALL_MIN_TOTAL = 44
 CALL_MAX_TOTAL = 49
@@ -41,8 +33,6 @@ balanced Robertsonian homozygote, 45,X, trisomies at 47, 48,XXXY and double tris
 CIL:54816 (44..47).  Outside them a count mostly means chromosomes missed or found twice, so the cell reads
 ``no call: N chromosomes found`` with its per-class counts and flags, never an ISCN string."""
 
-LOW_SCORE = 0.5
-"""A detection with a score below this is a low-confidence chromosome (outlined in the karyogram, flagged)."""
 LOW_MEAN_SCORE = 0.7
 """Mean detection score below which the whole call is flagged as low-confidence."""
 OVERLAP_IOU = 0.5

@@ -84,10 +84,6 @@ def centromere_fraction(name: str, resolution: int = DEFAULT_RESOLUTION) -> floa
     return p_end / b[-1].stop
 
 
-def max_length(resolution: int = DEFAULT_RESOLUTION) -> float:
-    return max(length(n, resolution) for n in classes.NAMES)
-
-
 def draw(draw_ctx, name: str, x: float, y: float, width: float, height: float,
          resolution: int = DEFAULT_RESOLUTION, outline=(60, 60, 60)) -> None:
     """Draw the ideogram of ``name`` with a PIL ``ImageDraw`` into the box (x, y, x+width, y+height), p-ter at top.

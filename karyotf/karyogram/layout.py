@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import classes
 from ..errors import KaryogramError
 from . import ideogram
-from .defaults import DEFAULT_ROWS, MAX_PER_CLASS, ROW_PRESETS  # noqa: F401  (re-exported)
+from .defaults import DEFAULT_ROWS, LONGEST, MAX_PER_CLASS, ROW_PRESETS  # noqa: F401  (re-exported)
 from .orient import Oriented
 
 WHITE = (255, 255, 255)
@@ -137,7 +137,7 @@ def _wrap(d, text: str, f, width: int) -> list[str]:
     return lines
 
 
-def render(chromosomes: Sequence[Oriented], rows=None, longest: float = 160.0, title: str | None = None,
+def render(chromosomes: Sequence[Oriented], rows=None, longest: float = LONGEST, title: str | None = None,
            subtitle: str | None = None, flags: Sequence[str] = (), low_score: float | None = 0.5,
            ideograms: bool = True, labels: bool = True, legend: bool = True, marks: bool = True,
            max_per_class: int = MAX_PER_CLASS, resolution: int = ideogram.DEFAULT_RESOLUTION) -> Layout:

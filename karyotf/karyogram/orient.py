@@ -18,6 +18,7 @@ from scipy import ndimage as ndi
 
 from . import ideogram
 from .cutout import Cutout
+from .defaults import LONGEST
 
 CENTROMERE_TOLERANCE = 0.15
 """Measured centromere accepted if within this fraction of the length of the ideogram's centromere."""
@@ -159,7 +160,7 @@ def cell_scale(cutouts: list[Cutout], longest: float) -> float:
     return longest / max(ref, 1.0)
 
 
-def orient_all(cutouts: list[Cutout], longest: float = 160.0,
+def orient_all(cutouts: list[Cutout], longest: float = LONGEST,
                resolution: int = ideogram.DEFAULT_RESOLUTION) -> tuple[list[Oriented], float]:
     """Orient every cut-out of a cell at one shared scale; returns the oriented chromosomes and that scale."""
     scale = cell_scale(cutouts, longest)

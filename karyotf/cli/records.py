@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ..records import DEFAULT_CASE_PATTERN, DEFAULT_SEED
+    from .. import defaults as D
 
     p = sub.add_parser(
         "records", help="validate VOC annotations and write sharded TFRecords (train/val/test split by case)",
@@ -14,13 +14,13 @@ def register(sub) -> None:
                     "stats.json and class_distribution.png.")
     p.add_argument("src", nargs="?", type=Path, default=None,
                    help="dataset folder (default: the built-in 32-cell sample)")
-    p.add_argument("--out", type=Path, default=Path("records"), help="output folder (default: records)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split seed (default: %(default)s)")
-    p.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (default: %(default)s)")
-    p.add_argument("--case-pattern", default=DEFAULT_CASE_PATTERN,
+    p.add_argument("--out", type=Path, default=D.RECORDS_DIR, help="output folder")
+    p.add_argument("--seed", type=int, default=D.SPLIT_SEED, help="split seed")
+    p.add_argument("--split", default=",".join(f"{f:g}" for f in D.SPLIT_FRACTIONS), help="train,val,test fractions")
+    p.add_argument("--case-pattern", default=D.CASE_PATTERN,
                    help="regex on the image name; its first group is the case id (default: %(default)s, CIL names "
                         "without their last digit)")
-    p.add_argument("--shards", type=int, default=None, help="shards per split (default: one per 250 images)")
+    p.add_argument("--shards", type=int, default=None, help=f"shards per split (default: one per {D.IMAGES_PER_SHARD} images)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
     p.add_argument("--augmented-in-eval", action="store_true",
                    help="keep augmented copies of val/test cells in val/test (default: val/test hold originals only)")

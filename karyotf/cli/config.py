@@ -1,4 +1,4 @@
-"""``karyotf config`` (fill a pipeline.config template) and ``karyotf train`` (OD API training for exactly N steps)."""
+"""``karyotf config``: fill a model's pipeline.config template for a records dir."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +13,7 @@ def _models_help() -> str:
 
 def register(sub) -> None:
     from ..pipelines import FINE_TUNE_TYPES, MODELS
-    from ..train import STRATEGIES
+    from .. import defaults as D
 
     p = sub.add_parser(
         "config", help="fill a model's pipeline.config template for a records dir (runs/MODEL/pipeline.config)",
@@ -21,8 +21,8 @@ def register(sub) -> None:
                     "batch, image size, learning rate, augmentation, fine-tune checkpoint; validate it with the OD "
                     "API's pipeline_pb2 and write MODEL_DIR/pipeline.config + karyotf.json.  Models: " + _models_help())
     p.add_argument("model", choices=list(MODELS), help="model to configure")
-    p.add_argument("--records", type=Path, default=Path("records"),
-                   help="records dir from `karyotf records` (default: %(default)s)")
+    p.add_argument("--records", type=Path, default=D.RECORDS_DIR,
+                   help="records dir from `karyotf records`")
     p.add_argument("--out", type=Path, default=None, help="model dir to write (default: runs/MODEL)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: the model's)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the model's: 12 as in the thesis; 4 for rfcn, which needs >19 GB RAM at 12)")
@@ -51,28 +51,6 @@ def register(sub) -> None:
                         "IMAGE --model EXPORT --classifier exported/classifier`)")
     p.set_defaults(func=_config)
 
-    t = sub.add_parser(
-        "train", help="train a configured model for exactly N steps (resumes; Ctrl-C saves a checkpoint)",
-        description="Run OD API training in MODEL_DIR until the global step reaches --steps, with a progress bar, "
-                    "TensorBoard summaries (MODEL_DIR/train) and checkpoints.  Re-running resumes from the newest "
-                    "checkpoint.  SIGINT/SIGTERM finish the step, save a checkpoint and exit (status 130).  "
-                    "faster_rcnn (TF1) trains in a TF1 child process.")
-    t.add_argument("model", choices=list(MODELS), help="model to train")
-    t.add_argument("--model-dir", type=Path, default=None, help="model dir from `karyotf config` (default: runs/MODEL)")
-    t.add_argument("--steps", type=int, default=None,
-                   help="train until this global step (a total, not an increment; default: the config's num_steps)")
-    t.add_argument("--strategy", choices=STRATEGIES, default="default",
-                   help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
-                        "(several machines, roles from TF_CONFIG; TF2 models: ssd, rfcn; see the README), tpu "
-                        "(TF2 models; --tpu names it)")
-    t.add_argument("--tpu", default=None, help="TPU name or grpc:// address for --strategy tpu")
-    t.add_argument("--checkpoint-every", type=int, default=500, help="save a checkpoint every N steps")
-    t.add_argument("--keep", type=int, default=7, help="checkpoints to keep")
-    t.add_argument("--summary-every", type=int, default=100, help="image/graph summaries every N steps "
-                   "(losses are logged every step)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.set_defaults(func=_train)
-
 
 def _config(args) -> int:
     from ..pipelines import configure
@@ -83,27 +61,4 @@ def _config(args) -> int:
                        fine_tune=args.fine_tune, fine_tune_type=args.fine_tune_type, proposals=args.proposals,
                        agnostic=args.agnostic)
     print(result.text())
-    return 0
-
-
-def _train(args) -> int:
-    from ..errors import TrainError
-    from ..paths import DEFAULT_RUNS
-    from ..pipelines import read_info
-    from ..train import device_text, train
-
-    model_dir = args.model_dir if args.model_dir is not None else DEFAULT_RUNS / args.model
-    info = read_info(model_dir)
-    if info.get("model") and info["model"] != args.model:
-        raise TrainError(f"{model_dir} holds a {info['model']} model, not {args.model} "
-                         f"(fix: `karyotf train {info['model']} --model-dir {model_dir}`)")
-    print(f"device: {device_text(args.strategy)}", flush=True)
-    result = train(model_dir, args.steps, strategy=args.strategy, tpu=args.tpu,
-                   checkpoint_every=args.checkpoint_every, keep=args.keep, summary_every=args.summary_every,
-                   progress=not args.no_progress, verbose=getattr(args, "verbose", False))
-    print(result.text())
-    if result.interrupted:
-        print(f"interrupted at step {result.final_step}: run `karyotf train {args.model} --model-dir {model_dir}` "
-              "again to resume")
-        return 130
     return 0

@@ -1,18 +1,18 @@
 """``karyotf karyogram`` and ``karyotf karyograms-dataset``."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
 def register(sub) -> None:
+    from .. import defaults as D
     from ..karyogram.defaults import DEFAULT_ROWS, LONGEST, LOW_SCORE, MIN_SCORE, NMS_IOU, ROW_PRESETS
     from ..karyogram.ideogram import DEFAULT_RESOLUTION, RESOLUTIONS
 
     rows_help = (f"karyogram rows: a preset ({', '.join(ROW_PRESETS)}) or a spec such as '1-5|6-12,X|13-18|19-22,Y' "
                  "(every class once)")
     p = sub.add_parser(
-        "karyogram", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "karyogram",
         help="metaphase image(s) -> karyogram.png, detections.json, report.html/json with the ISCN count call",
         description="Build the karyogram and the ISCN count call (e.g. 47,XY,+21) of metaphase images, from an "
                     "exported model (--model) or from VOC annotations (--annotations, ground truth). One image "
@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--classifier", type=Path, metavar="EXPORT_DIR", default=None,
                    help="exported chromosome classifier (karyotf classifier export): the model finds, it names "
                         "each chromosome with the whole cell as context (--model)")
-    p.add_argument("--out", type=Path, default=Path("karyogram"), help="output folder")
+    p.add_argument("--out", type=Path, default=D.KARYOGRAM_DIR, help="output folder")
     p.add_argument("--rows", default=DEFAULT_ROWS, help=rows_help)
     p.add_argument("--min-score", type=float, default=None,
                    help="keep detections scoring at least this (--model; default: the floor `karyotf eval "
@@ -34,7 +34,7 @@ def register(sub) -> None:
                    help="class-agnostic NMS between detections of different classes (--model; 1 = off)")
     p.add_argument("--low-score", type=float, default=LOW_SCORE,
                    help="detections below this are outlined and flagged as low confidence")
-    p.add_argument("--use", choices=("auto", "saved_model", "frozen_graph"), default="auto",
+    p.add_argument("--use", choices=("auto", "saved_model", "frozen_graph"), default=D.USE,
                    help="which export the Detector loads (--model)")
     p.add_argument("--longest", type=float, default=LONGEST, help="pixels the longest chromosome is scaled to")
     p.add_argument("--bands", type=int, choices=RESOLUTIONS, default=DEFAULT_RESOLUTION,
@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.set_defaults(func=_karyogram)
 
     d = sub.add_parser(
-        "karyograms-dataset", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "karyograms-dataset",
         help="annotated metaphases -> annotated karyogram images (VOC), for detection on karyograms",
         description="Turn annotated metaphases (VOC: images/ + annotations/, or side by side) into karyogram "
                     "images with a VOC XML of each chromosome's box in the karyogram; feed DST to 'karyotf "
