@@ -363,6 +363,11 @@ def model_records(model: str | Path) -> Path:
     from .pipelines import read_config, records_dir_of
 
     model = Path(model)
+    from .yolo import records_of
+
+    yolo_records = records_of(model)  # a yolo model or export: yolo.json names its records
+    if yolo_records is not None:
+        return yolo_records
     candidates = [model / "pipeline.config"]
     source = _read_json(model / "karyotf.json").get("source_model_dir")
     if source:
