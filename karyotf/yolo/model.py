@@ -54,8 +54,27 @@ def build(cfg: dict, load_weights: bool = True):
     kcv = keras_cv()
     backbone = build_backbone(cfg, load_weights=load_weights)
     _, _, _, fpn_depth = BACKBONES[cfg["backbone"]]
-    return kcv.models.YOLOV8Detector(num_classes=cfg["num_classes"], bounding_box_format=BOX_FORMAT,
-                                     backbone=backbone, fpn_depth=fpn_depth)
+    model = kcv.models.YOLOV8Detector(num_classes=cfg["num_classes"], bounding_box_format=BOX_FORMAT,
+                                      backbone=backbone, fpn_depth=fpn_depth)
+    init_head_biases(model, cfg)
+    return model
+
+
+def init_head_biases(model, cfg: dict) -> None:
+    """Ultralytics' ``Detect.bias_init``, which KerasCV leaves out: class biases start at the prior of about 5
+    objects an image (``log(5 / classes / (size / stride)^2)``), box-distribution biases at 1.
+
+    KerasCV starts the class biases at 0, so every one of the ~8400 anchors x 24 classes scores 0.5 and the
+    summed cross-entropy of the first steps is in the hundreds; from scratch on a CPU budget that costs many steps.
+    """
+    import math
+
+    size, classes = cfg["image_size"], cfg["num_classes"]
+    for level, stride in enumerate((8, 16, 32), start=1):
+        cls = model.get_layer(f"yolo_v8_head_{level}_class_3_conv")
+        box = model.get_layer(f"yolo_v8_head_{level}_box_3_conv")
+        cls.bias.assign(cls.bias * 0 + math.log(5 / classes / (size / stride) ** 2))
+        box.bias.assign(box.bias * 0 + 1.0)
 
 
 def learning_rate_schedule(cfg: dict, steps: int | None = None):
