@@ -176,8 +176,12 @@ def loss_components(model_dir: Path) -> dict:
     return out
 
 
-def loss_series(model_dir: Path, tags=("Loss/total_loss", "Loss/box_loss", "Loss/class_loss")) -> dict:
-    """``{tag: [(step, value), ...]}`` from a run's TensorBoard events (``model_dir/train``)."""
+def loss_series(model_dir: Path, tags=("Loss/total_loss", "Loss/box_loss", "Loss/class_loss"),
+                running_means: bool = False) -> dict:
+    """``{tag: [(step, value), ...]}`` from a run's TensorBoard events (``model_dir/train``).
+
+    ``running_means``: the events hold Keras' running mean over each ``train()`` call (one events file each), as
+    the first yolo loop logged them; the step values are recovered as ``k m_k - (k-1) m_(k-1)``."""
     import glob
 
     import tensorflow as tf
@@ -185,13 +189,37 @@ def loss_series(model_dir: Path, tags=("Loss/total_loss", "Loss/box_loss", "Loss
 
     series: dict[str, list] = {t: [] for t in tags}
     for f in sorted(glob.glob(str(model_dir / "train" / "events.out.tfevents*"))):
+        one: dict[str, list] = {t: [] for t in tags}
         for rec in tf.data.TFRecordDataset(f):
             event = event_pb2.Event.FromString(rec.numpy())
             for v in event.summary.value:
-                if v.tag in series:
+                if v.tag in one:
                     x = v.simple_value if v.HasField("simple_value") else float(tf.make_ndarray(v.tensor))
-                    series[v.tag].append((event.step, x))
+                    one[v.tag].append((event.step, x))
+        for t, s in one.items():
+            s.sort()
+            if running_means:
+                s = [(step, k * m - (k - 1) * s[k - 2][1] if k > 1 else m) for k, (step, m) in enumerate(s, 1)]
+            series[t] += s
     return {t: sorted(s) for t, s in series.items() if s}
+
+
+def fix_running_mean_row(row: dict) -> None:
+    """A yolo row trained by the first loop (losses logged as running means, ``running_mean_losses``): its
+    calibration / final losses and loss components from the per-step values recovered from the events."""
+    if not row.get("running_mean_losses") or row.get("losses_recovered"):
+        return
+    series = loss_series(Path(row["eval_dir"]).parent, running_means=True)
+    total = series.get("Loss/total_loss", [])
+    calib = [x for step, x in total if step <= 6]
+    row["calibration_loss"] = calib[-1] if calib else row.get("calibration_loss")
+    row["final_loss"] = total[-1][1] if total else row.get("final_loss")
+    comps = {}
+    for tag, s in series.items():
+        k = max(1, len(s) // 10)
+        comps[tag] = {"logged": len(s), "first": sum(x for _, x in s[:k]) / k, "last": sum(x for _, x in s[-k:]) / k}
+    row["loss_components"] = comps
+    row["losses_recovered"] = True
 
 
 def plot_loss_curve(row: dict, out: Path) -> Path | None:
@@ -202,7 +230,7 @@ def plot_loss_curve(row: dict, out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     model_dir = Path(row.get("eval_dir", "")).parent
-    series = loss_series(model_dir)
+    series = loss_series(model_dir, running_means=bool(row.get("running_mean_losses")))
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -234,6 +262,7 @@ def _proposals(cfg):
 def _yolo_curves(rows: list[dict], results: Path) -> None:
     for r in rows:
         if r["model"] == "yolo" and not r.get("failed") and r.get("eval_dir"):
+            fix_running_mean_row(r)
             png = plot_loss_curve(r, results / f"yolo_loss_{r['variant']}.png")
             if png is not None:
                 r["loss_curve"] = png.name

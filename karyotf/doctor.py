@@ -116,8 +116,8 @@ def run(quick: bool = False, out=sys.stdout) -> int:
 
             cfg = {"backbone": "n", "image_size": 128, "num_classes": 24, "weights": None}
             yolo = build(cfg)
-            out = yolo(tf.zeros([1, 128, 128, 3]), training=False)
-            n = int(out["classes"].shape[1])
+            pred = yolo(tf.zeros([1, 128, 128, 3]), training=False)
+            n = int(pred["classes"].shape[1])
             report(n == 336, "KerasCV builds YOLOv8-n (yolo)", f"{n} anchor points at 128 px, offline, "
                    f"{time.time() - t0:.1f} s")
         except Exception as exc:

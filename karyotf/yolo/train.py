@@ -97,6 +97,7 @@ def _train(model_dir: str, steps: int, checkpoint_every: int = 500, keep: int = 
             while int(global_step.numpy()) < steps and not stop:
                 t0 = time.perf_counter()
                 images, labels = next(iterator)
+                model.reset_metrics()  # Keras' loss trackers are running means: reset, so each step logs its own loss
                 out = train_step((images, labels))
                 global_step.assign_add(1)
                 step_seconds.append(time.perf_counter() - t0)
