@@ -78,6 +78,53 @@ def count_call_agreement(truth, detections, karyotypes: Path, min_score: float) 
             "min_score": min_score, "per_cell": cells}
 
 
+def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: float):
+    """The model finds, the classifier names (joint labelling), as ``karyotf karyogram --classifier`` does, on
+    every test cell: (truth, detections, seconds per cell, per-cell calls).  The detections are the boxes the
+    karyogram counts (kept after the class-agnostic NMS, named jointly) plus those scoring below ``min_score``
+    (named by top-1; below the metrics' threshold, they only feed the PR curve): NMS duplicates are left out."""
+    from karyotf import images
+    from karyotf.classify.evaluate import CELL_FLAGS
+    from karyotf.classify.karyotyper import Karyotyper
+    from karyotf.detect import Detector
+    from karyotf.evaluate import resolve_export
+    from karyotf.karyogram import count_call
+    from karyotf.karyogram.defaults import NMS_IOU
+    from karyotf.records import read_examples
+
+    k = Karyotyper(Detector(resolve_export(model_dir)), classifier)
+    truth, detections, cells, times = [], [], [], []
+    for data, ann in read_examples(records, "test"):
+        image = images.load(data)
+        t0 = time.perf_counter()
+        cell = k.karyotype(image, min_score, NMS_IOU)
+        times.append(time.perf_counter() - t0)
+        got = count_call(cell.boxes, suppressed=cell.suppressed)
+        want = count_call(ann.boxes)
+        flags = got.flag_codes + [f.code for f in cell.flags if f.code in CELL_FLAGS]
+        truth.append(ann)
+        detections.append(cell.boxes + cell.below)
+        cells.append({"image": ann.image_id, "call": got.text, "annotation": want.text, "normal": want.is_normal,
+                      "right": got.iscn is not None and got.iscn == want.iscn, "flagged": bool(flags),
+                      "flags": flags, "counted": len(cell.boxes), "truth": len(ann.boxes)})
+    return truth, detections, sum(times) / max(1, len(times)), cells
+
+
+def call_summary(cells: list[dict]) -> dict:
+    def share(pick, what):
+        sel = [c for c in cells if pick(c)]
+        return None if not sel else sum(bool(what(c)) for c in sel) / len(sel)
+
+    return {"call_right": share(lambda c: True, lambda c: c["right"]),
+            "call_right_normal": share(lambda c: c["normal"], lambda c: c["right"]),
+            "call_right_abnormal": share(lambda c: not c["normal"], lambda c: c["right"]),
+            "flagged_normal": share(lambda c: c["normal"], lambda c: c["flagged"]),
+            "abnormal_right_or_flagged": share(lambda c: not c["normal"], lambda c: c["right"] or c["flagged"]),
+            "normal_cells": sum(c["normal"] for c in cells), "abnormal_cells": sum(not c["normal"] for c in cells),
+            "count_error_mean": sum(abs(c["counted"] - c["truth"]) for c in cells) / max(1, len(cells)),
+            "count_exact": share(lambda c: True, lambda c: c["counted"] == c["truth"])}
+
+
 def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict:
     from karyotf import pipelines, train
     from karyotf.evaluate import detect_split, evaluate_detections
@@ -90,25 +137,28 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
     if yolo:  # KerasCV YOLOv8 (karyotf.yolo): its own config, the same train / eval calls
         from karyotf.yolo import config as yolo_config
 
+        if args.agnostic:
+            raise SystemExit("--agnostic is not available for yolo (its config has no one-class mode)")
+
         overrides.pop("proposals", None)
         if not (model_dir / "yolo.json").is_file():
             yolo_config.configure(records, model_dir, steps=args.max_steps, augment=args.augment or None,
                                   backbone=args.yolo_backbone, **overrides)
     elif not (model_dir / pipelines.PIPELINE_NAME).is_file():
         pipelines.configure(model, records, model_dir, steps=args.max_steps, augment=args.augment or None,
-                            **overrides)
+                            agnostic=args.agnostic, **overrides)
     t0 = time.time()
-    calib = train.train(model_dir, steps=args.calibration_steps, progress=False)
-    sps = calib.seconds_per_step
-    first_loss = calib.losses.get("Loss/total_loss") if calib.steps_run else None
-    budget = args.minutes * 60 - (time.time() - t0)
-    latest = train.latest_checkpoint(model_dir)
-    done = latest[1] if latest else 0
-    steps = done if not sps else min(args.max_steps, max(done, done + int(budget / sps)))
-    # the warm-up and the cosine decay fit the steps that fit the budget
-    (yolo_config.update_steps if yolo else pipelines.update_steps)(model_dir, steps)
-    result = train.train(model_dir, steps=steps, progress=True)
-    train_minutes = (time.time() - t0) / 60
+    cpu0 = time.process_time()
+    if args.eval_only:  # the model as it stands (an earlier run of this row trained it)
+        latest = train.latest_checkpoint(model_dir)
+        if latest is None:
+            raise SystemExit(f"{model_dir}: --eval-only, but nothing is trained there yet")
+        old = next((r for r in _saved_rows(args) if r.get("eval_dir") == str(model_dir / "eval")), {})
+        result = argparse.Namespace(final_step=latest[1], losses={"Loss/total_loss": old.get("final_loss")})
+        sps, first_loss = old.get("seconds_per_step"), old.get("calibration_loss")
+        train_minutes, cpu_minutes = old.get("train_minutes", 0.0), old.get("train_cpu_minutes")
+    else:
+        result, sps, first_loss, train_minutes, cpu_minutes = _train_for_budget(model_dir, args, t0, cpu0)
     if yolo:
         ycfg = yolo_config.read(model_dir)
         image_size, lr, batch = ycfg["image_size"], ycfg["learning_rate"], ycfg["batch"]
@@ -116,7 +166,13 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         cfg = pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)
         image_size, lr, batch = pipelines.image_size(cfg), pipelines.learning_rate(cfg), cfg.train_config.batch_size
     t1 = time.time()
-    truth, detections, seconds_per_image = detect_split(model_dir, records, "test")
+    e2e = None
+    if args.classifier:
+        truth, detections, seconds_per_image, cells = end_to_end(model_dir, records, args.classifier,
+                                                                 args.score_threshold)
+        e2e = {"classifier": str(args.classifier), **call_summary(cells), "cells": cells}
+    else:
+        truth, detections, seconds_per_image = detect_split(model_dir, records, "test")
     report = evaluate_detections(truth, detections, score_threshold=args.score_threshold, model=model, split="test",
                                  batch=batch,
                                  steps=result.final_step, source=model_dir, records_dir=records,
@@ -137,10 +193,47 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         "truth_per_cell": found.get("truth_mean"),
         "cells_all_correct": found.get("cells_all_correct"), "count_call": calls,
         "eval_minutes": round((time.time() - t1) / 60, 1), "test_cells": len(truth),
-        "eval_dir": str(model_dir / "eval"),
+        "eval_dir": str(model_dir / "eval"), "agnostic": bool(args.agnostic),
+        "train_cpu_minutes": round(cpu_minutes, 1), "budget": {"minutes": args.minutes, "max_steps": args.max_steps},
+        "argv": sys.argv[1:],
     }
+    if e2e is not None:
+        # class-agnostic: every counted box that lies on a chromosome, whatever its name
+        found_total = sum(i.found for i in report.metrics.found.images)
+        det_total = sum(i.detected for i in report.metrics.found.images)
+        truth_total = sum(i.truth for i in report.metrics.found.images)
+        p_, r_ = found_total / max(1, det_total), found_total / max(1, truth_total)
+        row["end_to_end"] = {**e2e, "agnostic_precision": p_, "agnostic_recall": r_,
+                             "agnostic_f1": 2 * p_ * r_ / max(1e-9, p_ + r_)}
+        row["count_call"]["same_as_annotation"] = e2e["call_right"]
     print(json.dumps({k: v for k, v in row.items() if k != "count_call"}, default=str), flush=True)
     return row
+
+
+def _train_for_budget(model_dir: Path, args, t0: float, cpu0: float):
+    """Calibrate seconds per step, then train the steps that fit the budget (see the module doc)."""
+    from karyotf import pipelines, train
+
+    calib = train.train(model_dir, steps=args.calibration_steps, progress=False)
+    sps = calib.seconds_per_step
+    first_loss = calib.losses.get("Loss/total_loss") if calib.steps_run else None
+    budget = args.minutes * 60 - (time.time() - t0)
+    latest = train.latest_checkpoint(model_dir)
+    done = latest[1] if latest else 0
+    steps = done if not sps else min(args.max_steps, max(done, done + int(budget / sps)))
+    if (model_dir / "yolo.json").is_file():  # karyotf.yolo keeps its steps in yolo.json
+        from karyotf.yolo.config import update_steps
+    else:
+        update_steps = pipelines.update_steps
+    update_steps(model_dir, steps)  # the warm-up and the cosine decay fit the steps that fit the budget
+    result = train.train(model_dir, steps=steps, progress=True)
+    cpu_minutes = (time.process_time() - cpu0) / 60 / (os.cpu_count() or 1)
+    return result, sps, first_loss, (time.time() - t0) / 60, cpu_minutes
+
+
+def _saved_rows(args) -> list[dict]:
+    path = args.out.with_suffix(".json")
+    return json.loads(path.read_text()).get("rows", []) if path.is_file() else []
 
 
 def loss_components(model_dir: Path) -> dict:
@@ -327,6 +420,29 @@ def markdown(rows: list[dict], meta: dict) -> str:
             f"{_f(r['found_per_cell'], 1)} / {_f(_correct_per_cell(r), 1)} / {_f(r['truth_per_cell'], 1)} | "
             f"{_f(r['cells_all_correct'], 2)} | "
             f"{_f(c['same_as_annotation'], 2)} | {_f(c['agrees_with_csv'], 2)} |")
+    e2e = [r for r in rows if r.get("end_to_end")]
+    if e2e:
+        lines += [
+            "", "End to end: the detector finds, the chromosome classifier names (joint labelling), as `karyotf "
+            "karyogram --model ... --classifier ...` does; the boxes the karyogram counts (after its class-agnostic "
+            "NMS) are scored. Class-agnostic: counted boxes on a chromosome, whatever their name. Count call: the "
+            "cell's ISCN call equal to its annotation's, on normal and on numerically abnormal cells apart (an "
+            "always-46 caller must not look good); flagged: any review flag of the call or of the joint labelling. "
+            "CPU min: the training processes' CPU time over the cores.", "",
+            "| data | model | detector train min (CPU) | classifier | F1 | class-agnostic P / R / F1 | counted - truth "
+            "per cell (mean abs) | count exact | call right: normal / abnormal | call right, all cells | normal "
+            "flagged | abnormal right or flagged |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in e2e:
+            e = r["end_to_end"]
+            lines.append(
+                f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
+                f"{r['train_minutes']} ({r.get('train_cpu_minutes', '-')}) | `{Path(e['classifier']).name}` | "
+                f"{_f(r['f1'])} | {_f(e['agnostic_precision'])} / {_f(e['agnostic_recall'])} / "
+                f"{_f(e['agnostic_f1'])} | {_f(e['count_error_mean'], 2)} | {_f(e['count_exact'], 2)} | "
+                f"{_f(e['call_right_normal'], 2)} / {_f(e['call_right_abnormal'], 2)} ({e['normal_cells']} / "
+                f"{e['abnormal_cells']} cells) | {_f(e['call_right'], 2)} | {_f(e['flagged_normal'], 2)} | "
+                f"{_f(e['abnormal_right_or_flagged'], 2)} |")
     lines += [
         "", "Thesis (augmented karyograms, GPU, pretrained): YOLOv5 R 0.98 / P 0.83 / F1 0.89; R-FCN ResNet101 "
         "0.68 / 0.72 / 0.69; SSD MobileNet v2 0.60 / 0.69 / 0.64; Faster R-CNN Inception v2 0.66 / 0.59 / 0.62.",
@@ -381,6 +497,13 @@ def main() -> None:
     p.add_argument("--augment", default="", help="training augmentation ops, e.g. hflip,vflip,rot90")
     p.add_argument("--tag", default="", help="label of this setting (rows are kept per data, model and tag)")
     p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--agnostic", action="store_true",
+                   help="train class-agnostic detectors (one class, `karyotf config --agnostic`); tag 'agnostic'")
+    p.add_argument("--eval-only", action="store_true",
+                   help="evaluate the rows' models as they stand (trained by an earlier run), train nothing")
+    p.add_argument("--classifier", type=Path, default=None,
+                   help="an exported chromosome classifier (bench/classifier.py): evaluate end to end, the model "
+                        "finds and the classifier names (tag '+classifier')")
     p.add_argument("--work", type=Path, default=REPO / "bench" / "work")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "quality.md")
     p.add_argument("--render-only", action="store_true", help="rewrite quality.md from quality.json, train nothing")
@@ -399,9 +522,14 @@ def main() -> None:
         print(args.out.read_text())
         return
     args.augment = [a for a in args.augment.split(",") if a]
+    if not args.tag:
+        args.tag = "+".join(t for t, on in (("agnostic", args.agnostic), ("classifier", args.classifier)) if on)
     meta = {"argv": sys.argv[1:], "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "data": str(args.data), "minutes": args.minutes, "score_threshold": args.score_threshold}
-    rows = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
+    saved = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    rows = saved.get("rows", [])
+    if (args.agnostic or args.classifier) and saved.get("meta"):
+        meta = saved["meta"]  # the header describes the detector-only rows; an end-to-end row carries its own budget
     variants = [v for v in args.variants.split(",") if v]
     jobs = [(v, m, args.tag) for v in variants for m in args.models.split(",") if m]
     baseline = [(variants[0], m, "template") for m in args.baseline.split(",") if m and variants]

@@ -84,16 +84,35 @@ class ChromosomeClass:
 CLASSES: tuple[ChromosomeClass, ...] = tuple(ChromosomeClass(n, LABEL_OF[n], GROUP_OF[n]) for n in NAMES)
 
 
-def label_map_text() -> str:
-    """The OD API ``label_map.pbtxt`` text for the 24 classes (ids 1..24, display name = canonical name)."""
+AGNOSTIC = "chromosome"
+"""The one class of a class-agnostic detector (``karyotf config MODEL --agnostic``): it finds chromosomes and names
+none; a classifier (:mod:`karyotf.classify`) names what it finds.  Not a chromosome name: no label id of its own."""
+
+
+def label_map_text(agnostic: bool = False) -> str:
+    """The OD API ``label_map.pbtxt`` text for the 24 classes (ids 1..24, display name = canonical name).
+
+    ``agnostic``: the one-class map of a class-agnostic detector, which reads the same 24-class records: item 1
+    is ``chromosome`` (the OD API takes the first item of an id as its category), then every chromosome name with
+    id 1 too.  The OD API's ``TfExampleDecoder`` maps each box's class *text* through the label map, so every
+    chromosome of the unchanged records becomes class 1 (tested through the decoder itself).
+    """
     items = []
+    if agnostic:
+        items.append(f"item {{\n  id: 1\n  name: '{AGNOSTIC}'\n  display_name: '{AGNOSTIC}'\n}}\n")
     for c in CLASSES:
-        items.append(f"item {{\n  id: {c.label}\n  name: '{c.name}'\n  display_name: 'chr{c.name}'\n}}\n")
+        items.append(f"item {{\n  id: {1 if agnostic else c.label}\n  name: '{c.name}'\n"
+                     f"  display_name: 'chr{c.name}'\n}}\n")
     return "".join(items)
 
 
-def write_label_map(path: str | Path) -> Path:
-    """Write ``label_map.pbtxt`` atomically and return its path."""
+def write_label_map(path: str | Path, agnostic: bool = False) -> Path:
+    """Write ``label_map.pbtxt`` (:func:`label_map_text`) atomically and return its path."""
     from .io import atomic_write_text
 
-    return atomic_write_text(Path(path), label_map_text())
+    return atomic_write_text(Path(path), label_map_text(agnostic))
+
+
+def is_agnostic(label_map: dict[int, str]) -> bool:
+    """Whether ``{id: name}`` (first item of each id, as the OD API reads it) is a class-agnostic detector's map."""
+    return label_map == {1: AGNOSTIC}

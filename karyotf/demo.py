@@ -1,15 +1,19 @@
 """``karyotf demo``: the whole pipeline on the built-in sample, in minutes on a laptop CPU.
 
-records (32 sample cells, split by case) -> config + train SSD MobileNet v2 for a demo-length run -> export ->
-evaluate on the test split (COCO mAP + thesis P/R/F1) -> for one sample cell, a karyogram and the ISCN count call
-from the demo model and from the cell's own annotation, side by side.  Each step is one call of karyotf's Python
+records (32 sample cells, split by case) -> config + train SSD MobileNet v2 for a demo-length run as a class-agnostic
+detector (it finds chromosomes) -> train the chromosome classifier (it names them) -> export both -> evaluate end to
+end on the test split (COCO mAP + thesis P/R/F1) -> for one sample cell, a karyogram and the ISCN count call from
+the demo models and from the cell's own annotation, side by side.  ``classifier_epochs=0`` runs the older path: a
+24-class detector that finds and names alone.  Each step is one call of karyotf's Python
 API; the demo adds no logic of its own beyond choosing the cell and putting the two karyograms side by side.
 
 Everything goes under ``out_dir`` (default ``demo/``)::
 
     demo/records/        TFRecords, label map, manifest, stats
     demo/runs/ssd/       pipeline.config, checkpoints, TensorBoard events
+    demo/runs/classifier/  the classifier run (checkpoints, TensorBoard events)
     demo/exported/ssd/   SavedModel + frozen graph
+    demo/exported/classifier/  the classifier's SavedModel
     demo/eval/           metrics.json, table.md, plots
     demo/karyogram/      annotation/ and model/ karyograms + reports, side_by_side.png
     demo/summary.json    what ran, where each output is, timings
@@ -43,6 +47,10 @@ DEFAULT_LEARNING_RATE = 0.02
 """Peak of the cosine schedule. The thesis's 0.0002 fine-tunes pretrained weights; from scratch in a few hundred
 steps it barely moves the loss. 0.02 (NOTES-odapi: 0.04 trained SSD from scratch here) took the total loss from 4.3
 to 1.3 in 300 steps at 320 px, batch 8, on the sample."""
+
+DEFAULT_CLASSIFIER_EPOCHS = 40
+"""Classifier epochs on the sample's train cells (a few seconds an epoch on 2 cores); 0: no classifier, a 24-class
+detector names what it finds."""
 
 DISCLAIMER = ("A demo-length model is not a diagnostic one: it trained for {steps} steps from scratch on {n_train} "
               "sample cells, to show that every stage of the pipeline runs, not to call karyotypes. Its detections and "
@@ -86,7 +94,9 @@ class DemoResult:
         if t:
             lines.append(f"training: {t.get('steps')} steps"
                          + (f", {t['seconds_per_step']:.2f} s/step" if t.get("seconds_per_step") else "")
-                         + (f", final total loss {t['total_loss']:.3f}" if t.get("total_loss") is not None else ""))
+                         + (f", final total loss {t['total_loss']:.3f}" if t.get("total_loss") is not None else "")
+                         + (f"; classifier {t['classifier_epochs']} epochs, best val top-1 "
+                            f"{t['classifier_val_top1']:.3f}" if t.get("classifier_val_top1") is not None else ""))
         if self.metrics:
             m = self.metrics
             lines.append("test split: " + ", ".join(
@@ -176,7 +186,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
              steps: int = DEFAULT_STEPS, image_size: int = DEFAULT_IMAGE_SIZE, batch: int = DEFAULT_BATCH,
              score_threshold: float = DEFAULT_SCORE_THRESHOLD, cell: str | None = None,
              augment: tuple[str, ...] | list[str] = DEFAULT_AUGMENT, learning_rate: float = DEFAULT_LEARNING_RATE,
-             seed: int = 0, fresh: bool = True,
+             seed: int = 0, fresh: bool = True, classifier_epochs: int = DEFAULT_CLASSIFIER_EPOCHS,
              progress: bool = True) -> DemoResult:
     """Run records -> config -> train -> export -> eval -> karyograms on ``src`` (default: the built-in sample).
 
@@ -188,9 +198,13 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
 
     if steps < 1:
         raise DemoError(f"steps={steps}: train at least 1 step")
+    if classifier_epochs < 0:
+        raise DemoError(f"classifier_epochs={classifier_epochs}: 0 (no classifier) or more")
+    agnostic = classifier_epochs > 0
     out_dir = Path(out_dir)
     src = Path(src) if src is not None else SAMPLE_DIR
-    result = DemoResult(out_dir=out_dir, model=model, steps=steps)
+    result = DemoResult(out_dir=out_dir, model=f"{model} (class-agnostic) + classifier" if agnostic else model,
+                        steps=steps)
     records_dir, model_dir = out_dir / "records", out_dir / "runs" / model
     export_dir, eval_dir, karyo_dir = out_dir / "exported" / model, out_dir / "eval", out_dir / "karyogram"
 
@@ -212,11 +226,26 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
         if fresh and model_dir.exists():
             shutil.rmtree(model_dir)
         pipelines.configure(model, records_dir, model_dir, steps=steps, batch=batch, image_size=image_size,
-                            learning_rate=learning_rate, augment=list(augment))
+                            learning_rate=learning_rate, augment=list(augment), agnostic=agnostic)
         trained = train.train(model_dir, steps=steps, progress=progress)
         result.training = {"steps": trained.final_step, "seconds_per_step": trained.seconds_per_step,
                            "total_loss": trained.losses.get("Loss/total_loss")}
     result.outputs["model dir (checkpoints, TensorBoard: tensorboard --logdir)"] = model_dir
+
+    classifier = None
+    if agnostic:  # 2b. the classifier that names what the detector finds
+        with _timed(result, "classifier"):
+            from .classify.export import export as export_classifier
+            from .classify.train import train as train_classifier
+
+            run = out_dir / "runs" / "classifier"
+            if fresh and run.exists():
+                shutil.rmtree(run)
+            done = train_classifier(records_dir, run, epochs=classifier_epochs, progress=progress)
+            result.training["classifier_epochs"] = done.epochs
+            result.training["classifier_val_top1"] = done.best_val_top1
+            classifier = Path(export_classifier(run, out_dir / "exported" / "classifier"))
+        result.outputs["exported classifier"] = classifier
 
     # 3. export
     with _timed(result, "export"):
@@ -229,7 +258,8 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
     with _timed(result, "eval"):
         from .evaluate import evaluate
 
-        report = evaluate(exported, records_dir, split="test", score_threshold=score_threshold, out_dir=eval_dir)
+        report = evaluate(exported, records_dir, split="test", score_threshold=score_threshold, out_dir=eval_dir,
+                          classifier=classifier)
         result.metrics = _headline(report)
     result.outputs["evaluation (metrics.json, table.md, plots)"] = eval_dir
 
@@ -244,7 +274,12 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
         result.expected = listed.get(result.cell)
         xml = _xml_of(src, result.cell)
         truth = from_annotation(xml, karyo_dir / "annotation")
-        pred = from_detector(Detector(exported), truth.source["image"], karyo_dir / "model", min_score=score_threshold)
+        detector = Detector(exported)
+        if classifier is not None:
+            from .classify.karyotyper import Karyotyper
+
+            detector = Karyotyper(detector, classifier)
+        pred = from_detector(detector, truth.source["image"], karyo_dir / "model", min_score=score_threshold)
         for source, res in (("annotation", truth), ("model", pred)):
             result.calls[source] = res.call.text
             result.flags[source] = [f.message for f in res.flags]

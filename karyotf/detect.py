@@ -39,7 +39,10 @@ _NAME_RE = re.compile(r"\bname\s*:\s*(['\"])(.*?)\1")
 
 
 def read_label_map(path: str | Path) -> dict[int, str]:
-    """``label_map.pbtxt`` -> ``{id: canonical name}``; DetectError naming the file and item if it is not usable."""
+    """``label_map.pbtxt`` -> ``{id: canonical name}``; DetectError naming the file and item if it is not usable.
+
+    A class-agnostic detector's map reads ``{1: classes.AGNOSTIC}``: its boxes are named ``chromosome``, which is
+    no chromosome class; a classifier names them (:class:`karyotf.classify.karyotyper.Karyotyper`)."""
     path = Path(path)
     if not path.is_file():
         raise DetectError(f"{path}: no label map (fix: re-export the model with `karyotf export`, "
@@ -51,8 +54,12 @@ def read_label_map(path: str | Path) -> dict[int, str]:
         ident, name = _ID_RE.search(body), _NAME_RE.search(body)
         if ident is None or name is None:
             raise DetectError(f"{path}: item #{n} has no id or name (fix: each item needs `id: N` and `name: '...'`)")
+        key, text = int(ident.group(1)), name.group(2)
+        if n == 0 and text == classes.AGNOSTIC:  # a class-agnostic detector's map (classes.label_map_text)
+            result[key] = text
+            continue
         try:
-            result[int(ident.group(1))] = classes.canonical(name.group(2))
+            result.setdefault(key, classes.canonical(text))  # the first item of an id names it (the OD API's rule)
         except classes.UnknownClassError as exc:
             raise DetectError(f"{path}: item #{n}: {exc}") from exc
     if not result:
@@ -76,7 +83,8 @@ class Detector:
     """An exported detection model, ready to run on images.
 
     Attributes: ``kind`` (``"saved_model"`` or ``"frozen_graph"``: what was loaded), ``model_name``, ``tf``
-    (the exported model's TF mode), ``label_map`` (``{id: name}``), ``export_dir``, ``info`` (``karyotf.json``).
+    (the exported model's TF mode), ``label_map`` (``{id: name}``), ``export_dir``, ``info`` (``karyotf.json``),
+    ``agnostic`` (a one-class "chromosome" detector, named by a classifier downstream).
     """
 
     def __init__(self, export_dir: str | Path, use: str = "auto"):
@@ -98,6 +106,8 @@ class Detector:
         self.model_name: str = self.info.get("model") or self.export_dir.name
         self.tf: str | None = self.info.get("tf")
         self.label_map = read_label_map(self.export_dir / "label_map.pbtxt")
+        self.agnostic: bool = classes.is_agnostic(self.label_map)
+        """A class-agnostic detector: it finds chromosomes, its boxes are named ``classes.AGNOSTIC``."""
         saved = self.export_dir / "saved_model" / "saved_model.pb"
         frozen = self.export_dir / "frozen_inference_graph.pb"
         if use == "auto":

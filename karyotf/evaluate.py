@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import images
+from . import classes, images
 from . import metrics as M
 from .annotations import Annotation, Box
 from .errors import EvaluateError
@@ -426,6 +426,11 @@ def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: 
         from .classify.karyotyper import Karyotyper
 
         detector = Karyotyper(detector, classifier)
+    elif detector.agnostic:
+        raise EvaluateError(f"{export_dir}: a class-agnostic detector (one class, '{classes.AGNOSTIC}') names no "
+                            "chromosome, so the thesis metrics (per class) do not apply to it alone (fix: add "
+                            "--classifier exported/classifier: the end-to-end metrics, and the class-agnostic "
+                            "'found' counts of the model's boxes beside them)")
     truth: list[Annotation] = []
     detections: list[list[Box]] = []
     times: list[float] = []

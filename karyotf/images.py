@@ -5,6 +5,9 @@ rules, the same everywhere (records, augment, detect, evaluate, karyogram):
 
 - **Fully decoded.** A file is decoded to its last pixel when it is read, so a damaged or cut-short image is an
   :class:`ImageError` (``kind='unreadable_image'``) naming the file, never a crash later in training.
+  :func:`inspect` (validation only, no pixels wanted) reads a JPEG's coded data to its end at 1/8 scale
+  (libjpeg's DCT scaling: every block is decoded, the same truncation and data errors are raised, only the full
+  inverse DCT is skipped); :func:`load` always decodes at full size.
 - **Colour.** RGB as it is; grey (``L``, 16-bit, float) repeated into three channels; an alpha channel
   (``RGBA``, ``LA``, a palette's transparency) is dropped, not blended, as ``tf.io.decode_png(channels=3)``
   does; a palette is expanded; CMYK, YCbCr and LAB are converted to RGB by Pillow.
@@ -199,8 +202,14 @@ def inspect(path: str | Path, exif_transpose: bool = False) -> ImageInfo:
     with _open(path) as im:
         fmt, mode = (im.format or "").upper(), im.mode
         orientation = _exif_orientation(im)
-        im2 = _decoded(im, path, exif_transpose)
-        w, h = im2.size
+        if fmt == "JPEG":  # every block decoded, at 1/8 scale (see the module doc); the size is the file's
+            w, h = im.size
+            im.draft(mode, (max(1, w // 8), max(1, h // 8)))
+            _decoded(im, path, False)
+            if exif_transpose and orientation in _SWAPS_SIZE:
+                w, h = h, w
+        else:
+            w, h = _decoded(im, path, exif_transpose).size
         channels = 1 if mode in ("L", "1", "F") or mode.startswith("I") else 3
     return ImageInfo(path=path, width=w, height=h, channels=channels, format=fmt, mode=mode,
                      exif_orientation=orientation, exif_transpose=exif_transpose)

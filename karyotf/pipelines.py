@@ -64,6 +64,8 @@ FINE_TUNE_TYPES = ("detection", "classification", "full")
 COCO = "coco"  # --fine-tune coco: the OD API model zoo checkpoint that fits the model (karyotf.zoo)
 PIPELINE_NAME = "pipeline.config"
 INFO_NAME = "karyotf.json"
+AGNOSTIC_LABEL_MAP = "label_map_agnostic.pbtxt"
+"""A class-agnostic model's one-class label map, in its model dir (``configure(..., agnostic=True)``)."""
 _TF2_CKPT_RE = re.compile(r"^ckpt-\d+$")
 _TF1_CKPT_RE = re.compile(r"^model\.ckpt(-\d+)?$")
 
@@ -276,7 +278,8 @@ def augmentation_names(cfg) -> list[str]:
 # -------------------------------------------------------------------------------------------- label map, records
 
 def label_map_classes(path: str | Path) -> dict[int, str]:
-    """Ids -> names of an OD API label map; refuses ids not running 1..N (the OD API reserves 0 for background)."""
+    """Ids -> names of an OD API label map; refuses ids not running 1..N (the OD API reserves 0 for background).
+    Several items may share an id (aliases): the first names it, as in the OD API's category index."""
     from google.protobuf import text_format
     from . import odapi  # noqa: F401
     from object_detection.protos import string_int_label_map_pb2
@@ -290,7 +293,9 @@ def label_map_classes(path: str | Path) -> dict[int, str]:
         text_format.Parse(path.read_text(), lm)
     except text_format.ParseError as exc:
         raise PipelineConfigError(f"{path}: not a label map: {exc}") from None
-    ids = {item.id: (item.name or item.display_name) for item in lm.item}
+    ids: dict[int, str] = {}
+    for item in lm.item:  # the first item of an id names it (the OD API's categories); later ones are aliases
+        ids.setdefault(item.id, item.name or item.display_name)
     if not ids:
         raise PipelineConfigError(f"{path}: the label map has no items")
     if sorted(ids) != list(range(1, len(ids) + 1)):
@@ -366,7 +371,8 @@ class ConfigResult:
 
     def text(self) -> str:
         i = self.info
-        return (f"wrote {self.pipeline_path} ({i['model']}, {i['tf']}, {i['num_classes']} classes, "
+        agnostic = " (class-agnostic)" if i.get("agnostic") else ""
+        return (f"wrote {self.pipeline_path} ({i['model']}, {i['tf']}, {i['num_classes']} classes{agnostic}, "
                 f"{i['image_size']} px, batch {i['batch']}, {i['steps']} steps, lr {i['learning_rate']:g}"
                 + (f", fine-tune {i['fine_tune']} ({i['fine_tune_type']})" if i.get("fine_tune") else "") + ")")
 
@@ -374,8 +380,11 @@ class ConfigResult:
 def fill(model: str, records_dir: str | Path, *, steps: int | None = None, batch: int | None = None,
          image_size: int | None = None, learning_rate: float | None = None, augment: list[str] | None = None,
          fine_tune: str | Path | None = None, fine_tune_type: str | None = None, proposals: int | None = None,
-         model_dir: str | Path | None = None):
-    """The filled ``TrainEvalPipelineConfig`` for ``model`` on ``records_dir`` (nothing written)."""
+         model_dir: str | Path | None = None, agnostic_label_map: str | Path | None = None):
+    """The filled ``TrainEvalPipelineConfig`` for ``model`` on ``records_dir`` (nothing written).
+
+    ``agnostic_label_map``: a class-agnostic detector (one class, ``classes.AGNOSTIC``) reading the same records
+    through this one-class label map (``classes.write_label_map(path, agnostic=True)``)."""
     s = spec(model)
     cfg = load_template(model)
     if tf_mode(cfg) != s.tf:
@@ -385,6 +394,9 @@ def fill(model: str, records_dir: str | Path, *, steps: int | None = None, batch
     records_dir = Path(records_dir).resolve()
     train_pattern, eval_pattern, label_map = _records_paths(records_dir)
     classes = label_map_classes(label_map)
+    if agnostic_label_map is not None:
+        label_map = Path(agnostic_label_map).resolve()
+        classes = label_map_classes(label_map)
 
     arch = _arch(cfg)
     arch.num_classes = len(classes)
@@ -457,8 +469,13 @@ def fill(model: str, records_dir: str | Path, *, steps: int | None = None, batch
 def configure(model: str, records_dir: str | Path, out_dir: str | Path | None = None, *, steps: int | None = None,
               batch: int | None = None, image_size: int | None = None, learning_rate: float | None = None,
               augment: list[str] | None = None, fine_tune: str | Path | None = None,
-              fine_tune_type: str | None = None, proposals: int | None = None) -> ConfigResult:
+              fine_tune_type: str | None = None, proposals: int | None = None,
+              agnostic: bool = False) -> ConfigResult:
     """Fill ``model``'s template for ``records_dir`` and write ``out_dir/pipeline.config`` + ``karyotf.json``.
+
+    ``agnostic``: a class-agnostic detector ("chromosome" only) on the same records: its one-class label map is
+    written to ``out_dir/label_map_agnostic.pbtxt``.  It finds chromosomes; a classifier names them
+    (``karyotf karyogram IMAGE --model ... --classifier exported/classifier``).
 
     ``out_dir`` defaults to ``runs/MODEL``.  Refuses (PipelineConfigError) when checkpoints already in ``out_dir``
     belong to a model of another shape (other number of classes, extractor or meta-architecture): the OD API
@@ -469,9 +486,17 @@ def configure(model: str, records_dir: str | Path, out_dir: str | Path | None = 
 
     s = spec(model)
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_RUNS / model
+    agnostic_map = None
+    if agnostic:
+        from . import classes as _classes
+
+        agnostic_map = out_dir / AGNOSTIC_LABEL_MAP
+        if not agnostic_map.is_file() or agnostic_map.read_text() != _classes.label_map_text(agnostic=True):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _classes.write_label_map(agnostic_map, agnostic=True)
     cfg = fill(model, records_dir, steps=steps, batch=batch, image_size=image_size, learning_rate=learning_rate,
                augment=augment, fine_tune=fine_tune, fine_tune_type=fine_tune_type, proposals=proposals,
-               model_dir=out_dir)
+               model_dir=out_dir, agnostic_label_map=agnostic_map)
     existing = latest_checkpoint(out_dir) if out_dir.is_dir() else None
     if existing is not None:
         old_path = out_dir / PIPELINE_NAME
@@ -499,6 +524,7 @@ def configure(model: str, records_dir: str | Path, out_dir: str | Path | None = 
         "records_dir": str(Path(records_dir).resolve()),
         "label_map": cfg.train_input_reader.label_map_path,
         "num_classes": num_classes(cfg),
+        "agnostic": bool(agnostic),
         "image_size": image_size_of(cfg),
         "batch": cfg.train_config.batch_size,
         "steps": cfg.train_config.num_steps,

@@ -45,6 +45,8 @@ FINE_TUNE = "coco"      # "coco": start from the OD API model zoo's COCO checkpo
 LEARNING_RATE = 0       # peak of the cosine schedule; 0 = karyotf's default: 0.0002 (the thesis's) when fine-tuning,
                         # 0.04 for ssd from scratch
 AUGMENT = "hflip,vflip,rot90"  # OD API augmentation during training ("" = none)
+CLASSIFIER_EPOCHS = 40  # the detector finds ("chromosome", class-agnostic), a chromosome classifier trained this
+                        # many epochs names; 0 = a 24-class detector finds and names alone
 SCORE_THRESHOLD = 0.3   # for precision / recall / F1 and the karyogram
 WORK = "karyotf_work"   # outputs: records/, runs/, exported/, eval/, karyogram/
 CELL = ""               # image id for the karyogram ("" = the first test-split cell)
@@ -189,6 +191,11 @@ augmentation) and validates it with the OD API; with `FINE_TUNE = "coco"` it fir
 archive that fits `MODEL` (cached in `~/.cache/karyotf`, or `$KARYOTF_CACHE`) and restores its backbone, as the
 thesis did. `karyotf train` prints the device it runs on, trains for exactly `STEPS` steps, writes checkpoints and
 TensorBoard events, and resumes when run again.
+
+With `CLASSIFIER_EPOCHS` above 0 the detector is class-agnostic (`--agnostic`: it finds "chromosome") and a
+chromosome classifier (`karyotf classifier train`) names each chromosome from its crop and its cell; the count call
+then weighs the whole cell against a karyotype prior. Detectors find far better than they name, so this is the
+default.
 """
 
 TRAIN = """\
@@ -198,9 +205,16 @@ if LEARNING_RATE:
     options += ["--learning-rate", LEARNING_RATE]
 if FINE_TUNE:
     options += ["--fine-tune", FINE_TUNE]
+if CLASSIFIER_EPOCHS:
+    options += ["--agnostic"]  # one class, "chromosome": the classifier below names what it finds
 karyotf("config", MODEL, "--records", RECORDS, "--out", MODEL_DIR, *options)
 print("training on the", "GPU" if HAS_GPU else "CPU (slow: switch the runtime to GPU for real runs)")
 karyotf("train", MODEL, "--model-dir", MODEL_DIR, "--steps", STEPS)
+CLASSIFIER = []  # the karyogram's and eval's --classifier option
+if CLASSIFIER_EPOCHS:
+    karyotf("classifier", "train", RECORDS, "--out", WORK / "runs" / "classifier", "--epochs", CLASSIFIER_EPOCHS)
+    karyotf("classifier", "export", WORK / "runs" / "classifier", "--out", WORK / "exported" / "classifier")
+    CLASSIFIER = ["--classifier", WORK / "exported" / "classifier"]
 """
 
 EXPORT_MD = """\
@@ -216,7 +230,7 @@ EXPORTED = WORK / "exported" / MODEL
 karyotf("export", MODEL, "--model-dir", MODEL_DIR, "--out", EXPORTED)
 EVAL = WORK / "eval"
 karyotf("eval", MODEL, "--model-dir", EXPORTED, "--records", RECORDS, "--split", "test",
-        "--score-threshold", SCORE_THRESHOLD, "--out", EVAL)
+        "--score-threshold", SCORE_THRESHOLD, "--out", EVAL, *CLASSIFIER)
 display(Markdown((EVAL / "table.md").read_text()))
 for png in sorted(EVAL.glob("*.png")):
     display(Image(filename=str(png), width=700))
@@ -237,7 +251,8 @@ cell = CELL or (test_cells or sorted(manifest["images"]))[0]
 xml = next(p for p in data.rglob(cell + ".xml"))
 image = next(p for p in data.rglob(cell + ".*") if p.suffix.lower() != ".xml")
 KARYO = WORK / "karyogram" / cell
-karyotf("karyogram", image, "--model", EXPORTED, "--min-score", SCORE_THRESHOLD, "--out", KARYO / "model")
+karyotf("karyogram", image, "--model", EXPORTED, "--min-score", SCORE_THRESHOLD, "--out", KARYO / "model",
+        *CLASSIFIER)
 karyotf("karyogram", image, "--annotations", xml, "--out", KARYO / "annotation")
 for source in ("model", "annotation"):
     pictures = sorted((KARYO / source).rglob("karyogram.png"))

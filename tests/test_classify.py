@@ -29,6 +29,13 @@ def test_crops_fill_the_canvas_and_measure_relative_size(sample_dir):
     assert np.mean(by_name["1"]) > 0.3 > -0.3 > np.mean(by_name["21"])  # chromosome 1 is long, 21 short
     assert abs(float(np.median(cc.features[:46, 0]))) < 0.05  # relative to the cell's median
     assert cc.crops[:46].min() < 100  # a dark chromosome on each canvas
+    # measured against reference boxes: three copies of chromosome 1 beside the cell keep their length relative to
+    # the cell, not to each other
+    ones = [b for b in ann.boxes if b.name == "1"]
+    alone = cell_crops(image, ones, size=48)
+    beside = cell_crops(image, ann.boxes + ones, size=48, reference=range(46))
+    assert abs(float(np.median(alone.features[:, 0]))) < 0.05
+    np.testing.assert_allclose(beside.features[46:], cc.features[[ann.boxes.index(b) for b in ones]], atol=1e-5)
     empty = cell_crops(image, [], size=48)
     assert len(empty) == 0 and empty.crops.shape == (0, 48, 48)
 
@@ -151,3 +158,31 @@ def test_errors_name_the_fix(tmp_path, sample_records):
         train(sample_records, tmp_path / "run", epochs=1, minutes=1, progress=False)
     with pytest.raises(ClassifierError, match="neither a classifier export"):
         Classifier(tmp_path)
+
+
+@pytest.mark.slow
+def test_boxes_the_classifier_cannot_see_stay_counted_and_flagged(tiny_run, sample_dir, tmp_path):
+    """A box too small to cut out and a box on bare background: never a crash, counted, listed and flagged."""
+    from karyotf.classify.karyotyper import Karyotyper
+    from karyotf.images import load
+    from karyotf.karyogram import from_detector
+
+    ann = read_voc(sample_dir / "annotations" / "1054642.xml")
+    image = load(ann.image_path)
+    found = [b.with_coords(*b.as_tuple(), score=0.9) for b in ann.boxes]
+    tiny = Box(200.0, 200.0, 201.0, 230.0, "1", score=0.9)
+    ys, xs = np.nonzero(image.min(axis=2) > 250)  # a corner of bare slide
+    y, x = int(ys[0]), int(xs[0])
+    bare = Box(float(x), float(y), float(x) + 3.0, float(y) + 3.0, "1", score=0.9)
+    assert image[y:y + 3, x:x + 3].min() > 200
+    k = Karyotyper(_FakeDetector(found + [tiny, bare]), tiny_run["export"])
+    cell = k.karyotype(image, min_score=0.3, nms_iou=0.99)
+    assert len(cell.boxes) == 48
+    unseen = [f for f in cell.flags if f.code == "unclassifiable"]
+    assert len(unseen) == 2 and any("too small" in f.message for f in unseen)
+    assert sum("unclassifiable" in d for d in cell.details) == 2
+    res = from_detector(k, ann.image_path, tmp_path / "k", min_score=0.3, nms_iou=0.99)
+    assert res.call.total == 48 and "unclassifiable" in res.call.flag_codes
+    assert "unclassifiable" in (tmp_path / "k" / "report.html").read_text()
+    empty = Karyotyper(_FakeDetector([]), tiny_run["export"]).karyotype(image, min_score=0.3, nms_iou=0.7)
+    assert empty.boxes == [] and empty.flags == []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from karyotf import demo
+from karyotf import classes, demo
 
 
 def _manifest(splits: dict[str, str]) -> dict:
@@ -98,4 +98,9 @@ def test_demo_runs_end_to_end_on_a_few_cells(tmp_path, few_cells):
     assert r.calls["annotation"] == count_call(truth.boxes).text
     assert (tmp_path / "demo" / "karyogram" / "model" / "karyogram.png").is_file()
     assert (tmp_path / "demo" / "eval" / "metrics.json").is_file()
+    # the class-agnostic detector finds, the classifier names: the model's karyogram has named chromosomes in rows
+    assert r.model == "ssd (class-agnostic) + classifier" and summary["training"]["classifier_epochs"] >= 1
+    assert (tmp_path / "demo" / "exported" / "classifier" / "karyotf.json").is_file()
+    dets = json.loads((tmp_path / "demo" / "karyogram" / "model" / "detections.json").read_text())["detections"]
+    assert len(dets) >= 10 and all(d["class"] in classes.NAMES and "classifier" in d for d in dets)
     assert "not a diagnostic one" in (tmp_path / "demo" / "summary.txt").read_text()

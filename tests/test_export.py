@@ -297,3 +297,66 @@ def test_cli_export_default_dirs():
     assert export_dirs("rfcn", Path("r"), Path("o")) == (Path("r"), Path("o"))
     assert model_export_dir("ssd") == Path("exported/ssd")
     assert model_export_dir(str(Path(__file__).parent)) == Path(__file__).parent
+
+
+def test_agnostic_label_map_reads_the_24_class_records_as_one_class(export_records, tmp_path):
+    """The OD API's own TfExampleDecoder, given the one-class map, reads every chromosome of the unchanged records
+    as class 1; the 24-class map reads them as their own ids."""
+    import tensorflow as tf
+
+    from karyotf import odapi  # noqa: F401
+    from karyotf.pipelines import label_map_classes
+    from karyotf.records import split_files
+    from object_detection.data_decoders.tf_example_decoder import TfExampleDecoder
+
+    one = classes.write_label_map(tmp_path / "agnostic.pbtxt", agnostic=True)
+    assert label_map_classes(one) == {1: classes.AGNOSTIC}
+    serialized = next(iter(tf.data.TFRecordDataset([str(p) for p in split_files(export_records, "train")])))
+    got = TfExampleDecoder(label_map_proto_file=str(one)).decode(serialized)["groundtruth_classes"].numpy()
+    full = TfExampleDecoder(label_map_proto_file=str(export_records / "label_map.pbtxt")).decode(serialized)
+    full = full["groundtruth_classes"].numpy()
+    assert len(got) == len(full) >= 40 and set(got.tolist()) == {1} and len(set(full.tolist())) >= 20
+
+
+@pytest.mark.slow
+def test_agnostic_detector_finds_and_a_classifier_names(export_records, tmp_path):
+    """`config --agnostic`: one class on the same records; its export is a Detector of 'chromosome' boxes that the
+    karyogram and eval refuse alone (naming the fix) and accept with a classifier."""
+    from karyotf import pipelines, train
+    from karyotf.classify.train import ClassifierConfig
+    from karyotf.classify.train import train as train_classifier
+    from karyotf.classify.export import export as export_classifier
+    from karyotf.cli import main
+    from karyotf.detect import Detector
+    from karyotf.errors import EvaluateError, KaryogramError
+    from karyotf.evaluate import evaluate
+    from karyotf.karyogram import from_detector, karyograms
+    from karyotf.records import read_examples
+
+    model_dir = tmp_path / "agnostic"
+    assert main(["config", "ssd", "--records", str(export_records), "--out", str(model_dir), "--agnostic",
+                 "--steps", "1", "--batch", "1", "--image-size", str(IMAGE_SIZE)]) == 0
+    cfg = pipelines.read_config(model_dir / "pipeline.config")
+    assert pipelines.num_classes(cfg) == 1 and json.loads((model_dir / "karyotf.json").read_text())["agnostic"]
+    assert cfg.train_input_reader.label_map_path == str((model_dir / pipelines.AGNOSTIC_LABEL_MAP).resolve())
+    assert train.train(model_dir, steps=1, progress=False).final_step == 1
+    out = tmp_path / "exported"
+    assert main(["export", "--model-dir", str(model_dir), "--out", str(out)]) == 0
+    det = Detector(out)
+    assert det.agnostic and det.label_map == {1: classes.AGNOSTIC}
+    data, ann = next(read_examples(export_records, "test"))
+    image = tmp_path / "cell.jpg"
+    image.write_bytes(data)
+    assert {b.name for b in det.detect(data)} <= {classes.AGNOSTIC}
+    with pytest.raises(KaryogramError, match="does not name them .*--classifier"):
+        from_detector(det, image, tmp_path / "k")
+    with pytest.raises(EvaluateError, match="class-agnostic detector .*--classifier"):
+        evaluate(out, export_records, limit=1, plots=False)
+    run = tmp_path / "classifier"
+    train_classifier(export_records, run, epochs=1, progress=False,
+                     config=ClassifierConfig(size=32, width=4, embed=16, heads=2))
+    clf = export_classifier(run, tmp_path / "clf")
+    report = evaluate(out, export_records, limit=1, plots=False, classifier=clf)
+    assert report.images == 1 and report.model.endswith("+classifier")
+    res = karyograms([image], tmp_path / "kk", model=out, classifier=clf, progress=False)
+    assert all(b.name in classes.NAMES for b in res[0].boxes)

@@ -77,8 +77,13 @@ def crop_box(g: np.ndarray, box: Box, size: int = SIZE) -> np.ndarray | None:
     return cv2.resize(canvas, (size, size), interpolation=interp)
 
 
-def cell_crops(image: np.ndarray, boxes: Sequence[Box], size: int = SIZE) -> CellCrops:
-    """Crops and measurements of every box of one cell (``image`` RGB or grey uint8, boxes in pixels)."""
+def cell_crops(image: np.ndarray, boxes: Sequence[Box], size: int = SIZE,
+               reference: Sequence[int] | None = None) -> CellCrops:
+    """Crops and measurements of every box of one cell (``image`` RGB or grey uint8, boxes in pixels).
+
+    ``reference``: indices of the boxes whose medians the measurements are relative to (default: every box that
+    could be cropped); a box that is not the cell's chromosome (a duplicate, a low-scoring one) is measured against
+    the cell's counted chromosomes, not against its own kind."""
     g = grey(image)
     n = len(boxes)
     crops = np.full((n, size, size), 255, np.uint8)
@@ -105,7 +110,14 @@ def cell_crops(image: np.ndarray, boxes: Sequence[Box], size: int = SIZE) -> Cel
             fill[i] = float((region < thresh).mean())
     ok = np.ones(n, bool)
     ok[too_small] = False
-    ref = ok if ok.any() else np.ones(n, bool)
+    if reference is not None:
+        chosen = np.zeros(n, bool)
+        chosen[list(reference)] = True
+        ok_ref = ok & chosen
+        ref = ok_ref if ok_ref.any() else (chosen if chosen.any() else ok)
+    else:
+        ref = ok
+    ref = ref if ref.any() else np.ones(n, bool)
     feats[:, 0] = np.log(diag / np.median(diag[ref]))
     feats[:, 1] = np.log(area / np.median(area[ref]))
     feats[:, 2] = np.log(np.array([max(b.width, b.height) / max(1e-3, min(b.width, b.height)) for b in boxes]))

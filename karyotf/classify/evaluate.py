@@ -23,9 +23,10 @@ from ..errors import ClassifierError
 from ..io import atomic_write_json, atomic_write_text
 
 
-CELL_FLAGS = ("close_call", "close_alternative", "beyond_prior")
-"""Joint-labelling flags about the whole cell (a cell with one is flagged for review); ``label_changed`` and
-``low_top1`` are notes on single chromosomes, shown beside them."""
+CELL_FLAGS = ("close_call", "close_alternative", "beyond_prior", "unclassifiable")
+"""Flags that send a cell to review: the joint labelling's about the whole cell, and the Karyotyper's
+``unclassifiable`` (a box the classifier could not see); ``label_changed`` and ``low_top1`` are notes on single
+chromosomes, shown beside them."""
 
 
 @dataclass
@@ -122,14 +123,15 @@ def records_of(path: Path) -> str | None:
 
 def evaluate(model: str | Path, records_dir: str | Path | None = None, split: str = "test",
              out_dir: str | Path | None = None, progress: bool = True, plots: bool = True,
-             limit: int | None = None) -> ClassifierReport:
-    """Evaluate a classifier run or export from the truth boxes of one split (see the module doc)."""
+             limit: int | None = None, views: int | None = None) -> ClassifierReport:
+    """Evaluate a classifier run or export from the truth boxes of one split (see the module doc); ``views``:
+    test-time orientations per crop (default :data:`karyotf.classify.export.VIEWS`)."""
     from .data import from_records
-    from .export import Classifier
+    from .export import VIEWS, Classifier
     from .joint import joint_labels
 
     model = Path(model)
-    clf = Classifier(model)
+    clf = Classifier(model, views=VIEWS if views is None else views)
     if records_dir is None:
         records_dir = records_of(model)
         if records_dir is None:

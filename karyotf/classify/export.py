@@ -24,9 +24,21 @@ from .. import classes
 from ..annotations import Box
 from ..errors import ClassifierError
 from ..io import replace_dir
+from . import VIEWS
 from .crops import FEATURES, cell_crops
 
 META = "karyotf.json"
+
+
+def view(crops: np.ndarray, k: int) -> np.ndarray:
+    """Orientation ``k`` (0..7) of a stack of square crops (N, S, S): k & 4 transposes, k & 1 flips left-right,
+    k & 2 flips up-down (0 = as is)."""
+    v = crops.transpose(0, 2, 1) if k & 4 else crops
+    if k & 1:
+        v = v[:, :, ::-1]
+    if k & 2:
+        v = v[:, ::-1, :]
+    return np.ascontiguousarray(v)
 
 
 def export(run_dir: str | Path, out_dir: str | Path = "exported/classifier") -> Path:
@@ -76,14 +88,18 @@ def export(run_dir: str | Path, out_dir: str | Path = "exported/classifier") -> 
 class Classifier:
     """An exported chromosome classifier: names the chromosomes of one cell from their boxes.
 
-    ``Classifier(dir)`` loads an export dir (``karyotf classifier export``) or a run dir (its best weights)."""
+    ``Classifier(dir)`` loads an export dir (``karyotf classifier export``) or a run dir (its best weights);
+    ``views``: test-time orientations per crop (:data:`VIEWS`)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, views: int = VIEWS):
         import tensorflow as tf
 
         from .. import odapi  # noqa: F401  (quiet TF logs)
 
         self.path = Path(path)
+        if not 1 <= int(views) <= 8:
+            raise ClassifierError(f"views={views}: 1 (the crop as it is) to 8 (every flip and quarter turn)")
+        self.views = int(views)
         if (self.path / META).is_file() and (self.path / "saved_model").is_dir():
             self.info = json.loads((self.path / META).read_text())
             if self.info.get("kind") != "classifier":
@@ -118,10 +134,18 @@ class Classifier:
         return self.probabilities_of(cc.crops, cc.features)
 
     def probabilities_of(self, crops: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """(N, 24) probabilities of one cell's crops (N, S, S) and measurements (N, F): the geometric mean over
+        ``views`` orientations of each crop (the measurements do not change with orientation)."""
         if not len(crops):
             return np.zeros((0, classes.NUM_CLASSES), np.float32)
-        return np.asarray(self._run(np.ascontiguousarray(crops, np.uint8),
-                                    np.ascontiguousarray(features, np.float32)), np.float32)
+        crops = np.ascontiguousarray(crops, np.uint8)
+        features = np.ascontiguousarray(features, np.float32)
+        logs = [np.log(np.clip(np.asarray(self._run(view(crops, k), features), np.float64), 1e-12, 1.0))
+                for k in range(self.views)]
+        mean = np.mean(logs, axis=0)
+        p = np.exp(mean - mean.max(axis=1, keepdims=True))
+        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def __repr__(self) -> str:
-        return f"Classifier({str(self.path)!r}, size={self.size}, context={self.info.get('context')})"
+        return (f"Classifier({str(self.path)!r}, size={self.size}, context={self.info.get('context')}, "
+                f"views={self.views})")

@@ -7,7 +7,8 @@ own classes are ignored (a 24-class detector works; a one-class "chromosome" det
 
 For one cell (:meth:`Karyotyper.karyotype`): detections scoring at least ``min_score`` go through a
 class-agnostic NMS at ``nms_iou``; the kept boxes are classified together and labelled jointly; the removed and
-the low-scoring ones are named by the classifier's top-1 alone and listed, never silently dropped.
+the low-scoring ones are named by the classifier's top-1 (seen beside the kept boxes, measured against
+them) and listed, never silently dropped.
 """
 from __future__ import annotations
 
@@ -59,17 +60,37 @@ class Karyotyper:
 
     def name(self, image: np.ndarray, boxes: Sequence[Box]) -> tuple[list[str], list[dict], object]:
         """Joint labels (or top-1 with ``joint=False``), per-box details and the joint result for one cell."""
+        labels, details, result, _ = self._name(image, boxes)
+        return labels, details, result
+
+    def _name(self, image: np.ndarray, boxes: Sequence[Box]):
+        """:meth:`name` plus review flags for boxes the classifier cannot see: one too small to cut out (its crop is
+        blank) or one holding no pixel darker than the cell's foreground threshold (no chromosome in it?).  Each
+        stays in the count under the name it got, flagged ``unclassifiable``."""
+        from ..karyogram.call import Flag
+        from .crops import FEATURES, cell_crops
         from .joint import joint_labels
 
-        probs = self.classifier.probabilities(image, boxes)
+        cc = cell_crops(image, boxes, self.classifier.size)
+        probs = self.classifier.probabilities_of(cc.crops, cc.features)
         top = [classes.NAMES[k] for k in np.argmax(probs, axis=1)] if len(boxes) else []
         result = joint_labels(probs) if self.joint and len(boxes) else None
         labels = list(result.labels) if result is not None else top
-        details = []
+        fill = FEATURES.index("fill")
+        unseen = {i: "too small to cut out" for i in cc.too_small}
+        unseen.update({i: "no pixel darker than the cell's foreground (background only?)" for i in range(len(boxes))
+                       if i not in unseen and cc.features[i, fill] <= 0.0})
+        details, flags = [], []
         for i, (t, n) in enumerate(zip(top, labels)):
             details.append({"classifier": t, "p_classifier": round(float(probs[i, classes.NAMES.index(t)]), 4),
                             "p_label": round(float(probs[i, classes.NAMES.index(n)]), 4), "changed": t != n})
-        return labels, details, result
+            if i in unseen:
+                b = boxes[i]
+                details[-1]["unclassifiable"] = unseen[i]
+                flags.append(Flag("unclassifiable", f"chromosome #{i} (box {b.width:.0f} x {b.height:.0f} px at "
+                                  f"{b.xmin:.0f},{b.ymin:.0f}): {unseen[i]}; counted as {n}, which the classifier "
+                                  "could not see: check it", (n,)))
+        return labels, details, result, flags
 
     def karyotype(self, image, min_score: float, nms_iou: float) -> NamedCell:
         """One cell found and named (see the module doc)."""
@@ -83,17 +104,22 @@ class Karyotyper:
         everything = self.detector.detect(arr, min_score=0.0)
         below = [d for d in everything if d.score is not None and d.score < min_score]
         kept, removed = suppress([d for d in everything if d.score is None or d.score >= min_score], nms_iou)
-        labels, details, result = self.name(arr, kept)
+        labels, details, result, unseen = self._name(arr, kept)
         named = _renamed(kept, labels)
         others = [d for d, _, _ in removed] + below
         other_names = []
-        if others:  # named alone by the classifier's top-1: they are not part of the cell's count
-            other_names = [classes.NAMES[k] for k in np.argmax(self.classifier.probabilities(arr, others), axis=1)]
+        if others:  # named by the classifier's top-1 beside the kept boxes (measured against them); not counted
+            from .crops import cell_crops
+
+            both = list(kept) + others
+            cc = cell_crops(arr, both, self.classifier.size, reference=range(len(kept)))
+            probs = self.classifier.probabilities_of(cc.crops, cc.features)[len(kept):]
+            other_names = [classes.NAMES[k] for k in np.argmax(probs, axis=1)]
         back = dict(zip(map(id, others), _renamed(others, other_names)))
         by_kept = dict(zip(map(id, kept), named))
         suppressed = [(back[id(d)], by_kept[id(k)], v) for d, k, v in removed]
         self.last_seconds = time.perf_counter() - t0
-        flags = list(result.flags()) if result is not None else []
+        flags = (list(result.flags()) if result is not None else []) + unseen
         return NamedCell(boxes=named, details=details, suppressed=suppressed,
                          below=[back[id(d)] for d in below], flags=flags, joint=result)
 

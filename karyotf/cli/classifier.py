@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from ..classify import VIEWS
     from ..classify.crops import SIZE
     from ..paths import DEFAULT_EXPORTED, DEFAULT_RECORDS, DEFAULT_RUNS
 
@@ -22,7 +23,10 @@ def register(sub) -> None:
     t.add_argument("--out", type=Path, default=DEFAULT_RUNS / "classifier", help="run dir")
     length = t.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="epochs (default 10 when --minutes is not given)")
-    length.add_argument("--minutes", type=float, default=None, help="wall-time budget instead of epochs")
+    length.add_argument("--minutes", type=float, default=None, help="time budget instead of epochs (see --clock)")
+    t.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="what --minutes measure: wall time, or this process's CPU time over the cores (a budget "
+                        "other jobs on a shared machine do not eat)")
     t.add_argument("--size", type=int, default=SIZE, help="crop canvas side, pixels")
     t.add_argument("--no-context", action="store_true", help="no cell-context attention (each chromosome alone)")
     t.add_argument("--width", type=int, default=32, help="filters of the first conv block (x2 each block)")
@@ -39,6 +43,8 @@ def register(sub) -> None:
     e.add_argument("--split", default="test", choices=("train", "val", "test"), help="split")
     e.add_argument("--out", type=Path, default=None, help="output dir (default: MODEL/eval)")
     e.add_argument("--no-plots", action="store_true", help="skip the confusion matrix picture")
+    e.add_argument("--views", type=int, default=VIEWS,
+                   help="test-time orientations of each crop, 1 (as it is) to 8 (every flip and quarter turn)")
     e.set_defaults(func=_eval)
 
     x = csub.add_parser("export", formatter_class=fmt, help="SavedModel + label map of a run's best weights")
@@ -53,7 +59,7 @@ def _train(args) -> int:
 
     cfg = ClassifierConfig(size=args.size, context=not args.no_context, width=args.width,
                            cells_per_batch=args.batch, learning_rate=args.learning_rate, seed=args.seed)
-    result = train(args.records, args.out, epochs=args.epochs, minutes=args.minutes, config=cfg)
+    result = train(args.records, args.out, epochs=args.epochs, minutes=args.minutes, config=cfg, clock=args.clock)
     print(result.text())
     return 130 if result.interrupted else 0
 
@@ -61,7 +67,8 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from ..classify.evaluate import evaluate
 
-    report = evaluate(args.model, args.records, split=args.split, out_dir=args.out, plots=not args.no_plots)
+    report = evaluate(args.model, args.records, split=args.split, out_dir=args.out, plots=not args.no_plots,
+                      views=args.views)
     print(report.table(), end="")
     print(f"written to {report.out_dir}: " + ", ".join(p.name for p in report.files.values()))
     return 0

@@ -29,6 +29,9 @@ def register(sub) -> None:
                    help="peak learning rate (default: %(default)s; higher than the thesis's 0.0002 because the demo "
                         "trains from scratch for a few hundred steps)")
     p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    p.add_argument("--classifier-epochs", type=int, default=d.DEFAULT_CLASSIFIER_EPOCHS,
+                   help="epochs of the chromosome classifier that names what a class-agnostic detector finds "
+                        "(default: %(default)s; 0: a 24-class detector finds and names alone)")
     p.add_argument("--resume", action="store_true",
                    help="resume the model of an earlier demo in --out instead of training from scratch")
     p.set_defaults(func=_demo)
@@ -47,6 +50,6 @@ def _demo(args) -> int:
                       batch=args.batch, score_threshold=args.score_threshold, cell=args.cell,
                       augment=[a for a in args.augment.split(",") if a.strip()],
                       learning_rate=args.learning_rate, seed=args.seed,
-                      fresh=not args.resume)
+                      fresh=not args.resume, classifier_epochs=args.classifier_epochs)
     print(result.text())
     return 0

@@ -58,6 +58,10 @@ def register(sub) -> None:
                    help="yolo only: start the backbone from a local Keras weights file (.h5), or preset:NAME "
                         "(a KerasCV preset, downloaded at run time); default from scratch. For yolo --fine-tune "
                         "means the same")
+    p.add_argument("--agnostic", action="store_true",
+                   help="a class-agnostic detector: one class, 'chromosome', read from the same records through a "
+                        "one-class label map; it finds chromosomes and a classifier names them (`karyotf karyogram "
+                        "IMAGE --model EXPORT --classifier exported/classifier`)")
     p.set_defaults(func=_config)
 
     t = sub.add_parser(
@@ -90,10 +94,10 @@ def _config(args) -> int:
     if args.model == "yolo":
         from ..yolo.config import configure as configure_yolo
 
-        if args.proposals is not None or args.fine_tune_type is not None:
+        if args.proposals is not None or args.fine_tune_type is not None or args.agnostic:
             from . import CliError
 
-            raise CliError("--proposals and --fine-tune-type do not apply to yolo")
+            raise CliError("--proposals, --fine-tune-type and --agnostic do not apply to yolo")
         result = configure_yolo(args.records, args.out, steps=args.steps, batch=args.batch,
                                 image_size=args.image_size, learning_rate=args.learning_rate, augment=augment,
                                 backbone=args.backbone, weights=args.weights or args.fine_tune)
@@ -105,7 +109,8 @@ def _config(args) -> int:
         raise CliError("--backbone and --weights are for yolo only (the OD API models take --fine-tune)")
     result = configure(args.model, args.records, args.out, steps=args.steps, batch=args.batch,
                        image_size=args.image_size, learning_rate=args.learning_rate, augment=augment,
-                       fine_tune=args.fine_tune, fine_tune_type=args.fine_tune_type, proposals=args.proposals)
+                       fine_tune=args.fine_tune, fine_tune_type=args.fine_tune_type, proposals=args.proposals,
+                       agnostic=args.agnostic)
     print(result.text())
     return 0
 

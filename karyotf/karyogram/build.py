@@ -248,6 +248,14 @@ def class_agnostic_nms(boxes: Sequence[Box], iou: float) -> list[Box]:
     return suppress(boxes, iou)[0]
 
 
+def check_names(detector) -> None:
+    """A class-agnostic detector finds chromosomes but names none: a karyogram needs a classifier beside it."""
+    if getattr(detector, "agnostic", False) and not hasattr(detector, "karyotype"):
+        raise KaryogramError(f"{getattr(detector, 'export_dir', 'the model')}: a class-agnostic detector (one class, "
+                             f"'{classes.AGNOSTIC}') finds chromosomes but does not name them (fix: add "
+                             "--classifier exported/classifier, a classifier from `karyotf classifier export`)")
+
+
 def from_detector(detector, image, out_dir: str | Path, min_score: float = MIN_SCORE, nms_iou: float = NMS_IOU,
                   **kw) -> KaryogramResult:
     """Karyogram of a cell from a :class:`karyotf.detect.Detector`: detections with ``score >= min_score``, after a
@@ -256,6 +264,7 @@ def from_detector(detector, image, out_dir: str | Path, min_score: float = MIN_S
     Nothing is dropped unseen: detections below ``min_score`` and those the NMS removed are listed in
     ``detections.json`` and the report, and a removed box scoring at least ``low_score`` whose class differs from
     the box that kept it is flagged (``suppressed_other_class``): a third 21 lying over a 22 stays visible."""
+    check_names(detector)
     arr, _ = load_image(image)
     t0 = time.perf_counter()
     extra = {}
@@ -334,6 +343,8 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
             from ..classify.karyotyper import Karyotyper
 
             detector = Karyotyper(detector, classifier)
+        else:
+            check_names(detector)
     elif classifier is not None:
         raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
     results = []

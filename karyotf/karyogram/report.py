@@ -103,6 +103,8 @@ def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings:
                      f"<td>{r['expected']}</td><td>{score}</td></tr>")
     parts.append("</table><h2>Flag legend</h2><ul>")
     parts += [f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in FLAG_CODES.items()]
+    others = {f.code: f.message for f in call.flags if f.code not in FLAG_CODES}  # a classifier's, named by themselves
+    parts += [f"<li><b>{esc(k)}</b>: see the flag above</li>" for k in others]
     parts.append("</ul><p class='src'>The count call counts boxes per class as detected; it never pairs or moves "
                  "chromosomes between classes, and it cannot see structural changes.</p>")
     if timings:
