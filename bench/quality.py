@@ -168,12 +168,21 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
     t1 = time.time()
     e2e = None
     if args.classifier:
-        truth, detections, seconds_per_image, cells = end_to_end(model_dir, records, args.classifier,
-                                                                 args.score_threshold)
-        e2e = {"classifier": str(args.classifier), **call_summary(cells), "cells": cells}
+        floor = args.score_threshold
+        tuning = None
+        if args.tune_min_score:  # the score floor chosen on val, as `karyotf eval --tune-min-score` does
+            from karyotf.evaluate import tune_min_score
+
+            tuned = tune_min_score(model_dir, records, split="val")
+            floor, tuning = tuned.min_score, tuned.to_dict()
+            print(tuned.text(), flush=True)
+        truth, detections, seconds_per_image, cells = end_to_end(model_dir, records, args.classifier, floor)
+        e2e = {"classifier": str(args.classifier), "min_score": floor, "min_score_tuning": tuning,
+               **call_summary(cells), "cells": cells}
     else:
         truth, detections, seconds_per_image = detect_split(model_dir, records, "test")
-    report = evaluate_detections(truth, detections, score_threshold=args.score_threshold, model=model, split="test",
+    report = evaluate_detections(truth, detections, score_threshold=e2e["min_score"] if e2e else args.score_threshold,
+                                 model=model, split="test",
                                  batch=batch,
                                  steps=result.final_step, source=model_dir, records_dir=records,
                                  seconds_per_image=seconds_per_image, out_dir=model_dir / "eval")
@@ -429,16 +438,16 @@ def markdown(rows: list[dict], meta: dict) -> str:
             "cell's ISCN call equal to its annotation's, on normal and on numerically abnormal cells apart (an "
             "always-46 caller must not look good); flagged: any review flag of the call or of the joint labelling. "
             "CPU min: the training processes' CPU time over the cores.", "",
-            "| data | model | detector train min (CPU) | classifier | F1 | class-agnostic P / R / F1 | counted - truth "
+            "| data | model | detector train min (CPU) | classifier | score floor | F1 | class-agnostic P / R / F1 | counted - truth "
             "per cell (mean abs) | count exact | call right: normal / abnormal | call right, all cells | normal "
             "flagged | abnormal right or flagged |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in e2e:
             e = r["end_to_end"]
             lines.append(
                 f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
                 f"{r['train_minutes']} ({r.get('train_cpu_minutes', '-')}) | `{Path(e['classifier']).name}` | "
-                f"{_f(r['f1'])} | {_f(e['agnostic_precision'])} / {_f(e['agnostic_recall'])} / "
+                f"{_g(e.get('min_score'))}{' (val)' if e.get('min_score_tuning') else ''} | {_f(r['f1'])} | {_f(e['agnostic_precision'])} / {_f(e['agnostic_recall'])} / "
                 f"{_f(e['agnostic_f1'])} | {_f(e['count_error_mean'], 2)} | {_f(e['count_exact'], 2)} | "
                 f"{_f(e['call_right_normal'], 2)} / {_f(e['call_right_abnormal'], 2)} ({e['normal_cells']} / "
                 f"{e['abnormal_cells']} cells) | {_f(e['call_right'], 2)} | {_f(e['flagged_normal'], 2)} | "
@@ -499,6 +508,9 @@ def main() -> None:
     p.add_argument("--score-threshold", type=float, default=0.3)
     p.add_argument("--agnostic", action="store_true",
                    help="train class-agnostic detectors (one class, `karyotf config --agnostic`); tag 'agnostic'")
+    p.add_argument("--tune-min-score", action="store_true",
+                   help="with --classifier: choose the karyogram's score floor on val (`karyotf eval "
+                        "--tune-min-score`) instead of --score-threshold")
     p.add_argument("--eval-only", action="store_true",
                    help="evaluate the rows' models as they stand (trained by an earlier run), train nothing")
     p.add_argument("--classifier", type=Path, default=None,

@@ -77,7 +77,8 @@ class Box:
         return inter / union if union > 0 else 0.0
 
     def to_dict(self) -> dict:
-        d = {"class": self.name, "label": self.label, "box": [round(v, 2) for v in self.as_tuple()]}
+        # a class-agnostic detector's box (classes.AGNOSTIC) has no chromosome label id: null
+        d = {"class": self.name, "label": classes.LABEL_OF.get(self.name), "box": [round(v, 2) for v in self.as_tuple()]}
         if self.score is not None:
             d["score"] = round(float(self.score), 4)
         if self.difficult:

@@ -482,3 +482,92 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
                                split=split, batch=info["batch"], steps=info["steps"], source=model,
                                records_dir=info["records_dir"], seconds_per_image=seconds_per_image, out_dir=out_dir,
                                plots=plots)
+
+
+# ------------------------------------------------------------------------------------ the karyogram's score floor
+
+SCORE_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))
+"""Score floors :func:`tune_min_score` tries (0.05 .. 0.95)."""
+
+
+@dataclass
+class ScoreFloor:
+    """The karyogram's score floor chosen on a split: ``min_score`` and, per floor tried, the class-agnostic
+    precision / recall / F1 of the boxes a karyogram would count and their mean |counted - truth| per cell."""
+
+    min_score: float
+    split: str
+    cells: int
+    nms_iou: float
+    table: list[dict]
+
+    def to_dict(self) -> dict:
+        return {"min_score": self.min_score, "split": self.split, "cells": self.cells, "nms_iou": self.nms_iou,
+                "criterion": "class-agnostic F1 at IoU 0.5 of the counted boxes; ties: mean |counted - truth|",
+                "table": self.table}
+
+    def text(self) -> str:
+        best = next(r for r in self.table if r["min_score"] == self.min_score)
+        return (f"score floor {self.min_score:g} chosen on {self.cells} {self.split} cells: class-agnostic P "
+                f"{best['precision']:.3f} / R {best['recall']:.3f} / F1 {best['f1']:.3f}, counted - truth "
+                f"{best['count_error']:.2f} per cell (mean abs)")
+
+
+def tune_min_score(model: str | Path, records_dir: str | Path | None = None, split: str = "val",
+                   nms_iou: float | None = None, use: str = "auto", write: bool = True,
+                   limit: int | None = None) -> ScoreFloor:
+    """Choose the karyogram's score floor on a split the model did not train on (default val).
+
+    For each floor in :data:`SCORE_GRID` the boxes a karyogram would count (score >= floor, then the class-agnostic
+    NMS at ``nms_iou``) are matched to the truth class-agnostically at IoU 0.5; the floor with the best F1 wins
+    (ties: the smaller mean |counted - truth| per cell, then the higher floor).  Classes play no part, so the
+    choice serves a 24-class and a class-agnostic detector alike.  ``write``: store it in the export's
+    ``karyotf.json`` (``min_score`` and ``min_score_tuning``), which ``karyotf karyogram`` and the
+    :class:`~karyotf.classify.karyotyper.Karyotyper` use when no ``--min-score`` is given.
+    """
+    from .detect import Detector
+    from .karyogram.build import suppress
+    from .karyogram.defaults import NMS_IOU
+    from .records import read_examples
+
+    nms_iou = NMS_IOU if nms_iou is None else nms_iou
+    export_dir = resolve_export(model)
+    if records_dir is None:
+        records_dir = check_records(model_records(model), split, f"{Path(model) / 'pipeline.config'}")
+    else:
+        check_records(records_dir, split)
+    detector = Detector(export_dir, use=use)
+    per_floor = {t: {"found": 0, "counted": 0, "truth": 0, "error": 0} for t in SCORE_GRID}
+    cells = 0
+    for data, ann in read_examples(records_dir, split):
+        if limit is not None and cells >= limit:
+            break
+        boxes = detector.detect(images.load(data), min_score=min(SCORE_GRID))
+        cells += 1
+        for t in SCORE_GRID:
+            kept, _ = suppress([b for b in boxes if b.score is None or b.score >= t], nms_iou)
+            m = M.match_detections(ann.boxes, kept, min_score=-np.inf, class_aware=False)
+            c = per_floor[t]
+            c["found"] += len(m.tp)
+            c["counted"] += len(kept)
+            c["truth"] += len(ann.boxes)
+            c["error"] += abs(len(kept) - len(ann.boxes))
+    if cells == 0:
+        raise EvaluateError(f"{records_dir}: split {split!r} has no images to choose a score floor on (fix: rebuild "
+                            "the records with a val fraction above 0, or pass --split)")
+    table = []
+    for t, c in per_floor.items():
+        p = c["found"] / c["counted"] if c["counted"] else 0.0
+        r = c["found"] / c["truth"] if c["truth"] else 0.0
+        table.append({"min_score": t, "precision": round(p, 4), "recall": round(r, 4),
+                      "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+                      "count_error": round(c["error"] / cells, 3), "counted_per_cell": round(c["counted"] / cells, 2)})
+    best = max(table, key=lambda r: (r["f1"], -r["count_error"], r["min_score"]))
+    floor = ScoreFloor(min_score=best["min_score"], split=split, cells=cells, nms_iou=nms_iou, table=table)
+    if write:
+        meta_path = Path(export_dir) / "karyotf.json"
+        meta = _read_json(meta_path) if meta_path.is_file() else {}
+        meta["min_score"] = floor.min_score
+        meta["min_score_tuning"] = floor.to_dict()
+        atomic_write_json(meta_path, meta)
+    return floor

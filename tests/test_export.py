@@ -329,6 +329,7 @@ def test_agnostic_detector_finds_and_a_classifier_names(export_records, tmp_path
     from karyotf.cli import main
     from karyotf.detect import Detector
     from karyotf.errors import EvaluateError, KaryogramError
+    from karyotf import evaluate as evaluate_mod
     from karyotf.evaluate import evaluate
     from karyotf.karyogram import from_detector, karyograms
     from karyotf.records import read_examples
@@ -348,6 +349,7 @@ def test_agnostic_detector_finds_and_a_classifier_names(export_records, tmp_path
     image = tmp_path / "cell.jpg"
     image.write_bytes(data)
     assert {b.name for b in det.detect(data)} <= {classes.AGNOSTIC}
+    assert main(["detect", str(image), "--model", str(out), "--out", str(tmp_path / "found")]) == 0  # a finder alone
     with pytest.raises(KaryogramError, match="does not name them .*--classifier"):
         from_detector(det, image, tmp_path / "k")
     with pytest.raises(EvaluateError, match="class-agnostic detector .*--classifier"):
@@ -360,3 +362,13 @@ def test_agnostic_detector_finds_and_a_classifier_names(export_records, tmp_path
     assert report.images == 1 and report.model.endswith("+classifier")
     res = karyograms([image], tmp_path / "kk", model=out, classifier=clf, progress=False)
     assert all(b.name in classes.NAMES for b in res[0].boxes)
+    assert res[0].source["min_score"] == 0.3  # no tuned floor yet: the default
+
+    # the score floor chosen on held-out cells is stored with the export and used when none is given
+    assert main(["eval", str(out), "--records", str(export_records), "--tune-min-score", "--limit", "1",
+                 "--classifier", str(clf), "--no-plots"]) == 0
+    meta = json.loads((out / "karyotf.json").read_text())
+    assert meta["min_score"] in evaluate_mod.SCORE_GRID and meta["min_score_tuning"]["split"] == "val"
+    assert len(meta["min_score_tuning"]["table"]) == len(evaluate_mod.SCORE_GRID)
+    res = karyograms([image], tmp_path / "k3", model=out, classifier=clf, progress=False)
+    assert res[0].source["min_score"] == meta["min_score"]

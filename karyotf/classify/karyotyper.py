@@ -56,6 +56,7 @@ class Karyotyper:
         self.export_dir = getattr(detector, "export_dir", None)
         self.model_name = f"{getattr(detector, 'model_name', 'detector')}+classifier"
         self.kind = getattr(detector, "kind", None)
+        self.info = getattr(detector, "info", None) or {}  # the detector's export info (its tuned score floor)
         self.last_seconds = None
 
     def name(self, image: np.ndarray, boxes: Sequence[Box]) -> tuple[list[str], list[dict], object]:
@@ -126,10 +127,11 @@ class Karyotyper:
     def detect(self, image, min_score: float = 0.0, find_score: float | None = None,
                nms_iou: float | None = None) -> list[Box]:
         """Named boxes of one cell, best score first: those kept at ``find_score`` (default the karyogram's
-        ``MIN_SCORE``) labelled jointly, the rest by top-1; only boxes scoring at least ``min_score``."""
-        from ..karyogram.defaults import MIN_SCORE, NMS_IOU
+        floor: the export's tuned one, else ``MIN_SCORE``) labelled jointly, the rest by top-1; only boxes scoring at
+        least ``min_score``."""
+        from ..karyogram.defaults import NMS_IOU, min_score_of
 
-        cell = self.karyotype(image, MIN_SCORE if find_score is None else find_score,
+        cell = self.karyotype(image, min_score_of(self) if find_score is None else find_score,
                               NMS_IOU if nms_iou is None else nms_iou)
         out = cell.boxes + [d for d, _, _ in cell.suppressed] + cell.below
         return sorted((b for b in out if b.score is None or b.score >= min_score),

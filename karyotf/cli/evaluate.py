@@ -33,6 +33,10 @@ def register(sub) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--classifier", type=Path, default=None,
                    help="exported chromosome classifier: the model finds, it names (end-to-end metrics)")
+    p.add_argument("--tune-min-score", action="store_true",
+                   help="first choose the karyogram's score floor on the val split (class-agnostic F1 of the boxes "
+                        "a karyogram counts) and store it in the export's karyotf.json: `karyotf karyogram` uses it "
+                        "when --min-score is not given")
     p.set_defaults(func=_eval)
 
 
@@ -51,8 +55,12 @@ def model_path(model: str, model_dir: Path | None) -> Path:
 
 
 def _eval(args) -> int:
-    from ..evaluate import evaluate, table_markdown
+    from ..evaluate import evaluate, table_markdown, tune_min_score
 
+    if args.tune_min_score:
+        floor = tune_min_score(model_path(args.model, args.model_dir), args.records, split="val", use=args.use,
+                               limit=args.limit)
+        print(floor.text())
     report = evaluate(model_path(args.model, args.model_dir), args.records, split=args.split,
                       score_threshold=args.score_threshold, iou=args.iou, out_dir=args.out, use=args.use,
                       limit=args.limit, plots=not args.no_plots,

@@ -27,7 +27,9 @@ def register(sub) -> None:
                         "each chromosome with the whole cell as context (--model)")
     p.add_argument("--out", type=Path, default=Path("karyogram"), help="output folder")
     p.add_argument("--rows", default=DEFAULT_ROWS, help=rows_help)
-    p.add_argument("--min-score", type=float, default=MIN_SCORE, help="keep detections scoring at least this (--model)")
+    p.add_argument("--min-score", type=float, default=None,
+                   help="keep detections scoring at least this (--model; default: the floor `karyotf eval "
+                        f"--tune-min-score` stored with the model, else {MIN_SCORE})")
     p.add_argument("--nms-iou", type=float, default=NMS_IOU,
                    help="class-agnostic NMS between detections of different classes (--model; 1 = off)")
     p.add_argument("--low-score", type=float, default=LOW_SCORE,

@@ -17,7 +17,7 @@ from ..io import atomic_path, atomic_write_json
 from . import ideogram, report
 from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
 from .cutout import cut_out_all
-from .defaults import LONGEST, MIN_SCORE, NMS_IOU
+from .defaults import LONGEST, NMS_IOU, min_score_of
 from .layout import Layout, Placement, parse_rows, render
 from .orient import orient_all
 
@@ -256,7 +256,7 @@ def check_names(detector) -> None:
                              "--classifier exported/classifier, a classifier from `karyotf classifier export`)")
 
 
-def from_detector(detector, image, out_dir: str | Path, min_score: float = MIN_SCORE, nms_iou: float = NMS_IOU,
+def from_detector(detector, image, out_dir: str | Path, min_score: float | None = None, nms_iou: float = NMS_IOU,
                   **kw) -> KaryogramResult:
     """Karyogram of a cell from a :class:`karyotf.detect.Detector`: detections with ``score >= min_score``, after a
     class-agnostic NMS at ``nms_iou`` (the OD API's NMS is per class).
@@ -265,6 +265,8 @@ def from_detector(detector, image, out_dir: str | Path, min_score: float = MIN_S
     ``detections.json`` and the report, and a removed box scoring at least ``low_score`` whose class differs from
     the box that kept it is flagged (``suppressed_other_class``): a third 21 lying over a 22 stays visible."""
     check_names(detector)
+    if min_score is None:  # the export's tuned floor, else MIN_SCORE
+        min_score = min_score_of(detector)
     arr, _ = load_image(image)
     t0 = time.perf_counter()
     extra = {}
@@ -304,7 +306,7 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
 
 
 def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
-               annotations: str | Path | None = None, min_score: float = MIN_SCORE, nms_iou: float = NMS_IOU,
+               annotations: str | Path | None = None, min_score: float | None = None, nms_iou: float = NMS_IOU,
                use: str = "auto", progress: bool = True, classifier: str | Path | None = None,
                **kw) -> list[KaryogramResult]:
     """Karyograms of several images, from a model (``model``: an export dir; with ``classifier``, an exported

@@ -21,6 +21,15 @@ MAX_PER_CLASS = 6
 
 MIN_SCORE = 0.3
 """Detections kept for a model's karyogram."""
+
+
+def min_score_of(detector) -> float:
+    """The score floor for ``detector``'s karyograms when none is given: the one ``karyotf eval --tune-min-score``
+    chose on val and stored with the export (``karyotf.json`` ``min_score``), else :data:`MIN_SCORE`."""
+    value = (getattr(detector, "info", None) or {}).get("min_score")
+    return MIN_SCORE if value is None else float(value)
+
+
 NMS_IOU = 0.7
 """Class-agnostic NMS between detections of different classes (the OD API's NMS is per class)."""
 
