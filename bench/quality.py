@@ -473,6 +473,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
                 continue
             lines.append(f"| {r['variant']} | {_name(r)} | {tag} | "
                          f"{c['logged']} | {c['first']:.3f} | {c['last']:.3f} |")
+    notes = [r for r in rows if r.get("note")]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {r['variant']} {_name(r)}: {r['note']}" for r in notes]
     curves = [r for r in rows if r.get("loss_curve")]
     if curves:
         lines += ["", "yolo's training loss per step (TensorBoard events of the run): "
