@@ -276,6 +276,8 @@ def markdown(result: dict) -> str:
         lines += [f"- {m['train']['model']}: `bench/speed.py {' '.join(m['merged']['argv'])}`, {m['merged']['started']}, "
                   f"1-min load average {m['merged']['load_start']} at the start, {m['merged']['load_end']} at the end"
                   for m in merged]
+    if result.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in result["notes"]]
     k = result["karyogram"]
     lines += [
         "", "Per-run training numbers (step 1 s, median s/step, peak RSS GB, wall s of the whole child process "
