@@ -6,7 +6,7 @@
 For each data variant (``metaphase``: the CIL:54816 cells as photographed; ``karyogram``: the same cells laid
 out as karyogram images by ``karyotf karyograms-dataset``, the thesis's own setting) it builds records with one
 case-grouped split (seed 0; the karyogram images keep their cell's name, so both variants share the split),
-then for each model (ssd, faster_rcnn, rfcn): ``karyotf config`` -> ``karyotf train`` for a wall-time budget
+then for each model (ssd, faster_rcnn, rfcn, yolo): ``karyotf config`` -> ``karyotf train`` for a wall-time budget
 (a short calibration run measures seconds per step, the rest of the budget sets the step count) ->
 ``karyotf eval`` on the held-out test split, plus the count call of every test cell from the model's
 detections, compared with the call from the cell's annotation and with ``karyotypes.csv``.  Once the calibration
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MODELS = ("ssd", "faster_rcnn", "rfcn")
+MODELS = ("ssd", "faster_rcnn", "rfcn", "yolo")
 VARIANTS = ("metaphase", "karyogram")
 
 
@@ -133,7 +133,18 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
     overrides = {k: v for k, v in (("image_size", args.image_size.get(model)), ("batch", args.batch.get(model)),
                                    ("learning_rate", args.lr.get(model)), ("proposals", args.proposals.get(model)))
                  if v} if args.tag != "template" else {}
-    if not (model_dir / pipelines.PIPELINE_NAME).is_file():
+    yolo = model == "yolo"
+    if yolo:  # KerasCV YOLOv8 (karyotf.yolo): its own config, the same train / eval calls
+        from karyotf.yolo import config as yolo_config
+
+        if args.agnostic:
+            raise SystemExit("--agnostic is not available for yolo (its config has no one-class mode)")
+
+        overrides.pop("proposals", None)
+        if not (model_dir / "yolo.json").is_file():
+            yolo_config.configure(records, model_dir, steps=args.max_steps, augment=args.augment or None,
+                                  backbone=args.yolo_backbone, **overrides)
+    elif not (model_dir / pipelines.PIPELINE_NAME).is_file():
         pipelines.configure(model, records, model_dir, steps=args.max_steps, augment=args.augment or None,
                             agnostic=args.agnostic, **overrides)
     t0 = time.time()
@@ -150,7 +161,12 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         note = old.get("note")
     else:
         result, sps, first_loss, train_minutes, cpu_minutes = _train_for_budget(model_dir, args, t0, cpu0)
-    cfg = pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)
+    if yolo:
+        ycfg = yolo_config.read(model_dir)
+        image_size, lr, batch = ycfg["image_size"], ycfg["learning_rate"], ycfg["batch"]
+    else:
+        cfg = pipelines.read_config(model_dir / pipelines.PIPELINE_NAME)
+        image_size, lr, batch = pipelines.image_size(cfg), pipelines.learning_rate(cfg), cfg.train_config.batch_size
     t1 = time.time()
     e2e = None
     if args.classifier:
@@ -169,18 +185,19 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         truth, detections, seconds_per_image = detect_split(model_dir, records, "test")
     report = evaluate_detections(truth, detections, score_threshold=e2e["min_score"] if e2e else args.score_threshold,
                                  model=model, split="test",
-                                 batch=cfg.train_config.batch_size,
+                                 batch=batch,
                                  steps=result.final_step, source=model_dir, records_dir=records,
                                  seconds_per_image=seconds_per_image, out_dir=model_dir / "eval")
     found = report.metrics.found.summary()
     calls = count_call_agreement(truth, detections, args.data / "karyotypes.csv", args.score_threshold)
     row = {
-        "variant": variant, "model": model, "tag": args.tag, "image_size": pipelines.image_size(cfg),
-        "learning_rate": pipelines.learning_rate(cfg),
+        "variant": variant, "model": model, "tag": args.tag, "backbone": ycfg["backbone"] if yolo else None,
+        "image_size": image_size, "learning_rate": lr,
         "batch": report.batch, "steps": result.final_step,
         "train_minutes": round(train_minutes, 1), "seconds_per_step": sps,
         "calibration_loss": first_loss, "final_loss": result.losses.get("Loss/total_loss"),
-        "proposals": _proposals(cfg), "loss_components": loss_components(model_dir),
+        "proposals": None if yolo else _proposals(cfg), "loss_components": loss_components(model_dir),
+        "peak_rss_mb": round(result.peak_rss_mb), "load_average": os.getloadavg(),
         "recall": report.recall, "precision": report.precision, "f1": report.f1,
         "map50": report.map50, "map": report.map,
         "found_per_cell": found.get("found_mean"), "correct_per_cell": found.get("correct_mean"),
@@ -217,7 +234,11 @@ def _train_for_budget(model_dir: Path, args, t0: float, cpu0: float):
     latest = train.latest_checkpoint(model_dir)
     done = latest[1] if latest else 0
     steps = done if not sps else min(args.max_steps, max(done, done + int(budget / sps)))
-    pipelines.update_steps(model_dir, steps)  # the warm-up and the cosine decay fit the steps that fit the budget
+    if (model_dir / "yolo.json").is_file():  # karyotf.yolo keeps its steps in yolo.json
+        from karyotf.yolo.config import update_steps
+    else:
+        update_steps = pipelines.update_steps
+    update_steps(model_dir, steps)  # the warm-up and the cosine decay fit the steps that fit the budget
     result = train.train(model_dir, steps=steps, progress=True)
     cpu_minutes = (time.process_time() - cpu0) / 60 / (os.cpu_count() or 1)
     return result, sps, first_loss, (time.time() - t0) / 60, cpu_minutes
@@ -261,14 +282,106 @@ def loss_components(model_dir: Path) -> dict:
     return out
 
 
+def loss_series(model_dir: Path, tags=("Loss/total_loss", "Loss/box_loss", "Loss/class_loss"),
+                running_means: bool = False) -> dict:
+    """``{tag: [(step, value), ...]}`` from a run's TensorBoard events (``model_dir/train``).
+
+    ``running_means``: the events hold Keras' running mean over each ``train()`` call (one events file each), as
+    the first yolo loop logged them; the step values are recovered as ``k m_k - (k-1) m_(k-1)``."""
+    import glob
+
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    series: dict[str, list] = {t: [] for t in tags}
+    for f in sorted(glob.glob(str(model_dir / "train" / "events.out.tfevents*"))):
+        one: dict[str, list] = {t: [] for t in tags}
+        for rec in tf.data.TFRecordDataset(f):
+            event = event_pb2.Event.FromString(rec.numpy())
+            for v in event.summary.value:
+                if v.tag in one:
+                    x = v.simple_value if v.HasField("simple_value") else float(tf.make_ndarray(v.tensor))
+                    one[v.tag].append((event.step, x))
+        for t, s in one.items():
+            s.sort()
+            if running_means:
+                s = [(step, k * m - (k - 1) * s[k - 2][1] if k > 1 else m) for k, (step, m) in enumerate(s, 1)]
+            series[t] += s
+    return {t: sorted(s) for t, s in series.items() if s}
+
+
+def fix_running_mean_row(row: dict) -> None:
+    """A yolo row trained by the first loop (losses logged as running means, ``running_mean_losses``): its
+    calibration / final losses and loss components from the per-step values recovered from the events."""
+    if not row.get("running_mean_losses") or row.get("losses_recovered"):
+        return
+    series = loss_series(Path(row["eval_dir"]).parent, running_means=True)
+    total = series.get("Loss/total_loss", [])
+    calib = [x for step, x in total if step <= 6]
+    row["calibration_loss"] = calib[-1] if calib else row.get("calibration_loss")
+    row["final_loss"] = total[-1][1] if total else row.get("final_loss")
+    comps = {}
+    for tag, s in series.items():
+        k = max(1, len(s) // 10)
+        comps[tag] = {"logged": len(s), "first": sum(x for _, x in s[:k]) / k, "last": sum(x for _, x in s[-k:]) / k}
+    row["loss_components"] = comps
+    row["losses_recovered"] = True
+
+
+def plot_loss_curve(row: dict, out: Path) -> Path | None:
+    """The yolo row's training loss per step (total, box, class; and a 20-step running mean) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model_dir = Path(row.get("eval_dir", "")).parent
+    series = loss_series(model_dir, running_means=bool(row.get("running_mean_losses")))
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for tag, s in series.items():
+        steps, values = zip(*s)
+        k = 20
+        mean = [sum(values[max(0, i - k + 1):i + 1]) / len(values[max(0, i - k + 1):i + 1]) for i in range(len(values))]
+        line, = ax.plot(steps, values, alpha=0.25)
+        ax.plot(steps, mean, color=line.get_color(), label=f"{tag.split('/')[-1]} (20-step mean)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (KerasCV YOLOv8, weighted)")
+    ax.set_yscale("log")
+    ax.set_title(f"yolo-{row.get('backbone')} from scratch, {row['variant']}: {row['steps']} steps, "
+                 f"{row['image_size']} px, batch {row['batch']}")
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def _proposals(cfg):
     from karyotf import pipelines
 
     return cfg.model.faster_rcnn.first_stage_max_proposals if pipelines.meta_arch(cfg) == "faster_rcnn" else None
 
 
+def _yolo_curves(rows: list[dict], results: Path) -> None:
+    for r in rows:
+        if r["model"] == "yolo" and not r.get("failed") and r.get("eval_dir"):
+            fix_running_mean_row(r)
+            png = plot_loss_curve(r, results / f"yolo_loss_{r['variant']}.png")
+            if png is not None:
+                r["loss_curve"] = png.name
+
+
 def failed_row(model: str, variant: str, tag: str, error: BaseException) -> dict:
     return {"variant": variant, "model": model, "tag": tag, "failed": f"{type(error).__name__}: {error}"}
+
+
+def _name(r: dict) -> str:
+    """The model column: yolo with its backbone size (yolo-n), and the tag."""
+    return (r["model"] + (f"-{r['backbone']}" if r.get("backbone") else "")
+            + (f" ({r['tag']})" if r.get("tag") else ""))
 
 
 def _g(v):
@@ -309,12 +422,12 @@ def markdown(rows: list[dict], meta: dict) -> str:
     ]
     for r in rows:
         if r.get("failed"):
-            lines.append(f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | failed: "
+            lines.append(f"| {r['variant']} | {_name(r)} | failed: "
                          f"{r['failed'][:200]} |" + " |" * 13)
             continue
         c = r["count_call"]
         lines.append(
-            f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
+            f"| {r['variant']} | {_name(r)} | "
             f"{r.get('image_size', '-')} | {_g(r.get('learning_rate'))} | {r['batch']} | {r['steps']} | {r['train_minutes']} | "
             f"{_f(r['recall'])} | {_f(r['precision'])} | {_f(r['f1'])} | {_f(r['map50'])} | {_f(r['map'])} | "
             f"{_f(r['found_per_cell'], 1)} / {_f(_correct_per_cell(r), 1)} / {_f(r['truth_per_cell'], 1)} | "
@@ -343,15 +456,16 @@ def markdown(rows: list[dict], meta: dict) -> str:
                 f"{_f(e['call_right_normal'], 2)} / {_f(e['call_right_abnormal'], 2)} ({e['normal_cells']} / "
                 f"{e['abnormal_cells']} cells) | {_f(e['call_right'], 2)} | {_f(e['flagged_normal'], 2)} | "
                 f"{_f(e['abnormal_right_or_flagged'], 2)} |")
-        lines += [""] + [f"- {r['variant']} {r['model']} ({r.get('tag')}): {r['note']}" for r in e2e if r.get("note")]
     lines += [
         "", "Thesis (augmented karyograms, GPU, pretrained): YOLOv5 R 0.98 / P 0.83 / F1 0.89; R-FCN ResNet101 "
         "0.68 / 0.72 / 0.69; SSD MobileNet v2 0.60 / 0.69 / 0.64; Faster R-CNN Inception v2 0.66 / 0.59 / 0.62.",
         "", "Training loss (total, OD API) at the end of the calibration steps and at the last step:", "",
-        "| data | model | s/step | loss after calibration | final loss |", "|---|---|---|---|---|",
+        "| data | model | s/step | loss after calibration | final loss | peak RSS MB | load average at the end (1/5/15 min) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
-              f"{_f(r.get('seconds_per_step'), 2)} | {_f(r.get('calibration_loss'))} | {_f(r.get('final_loss'))} |"
+    lines += [f"| {r['variant']} | {_name(r)} | "
+              f"{_f(r.get('seconds_per_step'), 2)} | {_f(r.get('calibration_loss'))} | {_f(r.get('final_loss'))} | "
+              f"{r.get('peak_rss_mb') or '-'} | {' / '.join(f'{x:.1f}' for x in r['load_average']) if r.get('load_average') else '-'} |"
               for r in rows if not r.get("failed")]
     lines += ["", "Loss components (mean of the first and of the last 10% of logged steps; the TF1 estimator of "
               "faster_rcnn logs only its total, every 100 steps). An RPN objectness loss near ln 2 = 0.69 means the "
@@ -361,8 +475,15 @@ def markdown(rows: list[dict], meta: dict) -> str:
         for tag, c in (r.get("loss_components") or {}).items():
             if "regularization" in tag:
                 continue
-            lines.append(f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | {tag} | "
+            lines.append(f"| {r['variant']} | {_name(r)} | {tag} | "
                          f"{c['logged']} | {c['first']:.3f} | {c['last']:.3f} |")
+    notes = [r for r in rows if r.get("note")]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {r['variant']} {_name(r)}: {r['note']}" for r in notes]
+    curves = [r for r in rows if r.get("loss_curve")]
+    if curves:
+        lines += ["", "yolo's training loss per step (TensorBoard events of the run): "
+                  + ", ".join(f"[{r['variant']}]({r['loss_curve']})" for r in curves) + "."]
     lines += [
         "", "Seconds per step, proposals and the per-cell count calls are in `quality.json`; per-class metrics, PR "
         "curves and confusion matrices in each row's `eval_dir`.", ""]
@@ -377,13 +498,16 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=12.0, help="training wall time per model and variant")
     p.add_argument("--max-steps", type=int, default=20000, help="upper bound on steps (the schedule's length)")
     p.add_argument("--calibration-steps", type=int, default=6)
-    p.add_argument("--image-size", type=per_model(int), default="",
+    p.add_argument("--image-size", type=per_model(int), default="yolo=512",
                    help="per model, e.g. ssd=384,rfcn=384 (default: the template's)")
-    p.add_argument("--batch", type=per_model(int), default="ssd=8,faster_rcnn=4,rfcn=4", help="per model batch size")
-    p.add_argument("--lr", type=per_model(float), default="ssd=0.04,faster_rcnn=0.004,rfcn=0.004",
+    p.add_argument("--batch", type=per_model(int), default="ssd=8,faster_rcnn=4,rfcn=4,yolo=8",
+                   help="per model batch size")
+    p.add_argument("--lr", type=per_model(float), default="ssd=0.04,faster_rcnn=0.004,rfcn=0.004,yolo=0.001",
                    help="per model learning rate (the templates' 0.0002 is a fine-tuning rate)")
     p.add_argument("--proposals", type=per_model(int), default="faster_rcnn=100,rfcn=100",
                    help="per two-stage model first-stage proposals (a cell has ~46 chromosomes)")
+    p.add_argument("--yolo-backbone", default="n", choices=("n", "s", "m"),
+                   help="yolo's backbone size (n: the size whose s/step at 512 px is ssd's on a CPU)")
     p.add_argument("--baseline", default="ssd",
                    help="models also trained, on the first variant, with their template as shipped (tag 'template')")
     p.add_argument("--augment", default="", help="training augmentation ops, e.g. hflip,vflip,rot90")
@@ -412,6 +536,7 @@ def main() -> None:
                 r["loss_components"] = loss_components(Path(r["eval_dir"]).parent)
         json_path.write_text(json.dumps(saved, indent=1, default=str))
         meta = saved.get("meta") or {"data": a["data"], "minutes": a["minutes"], "score_threshold": a["score_threshold"]}
+        _yolo_curves(saved["rows"], args.out.parent)
         args.out.write_text(markdown(saved["rows"], meta))
         print(args.out.read_text())
         return
@@ -449,6 +574,7 @@ def main() -> None:
         json_path.write_text(json.dumps({"meta": meta, "args": {k: (str(v) if isinstance(v, Path) else v)
                                                                 for k, v in vars(args).items()}, "rows": rows},
                                         indent=1, default=str))
+        _yolo_curves(rows, args.out.parent)
         args.out.write_text(markdown(rows, meta))
     print(args.out.read_text())
 

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MODELS = ("ssd", "faster_rcnn", "rfcn")
+MODELS = ("ssd", "faster_rcnn", "rfcn", "yolo")
 
 
 class _RssGuard:
@@ -126,7 +126,14 @@ def bench_train(model: str, records: Path, work: Path, steps: int, repeats: int,
     model_dir = work / "runs" / model
     for _ in range(repeats):
         shutil.rmtree(model_dir, ignore_errors=True)
-        cfg = pipelines.configure(model, records, model_dir, steps=steps, batch=batch, image_size=image_size)
+        if model.split("-")[0] == "yolo":  # yolo, or yolo-n / yolo-s / yolo-m for another backbone size
+            from karyotf.yolo.config import configure as configure_yolo
+
+            backbone = model.split("-")[1] if "-" in model else None
+            cfg = configure_yolo(records, model_dir, steps=steps, batch=batch, image_size=image_size,
+                                 backbone=backbone)
+        else:
+            cfg = pipelines.configure(model, records, model_dir, steps=steps, batch=batch, image_size=image_size)
         load = _load()
         guard = _RssGuard(max_rss_gb)
         t0 = time.perf_counter()
@@ -143,7 +150,8 @@ def bench_train(model: str, records: Path, work: Path, steps: int, repeats: int,
                      "peak_rss_gb": round(result.peak_rss_mb / 1024, 2), "wall_s": round(time.perf_counter() - t0, 1),
                      "load_at_start": load})
         print(json.dumps({"train": model, **runs[-1]}), flush=True)
-    return {"model": model, "tf": cfg.info["tf"], "image_size": cfg.info["image_size"], "batch": cfg.info["batch"],
+    return {"model": model + (f" ({cfg.info['backbone']})" if cfg.info.get("backbone") and "-" not in model else ""),
+            "tf": cfg.info["tf"], "image_size": cfg.info["image_size"], "batch": cfg.info["batch"],
             "proposals": cfg.info.get("proposals"), "steps": steps, "runs": runs,
             "s_per_step": _median(r["median_s_per_step"] for r in runs),
             "step1_s": _median(r["step1_s"] for r in runs),
@@ -261,6 +269,15 @@ def markdown(result: dict) -> str:
             f"**{t['s_per_step']:.2f}** | {t['peak_rss_gb']} | {e.get('median_s', '-')} | "
             f"{e.get('saved_model_mb', '-')} | {e.get('frozen_graph_mb', '-')} | **{d.get('saved_model_ms', '-')}** | "
             f"{d.get('frozen_graph_ms', '-')} | {d.get('saved_model_load_s', '-')} / {d.get('frozen_graph_load_s', '-')} |")
+    merged = [m for m in result["models"] if m.get("merged")]
+    if merged:
+        lines += ["", "Rows added later with `--merge` (measured on their own, on a machine other jobs were using: "
+                  "compare their s/step with the others' only with the load in mind):", ""]
+        lines += [f"- {m['train']['model']}: `bench/speed.py {' '.join(m['merged']['argv'])}`, {m['merged']['started']}, "
+                  f"1-min load average {m['merged']['load_start']} at the start, {m['merged']['load_end']} at the end"
+                  for m in merged]
+    if result.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in result["notes"]]
     k = result["karyogram"]
     lines += [
         "", "Per-run training numbers (step 1 s, median s/step, peak RSS GB, wall s of the whole child process "
@@ -284,6 +301,35 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(args, t_start: float) -> int:
+    """``--merge``: new rows for ``--models`` in the existing speed.json, each with its own time and load."""
+    from karyotf.io import atomic_write_json, atomic_write_text
+    from karyotf.paths import SAMPLE_DIR
+    from karyotf.records import build_records
+
+    json_path = args.out.with_suffix(".json")
+    result = json.loads(json_path.read_text())
+    records = args.work / "records"
+    shutil.rmtree(records, ignore_errors=True)
+    build_records(SAMPLE_DIR, records, progress=False)
+    images = sorted((SAMPLE_DIR / "images").glob("*.jpg"))[: args.images]
+    for model in [m for m in args.models.split(",") if m]:
+        load = _load()
+        row = {"train": bench_train(model, records, args.work, args.train_steps, args.train_repeats,
+                                    args.max_rss_gb, args.batch.get(model), args.image_size.get(model))}
+        if not row["train"].get("failed"):
+            row["export"] = bench_export(model, Path(row["train"]["model_dir"]), args.work, args.export_repeats)
+            row["detect"] = bench_detect(Path(row["export"]["export_dir"]), images, args.repeats)
+        row["merged"] = {"argv": sys.argv[1:], "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t_start)),
+                         "load_start": load, "load_end": _load()}
+        name = row["train"]["model"]
+        result["models"] = [m for m in result["models"] if m["train"]["model"] != name] + [row]
+    atomic_write_json(json_path, result)
+    atomic_write_text(args.out, markdown(result))
+    print(args.out.read_text())
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     shared = REPO.parent / "shared" / "data" / "cil54816"
@@ -302,6 +348,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "speed")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "speed.md")
     ap.add_argument("--render-only", action="store_true", help="rewrite speed.md from speed.json, measure nothing")
+    ap.add_argument("--merge", action="store_true",
+                    help="measure only --models (training, export, detection) and put their rows into the existing "
+                         "speed.json beside the others (records and karyogram numbers kept)")
     args = ap.parse_args(argv)
     if args.render_only:
         from karyotf.io import atomic_write_text
@@ -315,6 +364,8 @@ def main(argv=None) -> int:
     from karyotf.records import build_records
 
     t_start = time.time()
+    if args.merge:
+        return merge(args, t_start)
     result = {"argv": sys.argv[1:] if argv is None else list(argv), "args": {k: str(v) if isinstance(v, Path) else v
                                                                            for k, v in vars(args).items()},
               "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_start": _load()}

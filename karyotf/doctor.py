@@ -7,11 +7,14 @@ import sys
 import time
 
 PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "tf-slim", "tf-object-detection-api", "tf-models-official",
-            "protobuf", "numpy", "Pillow", "pycocotools", "lxml", "roboflow")
+            "protobuf", "numpy", "Pillow", "pycocotools", "lxml", "roboflow",
+            # the yolo model (karyotf.yolo): KerasCV's YOLOv8 and what it needs on TF 2.15 / Keras 2
+            "keras-cv", "keras-core", "tensorflow-datasets", "tensorflow-metadata")
 
 # Exact versions the stack was validated with (constraints.txt); doctor warns on any other.
 EXPECTED = {"tensorflow-cpu": "2.15.1", "tensorflow": "2.15.1", "keras": "2.15.0", "tf-slim": "1.1.0",
-            "tf-object-detection-api": "0.1", "numpy": "1.26.4"}
+            "tf-object-detection-api": "0.1", "numpy": "1.26.4", "keras-cv": "0.8.2", "keras-core": "0.1.7",
+            "tensorflow-datasets": "4.9.4", "tensorflow-metadata": "1.15.0"}
 
 _SSD_CONFIG = """
 ssd {
@@ -107,5 +110,17 @@ def run(quick: bool = False, out=sys.stdout) -> int:
                    "label map loads with label_map_util", f"{len(cats)} classes")
         except Exception as exc:
             report(False, "label map loads with label_map_util", f"{type(exc).__name__}: {exc}")
+        try:
+            t0 = time.time()
+            from .yolo.model import build
+
+            cfg = {"backbone": "n", "image_size": 128, "num_classes": 24, "weights": None}
+            yolo = build(cfg)
+            pred = yolo(tf.zeros([1, 128, 128, 3]), training=False)
+            n = int(pred["classes"].shape[1])
+            report(n == 336, "KerasCV builds YOLOv8-n (yolo)", f"{n} anchor points at 128 px, offline, "
+                   f"{time.time() - t0:.1f} s")
+        except Exception as exc:
+            report(False, "KerasCV builds YOLOv8-n (yolo)", f"{type(exc).__name__}: {exc}")
     print("doctor: all checks passed" if not failures else f"doctor: {failures} check(s) failed", file=out)
     return 0 if not failures else 1

@@ -335,6 +335,11 @@ def model_records(model: str | Path) -> Path:
     """The records a model dir or export dir was configured with (its ``pipeline.config``'s train input folder;
     for an export without one, its source model dir's)."""
     model = Path(model)
+    from .yolo import records_of
+
+    yolo_records = records_of(model)  # a yolo model or export: yolo.json names its records
+    if yolo_records is not None:
+        return yolo_records
     candidates = [model / rundir.PIPELINE]
     source = rundir.source_dir(model)
     if source:

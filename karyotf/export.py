@@ -280,9 +280,14 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     that does not fit the config, ``tflite`` on a non-SSD model, or an ``out_dir`` that is not an export.
     """
     from . import odapi
+    from .yolo import is_yolo_dir
 
     model_dir = Path(model_dir)
     out_dir = Path(out_dir)
+    if is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): same export layout and tensor names
+        from .yolo.export import export as export_yolo
+
+        return export_yolo(model_dir, out_dir, checkpoint=checkpoint, tflite=tflite)
     if not model_dir.is_dir():
         raise ExportError(f"{model_dir}: no such model directory (fix: train first: `karyotf train MODEL --model-dir "
                           f"{model_dir}`)")

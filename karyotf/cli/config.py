@@ -7,8 +7,15 @@ from pathlib import Path
 def _models_help() -> str:
     from ..pipelines import MODELS
 
-    return "; ".join(f"{m.name}: {m.description} (default {m.image_size} px, batch {m.batch}, {m.steps} steps)"
-                     for m in MODELS.values())
+    return "; ".join([f"{m.name}: {m.description} (default {m.image_size} px, batch {m.batch}, {m.steps} steps)"
+                      for m in MODELS.values()] + ["yolo: KerasCV YOLOv8 (n/s/m), config pipelines/yolo.json"])
+
+
+def _all_models() -> list[str]:
+    from ..pipelines import MODELS
+    from ..yolo import MODEL as YOLO
+
+    return [*MODELS, YOLO]
 
 
 def register(sub) -> None:
@@ -20,7 +27,7 @@ def register(sub) -> None:
         description="Fill pipelines/MODEL.config: num_classes from the label map, record and label map paths, steps, "
                     "batch, image size, learning rate, augmentation, fine-tune checkpoint; validate it with the OD "
                     "API's pipeline_pb2 and write MODEL_DIR/pipeline.config + karyotf.json.  Models: " + _models_help())
-    p.add_argument("model", choices=list(MODELS), help="model to configure")
+    p.add_argument("model", choices=_all_models(), help="model to configure")
     p.add_argument("--records", type=Path, default=D.RECORDS_DIR,
                    help="records dir from `karyotf records`")
     p.add_argument("--out", type=Path, default=None, help="model dir to write (default: runs/MODEL)")
@@ -45,6 +52,12 @@ def register(sub) -> None:
     p.add_argument("--fine-tune-type", choices=FINE_TUNE_TYPES, default=None,
                    help="what to restore from --fine-tune (default: coco: the zoo registry's; a local checkpoint: "
                         "detection if a pipeline.config sits beside it, else classification)")
+    p.add_argument("--backbone", choices=("n", "s", "m"), default=None,
+                   help="yolo only: YOLOv8 backbone size (default: pipelines/yolo.json's)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="yolo only: start the backbone from a local Keras weights file (.h5), or preset:NAME "
+                        "(a KerasCV preset, downloaded at run time); default from scratch. For yolo --fine-tune "
+                        "means the same")
     p.add_argument("--agnostic", action="store_true",
                    help="a class-agnostic detector: one class, 'chromosome', read from the same records through a "
                         "one-class label map; it finds chromosomes and a classifier names them (`karyotf karyogram "
@@ -56,6 +69,22 @@ def _config(args) -> int:
     from ..pipelines import configure
 
     augment = None if args.augment is None else [a for a in args.augment.split(",") if a.strip()]
+    if args.model == "yolo":
+        from ..yolo.config import configure as configure_yolo
+
+        if args.proposals is not None or args.fine_tune_type is not None or args.agnostic:
+            from . import CliError
+
+            raise CliError("--proposals, --fine-tune-type and --agnostic do not apply to yolo")
+        result = configure_yolo(args.records, args.out, steps=args.steps, batch=args.batch,
+                                image_size=args.image_size, learning_rate=args.learning_rate, augment=augment,
+                                backbone=args.backbone, weights=args.weights or args.fine_tune)
+        print(result.text())
+        return 0
+    if args.backbone is not None or args.weights is not None:
+        from . import CliError
+
+        raise CliError("--backbone and --weights are for yolo only (the OD API models take --fine-tune)")
     result = configure(args.model, args.records, args.out, steps=args.steps, batch=args.batch,
                        image_size=args.image_size, learning_rate=args.learning_rate, augment=augment,
                        fine_tune=args.fine_tune, fine_tune_type=args.fine_tune_type, proposals=args.proposals,

@@ -1,0 +1,53 @@
+"""The fourth model, ``yolo``: KerasCV's ``YOLOV8Detector`` on the same records, exported with the OD API's contract.
+
+The thesis's best detector was YOLOv5, which exists only in PyTorch (ultralytics); the maintained YOLO in
+TensorFlow is KerasCV's YOLOv8 (``keras_cv.models.YOLOV8Detector``), which this package trains on the records
+``karyotf records`` writes (OD API ``tf.train.Example``s, same split) and exports as the OD API exporter does
+(SavedModel ``serving_default``: uint8 images -> ``detection_boxes`` / ``detection_scores`` /
+``detection_classes`` / ``num_detections``; ``frozen_inference_graph.pb`` with the TF1 tensor names), so
+:class:`karyotf.detect.Detector`, ``karyotf eval`` and ``karyotf karyogram`` run it unchanged.
+
+- :mod:`karyotf.yolo.config`: ``pipelines/yolo.json`` -> ``runs/yolo/yolo.json`` (validated, one error a field)
+- :mod:`karyotf.yolo.data`: the records as KerasCV batches (resize, hflip / vflip / rot90, padded boxes)
+- :mod:`karyotf.yolo.model`: the detector from a config (backbone n / s / m, offline; local weights or a preset)
+- :mod:`karyotf.yolo.train`: exact steps, resume, SIGINT / SIGTERM checkpoint, progress bar, TensorBoard
+- :mod:`karyotf.yolo.export`: the export directory
+
+The rest of karyotf reaches this package through :func:`is_yolo_dir` hooks (train, export, eval); importing
+this module loads no TensorFlow.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MODEL = "yolo"
+CONFIG_NAME = "yolo.json"
+"""The filled config in a yolo model dir (and a copy in its exports): what marks a dir as a yolo one."""
+
+
+def is_yolo_dir(path: str | Path) -> bool:
+    """True for a yolo model dir (``runs/yolo``) or a yolo export dir: it holds ``yolo.json``."""
+    return (Path(path) / CONFIG_NAME).is_file()
+
+
+def records_of(path: str | Path) -> Path | None:
+    """The records dir a yolo model dir or export was configured with, else None (not a yolo dir)."""
+    path = Path(path)
+    for d in (path, _source_of(path)):
+        if d is not None and is_yolo_dir(d):
+            try:
+                records = json.loads((d / CONFIG_NAME).read_text()).get("records_dir")
+            except (OSError, ValueError):
+                continue
+            if records:
+                return Path(records)
+    return None
+
+
+def _source_of(path: Path) -> Path | None:
+    try:
+        source = json.loads((path / "karyotf.json").read_text()).get("source_model_dir")
+    except (OSError, ValueError):
+        return None
+    return Path(source) if source else None
