@@ -192,6 +192,7 @@ def test_records_as_batches(records, tmp_path):
 
 # ---------------------------------------------------------------------------------------- train, resume
 
+@pytest.mark.slow
 def test_train_exact_steps_and_resume(yolo_run):
     import tensorflow as tf
 
@@ -214,6 +215,7 @@ def test_train_exact_steps_and_resume(yolo_run):
     assert again.steps_run == 0 and again.final_step == 3
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint(yolo_run, tmp_path):
     from karyotf.train import train
 
@@ -229,6 +231,7 @@ def test_sigterm_saves_a_checkpoint(yolo_run, tmp_path):
     assert result.interrupted and result.final_step == 4 and (model_dir / "ckpt-4.index").is_file()
 
 
+@pytest.mark.slow
 def test_local_weights_file_starts_the_backbone(tmp_path):
     """From scratch unless a local weights file is given: the backbone then starts from the file's values."""
     from karyotf.yolo import config
@@ -256,6 +259,7 @@ def test_local_weights_file_starts_the_backbone(tmp_path):
 
 # --------------------------------------------------------------------------------------------- export
 
+@pytest.mark.slow
 def test_export_layout_and_serving_contract(yolo_export, records):
     import tensorflow as tf
 
@@ -283,6 +287,7 @@ def test_export_layout_and_serving_contract(yolo_export, records):
     assert (np.diff(scores[0, :k]) <= 1e-6).all()
 
 
+@pytest.mark.slow
 def test_detector_runs_the_export_unchanged(yolo_export, sample_dir):
     from karyotf.detect import Detector
 
@@ -302,6 +307,7 @@ def test_detector_runs_the_export_unchanged(yolo_export, sample_dir):
         assert abs(a.xmin - b.xmin) < 0.5 and abs(a.ymax - b.ymax) < 0.5
 
 
+@pytest.mark.slow
 def test_eval_and_karyogram_unchanged(yolo_run, yolo_export, sample_dir, tmp_path):
     from karyotf.cli import main
 
@@ -328,6 +334,7 @@ def test_eval_and_karyogram_unchanged(yolo_run, yolo_export, sample_dir, tmp_pat
     assert list((tmp_path / "k").rglob("karyogram.png"))
 
 
+@pytest.mark.slow
 def test_export_refusals(yolo_run, tmp_path):
     from karyotf.export import export
 
