@@ -270,6 +270,23 @@ def _export_tflite(pipeline: str, checkpoint_dir: str, out: str) -> dict:
 # The public API
 # ----------------------------------------------------------------------------------------------------------
 
+def staging_dir(out_dir: Path, model_dir: Path) -> Path:
+    """Refuse an ``out_dir`` that is not a karyotf export (or is the model dir itself); make and return the
+    temporary folder beside it that an export is written into, then renamed into place when complete."""
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
+                                                       and not (out_dir / rundir.INFO).is_file())):
+        raise ExportError(f"{out_dir}: exists and is not a karyotf export; refusing to replace it "
+                          "(fix: choose another --out or remove it)")
+    if out_dir.resolve() == model_dir.resolve():
+        raise ExportError(f"{out_dir}: the export directory must differ from the model directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
+    return tmp
+
+
 def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
            tflite: bool = False) -> Path:
     """Export the model trained in ``model_dir`` to ``out_dir`` (layout in the module docstring); return ``out_dir``.
@@ -314,18 +331,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
             raise ExportError(f"{label_map}: label ids {ids[0]}..{ids[-1]} ({len(ids)}) do not match the model's "
                               f"num_classes {num_classes} in {pipeline} (fix: export with the records the "
                               "model was trained on, or reconfigure and retrain)")
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
-                                                       and not (out_dir / rundir.INFO).is_file())):
-        raise ExportError(f"{out_dir}: exists and is not a karyotf export; refusing to replace it "
-                          "(fix: choose another --out or remove it)")
-    if out_dir.resolve() == model_dir.resolve():
-        raise ExportError(f"{out_dir}: the export directory must differ from the model directory")
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
+    tmp = staging_dir(out_dir, model_dir)
     t0 = time.perf_counter()
     try:
         args = dict(pipeline=str(pipeline), checkpoint=ckpt_prefix, out=str(tmp))

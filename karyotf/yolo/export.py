@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -100,7 +99,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     from .. import classes
     from ..detect import read_class_names as read_label_map
     from ..errors import DetectError
-    from ..export import FROZEN_GRAPH, INPUT_NAME, OUTPUT_NAMES, SAVED_MODEL, resolve_checkpoint
+    from ..export import FROZEN_GRAPH, INPUT_NAME, OUTPUT_NAMES, SAVED_MODEL, resolve_checkpoint, staging_dir
     from ..io import replace_dir
     from . import config
 
@@ -125,17 +124,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     elif cfg["num_classes"] != classes.NUM_CLASSES:
         raise ExportError(f"{label_map}: missing, and num_classes is {cfg['num_classes']}, not karyotf's "
                           f"{classes.NUM_CLASSES} (fix: rebuild the records or fix label_map in yolo.json)")
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
-                                                       and not (out_dir / "karyotf.json").is_file())):
-        raise ExportError(f"{out_dir}: exists and is not a karyotf export; refusing to replace it "
-                          "(fix: choose another --out or remove it)")
-    if out_dir.resolve() == model_dir.resolve():
-        raise ExportError(f"{out_dir}: the export directory must differ from the model directory")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    tmp = staging_dir(out_dir, model_dir)
     t0 = time.perf_counter()
     try:
         log.info("exporting %s (yolo) checkpoint %s -> %s", model_dir, ckpt_prefix, out_dir)
