@@ -537,7 +537,7 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
             c["error"] += abs(len(kept) - len(ann.boxes))
     if cells == 0:
         raise EvaluateError(f"{records_dir}: split {split!r} has no images to choose a score floor on (fix: rebuild "
-                            "the records with a val fraction above 0, or pass --split)")
+                            "the records with a val fraction above 0, e.g. `karyotf records --split 0.8,0.1,0.1`)")
     table = []
     for t, c in per_floor.items():
         p = c["found"] / c["counted"] if c["counted"] else 0.0
