@@ -100,6 +100,33 @@ class _StopFlag:
         return False
 
 
+def step_done(tf, step: int, losses: dict[str, float], lr: float, seconds: float, bar, callback, manager,
+              saved_step: int, checkpoint_every: int) -> int:
+    """The bookkeeping after one training step, shared by the OD API loop and yolo's: TensorBoard scalars (each
+    loss, the learning rate, steps/s), the progress bar, the caller's callback, and a checkpoint every
+    ``checkpoint_every`` steps.  Returns the step of the newest checkpoint."""
+    with tf.summary.record_if(True):
+        for key, value in losses.items():
+            tf.summary.scalar(key, value, step=step)
+        tf.summary.scalar("learning_rate", lr, step=step)
+        tf.summary.scalar("steps_per_sec", 1.0 / max(seconds, 1e-9), step=step)
+    bar.update(1)
+    bar.set_postfix(loss=f"{losses.get('Loss/total_loss', float('nan')):.3f}", lr=f"{lr:.2g}", refresh=False)
+    if callback is not None:
+        callback(step, losses)
+    if step - saved_step >= checkpoint_every:
+        manager.save(checkpoint_number=step)
+        return step
+    return saved_step
+
+
+def save_last(manager, step: int, saved_step: int, resumed_from) -> None:
+    """Checkpoint the step a loop stopped at (end, signal or error), unless that step is saved already; a run
+    that started from nothing always leaves one checkpoint."""
+    if step != saved_step or resumed_from is None:
+        manager.save(checkpoint_number=step)
+
+
 def _peak_rss_mb() -> float:
     import resource
 
@@ -299,26 +326,13 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
                     step_seconds.append(time.perf_counter() - t0)
                     losses = {k: float(v) for k, v in loss_dict.items()}
                     step = int(global_step.numpy())
-                    lr = float(lr_fn())
-                    with tf.summary.record_if(True):
-                        for key, value in losses.items():
-                            tf.summary.scalar(key, value, step=step)
-                        tf.summary.scalar("learning_rate", lr, step=step)
-                        tf.summary.scalar("steps_per_sec", 1.0 / step_seconds[-1], step=step)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses.get('Loss/total_loss', float('nan')):.3f}", lr=f"{lr:.2g}",
-                                    refresh=False)
-                    if callback is not None:
-                        callback(step, losses)
-                    if step - saved_step >= checkpoint_every:
-                        manager.save(checkpoint_number=step)
-                        saved_step = step
+                    saved_step = step_done(tf, step, losses, float(lr_fn()), step_seconds[-1], bar, callback,
+                                           manager, saved_step, checkpoint_every)
         finally:
             bar.close()
             writer.flush()
         step = int(global_step.numpy())
-        if step != saved_step or latest is None:
-            manager.save(checkpoint_number=step)
+        save_last(manager, step, saved_step, latest)
         interrupted = step < steps  # stopped by a signal (here or, multi-worker, on another worker)
     model_lib_v2.clean_temporary_directories(dist, manager_dir)
     model_lib_v2.clean_temporary_directories(dist, summary_dir)

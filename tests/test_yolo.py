@@ -269,6 +269,10 @@ def test_export_layout_and_serving_contract(yolo_export, records):
         assert (out / name).is_file(), name
     meta = json.loads((out / "karyotf.json").read_text())
     assert meta["model"] == "yolo" and meta["checkpoint_step"] == 3 and meta["tf"] == "tf2"
+    from karyotf import rundir
+
+    assert meta["schema"] == rundir.SCHEMA and meta["kind"] == "export"  # written by rundir.write_info, stamped
+    assert rundir.read_info(out)["image_size"] == meta["input_size"][0]
     loaded = tf.saved_model.load(str(out / "saved_model"))
     sig = loaded.signatures["serving_default"]
     (key, spec), = sig.structured_input_signature[1].items()

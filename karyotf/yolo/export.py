@@ -25,6 +25,7 @@ import shutil
 import time
 from pathlib import Path
 
+from .. import rundir
 from ..errors import ExportError, PipelineConfigError
 from . import CONFIG_NAME, MODEL
 
@@ -152,6 +153,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
             "checkpoint_step": step,
             "source_model_dir": str(model_dir.resolve()),
             "input_size": [cfg["image_size"], cfg["image_size"]],
+            "image_size": cfg["image_size"],
             "num_classes": cfg["num_classes"],
             "nms": {"kind": "per-class", "iou_threshold": cfg["iou_threshold"],
                     "score_threshold": cfg["score_threshold"], "max_detections": cfg["max_detections"]},
@@ -164,7 +166,7 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
             "export_seconds": round(seconds, 2),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        (tmp / "karyotf.json").write_text(json.dumps(meta, indent=2) + "\n")
+        rundir.write_info(tmp, meta, "export")
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

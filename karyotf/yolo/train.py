@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import TrainError
-from ..train import TrainResult, _peak_rss_mb, _quiet, _StopFlag, latest_checkpoint
+from ..train import TrainResult, _peak_rss_mb, _quiet, _StopFlag, latest_checkpoint, save_last, step_done
 from . import MODEL
 
 log = logging.getLogger(__name__)
@@ -106,26 +106,16 @@ def _train(model_dir: str, steps: int, checkpoint_every: int = 500, keep: int = 
                 for key in ("box_loss", "class_loss"):
                     if key in out:
                         losses[f"Loss/{key}"] = float(out[key])
-                lr = float(lr_fn(model.optimizer.iterations) if callable(lr_fn) else lr_fn)
-                for key, value in losses.items():
-                    tf.summary.scalar(key, value, step=step)
-                tf.summary.scalar("learning_rate", lr, step=step)
-                tf.summary.scalar("steps_per_sec", 1.0 / step_seconds[-1], step=step)
                 if step % summary_every == 0 or step == 1:
                     tf.summary.image("train_input_images", tf.cast(images[:3], tf.uint8), step=step, max_outputs=3)
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses['Loss/total_loss']:.3f}", lr=f"{lr:.2g}", refresh=False)
-                if callback is not None:
-                    callback(step, losses)
-                if step - saved_step >= checkpoint_every:
-                    manager.save(checkpoint_number=step)
-                    saved_step = step
+                lr = float(lr_fn(model.optimizer.iterations) if callable(lr_fn) else lr_fn)
+                saved_step = step_done(tf, step, losses, lr, step_seconds[-1], bar, callback, manager, saved_step,
+                                       checkpoint_every)
         finally:
             bar.close()
             writer.flush()
             step = int(global_step.numpy())
-            if step != saved_step or latest is None:
-                manager.save(checkpoint_number=step)
+            save_last(manager, step, saved_step, latest)
     found = latest_checkpoint(model_dir)
     return TrainResult(model_dir=str(model_dir), model=MODEL, tf="tf2", start_step=start, final_step=step,
                        target_steps=steps, checkpoint=found[0] if found else None, interrupted=step < steps,
