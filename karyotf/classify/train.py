@@ -39,7 +39,10 @@ class ClassifierConfig:
 
     size: int = SIZE
     context: bool = True
-    width: int = 32
+    width: int = 16
+    """Filters of the first conv block (16-32-64-128): a quarter of the cost of 32, so a CPU budget fits about 2.8x
+    the epochs, and it names more chromosomes right (bench/results/classifier.md, row ``w16`` against
+    ``context_1cell``)."""
     embed: int = 128
     heads: int = 4
     dropout: float = 0.1
