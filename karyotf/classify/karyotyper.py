@@ -180,14 +180,14 @@ class Karyotyper:
 
     def detect(self, image, min_score: float = 0.0, find_score: float | None = None,
                nms_iou: float | None = None) -> list[Box]:
-        """Named boxes of one cell, best score first: those kept at ``find_score`` (default the karyogram's
-        floor: the export's tuned one, else ``MIN_SCORE``) labelled jointly, the rest by top-1; only boxes scoring at
-        least ``min_score``."""
+        """Named boxes of one cell, best score first: those counted at ``find_score`` (default the karyogram's
+        floor: the calibration's candidate floor, the export's tuned one, else ``MIN_SCORE``) labelled jointly, the
+        rest (NMS-removed, left out, below the floor) by top-1; only boxes scoring at least ``min_score``."""
         from ..karyogram.defaults import NMS_IOU, min_score_of
 
         cell = self.karyotype(image, min_score_of(self) if find_score is None else find_score,
                               NMS_IOU if nms_iou is None else nms_iou)
-        out = cell.boxes + [d for d, _, _ in cell.suppressed] + cell.below
+        out = cell.boxes + [d for d, _, _ in cell.suppressed] + [d for d, _ in cell.left_out] + cell.below
         return sorted((b for b in out if b.score is None or b.score >= min_score),
                       key=lambda b: -(b.score if b.score is not None else 1.0))
 
