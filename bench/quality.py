@@ -78,7 +78,7 @@ def count_call_agreement(truth, detections, karyotypes: Path, min_score: float) 
             "min_score": min_score, "per_cell": cells}
 
 
-def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: float):
+def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: float, choose: bool = True):
     """The model finds, the classifier names (joint labelling), as ``karyotf karyogram --classifier`` does, on
     every test cell: (truth, detections, seconds per cell, per-cell calls).  The detections are the boxes the
     karyogram counts (kept after the class-agnostic NMS, named jointly) plus those scoring below ``min_score``
@@ -92,7 +92,7 @@ def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: floa
     from karyotf.karyogram.defaults import NMS_IOU
     from karyotf.records import read_examples
 
-    k = Karyotyper(Detector(resolve_export(model_dir)), classifier)
+    k = Karyotyper(Detector(resolve_export(model_dir)), classifier, choose=choose)
     truth, detections, cells, times = [], [], [], []
     for data, ann in read_examples(records, "test"):
         image = images.load(data)
@@ -154,7 +154,9 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         latest = train.latest_checkpoint(model_dir)
         if latest is None:
             raise SystemExit(f"{model_dir}: --eval-only, but nothing is trained there yet")
-        old = next((r for r in _saved_rows(args) if r.get("eval_dir") == str(model_dir / "eval")), {})
+        here = (model_dir / "eval").resolve()  # a row's dir may be a symlink to another row's (the same model,
+        old = next((r for r in _saved_rows(args)  # counted another way): its training numbers are that row's
+                    if r.get("eval_dir") and Path(r["eval_dir"]).resolve() == here and "failed" not in r), {})
         result = argparse.Namespace(final_step=latest[1], losses={"Loss/total_loss": old.get("final_loss")})
         sps, first_loss = old.get("seconds_per_step"), old.get("calibration_loss")
         train_minutes, cpu_minutes = old.get("train_minutes", 0.0), old.get("train_cpu_minutes")
@@ -177,10 +179,14 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
 
             tuned = tune_min_score(model_dir, records, split="val")
             floor, tuning = tuned.min_score, tuned.to_dict()
+            if args.count == "joint" and tuned.calibration is not None:  # the candidates' floor
+                floor = tuned.calibration.floor
+                tuning["calibration"] = tuned.calibration.to_dict()
             print(tuned.text(), flush=True)
-        truth, detections, seconds_per_image, cells = end_to_end(model_dir, records, args.classifier, floor)
+        truth, detections, seconds_per_image, cells = end_to_end(model_dir, records, args.classifier, floor,
+                                                                 choose=args.count == "joint")
         e2e = {"classifier": str(args.classifier), "min_score": floor, "min_score_tuning": tuning,
-               **call_summary(cells), "cells": cells}
+               "count": args.count, **call_summary(cells), "cells": cells}
     else:
         truth, detections, seconds_per_image = detect_split(model_dir, records, "test")
     report = evaluate_detections(truth, detections, score_threshold=e2e["min_score"] if e2e else args.score_threshold,
@@ -441,17 +447,20 @@ def markdown(rows: list[dict], meta: dict) -> str:
             "NMS) are scored. Class-agnostic: counted boxes on a chromosome, whatever their name. Count call: the "
             "cell's ISCN call equal to its annotation's, on normal and on numerically abnormal cells apart (an "
             "always-46 caller must not look good); flagged: any review flag of the call or of the joint labelling. "
-            "CPU min: the training processes' CPU time over the cores.", "",
-            "| data | model | detector train min (CPU) | classifier | score floor | F1 | class-agnostic P / R / F1 | counted - truth "
+            "CPU min: the training processes' CPU time over the cores. Counted: `floor`, every box above the score "
+            "floor (chosen on val); `joint`, the joint labelling chooses among the boxes above the candidate floor "
+            "which count, from each box's P(chromosome | score) calibrated on val, the classifier and the karyotype "
+            "prior (`karyotf.calibration`, `joint_labels(real=)`).", "",
+            "| data | model | detector train min (CPU) | classifier | counted | score floor | F1 | class-agnostic P / R / F1 | counted - truth "
             "per cell (mean abs) | count exact | call right: normal / abnormal | call right, all cells | normal "
             "flagged | abnormal right or flagged |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in e2e:
             e = r["end_to_end"]
             lines.append(
                 f"| {r['variant']} | {r['model']}{' (' + r['tag'] + ')' if r.get('tag') else ''} | "
                 f"{r['train_minutes']} ({_g(r.get('train_cpu_minutes'))}) | `{Path(e['classifier']).name}` | "
-                f"{_g(e.get('min_score'))}{' (val)' if e.get('min_score_tuning') else ''} | {_f(r['f1'])} | {_f(e['agnostic_precision'])} / {_f(e['agnostic_recall'])} / "
+                f"{e.get('count', 'floor')} | {_g(e.get('min_score'))}{' (val)' if e.get('min_score_tuning') else ''} | {_f(r['f1'])} | {_f(e['agnostic_precision'])} / {_f(e['agnostic_recall'])} / "
                 f"{_f(e['agnostic_f1'])} | {_f(e['count_error_mean'], 2)} | {_f(e['count_exact'], 2)} | "
                 f"{_f(e['call_right_normal'], 2)} / {_f(e['call_right_abnormal'], 2)} ({e['normal_cells']} / "
                 f"{e['abnormal_cells']} cells) | {_f(e['call_right'], 2)} | {_f(e['flagged_normal'], 2)} | "
@@ -518,6 +527,10 @@ def main() -> None:
     p.add_argument("--tune-min-score", action="store_true",
                    help="with --classifier: choose the karyogram's score floor on val (`karyotf eval "
                         "--tune-min-score`) instead of --score-threshold")
+    p.add_argument("--count", choices=("joint", "floor"), default="joint",
+                   help="with --classifier: which boxes count: 'joint' (a detector calibrated on val by "
+                        "--tune-min-score: the joint labelling chooses among the boxes above the candidate floor) "
+                        "or 'floor' (every box above the score floor)")
     p.add_argument("--eval-only", action="store_true",
                    help="evaluate the rows' models as they stand (trained by an earlier run), train nothing")
     p.add_argument("--classifier", type=Path, default=None,

@@ -483,6 +483,8 @@ class ScoreFloor:
     cells: int
     nms_iou: float
     table: list[dict]
+    calibration: object = None
+    """P(chromosome | score) on the same boxes (:class:`karyotf.calibration.ChromosomeProbability`), or None."""
 
     def to_dict(self) -> dict:
         return {"min_score": self.min_score, "split": self.split, "cells": self.cells, "nms_iou": self.nms_iou,
@@ -493,7 +495,8 @@ class ScoreFloor:
         best = next(r for r in self.table if r["min_score"] == self.min_score)
         return (f"score floor {self.min_score:g} chosen on {self.cells} {self.split} cells: class-agnostic P "
                 f"{best['precision']:.3f} / R {best['recall']:.3f} / F1 {best['f1']:.3f}, counted - truth "
-                f"{best['count_error']:.2f} per cell (mean abs)")
+                f"{best['count_error']:.2f} per cell (mean abs)"
+                + (f"\n{self.calibration.text()}" if self.calibration is not None else ""))
 
 
 def tune_min_score(model: str | Path, records_dir: str | Path | None = None, split: str = "val",
@@ -507,7 +510,12 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
     choice serves a 24-class and a class-agnostic detector alike.  ``write``: store it in the export's
     ``karyotf.json`` (``min_score`` and ``min_score_tuning``), which ``karyotf karyogram`` and the
     :class:`~karyotf.classify.karyotyper.Karyotyper` use when no ``--min-score`` is given.
+
+    The same matched boxes (at the lowest floor) calibrate the detector's score as P(chromosome | score)
+    (:mod:`karyotf.calibration`), stored as ``chromosome_probability``: with it a
+    :class:`~karyotf.classify.karyotyper.Karyotyper` lets the joint labelling decide which boxes count.
     """
+    from . import calibration
     from .detect import Detector
     from .karyogram.build import suppress
     from .karyogram.defaults import NMS_IOU
@@ -522,6 +530,7 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
     detector = Detector(export_dir, use=use)
     per_floor = {t: {"found": 0, "counted": 0, "truth": 0, "error": 0} for t in SCORE_GRID}
     cells = 0
+    scores, matched = [], []   # every box kept at the lowest floor, and whether it lay on a chromosome
     for data, ann in read_examples(records_dir, split):
         if limit is not None and cells >= limit:
             break
@@ -535,6 +544,10 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
             c["counted"] += len(kept)
             c["truth"] += len(ann.boxes)
             c["error"] += abs(len(kept) - len(ann.boxes))
+            if t == min(SCORE_GRID):
+                hit = {d for d, _ in m.tp}
+                scores += [b.score if b.score is not None else 1.0 for b in kept]
+                matched += [k in hit for k in range(len(kept))]
     if cells == 0:
         raise EvaluateError(f"{records_dir}: split {split!r} has no images to choose a score floor on (fix: rebuild "
                             "the records with a val fraction above 0, e.g. `karyotf records --split 0.8,0.1,0.1`)")
@@ -546,10 +559,19 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
                       "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
                       "count_error": round(c["error"] / cells, 3), "counted_per_cell": round(c["counted"] / cells, 2)})
     best = max(table, key=lambda r: (r["f1"], -r["count_error"], r["min_score"]))
-    floor = ScoreFloor(min_score=best["min_score"], split=split, cells=cells, nms_iou=nms_iou, table=table)
+    try:
+        cal = calibration.fit(scores, matched, split=split, cells=cells, nms_iou=nms_iou)
+    except ValueError as exc:
+        log.warning("%s: no score calibration: %s", export_dir, exc)
+        cal = None
+    floor = ScoreFloor(min_score=best["min_score"], split=split, cells=cells, nms_iou=nms_iou, table=table,
+                       calibration=cal)
     if write:
         meta = rundir.read_info_or_empty(export_dir)
         meta["min_score"] = floor.min_score
         meta["min_score_tuning"] = floor.to_dict()
+        meta.pop(calibration.KEY, None)
+        if cal is not None:
+            meta[calibration.KEY] = cal.to_dict()
         rundir.write_info(export_dir, meta, "export")
     return floor

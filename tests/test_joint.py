@@ -425,3 +425,69 @@ def test_joint_labelling_fixes_counts_that_top1_gets_wrong(extra, sex):
         right_joint += Counter(res.labels) == Counter(truth)
         assert np.mean(np.array(res.labels) == truth) >= np.mean(np.array(res.top1) == truth) - 0.05
     assert right_joint >= 7 and right_joint > right_top1
+
+
+# ------------------------------------------------------------------------------- which boxes count (real=)
+def _brute_force_real(p: np.ndarray, r: np.ndarray, prior: KaryotypePrior, eps: float = 1e-6) -> float:
+    """Best score over every labelling in which each box is one of the 24 classes or left out (-1)."""
+    n = p.shape[0]
+    logp = np.log(np.maximum(p / p.sum(axis=1, keepdims=True), eps))
+    r = np.clip(r, J.REAL_CLIP, 1 - J.REAL_CLIP)
+    best = -np.inf
+    for lab in itertools.product(range(-1, 24), repeat=n):
+        lab = np.array(lab)
+        on = lab >= 0
+        counts = np.bincount(lab[on], minlength=24)
+        if counts[22] > prior.max_x or counts[23] > prior.max_y:
+            continue
+        s = (logp[np.nonzero(on)[0], lab[on]].sum() + np.log(r[on]).sum() + np.log1p(-r[~on]).sum()
+             + prior.autosome_log[np.arange(22), counts[:22]].sum() + prior.sex_log[counts[22], counts[23]])
+        best = max(best, s)
+    return float(best)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_real_equals_brute_force_on_small_cells(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = 1 + seed % 3
+    p = rng.dirichlet(np.ones(24) * 0.3, size=n)
+    r = rng.uniform(0.05, 0.95, size=n)
+    for prior in (DEFAULT_PRIOR, _random_prior(rng)):
+        res = joint_labels(p, prior=prior, real=r)
+        assert res.log_likelihood == pytest.approx(_brute_force_real(p, r, prior), abs=1e-9)
+        assert sum(res.counts.values()) == n - len(res.left_out) == res.n
+
+
+def test_a_weak_duplicate_is_left_out_and_a_sure_third_21_stays():
+    truth = cell(sex="XX")
+    dup = table(["7"])                          # a second box on a chromosome 7, the detector unsure of it
+    res = joint_labels(np.vstack([table(truth), dup]), real=[0.99] * 46 + [0.6])
+    assert res.left_out == [46] and res.iscn == "46,XX" and res.is_normal and res.n == 46
+    assert res.labels[46] == "7" and res.counts["7"] == 2       # named by top-1, not counted
+    # a third 7 costs log 2e-3: counting the box is e^5.8 times less likely, far past the close-call ratio
+    assert res.left_out_log_lr[0] > J.CLOSE_LOG_LR and "left_out" not in codes(res)
+    sure = joint_labels(table(cell("21", sex="XX"), conf=0.99), real=[0.999] * 47)
+    assert sure.left_out == [] and sure.iscn == "47,XX,+21"
+    doubt = joint_labels(table(cell("21", sex="XX"), conf=0.99), real=[0.999] * 46 + [0.8])
+    # a third 21 on a box the detector doubts: left out, but +21 is within the close-call ratio: flagged
+    assert doubt.left_out == [46] and doubt.iscn == "46,XX" and doubt.doubted == (46,)
+    assert 0 < doubt.left_out_log_lr[0] < J.CLOSE_LOG_LR and "left_out" in codes(doubt)
+
+
+def test_a_weak_box_that_completes_a_pair_is_counted():
+    truth = cell(sex="XY")
+    res = joint_labels(table(truth), real=[0.99] * 45 + [0.3])   # the last box (a Y) found only weakly
+    assert res.left_out == [] and res.iscn == "46,XY"
+    stray = joint_labels(np.vstack([table(truth[:-1]), table(["3"])]), real=[0.99] * 45 + [0.3])
+    assert stray.left_out == [45] and stray.iscn == "45,X"       # a weak third 3 is not taken in
+
+
+def test_real_none_is_every_box_counted_and_bad_real_is_a_clear_error():
+    p = table(cell())
+    a, b = joint_labels(p), joint_labels(p, real=np.ones(46))
+    assert a.labels == b.labels and a.left_out == b.left_out == [] and a.real_prob is None
+    with pytest.raises(ValueError, match=r"real must have shape \(46,\)"):
+        joint_labels(p, real=[0.5])
+    with pytest.raises(ValueError, match=r"real\[3\] = 1.5"):
+        joint_labels(p, real=[0.5] * 3 + [1.5] + [0.5] * 42)
+    assert joint_labels(np.zeros((0, 24)), real=[]).left_out == []

@@ -118,7 +118,8 @@ class Classifier:
                          "source_run": str(self.path)}
             self.size = cfg.size
             self._run = lambda c, f: tf.nn.softmax(model({"crops": c[None], "features": f[None],
-                                                          "mask": np.ones((1, len(c)), bool)})[0]).numpy()
+                                                          "mask": np.ones((1, len(c)), bool)},
+                                                         training=False)[0]).numpy()
         else:
             raise ClassifierError(f"{self.path}: neither a classifier export (saved_model/ + {META}) nor a "
                                   "classifier run (classifier.json) (fix: `karyotf classifier train` / `export`)")

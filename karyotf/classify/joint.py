@@ -65,6 +65,26 @@ optimal assignment's residual graph could replace the 44-88 re-solves if speed e
 "normal" against "abnormal" (both scores include the prior).  Below :data:`CLOSE_LOG_LR` the cell is a close
 call and a person must decide.
 
+Which boxes count
+-----------------
+A detector's boxes are not all chromosomes: at any score floor some are duplicates of one chromosome, fragments
+of one, boxes over two, or debris, while some real chromosomes score below the floor (measured on val of
+CIL:54816 with a class-agnostic SSD: at its best floor the counted boxes were off by 5 per cell).  Given
+``real`` (r_i, the probability that box i is a chromosome, from its detector score calibrated on val), the
+labelling also decides which boxes count:
+
+    score = sum_{i counted} [log r_i + log p_i(label_i)] + sum_{i left out} log(1 - r_i) + log prior(counts)
+
+In the assignment each box gets one more column of its own, "left out", at cost -log(1 - r_i), and every slot
+column of box i costs -log r_i more; the prefix argument is untouched (the extra costs do not depend on the
+slot), so the optimum is still exact.  A third copy the detector is sure of (r near 1) stays, since leaving it out
+costs more than the prior's log 2e-2; a weak second box on a chromosome already counted (r 0.5) goes, and a
+weak box that completes a pair is taken in.  "Normal" becomes: some 46 of the boxes counted as a normal cell
+(the normal slots forced full, the others left out).  Boxes left out are returned (``left_out``), named by their
+top-1 and never dropped unseen; one whose counting is within the close-call ratio (:data:`CLOSE_LOG_LR`) of the
+chosen labelling is flagged ``left_out`` (one more solve per box left out, under each sex complement that could
+be close).
+
 The prior: numbers and sources
 ------------------------------
 The tool does not see live births.  It sees metaphases referred to a cytogenetics lab and datasets rich in
@@ -191,6 +211,9 @@ CLOSE_LOG_LR = math.log(20.0)
 """Best normal and best abnormal closer than this (natural log of the ratio) -> a close call for a person."""
 LOW_TOP1 = 0.5
 """A chromosome whose classifier top-1 probability is below this is listed as uncertain."""
+
+REAL_CLIP = 1e-4
+"""Probabilities that a box is a chromosome are clipped to [REAL_CLIP, 1 - REAL_CLIP] (no box is certain)."""
 
 NORMAL_SEXES = ((2, 0), (1, 1))
 """(nX, nY) of a normal cell: XX and XY."""
@@ -346,6 +369,8 @@ JOINT_FLAG_CODES = {
                          "ratio of the chosen one",
     "low_top1": f"chromosomes whose classifier top-1 probability is below {LOW_TOP1:g}",
     "beyond_prior": "a class count beyond what the prior describes (a detection failure, not a karyotype)",
+    "left_out": "a box left out of the count by the joint labelling, although counting it is within the close-call "
+                "likelihood ratio",
 }
 """Every flag code :meth:`JointLabels.flags` can raise, with its meaning."""
 
@@ -376,7 +401,20 @@ class JointLabels:
     """Classes whose count lies past the prior's table (more than MAX_COPIES autosomes, MAX_X X, MAX_Y Y)."""
     runner_up: float | None = None
     """Score of the best labelling whose per-class counts differ from the chosen ones (any N; None for N = 0)."""
-    runner_up_labels: list[str] | None = None
+    runner_up_labels: list[str | None] | None = None
+    left_out: list[int] = field(default_factory=list)
+    """Boxes the labelling left out of the count (only with ``real``): judged not a chromosome (a duplicate, a
+    fragment, a stray).  Their ``labels`` entry is the classifier's top-1, and ``counts`` leaves them out."""
+    real_prob: list[float] | None = None
+    """Per box, the probability that it is a chromosome that the labelling was given (None: every box counts)."""
+    left_out_log_lr: list[float] = field(default_factory=list)
+    """Per box of ``left_out``: the chosen labelling's score minus the best one's that counts that box (inf when
+    no labelling within the close-call ratio counts it).  Below ``close_log_lr`` the box is flagged."""
+
+    @property
+    def doubted(self) -> tuple[int, ...]:
+        """Boxes left out although a labelling that counts them is within the close-call likelihood ratio."""
+        return tuple(i for i, v in zip(self.left_out, self.left_out_log_lr) if v < self.close_log_lr)
 
     @property
     def runner_up_log_lr(self) -> float | None:
@@ -394,7 +432,8 @@ class JointLabels:
 
     @property
     def n(self) -> int:
-        return len(self.labels)
+        """Boxes counted (every box, unless some were left out)."""
+        return len(self.labels) - len(self.left_out)
 
     @property
     def iscn(self) -> str:
@@ -443,6 +482,16 @@ class JointLabels:
                 f"{len(low)} chromosome(s) with a classifier top-1 probability below {LOW_TOP1:g}: "
                 + ", ".join(f"#{i} {self.top1[i]} ({self.top1_prob[i]:.2f})" for i in low),
                 tuple(sorted({self.top1[i] for i in low}, key=classes.LABEL_OF.get)), low))
+        doubted = self.doubted
+        if doubted:
+            lr = dict(zip(self.left_out, self.left_out_log_lr))
+            out.append(JointFlag(
+                "left_out",
+                f"{len(doubted)} box(es) left out of the count by the joint labelling although counting them is "
+                f"within a likelihood ratio of {math.exp(self.close_log_lr):.0f}: "
+                + ", ".join(f"#{i} {self.top1[i]} (P(chromosome) {self.real_prob[i]:.2f}, ratio "
+                            f"{math.exp(min(lr[i], 50)):.3g})" for i in doubted) + "; a person must decide",
+                tuple(sorted({self.top1[i] for i in doubted}, key=classes.LABEL_OF.get)), doubted))
         if self.beyond_prior:
             out.append(JointFlag(
                 "beyond_prior",
@@ -458,20 +507,37 @@ class JointLabels:
             "log_likelihood": r(self.log_likelihood), "best_normal": r(self.best_normal),
             "best_abnormal": r(self.best_abnormal), "log_lr": r(self.log_lr), "close_call": self.close_call,
             "runner_up": r(self.runner_up), "close_alternative": self.close_alternative,
+            "left_out": list(self.left_out),
+            "real_prob": None if self.real_prob is None else [r(x) for x in self.real_prob],
             "flags": [f.to_dict() for f in self.flags()],
         }
 
 
 def _counts(labels) -> dict[str, int]:
+    """Per-class counts of names (None, a box left out of the count, is not counted)."""
     out = {n: 0 for n in classes.NAMES}
     for name in labels:
-        out[name] += 1
+        if name is not None:
+            out[name] += 1
     return out
+
+
+def _names(labels: np.ndarray | None) -> list[str | None] | None:
+    """Label indices as class names, None for a box left out of the count."""
+    if labels is None:
+        return None
+    return [classes.NAMES[k] if k >= 0 else None for k in labels]
 
 
 def _is_normal_counts(counts: dict[str, int]) -> bool:
     return (all(counts.get(n, 0) == 2 for n in classes.AUTOSOMES)
             and (counts.get("X", 0), counts.get("Y", 0)) in NORMAL_SEXES)
+
+
+def _vec(labels: np.ndarray) -> np.ndarray:
+    """Per-class counts of label indices (-1, a box left out of the count, is not counted)."""
+    labels = np.asarray(labels)
+    return np.bincount(labels[labels >= 0], minlength=classes.NUM_CLASSES)
 
 
 def _is_normal_vec(vec: np.ndarray) -> bool:
@@ -504,47 +570,70 @@ def validate_probs(probs) -> np.ndarray:
 class _Solver:
     """The slot assignments of one cell (see the module documentation for why they are exact)."""
 
-    def __init__(self, logp: np.ndarray, prior: KaryotypePrior):
+    def __init__(self, logp: np.ndarray, prior: KaryotypePrior, real: np.ndarray | None = None):
         self.logp = logp
         self.prior = prior
         n = logp.shape[0]
         self.n = n
         self.k = min(max(prior.max_copies, -(-n // (_N_AUTO - 1)) + 1), max(n, 3))
         gains = prior.gains(self.k)                                              # (22, K)
+        # counting box i costs -log r_i, leaving it out -log(1 - r_i) (no ``real``: every box is counted)
+        self.log_real = None if real is None else np.log(real)
+        self.log_stray = None if real is None else np.log1p(-real)
+        count = np.zeros(n) if real is None else -self.log_real
         # autosome block: column c*K + (k-1) is slot k of class c
-        self.auto = (-logp[:, :_N_AUTO, None] - gains[None, :, :]).reshape(n, _N_AUTO * self.k)
+        self.auto = (-logp[:, :_N_AUTO, None] - gains[None, :, :]).reshape(n, _N_AUTO * self.k) + count[:, None]
+        self.count = count
         self.auto_class = np.repeat(np.arange(_N_AUTO), self.k)
         self.auto_slot = np.tile(np.arange(1, self.k + 1), _N_AUTO)
-        spread = max(float(np.abs(self.auto).max(initial=0.0)), float(np.abs(logp).max(initial=0.0))) + 1.0
+        spread = max(float(np.abs(self.auto).max(initial=0.0)), float(np.abs(logp).max(initial=0.0)),
+                     0.0 if real is None else float(np.abs(self.log_stray).max(initial=0.0))) + 1.0
         self.big = 2.0 * (n + 1) * spread + 1.0                                  # beats any cost spread
+        self.null = None
+        if real is not None:  # one "not a chromosome" column per box, usable by that box only
+            self.null = np.full((n, n), np.inf)
+            self.null[np.arange(n), np.arange(n)] = -self.log_stray
         self._memo: dict = {}
 
     def _sex_block(self, nx: int, ny: int):
-        cols = [np.repeat(-self.logp[:, _IX:_IX + 1], nx, axis=1) - self.big,
-                np.repeat(-self.logp[:, _IY:_IY + 1], ny, axis=1) - self.big]
+        cols = [np.repeat(-self.logp[:, _IX:_IX + 1] + self.count[:, None], nx, axis=1) - self.big,
+                np.repeat(-self.logp[:, _IY:_IY + 1] + self.count[:, None], ny, axis=1) - self.big]
         cls = np.array([_IX] * nx + [_IY] * ny, dtype=int)
         return np.concatenate(cols, axis=1), cls
 
-    def solve(self, nx: int, ny: int, auto: np.ndarray | None = None, auto_class: np.ndarray | None = None):
-        """Best label indices with exactly nx X and ny Y over the given autosome columns; None if infeasible."""
+    def solve(self, nx: int, ny: int, auto: np.ndarray | None = None, auto_class: np.ndarray | None = None,
+              null: np.ndarray | None = None):
+        """Best label indices (-1: left out of the count) with exactly nx X and ny Y over the given autosome
+        columns (and "left out" columns ``null``, default every box's); None if infeasible."""
+        null = self.null if null is None else null
         auto = self.auto if auto is None else auto
         auto_class = self.auto_class if auto_class is None else auto_class
-        if nx + ny > self.n or auto.shape[1] + nx + ny < self.n:
+        if nx + ny > self.n or (null is None and auto.shape[1] + nx + ny < self.n):
             return None
         sex, sex_class = self._sex_block(nx, ny)
-        cost = np.concatenate([auto, sex], axis=1)
-        rows, cols = linear_sum_assignment(cost)
-        col_class = np.concatenate([auto_class, sex_class])
+        blocks, col_class = [auto, sex], [auto_class, sex_class]
+        if null is not None:
+            blocks.append(null)
+            col_class.append(np.full(self.n, -1, dtype=int))
+        cost = np.concatenate(blocks, axis=1)
+        try:
+            rows, cols = linear_sum_assignment(cost)
+        except ValueError:                          # the forced slots cannot all be filled
+            return None
+        col_class = np.concatenate(col_class)
         labels = np.empty(self.n, dtype=int)
         labels[rows] = col_class[cols]
-        vec = np.bincount(labels, minlength=classes.NUM_CLASSES)
+        vec = _vec(labels)
         if vec[_IX] != nx or vec[_IY] != ny:       # cannot happen while big beats the spread
             raise AssertionError("sex slots not all filled")
         return labels
 
     def score(self, labels: np.ndarray) -> float:
-        vec = np.bincount(labels, minlength=classes.NUM_CLASSES)
-        return float(self.logp[np.arange(self.n), labels].sum()) + self.prior._log_prior_vec(vec)
+        counted = labels >= 0
+        s = float(self.logp[np.nonzero(counted)[0], labels[counted]].sum()) + self.prior._log_prior_vec(_vec(labels))
+        if self.log_real is not None:
+            s += float(self.log_real[counted].sum() + self.log_stray[~counted].sum())
+        return s
 
     def at_least(self, sex: tuple[int, int], c: int, m: int) -> np.ndarray | None:
         """Best labels with the sex ``sex`` and at least m copies of autosome c (bonus M on its slots 1..m: the
@@ -573,19 +662,50 @@ class _Solver:
             self._memo[key] = lab
         return self._memo[key]
 
-    def normal(self, nx: int, ny: int) -> np.ndarray:
-        """Best labelling with two of each autosome and the given sex (N == 46: every slot filled)."""
+    def counting(self, sex: tuple[int, int], i: int) -> np.ndarray | None:
+        """Best labels with the sex ``sex`` that count box ``i`` (its "left out" column removed)."""
+        null = self.null.copy()
+        null[i, i] = np.inf
+        lab = self.solve(*sex, null=null)
+        return lab if lab is not None and lab[i] >= 0 else None
+
+    def normal(self, nx: int, ny: int) -> np.ndarray | None:
+        """Best labelling with two of each autosome and the given sex (N == 46: every slot filled; with boxes
+        that may be left out, N >= 46: the two slots of each autosome forced full, the other boxes left out)."""
         keep = self.auto_slot <= 2
-        return self.solve(nx, ny, self.auto[:, keep], self.auto_class[keep])
+        auto = self.auto[:, keep]
+        if self.null is not None:
+            if self.n < 46:
+                return None
+            auto = auto - self.big
+        lab = self.solve(nx, ny, auto, self.auto_class[keep])
+        if lab is not None and not _is_normal_vec(_vec(lab)):   # cannot happen while big beats the spread
+            raise AssertionError("normal slots not all filled")
+        return lab
+
+
+def validate_real(real, n: int) -> np.ndarray:
+    """``real`` as a float (N,) array of probabilities in [0, 1], or ValueError saying what is wrong."""
+    a = np.asarray(real, dtype=float)
+    if a.shape != (n,):
+        raise ValueError(f"real must have shape ({n},) (one probability per box, the rows of probs), got {a.shape}")
+    bad = ~np.isfinite(a) | (a < 0) | (a > 1)
+    if bad.any():
+        i = int(np.nonzero(bad)[0][0])
+        raise ValueError(f"real[{i}] = {a[i]!r}: a probability that box {i} is a chromosome must lie in [0, 1]")
+    return np.clip(a, REAL_CLIP, 1.0 - REAL_CLIP)
 
 
 def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: float = CLOSE_LOG_LR,
-                 eps: float = 1e-6) -> JointLabels:
+                 eps: float = 1e-6, real=None) -> JointLabels:
     """The most likely labelling of one cell's chromosomes under ``prior``, with its normal/abnormal comparison.
 
     ``probs``: (N, 24) classifier probabilities, columns in :data:`karyotf.classes.NAMES` order; rows are
     renormalised, and each probability is floored at ``eps`` before its log (a classifier's 0 is not
-    certainty).  Returns a :class:`JointLabels`; call ``.flags()`` for the review flags.
+    certainty).  ``real``: optional (N,) probability that each box is a chromosome at all (from the detector's
+    score, calibrated on val: :func:`karyotf.evaluate.tune_min_score`); with it the labelling may also leave a
+    box out of the count (a duplicate, a fragment, a stray), at a cost of log(1 - r) against log r for counting
+    it (see "Which boxes count").  Returns a :class:`JointLabels`; call ``.flags()`` for the review flags.
     """
     p = validate_probs(probs)
     if not (eps > 0 and eps < 1):
@@ -593,13 +713,16 @@ def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: flo
     if not close_log_lr >= 0:
         raise ValueError(f"close_log_lr must be >= 0, got {close_log_lr!r}")
     n = p.shape[0]
+    r = None if real is None else validate_real(real, n)
     names = np.array(classes.NAMES)
     if n == 0:
         zero = {c: 0 for c in classes.NAMES}
         s = prior.log_prior(zero)
-        return JointLabels([], [], [], s, None, s, None, False, zero, None, [], [], [], close_log_lr)
+        return JointLabels([], [], [], s, None, s, None, False, zero, None, [], [], [], close_log_lr,
+                           real_prob=None if r is None else [])
     logp = np.log(np.maximum(p, eps))
-    solver = _Solver(logp, prior)
+    solver = _Solver(logp, prior, r)
+    can_be_normal = n == 46 if r is None else n >= 46
 
     # unconstrained: every sex complement the prior allows
     by_sex: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
@@ -612,16 +735,18 @@ def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: flo
                 by_sex[(nx, ny)] = (solver.score(lab), lab)
     best_sex = max(by_sex, key=lambda s: by_sex[s][0])
     best, labels = by_sex[best_sex]
-    vec = np.bincount(labels, minlength=classes.NUM_CLASSES)
-    optimum_normal = n == 46 and _is_normal_vec(vec)
+    vec = _vec(labels)
+    optimum_normal = _is_normal_vec(vec)
 
     best_normal = best_abnormal = None
     normal_lab = abnormal_lab = None
-    if n == 46:
+    if can_be_normal:
         for sx in NORMAL_SEXES:
             if not np.isfinite(prior.sex_log[sx]):
                 continue
             lab = solver.normal(*sx)
+            if lab is None:
+                continue
             s = solver.score(lab)
             if best_normal is None or s > best_normal:
                 best_normal, normal_lab = s, lab
@@ -660,28 +785,44 @@ def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: flo
             if runner is None or s > runner:
                 runner, runner_lab = s, lab
 
+    # each box left out: how much better the chosen labelling is than the best one that counts it
+    left_lr = []
+    for i in np.nonzero(labels < 0)[0]:
+        counted = -math.inf
+        for sx, (s, _) in by_sex.items():
+            if s >= best - close_log_lr:   # a constraint cannot raise a score: other complements cannot be close
+                lab = solver.counting(sx, int(i))
+                if lab is not None:
+                    counted = max(counted, solver.score(lab))
+        left_lr.append(best - counted)
+
     log_lr = None if best_normal is None or best_abnormal is None else abs(best_normal - best_abnormal)
     top = p.argmax(axis=1)
     rows = np.arange(n)
+    left_out = np.nonzero(labels < 0)[0]
+    shown = np.where(labels >= 0, labels, top)          # a box left out keeps its top-1 name (not counted)
     counts = {name: int(vec[i]) for i, name in enumerate(classes.NAMES)}
     beyond = tuple(name for i, name in enumerate(classes.AUTOSOMES) if vec[i] > prior.max_copies)
     beyond += tuple(name for name, i, m in (("X", _IX, prior.max_x), ("Y", _IY, prior.max_y)) if vec[i] > m)
     return JointLabels(
-        labels=[str(x) for x in names[labels]],
+        labels=[str(x) for x in names[shown]],
         top1=[str(x) for x in names[top]],
-        changed=[int(i) for i in np.nonzero(labels != top)[0]],
+        changed=[int(i) for i in np.nonzero((labels != top) & (labels >= 0))[0]],
         log_likelihood=best,
         best_normal=best_normal,
         best_abnormal=best_abnormal,
         log_lr=log_lr,
         close_call=log_lr is not None and log_lr < close_log_lr,
         counts=counts,
-        normal_labels=None if normal_lab is None else [str(x) for x in names[normal_lab]],
-        abnormal_labels=None if abnormal_lab is None else [str(x) for x in names[abnormal_lab]],
-        label_prob=[float(x) for x in p[rows, labels]],
+        normal_labels=_names(normal_lab),
+        abnormal_labels=_names(abnormal_lab),
+        label_prob=[float(x) for x in p[rows, shown]],
         top1_prob=[float(x) for x in p[rows, top]],
         close_log_lr=close_log_lr,
         beyond_prior=beyond,
         runner_up=runner,
-        runner_up_labels=None if runner_lab is None else [str(x) for x in names[runner_lab]],
+        runner_up_labels=_names(runner_lab),
+        left_out=[int(i) for i in left_out],
+        real_prob=None if r is None else [float(x) for x in r],
+        left_out_log_lr=[float(x) for x in left_lr],
     )

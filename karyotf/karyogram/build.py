@@ -136,15 +136,17 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                     suppressed: Sequence[tuple[Box, Box, float]] = (),
                     below_min_score: Sequence[Box] = (), keep_image: bool = True,
                     report_extra: dict | None = None, extra_flags: Sequence[Flag] = (),
-                    details: Sequence[dict] | None = None) -> KaryogramResult:
+                    details: Sequence[dict] | None = None,
+                    left_out: Sequence[tuple[Box, float]] = ()) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
     ``report.json`` into ``out_dir`` (atomically), and a copy of the image (``keep_image``; ``paths['image']``).
 
     ``image``: RGB array, path or PIL image; ``boxes``: pixel boxes with class names (from an annotation,
     ``score`` None, or a Detector, ``score`` set).  No boxes gives an empty karyogram and a report saying that
     no chromosomes were detected.  ``rows``: a preset (``standard``, ``denver``) or spec ``"1-5|6-12,X|..."``.
-    ``suppressed`` (``(removed, kept, IoU)`` from an NMS) and ``below_min_score`` are detections not counted: both
-    are listed in ``detections.json`` and the report, and the call flags a confident suppressed box of another class.
+    ``suppressed`` (``(removed, kept, IoU)`` from an NMS), ``below_min_score`` and ``left_out`` (``(box, P(chromosome))``
+    that a classifier's joint labelling left out of the count) are detections not counted: all are listed in
+    ``detections.json`` and the report, and the call flags a confident suppressed box of another class.
     ``report_extra``: keys added to ``report.json`` (the review app adds its ``review`` section).
     ``extra_flags``: flags from outside the count (a classifier's joint labelling); ``details``: one dict a box
     (the classifier's own top-1 and probabilities), written beside each detection in ``detections.json``.
@@ -172,6 +174,9 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                        for d, k, v in suppressed],
         "below_min_score": [d.to_dict() for d in sorted(below_min_score, key=lambda b: -(b.score or 0.0))],
     }
+    if left_out:
+        not_counted["left_out"] = [{**d.to_dict(), "p_chromosome": round(float(p), 4)}
+                                   for d, p in sorted(left_out, key=lambda t: -t[1])]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"karyogram": out / "karyogram.png", "detections": out / "detections.json",
@@ -273,7 +278,7 @@ def from_detector(detector, image, out_dir: str | Path, min_score: float | None 
     if hasattr(detector, "karyotype"):  # a Karyotyper: the detector finds, the classifier names the cell jointly
         cell = detector.karyotype(arr, min_score, nms_iou)
         dets, removed, below = cell.boxes, cell.suppressed, cell.below
-        extra = {"extra_flags": cell.flags, "details": cell.details}
+        extra = {"extra_flags": cell.flags, "details": cell.details, "left_out": cell.left_out}
     else:
         everything = detector.detect(arr, min_score=0.0)
         below = [d for d in everything if d.score is not None and d.score < min_score]

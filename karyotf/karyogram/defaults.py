@@ -19,8 +19,13 @@ MAX_PER_CLASS = 6
 
 
 def min_score_of(detector) -> float:
-    """The score floor for ``detector``'s karyograms when none is given: the one ``karyotf eval --tune-min-score``
-    chose on val and stored with the export (``karyotf.json`` ``min_score``), else :data:`MIN_SCORE`."""
+    """The score floor for ``detector``'s karyograms when none is given: for a Karyotyper whose detector carries a
+    score calibration, the calibration's candidate floor (the joint labelling chooses which boxes above it count);
+    else the floor ``karyotf eval --tune-min-score`` chose on val and stored with the export (``karyotf.json``
+    ``min_score``), else :data:`MIN_SCORE`."""
+    cal = getattr(detector, "calibration", None)
+    if cal is not None:
+        return float(cal.floor)
     value = (getattr(detector, "info", None) or {}).get("min_score")
     return MIN_SCORE if value is None else float(value)
 

@@ -46,12 +46,22 @@ ul.flags li{color:#c62828}"""
 
 
 def _not_counted_html(not_counted: dict) -> list[str]:
-    """Detections that are not in the count: removed by the NMS, or below the minimum score."""
+    """Detections that are not in the count: removed by the NMS, left out by the joint labelling, or below the
+    minimum score."""
     esc = html.escape
     sup, below = not_counted.get("suppressed", []), not_counted.get("below_min_score", [])
-    if not sup and not below:
+    left = not_counted.get("left_out", [])
+    if not sup and not below and not left:
         return []
     parts = ["<h2>Detections not counted</h2>"]
+    if left:
+        parts.append(f"<p>{len(left)} box(es) left out of the count by the joint labelling (judged a duplicate, a "
+                     "fragment or a stray from the detector's calibrated score, the classifier and the karyotype "
+                     "prior):</p><table><tr><th>class (top-1)</th><th>score</th><th>P(chromosome)</th><th>box</th>"
+                     "</tr>")
+        parts += [f"<tr><td>{esc(str(d['class']))}</td><td>{d.get('score') or 0:.2f}</td>"
+                  f"<td>{d['p_chromosome']:.2f}</td><td>{esc(str(d['box']))}</td></tr>" for d in left]
+        parts.append("</table>")
     if sup:
         parts.append(f"<p>{len(sup)} box(es) removed by the class-agnostic NMS (each overlaps a kept box):</p>"
                      "<table><tr><th>class</th><th>score</th><th>box</th><th>kept class</th><th>IoU</th></tr>")
