@@ -157,7 +157,8 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         here = (model_dir / "eval").resolve()  # a row's dir may be a symlink to another row's (the same model,
         old = next((r for r in _saved_rows(args)  # counted another way): its training numbers are that row's
                     if r.get("eval_dir") and Path(r["eval_dir"]).resolve() == here and "failed" not in r), {})
-        result = argparse.Namespace(final_step=latest[1], losses={"Loss/total_loss": old.get("final_loss")})
+        result = argparse.Namespace(final_step=latest[1], losses={"Loss/total_loss": old.get("final_loss")},
+                                    peak_rss_mb=old.get("peak_rss_mb") or 0.0)
         sps, first_loss = old.get("seconds_per_step"), old.get("calibration_loss")
         train_minutes, cpu_minutes = old.get("train_minutes", 0.0), old.get("train_cpu_minutes")
         note = old.get("note")
