@@ -544,10 +544,11 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
             c["counted"] += len(kept)
             c["truth"] += len(ann.boxes)
             c["error"] += abs(len(kept) - len(ann.boxes))
-            if t == min(SCORE_GRID):
-                hit = {d for d, _ in m.tp}
-                scores += [b.score if b.score is not None else 1.0 for b in kept]
-                matched += [k in hit for k in range(len(kept))]
+            if t == min(SCORE_GRID):  # the candidates of the joint count: NMS at the calibration's own IoU
+                cands, _ = suppress([b for b in boxes if b.score is None or b.score >= t], calibration.CANDIDATE_NMS_IOU)
+                hit = {d for d, _ in M.match_detections(ann.boxes, cands, min_score=-np.inf, class_aware=False).tp}
+                scores += [b.score if b.score is not None else 1.0 for b in cands]
+                matched += [k in hit for k in range(len(cands))]
     if cells == 0:
         raise EvaluateError(f"{records_dir}: split {split!r} has no images to choose a score floor on (fix: rebuild "
                             "the records with a val fraction above 0, e.g. `karyotf records --split 0.8,0.1,0.1`)")
@@ -560,7 +561,7 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
                       "count_error": round(c["error"] / cells, 3), "counted_per_cell": round(c["counted"] / cells, 2)})
     best = max(table, key=lambda r: (r["f1"], -r["count_error"], r["min_score"]))
     try:
-        cal = calibration.fit(scores, matched, split=split, cells=cells, nms_iou=nms_iou)
+        cal = calibration.fit(scores, matched, split=split, cells=cells, nms_iou=calibration.CANDIDATE_NMS_IOU)
     except ValueError as exc:
         log.warning("%s: no score calibration: %s", export_dir, exc)
         cal = None

@@ -104,6 +104,10 @@ def test_karyotyper_leaves_out_a_duplicate_lists_it_and_counts_a_weak_pair_partn
     d = json.loads((tmp_path / "k" / "detections.json").read_text())
     assert [x["p_chromosome"] for x in d["not_counted"]["left_out"]] == [0.6]
     assert "left out of the count by the joint labelling" in (tmp_path / "k" / "report.html").read_text()
+    det = _Detector(found + [dup])
+    det.info[C.KEY]["nms_iou"] = 0.5   # fitted at another NMS: the candidates go through that one, not 0.7
+    cell = Karyotyper(det, _Classifier()).karyotype(ann.image_path, min_score=0.1, nms_iou=0.7)
+    assert cell.left_out == [] and [round(v, 2) for _, _, v in cell.suppressed] == [round(first.iou(dup), 2)]
     plain = Karyotyper(_Detector(found + [dup]), _Classifier(), joint=False)     # no joint step: no choosing
     assert plain.calibration is None
     assert len(plain.karyotype(ann.image_path, min_score=0.1, nms_iou=0.7).boxes) == 47

@@ -14,7 +14,9 @@ When the detector's export carries a score calibration (``karyotf eval --tune-mi
 :mod:`karyotf.calibration`), the joint labelling also decides which kept boxes count: each gets its
 P(chromosome | score), and a duplicate, a fragment or a stray the karyotype prior finds implausible is left out
 (listed as ``left_out`` with its P, flagged when counting it is within the close-call likelihood ratio), while a weak
-box that completes a pair is counted.  ``min_score`` then defaults to the calibration's candidate floor.  The
+box that completes a pair is counted.  ``min_score`` then defaults to the calibration's candidate floor, and the
+class-agnostic NMS runs at the IoU the calibration was fitted at (its probabilities hold for the boxes that NMS
+keeps), not at ``nms_iou``.  The
 counted boxes are then labelled jointly once more on their own, so every flag's chromosome numbers are those of
 the karyogram.
 """
@@ -123,6 +125,8 @@ class Karyotyper:
         t0 = time.perf_counter()
         everything = self.detector.detect(arr, min_score=0.0)
         below = [d for d in everything if d.score is not None and d.score < min_score]
+        if self.calibration is not None and self.calibration.nms_iou is not None:
+            nms_iou = self.calibration.nms_iou  # the probabilities hold for the boxes that NMS keeps
         kept, removed = suppress([d for d in everything if d.score is None or d.score >= min_score], nms_iou)
         cc = probs = None
         left_out, left_flags = [], []
