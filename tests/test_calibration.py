@@ -104,6 +104,12 @@ def test_karyotyper_leaves_out_a_duplicate_lists_it_and_counts_a_weak_pair_partn
     d = json.loads((tmp_path / "k" / "detections.json").read_text())
     assert [x["p_chromosome"] for x in d["not_counted"]["left_out"]] == [0.6]
     assert "left out of the count by the joint labelling" in (tmp_path / "k" / "report.html").read_text()
+    # a box the NMS removed under a box the joint step then left out: both listed, the removed one pointing at it
+    under = third.with_coords(third.xmin + 1, third.ymin, third.xmax + 1, third.ymax, score=0.75)
+    cell = Karyotyper(_Detector(found + [third, under]), _Classifier()).karyotype(ann.image_path, min_score=0.1,
+                                                                                nms_iou=0.7)
+    assert [b.name for b, _ in cell.left_out] == ["21"] and len(cell.suppressed) == 1
+    assert cell.suppressed[0][1] is cell.left_out[0][0]
     det = _Detector(found + [dup])
     det.info[C.KEY]["nms_iou"] = 0.5   # fitted at another NMS: the candidates go through that one, not 0.7
     cell = Karyotyper(det, _Classifier()).karyotype(ann.image_path, min_score=0.1, nms_iou=0.7)

@@ -129,9 +129,12 @@ class Karyotyper:
             nms_iou = self.calibration.nms_iou  # the probabilities hold for the boxes that NMS keeps
         kept, removed = suppress([d for d in everything if d.score is None or d.score >= min_score], nms_iou)
         cc = probs = None
-        left_out, left_flags = [], []
+        left_out, left_flags, by_kept = [], [], {}
         if self.calibration is not None and kept:
+            candidates = kept
             kept, cc, probs, left_out, left_flags = self._choose(arr, kept)
+            counted = set(map(id, kept))  # a box the NMS removed under one left out points at the named copy
+            by_kept = dict(zip((id(b) for b in candidates if id(b) not in counted), (d for d, _ in left_out)))
         labels, details, result, unseen = self._name(arr, kept, cc, probs)
         named = _renamed(kept, labels)
         others = [d for d, _, _ in removed] + below
@@ -144,7 +147,7 @@ class Karyotyper:
             probs = self.classifier.probabilities_of(cc.crops, cc.features)[len(kept):]
             other_names = [classes.NAMES[k] for k in np.argmax(probs, axis=1)]
         back = dict(zip(map(id, others), _renamed(others, other_names)))
-        by_kept = dict(zip(map(id, kept), named))
+        by_kept.update(zip(map(id, kept), named))
         suppressed = [(back[id(d)], by_kept[id(k)], v) for d, k, v in removed]
         self.last_seconds = time.perf_counter() - t0
         flags = (list(result.flags()) if result is not None else []) + unseen + left_flags
