@@ -16,9 +16,8 @@ P(chromosome | score), and a duplicate, a fragment or a stray the karyotype prio
 (listed as ``left_out`` with its P, flagged when counting it is within the close-call likelihood ratio), while a weak
 box that completes a pair is counted.  ``min_score`` then defaults to the calibration's candidate floor, and the
 class-agnostic NMS runs at the IoU the calibration was fitted at (its probabilities hold for the boxes that NMS
-keeps), not at ``nms_iou``.  The
-counted boxes are then labelled jointly once more on their own, so every flag's chromosome numbers are those of
-the karyogram.
+keeps), not at ``nms_iou``.  The counted boxes are then labelled jointly once more on their own, so every flag's
+chromosome numbers are those of the karyogram.
 """
 from __future__ import annotations
 
