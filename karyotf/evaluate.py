@@ -511,7 +511,8 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
     ``karyotf.json`` (``min_score`` and ``min_score_tuning``), which ``karyotf karyogram`` and the
     :class:`~karyotf.classify.karyotyper.Karyotyper` use when no ``--min-score`` is given.
 
-    The same matched boxes (at the lowest floor) calibrate the detector's score as P(chromosome | score)
+    The boxes above the lowest floor, after a class-agnostic NMS at
+    :data:`karyotf.calibration.CANDIDATE_NMS_IOU`, calibrate the detector's score as P(chromosome | score)
     (:mod:`karyotf.calibration`), stored as ``chromosome_probability``: with it a
     :class:`~karyotf.classify.karyotyper.Karyotyper` lets the joint labelling decide which boxes count.
     """
@@ -530,7 +531,7 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
     detector = Detector(export_dir, use=use)
     per_floor = {t: {"found": 0, "counted": 0, "truth": 0, "error": 0} for t in SCORE_GRID}
     cells = 0
-    scores, matched = [], []   # every box kept at the lowest floor, and whether it lay on a chromosome
+    scores, matched = [], []   # each candidate of the joint count, and whether it lay on a chromosome
     for data, ann in read_examples(records_dir, split):
         if limit is not None and cells >= limit:
             break
@@ -545,7 +546,8 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
             c["truth"] += len(ann.boxes)
             c["error"] += abs(len(kept) - len(ann.boxes))
             if t == min(SCORE_GRID):  # the candidates of the joint count: NMS at the calibration's own IoU
-                cands, _ = suppress([b for b in boxes if b.score is None or b.score >= t], calibration.CANDIDATE_NMS_IOU)
+                cands, _ = suppress([b for b in boxes if b.score is None or b.score >= t],
+                                    calibration.CANDIDATE_NMS_IOU)
                 hit = {d for d, _ in M.match_detections(ann.boxes, cands, min_score=-np.inf, class_aware=False).tp}
                 scores += [b.score if b.score is not None else 1.0 for b in cands]
                 matched += [k in hit for k in range(len(cands))]

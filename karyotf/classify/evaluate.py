@@ -25,8 +25,8 @@ from ..io import atomic_write_json, atomic_write_text
 
 CELL_FLAGS = ("close_call", "close_alternative", "beyond_prior", "unclassifiable", "left_out")
 """Flags that send a cell to review: the joint labelling's about the whole cell, and the Karyotyper's
-``unclassifiable`` (a box the classifier could not see) and ``left_out`` (a box the detector was fairly sure of,
-left out of the count); ``label_changed`` and ``low_top1`` are notes on single chromosomes, shown beside them."""
+``unclassifiable`` (a box the classifier could not see) and ``left_out`` (a box left out of the count although
+counting it is within the close-call likelihood ratio); ``label_changed`` and ``low_top1`` are notes on single chromosomes, shown beside them."""
 
 
 @dataclass
