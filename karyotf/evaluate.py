@@ -545,12 +545,11 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
             c["counted"] += len(kept)
             c["truth"] += len(ann.boxes)
             c["error"] += abs(len(kept) - len(ann.boxes))
-            if t == min(SCORE_GRID):  # the candidates of the joint count: NMS at the calibration's own IoU
-                cands, _ = suppress([b for b in boxes if b.score is None or b.score >= t],
-                                    calibration.CANDIDATE_NMS_IOU)
-                hit = {d for d, _ in M.match_detections(ann.boxes, cands, min_score=-np.inf, class_aware=False).tp}
-                scores += [b.score if b.score is not None else 1.0 for b in cands]
-                matched += [k in hit for k in range(len(cands))]
+        # the candidates of the joint count (every box above the lowest floor): NMS at the calibration's own IoU
+        cands, _ = suppress(boxes, calibration.CANDIDATE_NMS_IOU)
+        hit = {d for d, _ in M.match_detections(ann.boxes, cands, min_score=-np.inf, class_aware=False).tp}
+        scores += [b.score if b.score is not None else 1.0 for b in cands]
+        matched += [k in hit for k in range(len(cands))]
     if cells == 0:
         raise EvaluateError(f"{records_dir}: split {split!r} has no images to choose a score floor on (fix: rebuild "
                             "the records with a val fraction above 0, e.g. `karyotf records --split 0.8,0.1,0.1`)")

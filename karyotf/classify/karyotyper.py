@@ -170,7 +170,7 @@ class Karyotyper:
         left = [(boxes[i].with_coords(*boxes[i].as_tuple(), name=first.top1[i]), float(real[i]))
                 for i in first.left_out]
         flags = []
-        doubted = [(left[first.left_out.index(i)], v) for i, v in zip(first.left_out, first.left_out_log_lr)
+        doubted = [(named, v) for named, i, v in zip(left, first.left_out, first.left_out_log_lr)
                    if i in first.doubted]
         if doubted:
             flags.append(Flag("left_out", f"{len(doubted)} box(es) left out of the count by the joint labelling "
