@@ -334,7 +334,10 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     ids = [a.image_id for a in annotations]
     dupes = [k for k, v in Counter(ids).items() if v > 1]
     if dupes:
-        raise RecordsError(f"{src}: image names must be unique; {len(dupes)} repeat (e.g. {dupes[0]}); rename them")
+        same = [f"{a.image_path.name} ({a.xml_path.name if a.xml_path else 'no XML'})" for a in annotations
+                if a.image_id == dupes[0]]
+        raise RecordsError(f"{src}: image names must be unique; {len(dupes)} repeat (e.g. {dupes[0]}: "
+                           f"{', '.join(same)}); rename them")
     # split the cells (an augmented copy is its original's cell), so the originals split the same with or
     # without copies beside them, and a cell and its copies share a split
     cell_of = {a.image_id: a.cell_id for a in annotations}

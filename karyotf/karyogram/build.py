@@ -307,7 +307,7 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
                                   "name each XML after its image, or pass the XML file itself", kind="missing")
     else:
         xml = annotations
-    return read_voc(xml, image_dir=image.parent)
+    return read_voc(xml, image_dir=image.parent, image=image)
 
 
 def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
