@@ -150,6 +150,12 @@ class LoadSummary:
     """Images that carry an EXIF orientation and were read as stored (the XML size fits the stored view)."""
     filename_disagrees: list[str] = field(default_factory=list)
     """One line per XML whose ``<filename>`` names another file than the image it was paired with by stem."""
+    duplicate_boxes: list[str] = field(default_factory=list)
+    """One line per pair of near-identical boxes (IoU >= :data:`karyotf.defaults.DUPLICATE_IOU`, any classes): file
+    and object indices; both boxes are kept (one chromosome boxed twice is a labelling error to fix)."""
+    empty_boxes: list[str] = field(default_factory=list)
+    """One line per box with (almost) no chromosome pixels (:mod:`karyotf.boxcheck`; ``karyotf records`` measures
+    them): file and object index."""
 
     def by_kind(self) -> Counter:
         return Counter(e.kind for e in self.errors)
@@ -158,6 +164,15 @@ class LoadSummary:
         lines = [f"annotations: {self.used} used ({self.boxes} chromosomes), {self.skipped} skipped"]
         if self.clipped_boxes:
             lines.append(f"  {self.clipped_boxes} box(es) overhanging the image by <= {CLIP_TOLERANCE:g} px clipped")
+        for what, items in ((f"pair(s) of duplicate boxes (IoU >= {_duplicate_iou():g}, any classes), both kept "
+                             "(fix: delete one box of each pair)", self.duplicate_boxes),
+                            ("box(es) on bare background (almost no chromosome pixels): a labelling error? (fix: "
+                             "delete or move the box)", self.empty_boxes)):
+            if items:
+                lines.append(f"  {len(items)} {what}:")
+                lines.extend(f"    {n}" for n in items[:10])
+                if len(items) > 10:
+                    lines.append(f"    ... ({len(items) - 10} more, in stats.json)")
         if self.filename_disagrees:
             lines.append(f"  {len(self.filename_disagrees)} XML file(s) whose <filename> names another image; "
                          "paired by file name:")
@@ -183,7 +198,23 @@ class LoadSummary:
                 "clipped_boxes": self.clipped_boxes, "skipped_by_kind": dict(self.by_kind()),
                 "errors": [str(e) for e in self.errors], "images_without_xml": list(self.images_without_xml),
                 "exif_read_as_stored": list(self.exif_as_stored),
-                "filename_disagrees": list(self.filename_disagrees)}
+                "filename_disagrees": list(self.filename_disagrees),
+                "duplicate_boxes": list(self.duplicate_boxes), "empty_boxes": list(self.empty_boxes)}
+
+
+def _duplicate_iou() -> float:
+    from .defaults import DUPLICATE_IOU
+
+    return DUPLICATE_IOU
+
+
+def duplicate_lines(ann: Annotation) -> list[str]:
+    """``file: objects #i (class) and #j (class), IoU v`` for each pair of near-identical boxes of ``ann``."""
+    from .boxcheck import duplicate_pairs
+
+    name = ann.xml_path.name if ann.xml_path else ann.filename
+    return [f"{name}: objects #{i} ({ann.boxes[i].name}) and #{j} ({ann.boxes[j].name}), IoU {v:.2f}"
+            for i, j, v in duplicate_pairs(ann.boxes)]
 
 
 def _some(names: list[str], n: int = 5) -> str:
@@ -516,6 +547,7 @@ def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_i
                     raise
                 continue
             summary.clipped_boxes += got.clipped_boxes
+            summary.duplicate_boxes.extend(duplicate_lines(got))
             if got.image_info is not None and got.image_info.exif_orientation != 1 and not exif_transpose:
                 summary.exif_as_stored.append(got.image_path.name)
             out.append(got)

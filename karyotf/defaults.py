@@ -84,6 +84,14 @@ NMS_IOU = _d("NMS_IOU", 0.7, "class-agnostic NMS between detections of different
 LOW_SCORE = _d("LOW_SCORE", 0.5, "a detection scoring below this is a low-confidence chromosome (flagged)",
                "`karyogram --low-score`")
 
+# ---------------------------------------------------------------------------------------------- box checks
+EMPTY_BOX_FOREGROUND = _d("EMPTY_BOX_FOREGROUND", 0.05,
+                          "a box with less than this share of dark (chromosome) pixels is empty: flagged `empty_box` "
+                          "in the karyogram, listed by `records`", "`check_boxes(empty_below=)`")
+DUPLICATE_IOU = _d("DUPLICATE_IOU", 0.9,
+                   "two boxes (any classes) overlapping at least this much (IoU) are one chromosome boxed twice: "
+                   "flagged `duplicate_box` in the karyogram, listed by `records`", "`check_boxes(duplicate_iou=)`")
+
 # ---------------------------------------------------------------------------------------------- review, roboflow
 REVIEW_HOST = _d("REVIEW_HOST", "127.0.0.1", "address the review app listens on", "`review --host`")
 REVIEW_PORT = _d("REVIEW_PORT", 0, "port of the review app (0: a free port, printed)", "`review --port`")

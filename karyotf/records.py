@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from . import classes, defaults, images
-from .annotations import Annotation, Box, LoadSummary, check_image_of, load_dataset
+from .annotations import Annotation, Box, LoadSummary, check_image_of, duplicate_lines, load_dataset
+from .boxcheck import check_file
 from .errors import AnnotationError, RecordsError
 from .io import atomic_path, atomic_write_json
 
@@ -231,6 +232,8 @@ class RecordsResult:
     seconds: float = 0.0
     left_out: dict[str, str] = field(default_factory=dict)
     """Images read but not written, with the reason (augmented copies of val/test cells)."""
+    notes: list[str] = field(default_factory=list)
+    """What the user should know about the splits (an empty val or test split, and why)."""
 
     def text(self) -> str:
         lines = [self.summary.text()] if self.summary else []
@@ -240,6 +243,7 @@ class RecordsResult:
         for split in SPLITS:
             n = self.counts.get(split, 0)
             lines.append(f"{split:5s}: {n:4d} images in {len(self.files.get(split, []))} shard(s)")
+        lines.extend(f"note: {n}" for n in self.notes)
         lines.append(f"wrote {self.out_dir}/ (label_map.pbtxt, manifest.json, stats.json, class_distribution.png) "
                      f"in {self.seconds:.1f} s")
         return "\n".join(lines)
@@ -329,6 +333,7 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
                                             check_images=False)
     else:
         summary = LoadSummary(used=len(annotations), boxes=sum(len(a.boxes) for a in annotations))
+        summary.duplicate_boxes = [line for a in annotations for line in duplicate_lines(a)]
     if not annotations:
         raise RecordsError(f"{src}: no usable annotated image (all {summary.skipped} skipped); fix the errors above")
     ids = [a.image_id for a in annotations]
@@ -380,9 +385,15 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
         try:
             if ann.image_info is None:
                 ann = check_image_of(ann)  # the full decode: a damaged file is refused here, not in training
-            return (ann, *images.record_bytes(ann.image_path, ann.exif_transpose, info=ann.image_info))
+            data = images.record_bytes(ann.image_path, ann.exif_transpose, info=ann.image_info)
         except AnnotationError as exc:
             return exc
+        try:  # a training box on bare background is a labelling error: listed (a failed check stops nothing)
+            empty = check_file(ann.image_path, ann.boxes, ann.width, ann.exif_transpose).empty
+        except Exception as exc:  # noqa: BLE001 - the image decoded above; this is a check, never a stop
+            log.warning("%s: box check failed (%s)", ann.image_path, exc)
+            empty = []
+        return (ann, *data, empty)
 
     tmp_dir = Path(tempfile.mkdtemp(prefix=".records-tmp-", dir=out_dir))
     try:
@@ -415,7 +426,9 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
                         summary.boxes -= len(anns[k].boxes)
                         failed.add(anns[k].image_id)
                         continue
-                    ann, data, fmt = got
+                    ann, data, fmt, empty = got
+                    xml_name = ann.xml_path.name if ann.xml_path else ann.filename
+                    summary.empty_boxes.extend(f"{xml_name}: object #{i} ({ann.boxes[i].name})" for i in empty)
                     example = encode_example(ann, data, fmt).SerializeToString()
                     if ann.image_info.exif_orientation != 1 and not ann.exif_transpose:
                         summary.exif_as_stored.append(ann.image_path.name)
@@ -444,6 +457,14 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
         pool.shutdown(wait=True, cancel_futures=True)
     annotations = [a for a in annotations if a.image_id not in failed]
     summary.exif_as_stored.sort()
+    summary.empty_boxes.sort()
+    n_cases = len(set(cases.values()))
+    for split, f in zip(SPLITS, fractions):
+        if split != "train" and f > 0 and not result.counts.get(split):
+            why = (f"{len(set(cell_of.values()))} cell(s) in {n_cases} case(s) are too few to give it a case at "
+                   f"--split {','.join(f'{x:g}' for x in fractions)}")
+            result.notes.append(f"no {split} images: {why}; `karyotf eval` / `classifier eval` on {split} and the "
+                                "best-checkpoint choice need them (fix: add cells or cases, or change --split)")
 
     result.label_map = classes.write_label_map(out_dir / "label_map.pbtxt")
     manifest = {

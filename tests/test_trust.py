@@ -72,3 +72,139 @@ def test_karyogram_pairs_the_xml_with_the_image_it_was_given_for(few_cells, tmp_
         ann = read_annotation_for(img, few_cells / "annotations" / f"{b}.xml")
     assert ann.image_path == img
     assert any(f"{b}.xml" in r.getMessage() and "other.jpg" in r.getMessage() for r in caplog.records)
+
+
+# --- a box must hold a chromosome ---------------------------------------------------------------------------------
+
+def _karyogram(img: Path, xml: Path, out: Path):
+    from karyotf.karyogram.build import karyograms
+
+    [res] = karyograms([img], out, annotations=xml, progress=False)
+    return res
+
+
+def _normal_cell(sample_dir: Path) -> Path:
+    """A sample cell whose annotation is 46,XX or 46,XY."""
+    from karyotf.karyogram.call import count_call
+
+    for xml in sorted((sample_dir / "annotations").glob("*.xml")):
+        if count_call(read_voc(xml, check_image=False).boxes).is_normal:
+            return xml
+    raise AssertionError("no normal cell in the sample")
+
+
+def test_blank_image_with_a_real_xml_is_no_call_flagged(sample_dir, tmp_path):
+    """A blank white image with a real XML: no call, every box listed empty, image_mismatch (the old main called
+    it a clean 46,XY)."""
+    from PIL import Image
+
+    xml = _normal_cell(sample_dir)
+    ann = read_voc(xml, check_image=False)
+    blank = tmp_path / f"{xml.stem}.png"
+    Image.new("RGB", (ann.width, ann.height), "white").save(blank)
+    res = _karyogram(blank, xml, tmp_path / "k")
+    assert res.call.iscn is None and not res.call.is_normal
+    assert {"image_mismatch", "empty_box"} <= set(res.call.flag_codes)
+    assert res.call.box_check.empty == list(range(len(ann.boxes)))
+    report = (res.paths["report_json"]).read_text()
+    assert "image_mismatch" in report and '"box_check"' in report
+
+
+def test_xml_of_another_cell_is_flagged_image_mismatch(sample_dir, tmp_path):
+    """Another cell's pixels under this cell's XML (padded to the XML's size): image_mismatch, no call."""
+    from PIL import Image
+
+    xml = _normal_cell(sample_dir)
+    ann = read_voc(xml, check_image=False)
+    others = [p for p in sorted((sample_dir / "images").glob("*.jpg")) if p.stem != xml.stem]
+    canvas = Image.new("RGB", (ann.width, ann.height), "white")
+    canvas.paste(Image.open(others[3]).convert("RGB"), (0, 0))
+    img = tmp_path / f"{xml.stem}.png"
+    canvas.save(img)
+    res = _karyogram(img, xml, tmp_path / "k")
+    assert "image_mismatch" in res.call.flag_codes and res.call.iscn is None
+
+
+def test_extra_box_on_background_is_flagged_empty_box(sample_dir, tmp_path):
+    """An extra 21 drawn on bare slide: still counted (47,...,+21) but flagged empty_box naming the box; the
+    cell's true boxes are not flagged."""
+    from karyotf.annotations import Box, write_voc
+    from karyotf.boxcheck import check_boxes, foreground_mask, to_gray
+    from karyotf import images
+
+    xml = _normal_cell(sample_dir)
+    ann = read_voc(xml)
+    arr = images.load(ann.image_path)
+    fg = foreground_mask(to_gray(arr))
+    # a 20 x 40 px spot of bare slide: no foreground pixel in it
+    spot = next((x, y) for y in range(0, ann.height - 40, 10) for x in range(0, ann.width - 20, 10)
+                if not fg[y:y + 40, x:x + 20].any())
+    extra = Box(spot[0], spot[1], spot[0] + 20, spot[1] + 40, "21")
+    assert check_boxes(arr, ann.boxes).clean
+    ann.boxes.append(extra)
+    new_xml = write_voc(ann, tmp_path / "ann" / f"{xml.stem}.xml")
+    res = _karyogram(ann.image_path, new_xml, tmp_path / "k")
+    assert res.call.iscn is not None and "+21" in res.call.iscn  # counted as drawn, but ...
+    [flag] = [f for f in res.call.flags if f.code == "empty_box"]
+    assert f"#{len(ann.boxes) - 1} (21" in flag.message
+    assert "image_mismatch" not in res.call.flag_codes
+    assert res.call.box_check.empty == [len(ann.boxes) - 1]
+
+
+def test_records_lists_training_boxes_on_background_and_duplicates(few_cells, tmp_path):
+    """records: an extra box on bare slide and a duplicated box are listed with file and object index (the old main
+    wrote both without a word); the cells' true boxes are not."""
+    from karyotf.annotations import Box, write_voc
+    from karyotf.boxcheck import foreground_mask, to_gray
+    from karyotf import images
+    from karyotf.records import build_records
+
+    xml = sorted((few_cells / "annotations").glob("*.xml"))[0]
+    ann = read_voc(xml)
+    fg = foreground_mask(to_gray(images.load(ann.image_path)))
+    x, y = next((x, y) for y in range(0, ann.height - 40, 10) for x in range(0, ann.width - 20, 10)
+                if not fg[y:y + 40, x:x + 20].any())
+    n = len(ann.boxes)
+    ann.boxes.append(Box(x, y, x + 20, y + 40, "21"))  # object #n: on background
+    b = ann.boxes[3]
+    ann.boxes.append(b.with_coords(b.xmin + 1, b.ymin, b.xmax, b.ymax, name="X"))  # object #n+1: #3 again
+    write_voc(ann, xml)
+    res = build_records(few_cells, tmp_path / "rec", fractions=(1, 0, 0), progress=False)
+    s = res.summary
+    assert s.empty_boxes == [f"{xml.name}: object #{n} (21)"]
+    assert len(s.duplicate_boxes) == 1 and s.duplicate_boxes[0].startswith(f"{xml.name}: objects #3 (")
+    assert f"#{n + 1} (X)" in s.duplicate_boxes[0]
+    text = res.text()
+    assert s.empty_boxes[0] in text and s.duplicate_boxes[0] in text
+    stats = (tmp_path / "rec" / "stats.json").read_text()
+    assert "duplicate_boxes" in stats and f"object #{n} (21)" in stats
+
+
+def test_records_says_when_val_or_test_is_empty(few_cells, tmp_path):
+    """4 cells of 4 cases at 0.8,0.1,0.1 may leave val/test empty (as a reviewed folder exported with --export-voc
+    does): the records say so instead of writing 0 images without a word."""
+    from karyotf.records import build_records
+
+    for xml in sorted((few_cells / "annotations").glob("*.xml"))[1:]:
+        xml.unlink()
+    res = build_records(few_cells, tmp_path / "rec", progress=False)
+    assert res.counts.get("val", 0) == 0 and res.counts.get("test", 0) == 0
+    assert [n.split(":")[0] for n in res.notes] == ["no val images", "no test images"]
+    assert "note: no val images: 1 cell(s) in 1 case(s) are too few" in res.text()
+
+
+def test_duplicate_box_is_flagged_in_the_karyogram(sample_dir, tmp_path):
+    """A chromosome boxed twice (the second box 1 px off, another class): flagged duplicate_box naming both
+    indices; never a silent 47."""
+    from karyotf.annotations import write_voc
+
+    xml = _normal_cell(sample_dir)
+    ann = read_voc(xml)
+    b = ann.boxes[5]
+    ann.boxes.append(b.with_coords(b.xmin, b.ymin + 1, b.xmax, b.ymax, name="21"))
+    new_xml = write_voc(ann, tmp_path / "ann" / f"{xml.stem}.xml")
+    res = _karyogram(ann.image_path, new_xml, tmp_path / "k")
+    [flag] = [f for f in res.call.flags if f.code == "duplicate_box"]
+    n = len(ann.boxes) - 1
+    assert f"#5 ({b.name}) and #{n} (21)" in flag.message
+    assert res.call.box_check.duplicates[0][:2] == (5, n)

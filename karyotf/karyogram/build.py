@@ -80,6 +80,18 @@ def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
     return out
 
 
+def _check_contents(call: Call, arr: np.ndarray, boxes: Sequence[Box]) -> None:
+    """Empty and duplicate boxes (:mod:`karyotf.boxcheck`) flagged on the call; an image that does not match its
+    boxes gets no call."""
+    from ..boxcheck import check_boxes
+
+    checked = check_boxes(arr, boxes)
+    call.box_check = checked
+    call.flags.extend(checked.flags([b.name for b in boxes]))
+    if checked.mismatch and call.iscn is not None:
+        call.iscn, call.no_call = None, f"the image does not match its boxes ({checked.mismatch})"
+
+
 def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONGEST, low_score: float = LOW_SCORE,
                    low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
@@ -96,6 +108,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                       suppressed=suppressed)
     call.flags.extend(extra_flags)
+    _check_contents(call, arr, boxes)
     cut = cut_out_all(arr, boxes)
     t1 = time.perf_counter()
     oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
@@ -191,6 +204,10 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     dets = []
     for i, b in enumerate(boxes):
         d = {"index": i, **b.to_dict()}
+        if call.box_check is not None:
+            d["foreground"] = round(call.box_check.foreground[i], 3)
+            if i in call.box_check.empty:
+                d["empty_box"] = True
         if details is not None and i < len(details):
             d["classifier"] = details[i]
         p = placed.get(i)

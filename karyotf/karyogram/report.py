@@ -28,6 +28,8 @@ def report_dict(call: Call, source: dict, timings: dict | None = None, paths: di
          "no_call": call.no_call, "changes": call.changes,
          "mean_score": None if call.mean_score is None else round(call.mean_score, 4),
          "flags": [f.to_dict() for f in call.flags], "classes": class_table(call), "source": source}
+    if call.box_check is not None:
+        d["box_check"] = call.box_check.to_dict()
     if not_counted is not None:
         d["not_counted"] = not_counted
     if timings:
