@@ -445,11 +445,15 @@ def find_xml_files(src: str | Path) -> list[Path]:
 
 
 def image_files(src: str | Path) -> list[Path]:
-    """The image files of a dataset folder in either layout (beside the XML, or in ``images/`` folders)."""
+    """The image files of a dataset folder in either layout (beside the XML, or in ``images/`` folders).
+
+    In the ``images/`` + ``annotations/`` layout the folder's top level is not data: a picture there (``karyotf
+    augment``'s ``augment_grid.png``) is not an image of the dataset."""
     src = Path(src)
     if not src.is_dir():
         return []
-    dirs = [src, *(src / d for d in IMAGE_DIRS), *(src / d for d in ANNOTATION_DIRS)]
+    subs = [src / d for d in (*IMAGE_DIRS, *ANNOTATION_DIRS) if (src / d).is_dir()]
+    dirs = subs or [src]
     suffixes = {s.lower() for s in IMAGE_SUFFIXES}
     return sorted(p for d in dirs if d.is_dir() for p in d.iterdir() if p.suffix.lower() in suffixes and p.is_file())
 

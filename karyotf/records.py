@@ -25,6 +25,7 @@ import random
 import re
 import shutil
 import tempfile
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -304,6 +305,31 @@ def plot_stats(stats: dict, path: str | Path) -> Path:
     return Path(path)
 
 
+TMP_PREFIX = ".records-tmp-"
+STALE_TMP_HOURS = 2.0
+"""A ``.records-tmp-*`` folder (a killed run's shards) whose newest file is older than this is removed by the next
+run into the same folder; a younger one may belong to a run still writing, and is left alone."""
+
+
+def clean_stale_tmp(out_dir: str | Path, max_age_hours: float = STALE_TMP_HOURS) -> list[Path]:
+    """Remove the ``.records-tmp-*`` folders a killed ``records`` run left in ``out_dir`` (only karyotf's own, by
+    name, and only when nothing in them changed for ``max_age_hours``); returns what was removed."""
+    removed = []
+    now = time.time()
+    for d in sorted(Path(out_dir).glob(TMP_PREFIX + "*")):
+        if not d.is_dir() or d.is_symlink():
+            continue
+        try:
+            newest = max([d.stat().st_mtime, *(f.stat().st_mtime for f in d.iterdir())])
+        except OSError:
+            continue
+        if now - newest >= max_age_hours * 3600:
+            shutil.rmtree(d, ignore_errors=True)
+            log.info("removed %s, left by a killed records run", d)
+            removed.append(d)
+    return removed
+
+
 def build_records(src: str | Path | None = None, out_dir: str | Path = "records", *, seed: int = DEFAULT_SEED,
                   fractions: Sequence[float] = DEFAULT_FRACTIONS, case_pattern: str = DEFAULT_CASE_PATTERN,
                   shards: int | None = None, strict: bool = False, progress: bool = True,
@@ -320,7 +346,6 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     left out and listed (``augmented_in_eval=True`` keeps them).  ``exif_transpose``: read images in their EXIF
     orientation (the boxes were drawn on that view); the records then hold the turned pixels.
     """
-    import time
 
     t0 = time.time()
     if annotations is None:
@@ -395,7 +420,8 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
             empty = []
         return (ann, *data, empty)
 
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".records-tmp-", dir=out_dir))
+    clean_stale_tmp(out_dir)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=out_dir))
     try:
         import tensorflow as tf
 

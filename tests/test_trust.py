@@ -208,3 +208,70 @@ def test_duplicate_box_is_flagged_in_the_karyogram(sample_dir, tmp_path):
     n = len(ann.boxes) - 1
     assert f"#5 ({b.name}) and #{n} (21)" in flag.message
     assert res.call.box_check.duplicates[0][:2] == (5, n)
+
+
+# --- nothing is lost in a batch -----------------------------------------------------------------------------------
+
+def test_batch_goes_on_past_bad_cells_and_lists_them(sample_dir, tmp_path, capsys):
+    """karyotf karyogram A B C D with an image without an XML and a damaged image in the middle: the good cells are
+    done, calls.csv lists every cell (the bad ones with their errors), a summary is printed, exit 1 at the end (the
+    old main stopped at the first bad cell with exit 2 and no calls.csv)."""
+    import csv
+
+    from karyotf.cli import main
+
+    cells = sorted(p.stem for p in (sample_dir / "annotations").glob("*.xml"))[:2]
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for c in cells:
+        shutil.copy(sample_dir / "images" / f"{c}.jpg", imgs / f"{c}.jpg")
+    shutil.copy(sample_dir / "images" / f"{cells[0]}.jpg", imgs / "nolabel.jpg")  # no XML of this name
+    (imgs / "broken.jpg").write_bytes((sample_dir / "images" / f"{cells[1]}.jpg").read_bytes()[:500])
+    shutil.copy(sample_dir / "annotations" / f"{cells[1]}.xml", tmp_path / "broken.xml")
+    ann_dir = tmp_path / "ann"
+    shutil.copytree(sample_dir / "annotations", ann_dir)
+    shutil.copy(tmp_path / "broken.xml", ann_dir / "broken.xml")
+    order = [imgs / f"{cells[0]}.jpg", imgs / "nolabel.jpg", imgs / "broken.jpg", imgs / f"{cells[1]}.jpg"]
+    rc = main(["karyogram", *map(str, order), "--annotations", str(ann_dir), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert rc == 1
+    rows = list(csv.DictReader((tmp_path / "out" / "calls.csv").open()))
+    assert [r["image"] for r in rows] == [p.name for p in order]
+    assert [r["call"] == "error" for r in rows] == [False, True, True, False]
+    assert "no nolabel.xml" in rows[1]["error"] and "broken.jpg" in rows[2]["error"]
+    assert (tmp_path / "out" / cells[1] / "karyogram.png").is_file()
+    assert "2 of 4 cell(s) done, 2 failed" in out and "nolabel.jpg, broken.jpg" in out
+
+
+def test_records_removes_the_stale_tmp_folder_of_a_killed_run(few_cells, tmp_path):
+    """A killed records run leaves .records-tmp-*: the next run removes it when it is stale (by name and age),
+    leaves a young one (a run still writing) and anything not its own."""
+    import os
+    import time
+
+    from karyotf.records import STALE_TMP_HOURS, build_records
+
+    out = tmp_path / "rec"
+    stale, young, other = out / ".records-tmp-killed1", out / ".records-tmp-running", out / ".keep-tmp-x"
+    for d in (stale, young, other):
+        d.mkdir(parents=True)
+        (d / "train-00000-of-00001.tfrecord").write_bytes(b"partial")
+    old = time.time() - (STALE_TMP_HOURS + 1) * 3600
+    for f in (stale / "train-00000-of-00001.tfrecord", stale, other / "train-00000-of-00001.tfrecord", other):
+        os.utime(f, (old, old))
+    build_records(few_cells, out, fractions=(1, 0, 0), progress=False)
+    assert not stale.exists() and young.is_dir() and other.is_dir()
+    assert not [p for p in out.glob(".records-tmp-*") if p != young]
+
+
+def test_augment_grid_is_not_an_image_of_the_dataset(few_cells, tmp_path):
+    """karyotf augment OUT then records OUT: augment_grid.png is not listed as an image without an XML."""
+    from karyotf.augment import augment_dataset
+    from karyotf.records import build_records
+
+    out = tmp_path / "aug"
+    augment_dataset(few_cells, out, copies=1, ops="hflip", progress=False, include_originals=True)
+    assert (out / "augment_grid.png").is_file()
+    res = build_records(out, tmp_path / "rec", fractions=(1, 0, 0), progress=False)
+    assert res.summary.images_without_xml == []
+    assert res.summary.used == 8

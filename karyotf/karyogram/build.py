@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ import numpy as np
 
 from .. import classes
 from ..annotations import Annotation, Box, read_voc
-from ..errors import AnnotationError, KaryogramError
+from ..errors import AnnotationError, KaryogramError, KaryotfError
 from ..io import atomic_path, atomic_write_json
 from . import ideogram, report
 from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
@@ -20,6 +21,8 @@ from .cutout import cut_out_all
 from .defaults import LONGEST, NMS_IOU, min_score_of
 from .layout import Layout, Placement, parse_rows, render
 from .orient import orient_all
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +46,16 @@ class KaryogramResult:
     @property
     def iscn(self) -> str | None:
         return self.call.iscn
+
+
+@dataclass
+class KaryogramFailure:
+    """A cell of a batch (:func:`karyograms`) that could not be done: the image and the error, for the summary and
+    ``calls.csv``."""
+
+    image: Path
+    error: str
+    call = None
 
 
 def load_image(image) -> tuple[np.ndarray, str]:
@@ -336,6 +349,8 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     folder of XML named after the images).
 
     One image writes into ``out_dir``; several write into ``out_dir/<image stem>/`` and add ``out_dir/calls.csv``.
+    One image that fails raises; of several, a cell that fails (no XML, a damaged file, a bad box) does not stop
+    the others: its place in the list holds a :class:`KaryogramFailure` and ``calls.csv`` lists it with its error.
     """
     images = [Path(p) for p in images]
     from .layout import parse_rows
@@ -352,9 +367,8 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     stems = [p.stem for p in images]
     if len(set(stems)) != len(stems):
         raise KaryogramError("two images share a file name stem (fix: give images with distinct names)")
-    for p in images:
-        if not p.is_file():
-            raise KaryogramError(f"{p}: image not found (fix: check the path)")
+    if len(images) == 1 and not images[0].is_file():
+        raise KaryogramError(f"{images[0]}: image not found (fix: check the path)")
     out = Path(out_dir)
     detector = None
     if model is not None:
@@ -379,19 +393,30 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
         iterator = tqdm(images, desc="karyograms", unit="image")
     for img in iterator:
         dst = out if len(images) == 1 else out / img.stem
-        if detector is not None:
-            results.append(from_detector(detector, img, dst, min_score=min_score, nms_iou=nms_iou, **kw))
-        else:
-            ann = read_annotation_for(img, Path(annotations))
-            results.append(from_annotation(ann, dst, image=img, **kw))
+        try:
+            if not img.is_file():
+                raise KaryogramError(f"{img}: image not found (fix: check the path)")
+            if detector is not None:
+                results.append(from_detector(detector, img, dst, min_score=min_score, nms_iou=nms_iou, **kw))
+            else:
+                ann = read_annotation_for(img, Path(annotations))
+                results.append(from_annotation(ann, dst, image=img, **kw))
+        except (KaryotfError, OSError) as exc:
+            if len(images) == 1:
+                raise
+            log.warning("%s: failed, going on with the others: %s", img.name, exc)
+            results.append(KaryogramFailure(image=img, error=str(exc)))
     if len(images) > 1:
         import csv
 
         buf = io.StringIO()
         wr = csv.writer(buf, lineterminator="\n")
-        wr.writerow(["image", "call", "total", "flags", "folder"])
+        wr.writerow(["image", "call", "total", "flags", "folder", "error"])
         for img, r in zip(images, results):
-            wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.flag_codes), img.stem])
+            if isinstance(r, KaryogramFailure):
+                wr.writerow([img.name, "error", "", "", "", r.error])
+            else:
+                wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.flag_codes), img.stem, ""])
         from ..io import atomic_write_text
 
         atomic_write_text(out / "calls.csv", buf.getvalue())
