@@ -103,6 +103,8 @@ class Annotation:
     xml_path: Path | None = None
     clipped_boxes: int = 0
     """How many boxes overhung the image by at most ``CLIP_TOLERANCE`` px and were clipped on reading."""
+    clipped_objects: tuple[int, ...] = ()
+    """The object indices (in the XML) of those boxes."""
     original: str | None = None
     """For an augmented copy: the image id of the cell it was made from (``<source><original>`` in the XML), so
     that ``karyotf records`` keeps a cell and all its copies in one split."""
@@ -143,6 +145,8 @@ class LoadSummary:
     skipped: int = 0
     boxes: int = 0
     clipped_boxes: int = 0
+    clipped_in: list[str] = field(default_factory=list)
+    """``file: objects #i, #j`` for each XML with clipped boxes."""
     errors: list[AnnotationError] = field(default_factory=list)
     images_without_xml: list[str] = field(default_factory=list)
     """Image files in the dataset that no XML describes (not used)."""
@@ -163,7 +167,9 @@ class LoadSummary:
     def text(self) -> str:
         lines = [f"annotations: {self.used} used ({self.boxes} chromosomes), {self.skipped} skipped"]
         if self.clipped_boxes:
-            lines.append(f"  {self.clipped_boxes} box(es) overhanging the image by <= {CLIP_TOLERANCE:g} px clipped")
+            lines.append(f"  {self.clipped_boxes} box(es) overhanging the image by <= {CLIP_TOLERANCE:g} px clipped"
+                         + (f" in {len(self.clipped_in)} file(s): {_some(self.clipped_in)}" if self.clipped_in
+                            else ""))
         for what, items in ((f"pair(s) of duplicate boxes (IoU >= {_duplicate_iou():g}, any classes), both kept "
                              "(fix: delete one box of each pair)", self.duplicate_boxes),
                             ("box(es) on bare background (almost no chromosome pixels): a labelling error? (fix: "
@@ -195,7 +201,7 @@ class LoadSummary:
 
     def to_dict(self) -> dict:
         return {"used": self.used, "skipped": self.skipped, "boxes": self.boxes,
-                "clipped_boxes": self.clipped_boxes, "skipped_by_kind": dict(self.by_kind()),
+                "clipped_boxes": self.clipped_boxes, "clipped_in": list(self.clipped_in), "skipped_by_kind": dict(self.by_kind()),
                 "errors": [str(e) for e in self.errors], "images_without_xml": list(self.images_without_xml),
                 "exif_read_as_stored": list(self.exif_as_stored),
                 "filename_disagrees": list(self.filename_disagrees),
@@ -357,7 +363,7 @@ def _parse_voc(xml_path: Path, image_dir, clip_tolerance: float, exif_transpose:
         raise AnnotationError(xml_path, "no <object>: the image has no chromosome boxes",
                               "label the chromosomes, or remove the image and XML from the set", kind="empty")
     boxes = []
-    clipped = 0
+    clipped: list[int] = []
     for i, obj in enumerate(objects):
         raw_name = _text(obj, "name")
         try:
@@ -377,7 +383,8 @@ def _parse_voc(xml_path: Path, image_dir, clip_tolerance: float, exif_transpose:
         if overhang > clip_tolerance:
             raise AnnotationError(xml_path, f"box of {raw_name!r} ({xmin:g},{ymin:g})-({xmax:g},{ymax:g}) lies "
                                   f"outside the {width}x{height} image", box_fix, i, kind="bad_box")
-        clipped += overhang > 0
+        if overhang > 0:
+            clipped.append(i)
         xmin, ymin = max(0.0, xmin), max(0.0, ymin)
         xmax, ymax = min(float(width), xmax), min(float(height), ymax)
         if xmax <= xmin or ymax <= ymin:
@@ -386,7 +393,7 @@ def _parse_voc(xml_path: Path, image_dir, clip_tolerance: float, exif_transpose:
         boxes.append(Box(xmin, ymin, xmax, ymax, name, difficult=_text(obj, "difficult") == "1",
                          truncated=_text(obj, "truncated") == "1"))
     return Annotation(image_path=image_path, width=width, height=height, boxes=boxes, depth=depth,
-                      xml_path=xml_path, clipped_boxes=clipped, original=_text(root, "source/original"),
+                      xml_path=xml_path, clipped_boxes=len(clipped), clipped_objects=tuple(clipped), original=_text(root, "source/original"),
                       exif_transpose=exif_transpose, pairing_note=note)
 
 
@@ -551,6 +558,9 @@ def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_i
                     raise
                 continue
             summary.clipped_boxes += got.clipped_boxes
+            if got.clipped_objects:
+                summary.clipped_in.append(f"{got.xml_path.name} (object " + ", ".join(
+                    f"#{i}" for i in got.clipped_objects) + ")")
             summary.duplicate_boxes.extend(duplicate_lines(got))
             if got.image_info is not None and got.image_info.exif_orientation != 1 and not exif_transpose:
                 summary.exif_as_stored.append(got.image_path.name)

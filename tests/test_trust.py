@@ -275,3 +275,48 @@ def test_augment_grid_is_not_an_image_of_the_dataset(few_cells, tmp_path):
     res = build_records(out, tmp_path / "rec", fractions=(1, 0, 0), progress=False)
     assert res.summary.images_without_xml == []
     assert res.summary.used == 8
+
+
+# --- small texts --------------------------------------------------------------------------------------------------
+
+def test_help_prints_each_default_once():
+    """No option's --help reads '(default: the one it was trained on) (default: None)'."""
+    from karyotf.cli import build_parser
+
+    def parsers(p):
+        yield p
+        for a in p._actions:
+            if hasattr(a, "choices") and isinstance(a.choices, dict):
+                for sub in a.choices.values():
+                    yield from parsers(sub)
+
+    seen = 0
+    for p in parsers(build_parser()):
+        text = " ".join(p.format_help().split())
+        assert "(default: None)" not in text, p.prog
+        for a in p._actions:
+            if a.help and a.option_strings:
+                one = " ".join(p._get_formatter()._expand_help(a).split())
+                assert one.count("(default") <= 1, (p.prog, a.option_strings, one)
+                seen += 1
+    assert seen > 100
+
+
+def test_empty_image_file_says_it_is_empty(few_cells):
+    from karyotf import images
+
+    cell = sorted((few_cells / "images").glob("*.jpg"))[0]
+    cell.write_bytes(b"")
+    with pytest.raises(AnnotationError, match=r"is empty \(0 bytes\)"):
+        images.inspect(cell)
+    anns, summary = load_dataset(few_cells, progress=False)
+    [err] = summary.errors
+    assert err.kind == "unreadable_image" and "is empty (0 bytes)" in str(err) and cell.name in str(err)
+
+
+def test_clipped_boxes_are_named_by_file_and_object(few_cells):
+    xml = sorted((few_cells / "annotations").glob("*.xml"))[1]
+    xml.write_text(re.sub(r"<xmin>\d+</xmin>", "<xmin>-1</xmin>", xml.read_text(), count=1))
+    _, summary = load_dataset(few_cells, progress=False)
+    assert summary.clipped_in == [f"{xml.name} (object #0)"]
+    assert f"1 box(es) overhanging the image by <= 2 px clipped in 1 file(s): {xml.name} (object #0)" in summary.text()
