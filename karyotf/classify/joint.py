@@ -223,6 +223,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .. import classes
+from .. import defaults as _defaults
 from ..karyogram.call import Flag, iscn
 
 # ---------------------------------------------------------------------------------------------- the tunables
@@ -481,7 +482,9 @@ PRESETS: dict[str, dict] = {
 """The shipped priors by name: ``about`` says which cells each describes, ``rates`` are
 :meth:`KaryotypePrior.from_rates` arguments.  Sources and reasoning in the module documentation."""
 
-DEFAULT_PRESET = "prenatal"
+if tuple(PRESETS) != _defaults.PRIOR_PRESETS:  # the CLI offers defaults.PRIOR_PRESETS without importing numpy
+    raise AssertionError("karyotf.defaults.PRIOR_PRESETS must list the presets of karyotf.classify.joint.PRESETS")
+DEFAULT_PRESET = _defaults.PRIOR
 """The prior :func:`joint_labels` uses unless told otherwise (``--prior`` on the command line)."""
 
 DEFAULT_PRIOR = KaryotypePrior.default()
