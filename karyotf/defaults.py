@@ -44,7 +44,7 @@ SPLIT_FRACTIONS = _d("SPLIT_FRACTIONS", (0.8, 0.1, 0.1), "train, val, test fract
                      "`records --split`, `build_records(fractions=)`")
 CASE_PATTERN = _d("CASE_PATTERN", r"^(\d+)\d$",
                   "regex on the image name whose first group is the case id (CIL names without their last digit)",
-                  "`records --case-pattern`")
+                  "`records --case-pattern`, `case --case-pattern`")
 IMAGES_PER_SHARD = _d("IMAGES_PER_SHARD", 250, "images per TFRecord shard when no shard count is given",
                       "`records --shards`")
 

@@ -155,15 +155,19 @@ def test_a_call_resting_on_low_confidence_cells_is_flagged():
 def test_100_cells_of_one_case_time_stays_linear():
     def run(n):
         cs = cells(("46,XY", n * 8 // 10), ("47,XY,+21", n - n * 8 // 10))
-        t = time.perf_counter()
-        case = case_karyotype(cs)
-        return time.perf_counter() - t, case
+        best = None
+        for _ in range(3):  # best of three: the first call also imports
+            t = time.perf_counter()
+            case = case_karyotype(cs)
+            best = min(best or 1e9, time.perf_counter() - t)
+        return best, case
 
     t100, case = run(100)
     assert case.karyotype == "mos 47,XY,+21[20]/46,XY[80]"
-    assert not case.has_flag("too_few_counted")
-    t2000, _ = run(2000)
-    assert t100 < 1.0 and t2000 < 40 * max(t100, 1e-3)
+    assert not case.has_flag("too_few_counted") and case.has_flag("mosaicism_suspected")
+    t4000, big = run(4000)
+    assert big.karyotype == "mos 47,XY,+21[800]/46,XY[3200]"
+    assert t100 < 0.5 and t4000 < 200 * max(t100, 1e-4)  # 40x the cells: linear, not quadratic (1600x)
 
 
 def test_cases_are_grouped_by_the_records_case_pattern():
@@ -187,3 +191,138 @@ def test_parse_numerical_rejects_what_is_not_a_count_call():
         with pytest.raises(CaseError):
             parse_numerical(bad)
     assert json.dumps(case_karyotype(cells(("45,X", 3))).to_dict())
+
+
+# ------------------------------------------------------------------------------------------ truth boxes, CIL:54816
+
+# The case karyotype from truth boxes of every case karyotypes.csv lists as numerically abnormal, written out by
+# hand from the csv (listed cells; unlisted cells are recorded normal) and the ISCN rules of karyotf.case.
+CIL_NUMERICAL_CASES = {
+    "10308": "47,XXY[1]",  # 103081 47 'unknow': a one-cell case (clone_below_threshold)
+    "10309": "47,XXY[1]",  # 103092 47 X
+    "10313": "47,XY,+12[1]",  # 103131 47 12
+    "105525": "47,XX,+18[1]",  # 1055253 47 18
+    "105574": "46,XX[2]",  # 1055742 47 18 and two normal cells: a gain in one cell is non-clonal
+    "105591": "46,XY[3]",  # 1055911 47 21 (non-clonal); 1055912-4 '46 21' (a translocation: counting can't see it)
+    "105625": "44,XX,-6,-11[1]",  # 1056252 44 'XX/XY'
+    "109134": "no case call: no clonal line among 3 counted cells",  # 45 (-Y), 47 (+X), 45 (-Y): no clone
+    "109142": "46,XY[1]",  # 1091421 47 X (non-clonal); 1091423 46 9 (structural)
+    "109143": "46,XX[1]",  # 1091431 45 X (a loss in one cell: non-clonal)
+    "109152": "45,X[1]",  # 1091521 45 X
+    "109159": "46,XY[1]",  # 1091594 46 16 (numerical at 46: not visible to a count)
+    "109171": "47,XXY[1]",  # 1091714 47 X
+    "110102": "45,X[5]",  # 1101021-5 45 X
+    "110113": "mos 47,XXY[5]/46,XY[1]",  # 1101131,3-6 47 X; 1101132 recorded normal
+    "110114": "mos 47,XXY[2]/46,XY[1]",  # 1101141,3 47 X; 1101142 '46 X'
+    "110125": "46,XY[2]",  # 1101253 '46 Y'
+}
+
+
+def truth_cells(src, stems):
+    from karyotf import classes
+    from karyotf.annotations import read_voc
+    from karyotf.karyogram.call import count_call
+
+    out = []
+    for stem in stems:
+        ann = read_voc(src / "annotations" / f"{stem}.xml", check_image=False)
+        boxes = [b.with_coords(*b.as_tuple(), name=classes.canonical(b.name)) for b in ann.boxes]
+        out.append(CellCall.from_call(stem, count_call(boxes), kind="annotations"))
+    return out
+
+
+def test_cil_numerically_abnormal_cases_from_truth_boxes(cil_dir):
+    import csv
+
+    from karyotf.records import case_of
+
+    rows = list(csv.DictReader((cil_dir / "karyotypes.csv").open()))
+    listed = {case_of(r["image"]) for r in rows if r["kind"] == "numerical"}
+    assert listed == set(CIL_NUMERICAL_CASES)  # none left out
+    stems = sorted(p.stem for p in (cil_dir / "annotations").glob("*.xml") if case_of(p.stem) in listed)
+    cases = {c.case: c for c in case_karyotypes(truth_cells(cil_dir, stems))}
+    assert {k: c.text for k, c in cases.items()} == CIL_NUMERICAL_CASES
+    count = {r["image"]: int(r["chromosome_count"]) for r in rows}
+    for c in cases.values():
+        for ln in c.lines:  # a cell listed with a count other than 46 never joins a normal line
+            assert not (ln.normal and any(count.get(x.cell, 46) != 46 for x in ln.cells)), (c.case, ln.text)
+        assert c.has_flag("too_few_counted")  # 1 to 6 cells a case
+    assert cases["109134"].has_flag("mixed_patients") and cases["109134"].has_flag("no_clone")
+    assert [x.cell for x, _ in cases["105591"].non_clonal] == ["1055911"]
+    assert cases["105591"].has_flag("mosaicism_suspected")
+
+
+# ------------------------------------------------------------------------------------------ CLI, files, report
+
+
+def test_cli_case_from_truth_boxes_report_and_rerun_from_karyograms(tmp_path, sample_dir, capsys):
+    from karyotf.case import read_cell
+    from karyotf.cli import main
+
+    imgs = [sample_dir / "images" / f"{s}.jpg" for s in ("1071391", "1071392", "1071394", "1055911")]
+    broken = tmp_path / "1071399.jpg"
+    broken.write_bytes(b"not a jpeg")
+    (tmp_path / "xml").mkdir()
+    import shutil
+
+    for p in imgs:
+        shutil.copy(sample_dir / "annotations" / f"{p.stem}.xml", tmp_path / "xml")
+    shutil.copy(sample_dir / "annotations" / "1071391.xml", tmp_path / "xml" / "1071399.xml")
+    out = tmp_path / "out"
+    assert main(["case", *map(str, imgs), str(broken), "--annotations", str(tmp_path / "xml"),
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "case 107139: 46,XX[3]" in text or "case 107139: 46,XY[3]" in text
+    assert "not counted 1071399" in text
+    rows = (out / "cases.csv").read_text().splitlines()
+    assert rows[0].startswith("case,karyotype,cells,counted") and len(rows) == 3
+    rep = json.loads((out / "cases" / "107139" / "report.json").read_text())
+    assert rep["counts"]["given"] == 4 and rep["counts"]["counted"] == 3 and rep["counts"]["analysed"] == 3
+    assert [u["cell"] for u in rep["uncounted"]] == ["1071399"] and "1071399" in rep["uncounted"][0]["reason"]
+    assert len(rep["best"]) == 2 and all((out / "cases" / "107139" / p).is_file() for p in rep["best_karyograms"])
+    assert {c["cell"]: c["line"] for c in rep["cells"]}["1071399"] is None
+    assert all(c["line"] == rep["lines"][0]["karyotype"] for c in rep["cells"] if c["cell"] != "1071399")
+    html = (out / "cases" / "107139" / "report.html").read_text()
+    assert rep["karyotype"] in html and "data:image/jpeg;base64," in html and "1071399" in html
+    assert html.count("data:image/png;base64,") == 2  # the two best karyograms
+    one = json.loads((out / "cases" / "105591" / "report.json").read_text())
+    assert one["karyotype"] == "47,XY,+21[1]" and "clone_below_threshold" in [f["code"] for f in one["flags"]]
+    assert not list(out.rglob("*.tmp"))
+
+    # resumed: the cells made are read back, not remade
+    made = out / "cells" / "1071391" / "report.json"
+    before = made.stat().st_mtime_ns
+    assert main(["case", *map(str, imgs), "--annotations", str(tmp_path / "xml"), "--out", str(out)]) == 0
+    assert made.stat().st_mtime_ns == before
+
+    # karyogram output folders in; a reviewed report takes precedence
+    rev = out / "cells" / "1071392" / "reviewed"
+    rev.mkdir()
+    r = json.loads((out / "cells" / "1071392" / "report.json").read_text())
+    r.update(call="47,XX,+21", total=47, changes=["+21"], sex="XX")
+    (rev / "report.json").write_text(json.dumps(r))
+    cell = read_cell(out / "cells" / "1071392")
+    assert cell.reviewed and cell.iscn == "47,XX,+21" and cell.analysed
+    assert main(["case", str(out / "cells"), "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "cases.json").read_text())
+    by = {c["case"]: c for c in again["cases"]}
+    assert set(by) == {"107139", "105591"}
+    assert by["107139"]["counts"]["counted"] == 3 and by["107139"]["counts"]["non_clonal"] == 1
+
+
+def test_cli_images_without_a_model_or_annotations_is_a_clear_error(tmp_path, sample_dir, capsys):
+    from karyotf.cli import main
+
+    assert main(["case", str(sample_dir / "images" / "1055911.jpg"), "--out", str(tmp_path / "o")]) == 2
+    assert "--annotations" in capsys.readouterr().err
+
+
+def test_progress_bar_over_many_cells(tmp_path, capsys):
+    from karyotf.case import make_cells
+
+    imgs = [tmp_path / f"p{i}.jpg" for i in range(3)]
+    for p in imgs:
+        p.write_bytes(b"x")
+    cells = make_cells(imgs, tmp_path / "cells", annotations=tmp_path)
+    assert [c.error is not None for c in cells] == [True] * 3  # listed, not raised
+    assert "cells: 100%" in capsys.readouterr().err
