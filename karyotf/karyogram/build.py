@@ -310,6 +310,26 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
     return read_voc(xml, image_dir=image.parent)
 
 
+def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None):
+    """The model object a karyogram runs (``--model`` / ``--classifier``): a Detector, or a Karyotyper when a
+    classifier names what the detector finds; None without ``model`` (then ``classifier`` is an error)."""
+    if model is None:
+        if classifier is not None:
+            raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+        return None
+    try:
+        from ..detect import Detector
+    except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
+        raise KaryogramError(f"karyotf.detect is not available ({exc}) (fix: reinstall karyotf)") from None
+    detector = Detector(model, use=use)
+    if classifier is not None:  # the detector finds, the classifier names
+        from ..classify.karyotyper import Karyotyper
+
+        return Karyotyper(detector, classifier)
+    check_names(detector)
+    return detector
+
+
 def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
                annotations: str | Path | None = None, min_score: float | None = None, nms_iou: float = NMS_IOU,
                use: str = "auto", progress: bool = True, classifier: str | Path | None = None,
@@ -339,21 +359,7 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
         if not p.is_file():
             raise KaryogramError(f"{p}: image not found (fix: check the path)")
     out = Path(out_dir)
-    detector = None
-    if model is not None:
-        try:
-            from ..detect import Detector
-        except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
-            raise KaryogramError(f"karyotf.detect is not available ({exc}) (fix: reinstall karyotf)") from None
-        detector = Detector(model, use=use)
-        if classifier is not None:  # the detector finds, the classifier names
-            from ..classify.karyotyper import Karyotyper
-
-            detector = Karyotyper(detector, classifier)
-        else:
-            check_names(detector)
-    elif classifier is not None:
-        raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+    detector = open_model(model, use=use, classifier=classifier)
     results = []
     iterator = images
     if progress and len(images) > 1:
