@@ -100,7 +100,7 @@ def _check_contents(call: Call, arr: np.ndarray, boxes: Sequence[Box]) -> None:
 
     checked = check_boxes(arr, boxes)
     call.box_check = checked
-    call.flags.extend(checked.flags([b.name for b in boxes]))
+    call.add_flags(checked.flags([b.name for b in boxes]))
     if checked.mismatch and call.iscn is not None:
         call.iscn, call.no_call = None, f"the image does not match its boxes ({checked.mismatch})"
 
@@ -120,7 +120,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     t0 = time.perf_counter()
     call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                       suppressed=suppressed)
-    call.flags.extend(extra_flags)
+    call.add_flags(extra_flags)
     _check_contents(call, arr, boxes)
     cut = cut_out_all(arr, boxes)
     t1 = time.perf_counter()
@@ -340,6 +340,26 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
     return read_voc(xml, image_dir=image.parent, image=image)
 
 
+def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None):
+    """The model object a karyogram runs (``--model`` / ``--classifier``): a Detector, or a Karyotyper when a
+    classifier names what the detector finds; None without ``model`` (then ``classifier`` is an error)."""
+    if model is None:
+        if classifier is not None:
+            raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+        return None
+    try:
+        from ..detect import Detector
+    except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
+        raise KaryogramError(f"karyotf.detect is not available ({exc}) (fix: reinstall karyotf)") from None
+    detector = Detector(model, use=use)
+    if classifier is not None:  # the detector finds, the classifier names
+        from ..classify.karyotyper import Karyotyper
+
+        return Karyotyper(detector, classifier)
+    check_names(detector)
+    return detector
+
+
 def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
                annotations: str | Path | None = None, min_score: float | None = None, nms_iou: float = NMS_IOU,
                use: str = "auto", progress: bool = True, classifier: str | Path | None = None,
@@ -370,21 +390,7 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     if len(images) == 1 and not images[0].is_file():
         raise KaryogramError(f"{images[0]}: image not found (fix: check the path)")
     out = Path(out_dir)
-    detector = None
-    if model is not None:
-        try:
-            from ..detect import Detector
-        except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
-            raise KaryogramError(f"karyotf.detect is not available ({exc}) (fix: reinstall karyotf)") from None
-        detector = Detector(model, use=use)
-        if classifier is not None:  # the detector finds, the classifier names
-            from ..classify.karyotyper import Karyotyper
-
-            detector = Karyotyper(detector, classifier)
-        else:
-            check_names(detector)
-    elif classifier is not None:
-        raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+    detector = open_model(model, use=use, classifier=classifier)
     results = []
     iterator = images
     if progress and len(images) > 1:
@@ -411,12 +417,13 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
 
         buf = io.StringIO()
         wr = csv.writer(buf, lineterminator="\n")
-        wr.writerow(["image", "call", "total", "flags", "folder", "error"])
+        wr.writerow(["image", "call", "total", "review", "flags", "folder", "error"])
         for img, r in zip(images, results):
             if isinstance(r, KaryogramFailure):
-                wr.writerow([img.name, "error", "", "", "", r.error])
+                wr.writerow([img.name, "error", "", "", "", "", r.error])
             else:
-                wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.flag_codes), img.stem, ""])
+                wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.review_codes),
+                             ";".join(r.call.flag_codes), img.stem, ""])
         from ..io import atomic_write_text
 
         atomic_write_text(out / "calls.csv", buf.getvalue())
