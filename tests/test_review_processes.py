@@ -1,4 +1,5 @@
-"""karyotf review across processes: two ``karyotf review`` servers on one folder never lose a review (issue 22)."""
+"""karyotf review (issue 22): two ``karyotf review`` servers on one folder never lose a review; the reviewed
+report shows the review; a reviewed folder exported for records says when val/test are empty."""
 from __future__ import annotations
 
 import http.client
@@ -18,10 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory) -> Path:
+def cells_src(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("review-procs")
-    make_cells(out, n=1)
+    make_cells(out, n=2)
     return out
+
+
+@pytest.fixture
+def cells(tmp_path, cells_src) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(cells_src, tmp_path / "cells"))
 
 
 def _serve(folder: Path, reviewer: str):
@@ -89,3 +97,42 @@ def test_two_review_processes_one_wins_the_other_gets_409(cells):
         for proc, _, _ in servers:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_reviewed_report_html_shows_reviewer_time_comment_and_resolved_flags(cells):
+    """reviewed/report.html says who reviewed, when, the comment and which flags were resolved, as report.json
+    does (the old main's HTML showed none of it)."""
+    import html
+
+    from karyotf.review import ReviewFolder
+
+    folder = ReviewFolder(cells, reviewer="dr. <b>who</b>")
+    cell = folder.load(FIRST)
+    boxes = [{"class": b["class"], "box": b["box"], "origin": b["origin"]} for b in cell["boxes"]]
+    codes = [f["code"] for f in cell["call"]["flags"]]
+    assert codes
+    done = folder.accept(FIRST, {"version": cell["version"], "boxes": boxes, "resolved": codes[:1],
+                                 "comment": "trisomy 21 confirmed\nby banding"})
+    review = done["review"]
+    page = (cells / FIRST / "reviewed" / "report.html").read_text()
+    assert html.escape("dr. <b>who</b>") in page and "<b>who</b>" not in page
+    assert review["reviewed_at"] in page and "trisomy 21 confirmed\nby banding" in page
+    assert f"<th>resolved flags</th><td style='text-align:left'>{codes[0]}</td>" in page
+    assert "<th>open flags</th>" in page and "<th>revision</th><td style='text-align:left'>1</td>" in page
+
+
+def test_export_voc_then_records_says_val_and_test_are_empty(cells, tmp_path):
+    """karyotf review --export-voc, then records of the few reviewed cells: 0 val/test images are said, not silent."""
+    from karyotf.records import build_records
+    from karyotf.review import ReviewFolder, export_voc
+
+    folder = ReviewFolder(cells, reviewer="t")
+    for cid in folder.cells():
+        cell = folder.load(cid)
+        boxes = [{"class": b["class"], "box": b["box"], "origin": b["origin"]} for b in cell["boxes"]]
+        folder.accept(cid, {"version": cell["version"], "boxes": boxes})
+    exported = export_voc(cells, tmp_path / "voc")
+    res = build_records(exported.out, tmp_path / "rec", progress=False)
+    assert res.counts.get("val", 0) == 0 or res.counts.get("test", 0) == 0
+    text = res.text()
+    assert "note: no " in text and "too few" in text

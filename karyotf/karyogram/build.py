@@ -243,7 +243,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                                             "rows": [list(r) for r in parse_rows(rows)], "params": params})
     timings["write"] = 1000 * (time.perf_counter() - tw)
     timings["total"] = 1000 * (time.perf_counter() - t0)
-    report.write_html(paths["report_html"], call, png, source, timings, not_counted)
+    report.write_html(paths["report_html"], call, png, source, timings, not_counted,
+                      review=(report_extra or {}).get("review"))
     report.write_json(paths["report_json"], {**report.report_dict(call, source, timings, paths, not_counted),
                                              **(report_extra or {})})
     return KaryogramResult(call=call, boxes=list(boxes), placements=layout.placements, image=layout.image,
