@@ -135,6 +135,22 @@ def parse_boxes(items, width: int, height: int) -> list[tuple[Box, int | None]]:
     return out
 
 
+def ideograms(resolution=None) -> dict:
+    """The ISCN ideogram of each class for the page to draw beside its karyogram slot: ``{class: {"length": ISCN
+    length relative to chromosome 1, "bands": [[start, stop, grey, stain], ...] as fractions of the length}}``."""
+    from ..karyogram import ideogram
+
+    res = int(resolution) if resolution in ideogram.RESOLUTIONS else ideogram.DEFAULT_RESOLUTION
+    table = ideogram.bands(res)
+    longest = table["1"][-1].stop
+    out = {}
+    for name, bands in table.items():
+        total = bands[-1].stop
+        out[name] = {"length": round(total / longest, 4),
+                     "bands": [[round(b.start / total, 4), round(b.stop / total, 4), b.grey, b.stain] for b in bands]}
+    return out
+
+
 def not_counted(det: dict) -> list[dict]:
     """The model's detections that the karyogram did not count (``detections.json``'s ``not_counted``: boxes
     suppressed by NMS, below the minimum score), for the page to offer back: ``[{class, box, score, why}]``.
@@ -322,7 +338,7 @@ class ReviewFolder:
             "rows": m["rows"], "params": m["params"], "source": det.get("source", {}),
             "boxes": boxes, "original": {"boxes": original, "call": self.call(m["boxes"], m["params"])},
             "call": self.call(current, m["params"]), "review": r, "version": self.version(cell),
-            "status": self.summary(cell)["status"],
+            "status": self.summary(cell)["status"], "ideograms": ideograms(m["params"].get("resolution")),
         }
 
     # ------------------------------------------------------------------------------------------ writing
