@@ -270,3 +270,23 @@ def test_browser_zoom_pan_readable_karyogram_and_every_flag_shown(cells, tmp_pat
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_review_call_checks_the_boxes_in_the_image(cells):
+    """The review app's call has the karyogram's box check: a box drawn twice is flagged duplicate_box, a box on
+    bare slide empty_box (the page would otherwise drop flags the model's karyogram raised)."""
+    from karyotf.annotations import Box
+    from karyotf.review import ReviewFolder
+
+    folder = ReviewFolder(cells, reviewer="t")
+    cell = folder.load(FIRST)
+    assert "duplicate_box" not in [f["code"] for f in cell["call"]["flags"]]
+    m = folder._model(folder.cell(FIRST))
+    boxes = list(m["boxes"])
+    b = boxes[4]
+    boxes.append(b.with_coords(b.xmin, b.ymin, b.xmax - 1, b.ymax, name="21", score=None))
+    boxes.append(Box(1, 1, 15, 30, "22"))  # a corner of bare slide
+    got = folder.call(boxes, m["params"], m["image"])
+    codes = [f["code"] for f in got["flags"]]
+    assert "duplicate_box" in codes and "empty_box" in codes
+    assert got["box_check"]["empty"] == [len(boxes) - 1]

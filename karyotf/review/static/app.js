@@ -903,6 +903,19 @@ function setup() {
   setupMetaphaseMouse();
   setupKaryogramMouse();
   window.addEventListener("resize", () => { renderKaryogram(); renderOverlay(); });
+  if (window.ResizeObserver) {   // the flags list grows and shrinks with the call: the panes give way, so redraw
+    let w = 0, h = 0, kw = 0, kh = 0;
+    new ResizeObserver(() => {
+      const el = $("stage");
+      if (el.clientWidth !== w || el.clientHeight !== h) { w = el.clientWidth; h = el.clientHeight; renderOverlay(); }
+    }).observe($("stage"));
+    new ResizeObserver(() => {
+      const el = $("karyogram");
+      if (el.clientWidth !== kw || el.clientHeight !== kh) {
+        kw = el.clientWidth; kh = el.clientHeight; renderKaryogram();
+      }
+    }).observe($("karyogram"));
+  }
   window.addEventListener("beforeunload", (e) => {
     saveDraft();
     if (Object.values(S.drafts).some((d) => d.dirty)) { e.preventDefault(); e.returnValue = ""; }
