@@ -83,6 +83,11 @@ LONGEST = _d("LONGEST", 160.0, "pixels the cell's longest chromosome is scaled t
 NMS_IOU = _d("NMS_IOU", 0.7, "class-agnostic NMS between detections of different classes", "`karyogram --nms-iou`")
 LOW_SCORE = _d("LOW_SCORE", 0.5, "a detection scoring below this is a low-confidence chromosome (flagged)",
                "`karyogram --low-score`")
+PRIOR = _d("PRIOR", "prenatal", "karyotype prior of the joint labelling: `prenatal`, `postnatal` or `oncology` (how "
+           "common each aneuploidy is among the cells the lab sees; `karyotf/classify/joint.py`)",
+           "`karyogram --prior`, `eval --prior`, `classifier eval --prior`, `Karyotyper(prior=)`, `joint_labels(prior=)`")
+PRIOR_PRESETS = ("prenatal", "postnatal", "oncology")
+"""The names of the shipped priors (:data:`karyotf.classify.joint.PRESETS`), for the CLI's choices."""
 
 # ---------------------------------------------------------------------------------------------- case
 CASE_DIR = _d("CASE_DIR", Path("case"), "output folder of `karyotf case`", "`case --out`")

@@ -95,7 +95,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     t0 = time.perf_counter()
     call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                       suppressed=suppressed)
-    call.flags.extend(extra_flags)
+    call.add_flags(extra_flags)
     cut = cut_out_all(arr, boxes)
     t1 = time.perf_counter()
     oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
@@ -378,9 +378,10 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
 
         buf = io.StringIO()
         wr = csv.writer(buf, lineterminator="\n")
-        wr.writerow(["image", "call", "total", "flags", "folder"])
+        wr.writerow(["image", "call", "total", "review", "flags", "folder"])
         for img, r in zip(images, results):
-            wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.flag_codes), img.stem])
+            wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.review_codes),
+                         ";".join(r.call.flag_codes), img.stem])
         from ..io import atomic_write_text
 
         atomic_write_text(out / "calls.csv", buf.getvalue())
