@@ -37,8 +37,8 @@ counted, not analysed.
 than one line, or any non-clonal cell), with the count to extend to: the first of
 :data:`~karyotf.defaults.CASE_EXTEND_TO` above the cells counted (30 cells exclude a line in 10% of cells and 50
 in 6%, with 95% confidence: ``1 - (1 - p) ** n >= 0.95``, Hook 1977); XX and XY cells in one case; cells
-disagreeing on the sex complement; a call resting on low-confidence cells (the lines change without them, or they
-are most of the count); cells disagreeing beyond mosaicism (possible mixed patients: normal lines of both sexes,
+disagreeing on the sex complement; a call resting on low-confidence cells (a low mean detection score,
+``low_mean_confidence``: the lines change without them); cells disagreeing beyond mosaicism (possible mixed patients: normal lines of both sexes,
 two clonal abnormal lines sharing no change, or most counted cells in no line).
 
 The best karyograms (two go with the report; :func:`best_cells`): among the counted cells with a karyogram
@@ -60,7 +60,8 @@ from . import defaults as D
 from .errors import KaryotfError
 
 NORMAL = ("46,XX", "46,XY")
-LOW_CONFIDENCE_FLAGS = ("low_confidence", "low_mean_confidence")
+LOW_CONFIDENCE_FLAGS = ("low_mean_confidence",)
+"""A cell with one of these flags is a low-confidence cell (its mean detection score is low)."""
 REPORT = "report.json"
 CELL_MARKER = "detections.json"
 """A karyogram output folder (a cell) holds this file (as :mod:`karyotf.review` finds cells)."""
@@ -75,7 +76,7 @@ FLAG_CODES = {
     "no_clone": "no line: the counted cells share no clonal karyotype",
     "xx_and_xy": "cells with XX and cells with XY in one case",
     "sex_disagree": "cells of the case disagree on the sex chromosome complement",
-    "low_confidence": "the case karyotype rests on low-confidence cells",
+    "rests_on_low_confidence": "the case karyotype rests on low-confidence cells",
     "mixed_patients": "the cells disagree beyond what mosaicism explains: two patients under one case id?",
 }
 """Every case flag code with its meaning (the report's legend)."""
@@ -485,8 +486,8 @@ def case_karyotype(cells: Iterable[CellCall], case: str = "", rules: Rules | Non
     low = [c for c in counted if c.low_confidence]
     if low:
         confident_lines = {ln.karyotype for ln in _lines([c for c in counted if not c.low_confidence], rules)[0]}
-        if confident_lines != {ln.karyotype for ln in lines} or 2 * len(low) > n:
-            flags.append(Flag("low_confidence", f"{len(low)} of {n} counted cells are low-confidence; without them "
+        if confident_lines != {ln.karyotype for ln in lines}:
+            flags.append(Flag("rests_on_low_confidence", f"{len(low)} of {n} counted cells are low-confidence; without them "
                               f"the lines would be {', '.join(sorted(confident_lines)) or 'none'}"))
     mixed = []
     if len([ln for ln in lines if ln.normal]) > 1:
