@@ -119,14 +119,15 @@ def test_uncallable_cells_are_listed_with_the_reason_and_not_counted():
     cs.append(CellCall.failed("broken", "broken.jpg: not an image"))
     cs.append(CellCall.planted("46,XX", cell="touch", flags=("close_call",)))
     cs.append(CellCall.planted("46,XX", cell="touch-reviewed", flags=("close_call",), reviewed=True))
+    cs.append(CellCall.planted("46,XX", cell="touch-truth", flags=("duplicate_box",), kind="annotations"))
     cs.append(CellCall.planted("47,XX,+21", cell="c0"))  # given twice
     case = case_karyotype(cs)
     reasons = {c.cell: r for c, r in case.uncounted}
     assert set(reasons) == {"few", "broken", "touch", "c0"}
     assert "12 chromosomes" in reasons["few"] and "not an image" in reasons["broken"]
     assert "close_call" in reasons["touch"] and "twice" in reasons["c0"]
-    assert case.karyotype == "mos 47,XX,+21[3]/46,XX[1]"
-    assert case.counts()["counted"] == 4 and case.counts()["uncounted"] == 4
+    assert case.karyotype == "mos 47,XX,+21[3]/46,XX[2]"
+    assert case.counts()["counted"] == 5 and case.counts()["uncounted"] == 4
     assert case.has_flag("uncounted_cells")
 
 
