@@ -1,0 +1,123 @@
+"""karyotf.separate: synthetic crossings (exact masks, seeded), the separation model, the fallback, the karyogram
+hooks, straightening and bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from karyotf.annotations import Box
+from karyotf.separate import synth
+
+
+def rod_cell(rods, shape=(160, 200), bg=235.0, dark=90.0):
+    """A grey cell with dark rods: ``rods`` = [(x0, y0, x1, y1)] filled rectangles; RGB uint8."""
+    g = np.full(shape, bg, np.float32)
+    for x0, y0, x1, y1 in rods:
+        g[y0:y1, x0:x1] = dark
+    g = np.clip(g, 0, 255).astype(np.uint8)
+    return np.stack([g] * 3, axis=-1)
+
+
+def banded(length=60, width=12, bands=(0.2, 0.5, 0.8), name="1"):
+    """A straight banded chromosome (vertical): transmittance 0.45 with darker bands at ``bands`` fractions."""
+    t = np.ones((length + 4, width + 4), np.float32)
+    m = np.zeros_like(t, bool)
+    m[2:2 + length, 2:2 + width] = True
+    t[m] = 0.45
+    for f in bands:
+        y = 2 + int(f * length)
+        t[y - 2:y + 2, 2:2 + width] = 0.15
+    return synth.Chromosome(trans=t, mask=m, name=name, cell="synthetic", background=235.0)
+
+
+@pytest.fixture(scope="module")
+def sample_chromosomes(sample_dir):
+    from karyotf import images
+    from karyotf.annotations import load_dataset
+
+    anns = load_dataset(sample_dir)[0][:6]
+    out = []
+    for ann in anns:
+        out.extend(synth.isolated(images.load(ann.image_path), ann.boxes, cell=ann.image_id))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- synthetic generator
+
+
+def test_isolated_keeps_only_chromosomes_that_touch_no_other_box():
+    # rod 0 alone; rods 1 and 2 touch (one component spanning two boxes); rod 3 reaches into box 4
+    img = rod_cell([(10, 10, 20, 60), (60, 10, 70, 60), (70, 30, 100, 40), (120, 10, 130, 70)])
+    boxes = [Box(9, 9, 21, 61, "1"), Box(59, 9, 71, 61, "2"), Box(70, 29, 101, 41, "3"),
+             Box(119, 9, 131, 71, "4"), Box(125, 50, 150, 80, "5")]
+    found = synth.isolated(img, boxes, min_area=20)
+    assert [c.name for c in found] == ["1"]
+    c = found[0]
+    assert c.area == (10 + 2) * (50 + 2)  # the rod grown by one pixel
+    assert np.all(c.trans[~c.mask] == 1.0) and c.trans[c.mask].min() == pytest.approx(90 / 235, abs=0.01)
+
+
+def test_isolated_from_a_real_cell(sample_chromosomes):
+    assert len(sample_chromosomes) >= 10
+    for c in sample_chromosomes:
+        assert c.mask.any() and c.trans.shape == c.mask.shape
+        assert np.all(c.trans[~c.mask] == 1.0)
+        assert not c.mask[0].any() and not c.mask[-1].any()  # padded: the mask does not touch the frame
+
+
+def test_scene_masks_are_exact_by_construction(sample_chromosomes):
+    rng = np.random.default_rng(3)
+    crossings = touchings = 0
+    for _ in range(30):
+        s = synth.make_scene(sample_chromosomes, rng, touch_p=0.3, noise=0.0, extra=(0, 1))
+        g = s.image[..., 0].astype(np.float32)
+        union = np.any(s.masks, axis=0)
+        # nothing outside the masks is darkened: the slide is the background exactly
+        assert np.all(np.abs(g[~union] - s.background) <= 0.5 + 1e-3)
+        # every mask is its chromosome's turned mask: as many pixels, and its box is the mask's tight box
+        for m, b in zip(s.masks, s.boxes):
+            ys, xs = np.nonzero(m)
+            assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == b.as_tuple()
+        ov = s.overlap
+        if s.touching:
+            touchings += 1
+            assert not ov.any()
+            from scipy import ndimage as ndi
+
+            grown = ndi.binary_dilation(s.masks[0], iterations=3)
+            assert (grown & s.masks[1]).any()  # slid apart until they just no longer overlap
+        else:
+            crossings += 1
+            assert ov.any()
+            # multiplicative: the crossing is darker than the mean of either chromosome alone
+            a_only = s.masks[0] & ~s.masks[1]
+            assert g[ov].mean() < g[a_only].mean()
+    assert crossings and touchings
+
+
+def test_scene_multiplies_transmittances():
+    a, b = banded(60, 12), banded(50, 10, name="2")
+    s = synth.make_scene([a, b], np.random.default_rng(0), touch_p=0.0, noise=0.0)
+    g = s.image[..., 0].astype(np.float32)
+    ov = s.overlap
+    assert ov.sum() > 20
+    # where two plain (0.45) parts cross the grey is bg * 0.45 * 0.45
+    vals = g[ov]
+    assert np.any(np.abs(vals - np.round(235 * 0.45 * 0.45)) <= 1)
+    assert vals.max() <= np.round(235 * 0.45) + 1
+
+
+def test_scenes_are_seeded_and_reproducible(sample_chromosomes):
+    one = list(synth.scenes(sample_chromosomes, 5, seed=11, extra=(0, 1)))
+    two = list(synth.scenes(sample_chromosomes, 5, seed=11, extra=(0, 1)))
+    other = list(synth.scenes(sample_chromosomes, 5, seed=12, extra=(0, 1)))
+    for s, t in zip(one, two):
+        assert np.array_equal(s.image, t.image)
+        assert all(np.array_equal(m, n) for m, n in zip(s.masks, t.masks))
+        assert [b.as_tuple() for b in s.boxes] == [b.as_tuple() for b in t.boxes]
+    assert any(s.image.shape != t.image.shape or not np.array_equal(s.image, t.image) for s, t in zip(one, other))
+
+
+def test_scene_needs_two_chromosomes():
+    with pytest.raises(ValueError, match="two isolated"):
+        synth.make_scene([banded()], np.random.default_rng(0))
