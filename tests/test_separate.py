@@ -121,3 +121,70 @@ def test_scenes_are_seeded_and_reproducible(sample_chromosomes):
 def test_scene_needs_two_chromosomes():
     with pytest.raises(ValueError, match="two isolated"):
         synth.make_scene([banded()], np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------------------------- straighten
+
+
+def bent_band_pattern(radius=40, thick=12, bands=((0.2, 30), (0.5, 80), (0.8, 120))):
+    """A half-ring with round ends (a chromosome bent into a U, open end up), grey 150 with bands of distinct
+    greys at arc fractions from the right end; returns (RGB image, mask, tip-to-tip centre-line length, the
+    bands' fractions of that length)."""
+    h = w = 2 * radius + 30
+    cy, cx = 20, w // 2
+    yy, xx = np.mgrid[:h, :w].astype(float)
+    r = np.hypot(yy - cy, xx - cx)
+    frac = np.clip(np.arctan2(yy - cy, xx - cx) / np.pi, 0, 1)
+    mask = (np.abs(r - radius) <= thick / 2) & (yy >= cy)
+    for ex in (cx - radius, cx + radius):  # round caps
+        mask |= np.hypot(yy - cy, xx - ex) <= thick / 2
+    g = np.full((h, w), 150.0)
+    for f, v in bands:
+        g[np.abs(frac - f) < 0.03] = v
+    img = np.full((h, w, 3), 255, np.uint8)
+    img[mask] = np.stack([g] * 3, -1)[mask].astype(np.uint8)
+    length = np.pi * radius + thick
+    return img, mask, length, [(thick / 2 + f * np.pi * radius) / length for f, _ in bands]
+
+
+def test_straighten_keeps_band_order_and_length():
+    from karyotf.separate.straighten import straighten
+
+    img, mask, length, expected = bent_band_pattern()
+    out, m, done = straighten(img, mask)
+    assert done
+    assert abs(out.shape[0] - length) <= 0.05 * length  # length preserved
+    assert out.shape[1] < 0.4 * out.shape[0]  # laid straight: long and thin
+    assert abs(m.sum() - mask.sum()) <= 0.1 * mask.sum()  # no chromosome lost or pulled in
+    prof = np.array([out[k][m[k], 0].mean() if m[k].any() else 255 for k in range(out.shape[0])])
+    # the bands are the runs darker than the plain grey: three of them, in their order, where they were
+    from scipy import ndimage as ndi
+
+    runs, n = ndi.label(prof < 140)
+    assert n == 3
+    centres = [np.nonzero(runs == i)[0].mean() / out.shape[0] for i in (1, 2, 3)]
+    darkest = [prof[runs == i].min() for i in (1, 2, 3)]
+    if darkest[0] > darkest[2]:  # either end may come first
+        centres, darkest = [1 - c for c in centres[::-1]], darkest[::-1]
+    assert darkest == sorted(darkest) and abs(darkest[0] - 30) < 10 and abs(darkest[2] - 120) < 10
+    fr = centres
+    assert np.allclose(fr, expected, atol=0.04)
+
+
+def test_straighten_leaves_a_straight_chromosome_alone():
+    from karyotf.separate.straighten import straighten
+
+    img = np.full((80, 30, 3), 255, np.uint8)
+    mask = np.zeros((80, 30), bool)
+    mask[5:75, 10:20] = True
+    img[mask] = 90
+    out, m, done = straighten(img, mask)
+    assert not done and out is img and m is mask
+
+
+def test_straighten_empty_mask():
+    from karyotf.separate.straighten import straighten
+
+    img = np.full((10, 10, 3), 255, np.uint8)
+    out, m, done = straighten(img, np.zeros((10, 10), bool))
+    assert not done
