@@ -39,6 +39,11 @@ def register(sub) -> None:
     p.add_argument("--longest", type=float, default=LONGEST, help="pixels the longest chromosome is scaled to")
     p.add_argument("--bands", type=int, choices=RESOLUTIONS, default=DEFAULT_RESOLUTION,
                    help="ideogram resolution (bands per haploid set)")
+    p.add_argument("--separate", type=Path, metavar="MODEL_DIR", default=None,
+                   help="separation model (karyotf separate export): each chromosome drawn from its own mask, "
+                        "uncertain separations flagged (default: the classical cut-out)")
+    p.add_argument("--straighten", action="store_true",
+                   help="lay bent chromosomes straight along their medial axis (bands in order, length kept)")
     p.set_defaults(func=_karyogram)
 
     d = sub.add_parser(
@@ -63,7 +68,7 @@ def _karyogram(args) -> int:
 
     results = karyograms(args.images, args.out, model=args.model, annotations=args.annotations,
                          min_score=args.min_score, nms_iou=args.nms_iou, use=args.use, rows=args.rows,
-                         classifier=args.classifier,
+                         classifier=args.classifier, separate=args.separate, straighten=args.straighten,
                          low_score=args.low_score, longest=args.longest, resolution=args.bands)
     for img, r in zip(args.images, results):
         print(f"{img.name}: {r.call.text}")

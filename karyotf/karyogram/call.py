@@ -61,6 +61,8 @@ FLAG_CODES = {
     "low_confidence": "chromosomes detected with a low score",
     "low_mean_confidence": "the mean detection score is low",
     "overlapping_boxes": "boxes overlapping strongly (a chromosome counted twice, or a tangle)",
+    "separation_uncertain": "a chromosome's own mask is uncertain (low mask confidence, no foreground, or a "
+                            "cluster of three or more touching or crossing chromosomes): check its cut-out",
 }
 """Every flag code the call can raise, with its meaning (the report's legend)."""
 
