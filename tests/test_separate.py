@@ -188,3 +188,93 @@ def test_straighten_empty_mask():
     img = np.full((10, 10, 3), 255, np.uint8)
     out, m, done = straighten(img, np.zeros((10, 10), bool))
     assert not done
+
+
+# ------------------------------------------------------------------------------------- separator, fallback, bad input
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    """A separator with random weights: unsure of everything, so every box falls back to the cut-out."""
+    from karyotf.separate.model import SeparateConfig, build_unet
+    from karyotf.separate.separator import Separator
+
+    cfg = SeparateConfig(size=64, width=4)
+    return Separator(model=build_unet(cfg.size, cfg.width), cfg=cfg, min_confidence=0.999)
+
+
+def cell_masks(sep, shape):
+    out = []
+    for c in sep.cutouts:
+        m = np.zeros(shape[:2], bool)
+        x0, y0 = c.origin
+        m[y0:y0 + c.mask.shape[0], x0:x0 + c.mask.shape[1]] = c.mask
+        out.append(m)
+    return out
+
+
+def test_without_a_model_the_cut_out_is_used():
+    from karyotf.karyogram.cutout import cut_out_all
+    from karyotf.separate.separator import separate
+
+    img = rod_cell([(10, 10, 20, 60), (60, 10, 70, 60), (70, 30, 100, 40)])
+    boxes = [Box(9, 9, 21, 61, "1"), Box(59, 9, 71, 61, "2"), Box(70, 29, 101, 41, "3")]
+    sep = separate(img, boxes)
+    ref = cut_out_all(img, boxes)
+    assert [c.method for c in sep.cutouts] == [c.method for c in ref]
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(sep.cutouts, ref))
+    assert sep.clusters == [[1, 2]] and not sep.flags  # a pair touching: no flag
+
+
+def test_low_confidence_falls_back_to_the_cut_out_and_is_flagged(untrained):
+    from karyotf.karyogram.cutout import cut_out_all
+    from karyotf.separate.separator import FLAG_CODE, separate
+
+    img = rod_cell([(10, 10, 20, 60), (120, 10, 130, 70)])
+    boxes = [Box(9, 9, 21, 61, "1"), Box(119, 9, 131, 71, "2")]
+    sep = separate(img, boxes, untrained)
+    ref = cut_out_all(img, boxes)
+    assert all(c.method != "unet" for c in sep.cutouts)
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(sep.cutouts, ref))
+    assert set(sep.uncertain) == {0, 1} and "low mask confidence" in sep.uncertain[0]
+    assert [f.code for f in sep.flags] == [FLAG_CODE] and sep.flags[0].review
+    assert set(sep.flags[0].classes) == {"1", "2"}
+
+
+@pytest.mark.parametrize("model", [False, True], ids=["cutout", "untrained"])
+def test_bad_input_gets_a_mask_or_a_flag(model, untrained):
+    from karyotf.separate.separator import separate
+
+    sep_model = untrained if model else None
+    # a box with no foreground (slide only), a box inside another, a cluster of five crossing rods
+    rods = [(20, 10, 28, 110), (10, 56, 110, 64), (60, 10, 68, 110), (14, 30, 104, 38), (14, 84, 104, 92),
+            (150, 20, 160, 80)]
+    img = rod_cell(rods, shape=(160, 240))
+    boxes = [Box(*r, name=str(i + 1)) for i, r in enumerate(rods)]
+    boxes += [Box(200, 100, 230, 140, "7"),  # nothing there
+              Box(152, 40, 158, 60, "8")]  # inside box 6
+    sep = separate(img, boxes, sep_model)
+    assert len(sep.cutouts) == len(boxes)
+    for i, c in enumerate(sep.cutouts):
+        assert c.mask.any() and c.index == i and c.box is boxes[i]
+    five = next(g for g in sep.clusters if 0 in g)
+    assert sorted(five) == [0, 1, 2, 3, 4]
+    for i in range(5):
+        assert "cluster of 5" in sep.uncertain[i] or "confidence" in sep.uncertain[i]
+    assert "no foreground" in sep.uncertain[6]
+    assert sep.flags and sep.flags[0].code == "separation_uncertain"
+
+
+def test_every_box_overlapping_keeps_every_chromosome_in_the_karyogram(untrained):
+    from karyotf.karyogram.build import make_karyogram
+
+    rods = [(40, 10, 50, 110), (10, 55, 110, 65), (20, 20, 90, 30), (20, 80, 90, 90)]
+    img = rod_cell(rods, shape=(130, 130))
+    names = ["1", "1", "2", "2"]
+    boxes = [Box(10, 10, 110, 110, n) for n in names]  # every box the whole tangle
+    for sep in (None, untrained):
+        call, layout, _, checked = make_karyogram(img, boxes, separate=sep, straighten=True) if sep else \
+            make_karyogram(img, boxes, straighten=True)
+        assert len(layout.placements) == len(boxes)
+    call, layout, _, _ = make_karyogram(img, boxes, separate=untrained)
+    assert "separation_uncertain" in call.flag_codes
