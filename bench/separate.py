@@ -165,6 +165,7 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args(argv)
 
+    args.out.mkdir(parents=True, exist_ok=True)
     from karyotf.separate import synth
     from karyotf.separate.separator import Separator
     from karyotf.separate.train import read_run
@@ -176,12 +177,11 @@ def main(argv=None):
            "scenes": args.scenes, "seed": args.seed}
     t0 = time.perf_counter()
     res["synthetic"] = synthetic(test_chromosomes, separator, args.scenes, args.seed)
-    print("synthetic", time.perf_counter() - t0, flush=True)
+    print("synthetic", round(time.perf_counter() - t0, 1), "s", json.dumps(res["synthetic"]), flush=True)
     cells = real_cells(args.records)
     res["time"] = timing(cells, separator)
     print("timing", res["time"], flush=True)
     res["contact_sheet"] = contact_sheet(cells, separator, args.out / "separate_contact_sheet.png")
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "separate.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / "separate.md").write_text(markdown(res))
     print(markdown(res))

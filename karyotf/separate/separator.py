@@ -3,7 +3,7 @@
 For each box the U-Net (:mod:`karyotf.separate.model`) sees the box's window (:mod:`karyotf.separate.inputs`)
 and says which pixels are this box's chromosome; a crossing is given to both chromosomes that pass through it,
 a neighbour that only enters the box to that neighbour.  The answer is kept to the cell's foreground (the
-cut-out's rule) grown by one pixel, and to the pieces that reach into the box.
+cut-out's rule) grown by two pixels (the masks hold the chromosome's soft edge), and to the pieces that reach into the box.
 
 **The fallback, and why.**  The classical cut-out (:func:`karyotf.karyogram.cutout.cut_out`: threshold,
 component, thin bridges cut, shared pixels to the nearer chromosome) is used
@@ -39,6 +39,8 @@ MIN_CONFIDENCE = 0.8
 """A U-Net mask is used when at least this fraction of its pixels are sure (probability < 0.2 or > 0.8)."""
 CLUSTER = 3
 """Chromosomes whose masks touch or cross in a group of this many or more are flagged."""
+CONTACT = 6
+"""Pixels along which two masks (their rims peeled) must touch or cross to count as one cluster."""
 FLAG_CODE = "separation_uncertain"
 _EIGHT = np.ones((3, 3), bool)
 
@@ -105,6 +107,13 @@ class Separator:
         self.min_confidence = float(min_confidence)
         self._fn = tf.function(lambda x: tf.sigmoid(self.model(x, training=False)), reduce_retracing=True)
 
+    @classmethod
+    def default(cls, min_confidence: float = MIN_CONFIDENCE) -> "Separator":
+        """The separation model shipped with karyotf (:data:`karyotf.paths.SEPARATE_DIR`)."""
+        from ..paths import SEPARATE_DIR
+
+        return cls(SEPARATE_DIR, min_confidence=min_confidence)
+
     def __repr__(self) -> str:
         return f"Separator({self.path}, size={self.cfg.size}, min_confidence={self.min_confidence})"
 
@@ -156,7 +165,7 @@ def separate(image: np.ndarray, boxes: Sequence[Box], separator: "Separator | No
     else:
         min_conf = separator.min_confidence if min_confidence is None else min_confidence
         fg = foreground(gray, thr, max_hole=16)
-        fg1 = ndi.binary_dilation(fg, structure=_EIGHT)
+        fg1 = ndi.binary_dilation(fg, structure=_EIGHT, iterations=2)
         dark = darkness(gray, background_level(gray, fg))
         size, context = separator.cfg.size, separator.cfg.context
         xs, wins = [], []
@@ -182,16 +191,18 @@ def separate(image: np.ndarray, boxes: Sequence[Box], separator: "Separator | No
                 c = fallback(i)
                 cutouts.append(c)
                 uncertain[i] = ("no foreground in the box" if mask is None or not mask.any() else
-                                f"low mask confidence {conf:.2f}, the cut-out was used")
+                                f"low mask confidence {conf:.2f} (cut-out used)")
             confidence.append(conf)
     clusters = _clusters(cutouts, (h, w))
-    for comp in clusters:
-        if len(comp) >= cluster:
-            for i in comp:
-                uncertain.setdefault(i, f"in a cluster of {len(comp)} touching or crossing chromosomes")
+    alone = dict(uncertain)
+    big = [sorted(c) for c in clusters if len(c) >= cluster]
+    for comp in big:
+        for i in comp:
+            uncertain.setdefault(i, f"in a cluster of {len(comp)} touching or crossing chromosomes")
     flags = []
     if uncertain:
-        parts = [f"#{i} ({boxes[i].name}): {why}" for i, why in sorted(uncertain.items())]
+        parts = [f"#{i} ({boxes[i].name}) {why}" for i, why in sorted(alone.items())]
+        parts += [f"a cluster of {len(c)}: " + ", ".join(f"#{i} ({boxes[i].name})" for i in c) for c in big]
         flags.append(Flag(FLAG_CODE, f"{len(uncertain)} chromosome(s) with an uncertain separation: "
                                      + "; ".join(parts),
                           tuple(sorted({boxes[i].name for i in uncertain}, key=_class_key))))
@@ -221,7 +232,9 @@ def _keep_in_box(mask: np.ndarray, box: Box, ox: int, oy: int) -> np.ndarray:
 
 
 def _clusters(cutouts: Sequence[Cutout], shape) -> list[list[int]]:
-    """Groups (two or more) of boxes whose masks touch or overlap (8-neighbours), by union-find."""
+    """Groups (two or more) of boxes whose masks cross or touch along ``CONTACT`` pixels or more, by union-find.
+    The masks' one-pixel rims are peeled first (each mask is grown by a pixel, so chromosomes two pixels apart
+    would share it), and a brush at one corner does not count."""
     n = len(cutouts)
     parent = list(range(n))
 
@@ -242,9 +255,10 @@ def _clusters(cutouts: Sequence[Cutout], shape) -> list[list[int]]:
             x0, y0, x1, y1 = max(ax0, bx0) - 1, max(ay0, by0) - 1, min(ax1, bx1) + 1, min(ay1, by1) + 1
             if x1 <= x0 or y1 <= y0:
                 continue
-            a = _sub(cutouts[i], x0, y0, x1, y1)
-            b = _sub(cutouts[j], x0, y0, x1, y1)
-            if (ndi.binary_dilation(a, structure=_EIGHT) & b).any():
+            a = ndi.binary_erosion(_sub(cutouts[i], x0 - 1, y0 - 1, x1 + 1, y1 + 1), structure=_EIGHT)
+            b = ndi.binary_erosion(_sub(cutouts[j], x0 - 1, y0 - 1, x1 + 1, y1 + 1), structure=_EIGHT)
+            contact = int((ndi.binary_dilation(a, structure=_EIGHT) & b).sum())
+            if contact >= CONTACT:
                 parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
     for i in range(n):
