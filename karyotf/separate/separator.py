@@ -10,8 +10,8 @@ component, thin bridges cut, shared pixels to the nearer chromosome) is used
 
 * for every box when no separation model is given (``karyotf karyogram`` without ``--separate``): it needs
   no trained weights, and on isolated chromosomes (most of a cell) it is as good;
-* for one box when the U-Net is unsure of it: more than ``1 - min_confidence`` of its mask's pixels have a
-  probability between 0.2 and 0.8, or its mask is empty (a box with no foreground: then the cut-out's own
+* for one box when the U-Net is unsure of it: it is sure (> 0.8) of less than ``min_confidence`` of the
+  foreground pixels it claims at all (> 0.2), or its mask is empty (a box with no foreground: then the cut-out's own
   rules apply, down to the whole box).  An unsure network mask is more often wrong by whole arms, the cut-out
   by a stub; and the box is flagged either way.
 
@@ -35,10 +35,14 @@ from ..karyogram.cutout import MARGIN, Cutout, cut_out, foreground, foreground_t
 from .inputs import darkness, make_input, paste, window_of
 from .synth import background_level
 
-MIN_CONFIDENCE = 0.8
-"""A U-Net mask is used when at least this fraction of its pixels are sure (probability < 0.2 or > 0.8)."""
+MIN_CONFIDENCE = 0.6
+"""A U-Net mask is used when the model is sure (probability > 0.8) of at least this fraction of the foreground
+pixels it claims at all (probability > 0.2).  Chosen on synthetic crossings of the **val** split (120 scenes,
+seed 1234): below 0.6 the cut-out is the better mask on average; at 0.8 the fallback already costs 0.01 IoU."""
 CLUSTER = 3
 """Chromosomes whose masks touch or cross in a group of this many or more are flagged."""
+PIECE = 0.2
+"""A piece of a U-Net mask is kept when it holds at least this fraction of the mask's largest piece."""
 CONTACT = 6
 """Pixels along which two masks (their rims peeled) must touch or cross to count as one cluster."""
 FLAG_CODE = "separation_uncertain"
@@ -182,8 +186,9 @@ def separate(image: np.ndarray, boxes: Sequence[Box], separator: "Separator | No
                 region_fg = fg1[oy:oy + pc.shape[0], ox:ox + pc.shape[1]]
                 mask = (pc > 0.5) & region_fg
                 mask = _keep_in_box(mask, b, ox, oy)
-                if mask.any():
-                    sure = ((pc < 0.2) | (pc > 0.8))[mask | ((pc > 0.2) & region_fg)]
+                if mask.any():  # the core foreground the model claims at all: how much of it is it sure of?
+                    core = fg[oy:oy + pc.shape[0], ox:ox + pc.shape[1]] & (pc > 0.2)
+                    sure = (pc > 0.8)[core]
                     conf = float(sure.mean()) if sure.size else 0.0
             if mask is not None and mask.any() and conf >= min_conf:
                 cutouts.append(_to_cutout(image, b, i, mask, (ox, oy), "unet"))
@@ -217,7 +222,8 @@ def _class_key(name: str):
 
 
 def _keep_in_box(mask: np.ndarray, box: Box, ox: int, oy: int) -> np.ndarray:
-    """The pieces of ``mask`` (given at offset ``(ox, oy)``) with a pixel inside ``box``."""
+    """The pieces of ``mask`` (given at offset ``(ox, oy)``) with a pixel inside ``box`` and at least ``PIECE``
+    of the largest such piece's size."""
     if not mask.any():
         return mask
     labels, n = ndi.label(mask, structure=_EIGHT)
@@ -228,6 +234,10 @@ def _keep_in_box(mask: np.ndarray, box: Box, ox: int, oy: int) -> np.ndarray:
     inside = labels[max(0, int(box.ymin) - oy):max(0, int(np.ceil(box.ymax)) - oy),
                     max(0, int(box.xmin) - ox):max(0, int(np.ceil(box.xmax)) - ox)]
     keep = np.unique(inside[inside > 0])
+    if keep.size == 0:
+        return np.zeros_like(mask)
+    sizes = ndi.sum_labels(mask, labels, keep)
+    keep = keep[sizes >= PIECE * sizes.max()]  # specks go; a chromosome split at a pale band keeps its parts
     return np.isin(labels, keep)
 
 
