@@ -152,3 +152,15 @@ def check_file(path, boxes: Sequence, width: int, exif_transpose: bool = False) 
     if arr is None:
         arr = images.load(path, exif_transpose)
     return check_boxes(arr, boxes, scale=arr.shape[1] / float(width))
+
+
+def check_call(call, image: np.ndarray, boxes: Sequence) -> BoxCheck:
+    """Check ``boxes`` in ``image`` and put the result on ``call`` (a :class:`karyotf.karyogram.call.Call` of those
+    boxes): its ``box_check``, the flags, and no call when the image does not match its boxes.  The karyogram and
+    the review app both call this (one rule)."""
+    checked = check_boxes(image, boxes)
+    call.box_check = checked
+    call.add_flags(checked.flags([b.name for b in boxes]))
+    if checked.mismatch and call.iscn is not None:
+        call.iscn, call.no_call = None, f"the image does not match its boxes ({checked.mismatch})"
+    return checked

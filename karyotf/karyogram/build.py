@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import classes
 from ..annotations import Annotation, Box, read_voc
+from ..boxcheck import check_call
 from ..errors import AnnotationError, KaryogramError, KaryotfError
 from ..io import atomic_path, atomic_write_json
 from . import ideogram, report
@@ -93,18 +94,6 @@ def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
     return out
 
 
-def _check_contents(call: Call, arr: np.ndarray, boxes: Sequence[Box]) -> None:
-    """Empty and duplicate boxes (:mod:`karyotf.boxcheck`) flagged on the call; an image that does not match its
-    boxes gets no call."""
-    from ..boxcheck import check_boxes
-
-    checked = check_boxes(arr, boxes)
-    call.box_check = checked
-    call.add_flags(checked.flags([b.name for b in boxes]))
-    if checked.mismatch and call.iscn is not None:
-        call.iscn, call.no_call = None, f"the image does not match its boxes ({checked.mismatch})"
-
-
 def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONGEST, low_score: float = LOW_SCORE,
                    low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
@@ -125,7 +114,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                       suppressed=suppressed)
     call.add_flags(extra_flags)
-    _check_contents(call, arr, boxes)
+    check_call(call, arr, boxes)  # empty, duplicate boxes; an image that does not match its boxes
     if separate is not None:
         from ..separate.separator import load, separate as separate_cell
 
