@@ -111,7 +111,7 @@ def fit(scores: Sequence[float], matched: Sequence[bool], split: str = "val", ce
                                  split, int(s.size), int(cells), nms_iou)
 
 
-def of(detector) -> ChromosomeProbability | None:
-    """The calibration stored with a detector's export (``info[KEY]``), or None."""
-    d = (getattr(detector, "info", None) or {}).get(KEY)
+def of(info: dict) -> ChromosomeProbability | None:
+    """The calibration stored with a detector's export (its ``karyotf.json`` ``info``: ``info[KEY]``), or None."""
+    d = (info or {}).get(KEY)
     return None if not d else ChromosomeProbability.from_dict(d)

@@ -26,6 +26,7 @@ import numpy as np
 from . import classes, defaults, rundir
 from .annotations import Box
 from .errors import DetectError
+from .find import Finder
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,9 @@ def load_image(image: np.ndarray | str | Path) -> np.ndarray:
         raise DetectError(str(exc)) from None
 
 
-class Detector:
-    """An exported detection model, ready to run on images.
+class Detector(Finder):
+    """An exported detection model, ready to run on images: a :class:`karyotf.find.ChromosomeFinder` (its
+    ``find(image)`` is detect -> floor -> class-agnostic NMS, :mod:`karyotf.find`).
 
     Attributes: ``kind`` (``"saved_model"`` or ``"frozen_graph"``: what was loaded), ``model_name``, ``tf``
     (the exported model's TF mode), ``label_map`` (``{id: name}``), ``export_dir``, ``info`` (``karyotf.json``),

@@ -28,9 +28,11 @@ from typing import Sequence
 import numpy as np
 
 from . import classes, images, rundir
+from .defaults import NMS_IOU
 from . import metrics as M
 from .annotations import Annotation, Box
 from .errors import EvaluateError, PipelineConfigError
+from .find import ChromosomeFinder, sift
 from .io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -372,7 +374,7 @@ def check_records(records_dir: str | Path, split: str, origin: str = "") -> Path
 
 def detect_examples(detector, examples, limit: int | None = None, total: int | None = None, desc: str = "detect",
                     ) -> tuple[list[Annotation], list[list[Box]], float]:
-    """Run ``detector`` (anything with ``detect(image, min_score=)``, e.g. a :class:`karyotf.detect.Detector`) over
+    """Run ``detector`` (a :class:`karyotf.find.ChromosomeFinder`: only its ``detect(image, min_score=)``) over
     ``examples`` (``(image bytes, Annotation)`` pairs, e.g. :func:`karyotf.records.read_examples`): the truth, the
     detections at every score, and detection seconds per image.  With :func:`evaluate_detections` this is the
     evaluation of a model object, as torchvision's ``engine.evaluate(model, loader)``; ``total`` only sizes the
@@ -395,10 +397,11 @@ def detect_examples(detector, examples, limit: int | None = None, total: int | N
 
 
 def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: str = "auto",
-                  limit: int | None = None, classifier: str | Path | None = None):
-    """Run the model's Detector over one split: (truth, detections, seconds per image, model info, model name).
+                  limit: int | None = None, finder: ChromosomeFinder | None = None):
+    """Run the model over one split: (truth, detections, seconds per image, model info, model name).
 
-    ``records_dir`` None: the records the model was configured with."""
+    ``records_dir`` None: the records the model was configured with.  ``finder``: the model object that finds
+    (and names); None: the :class:`karyotf.detect.Detector` of the model's export (``use``)."""
     if not Path(model).is_dir():
         resolve_export(model)  # raises the missing-model error before any records error
     if records_dir is None:
@@ -406,7 +409,6 @@ def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: 
     else:
         check_records(records_dir, split)
     export_dir = resolve_export(model)
-    from .detect import Detector
     from .records import read_examples
 
     info = model_info(export_dir)
@@ -415,12 +417,11 @@ def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: 
         for k, v in model_info(model).items():
             if info.get(k) is None:
                 info[k] = v
-    detector = Detector(export_dir, use=use)
-    if classifier is not None:  # end to end: the model finds, the classifier names (karyotf.classify)
-        from .classify.karyotyper import Karyotyper
+    if finder is None:
+        from .detect import Detector
 
-        detector = Karyotyper(detector, classifier)
-    elif getattr(detector, "agnostic", False):  # a stand-in detector may not say
+        finder = Detector(export_dir, use=use)
+    if not finder.names:
         raise EvaluateError(f"{export_dir}: a class-agnostic detector (one class, '{classes.AGNOSTIC}') names no "
                             "chromosome, so the thesis metrics (per class) do not apply to it alone (fix: add "
                             "--classifier exported/classifier: the end-to-end metrics, and the class-agnostic "
@@ -428,37 +429,40 @@ def _detect_split(model: Path, records_dir: str | Path | None, split: str, use: 
     total = _split_count(records_dir, split)
     if limit is not None:
         total = limit if total is None else min(limit, total)
-    truth, detections, seconds = detect_examples(detector, read_examples(records_dir, split), limit=limit,
+    truth, detections, seconds = detect_examples(finder, read_examples(records_dir, split), limit=limit,
                                                  total=total, desc=f"eval {info['model']} on {split}")
     if not truth:
         raise EvaluateError(f"{records_dir}: split {split!r} has no images (fix: pick another --split, or rebuild "
                             "the records with a larger split fraction)")
-    return truth, detections, seconds, info, getattr(detector, "model_name", None) or info["model"]
+    return truth, detections, seconds, info, finder.model_name or info["model"]
 
 
 def detect_split(model: str | Path, records_dir: str | Path | None = None, split: str = "test", use: str = "auto",
-                 limit: int | None = None, classifier: str | Path | None = None,
+                 limit: int | None = None, finder: ChromosomeFinder | None = None,
                  ) -> tuple[list[Annotation], list[list[Box]], float]:
-    """The ground truth and the model's detections (all scores) on one split, and detection seconds per image."""
+    """The ground truth and the model's detections (all scores) on one split, and detection seconds per image
+    (``finder``: as :func:`evaluate`)."""
     truth, detections, seconds, _, _ = _detect_split(Path(model), records_dir, split, use=use, limit=limit,
-                                                     classifier=classifier)
+                                                     finder=finder)
     return truth, detections, seconds
 
 
 def evaluate(model: str | Path, records_dir: str | Path | None = None, split: str = "test",
              score_threshold: float = M.SCORE_THRESHOLD, iou: float = M.IOU, out_dir: str | Path | None = None,
              use: str = "auto", limit: int | None = None, plots: bool = True,
-             classifier: str | Path | None = None) -> EvalReport:
+             finder: ChromosomeFinder | None = None) -> EvalReport:
     """Evaluate a model dir (``runs/MODEL``) or an export dir on one split of the records; see the module docstring.
 
     ``records_dir`` None: the records the model was configured with (its pipeline.config).
-    ``classifier``: an exported chromosome classifier names what the model finds (end-to-end metrics).
+    ``finder``: the model object that finds and names (a :class:`karyotf.find.ChromosomeFinder` the caller built,
+    e.g. :func:`karyotf.classify.karyotyper.open_model` with a classifier: end-to-end metrics); None: the
+    :class:`karyotf.detect.Detector` of the model's export.
     ``use``: the Detector's format (``saved_model`` | ``frozen_graph`` | ``auto``); ``limit``: the first N images only.
     ``out_dir`` defaults to ``MODEL/eval`` (``MODEL/eval-SPLIT`` for splits other than test).
     """
     model = Path(model)
     truth, detections, seconds_per_image, info, name = _detect_split(model, records_dir, split, use=use, limit=limit,
-                                                                     classifier=classifier)
+                                                                     finder=finder)
     if out_dir is None:
         out_dir = model / ("eval" if split == "test" else f"eval-{split}")
     return evaluate_detections(truth, detections, score_threshold=score_threshold, iou=iou, model=name,
@@ -518,8 +522,6 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
     """
     from . import calibration
     from .detect import Detector
-    from .karyogram.build import suppress
-    from .karyogram.defaults import NMS_IOU
     from .records import read_examples
 
     nms_iou = NMS_IOU if nms_iou is None else nms_iou
@@ -538,7 +540,7 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
         boxes = detector.detect(images.load(data), min_score=min(SCORE_GRID))
         cells += 1
         for t in SCORE_GRID:
-            kept, _ = suppress([b for b in boxes if b.score is None or b.score >= t], nms_iou)
+            kept = sift(boxes, t, nms_iou).boxes
             m = M.match_detections(ann.boxes, kept, min_score=-np.inf, class_aware=False)
             c = per_floor[t]
             c["found"] += len(m.tp)
@@ -546,7 +548,7 @@ def tune_min_score(model: str | Path, records_dir: str | Path | None = None, spl
             c["truth"] += len(ann.boxes)
             c["error"] += abs(len(kept) - len(ann.boxes))
         # the candidates of the joint count (every box above the lowest floor): NMS at the calibration's own IoU
-        cands, _ = suppress(boxes, calibration.CANDIDATE_NMS_IOU)
+        cands = sift(boxes, min(SCORE_GRID), calibration.CANDIDATE_NMS_IOU).boxes
         hit = {d for d, _ in M.match_detections(ann.boxes, cands, min_score=-np.inf, class_aware=False).tp}
         scores += [b.score if b.score is not None else 1.0 for b in cands]
         matched += [k in hit for k in range(len(cands))]

@@ -55,10 +55,15 @@ def _eval(args) -> int:
         floor = tune_min_score(model_path(args.model, args.model_dir), args.records, split="val", use=args.use,
                                limit=args.limit)
         print(floor.text())
+    finder = None
+    if args.classifier is not None:  # the model object: the model finds, the classifier names
+        from ..classify.karyotyper import open_model
+        from ..evaluate import resolve_export
+
+        finder = open_model(resolve_export(model_path(args.model, args.model_dir)), args.classifier, use=args.use)
     report = evaluate(model_path(args.model, args.model_dir), args.records, split=args.split,
                       score_threshold=args.score_threshold, iou=args.iou, out_dir=args.out, use=args.use,
-                      limit=args.limit, plots=not args.no_plots,
-                      classifier=args.classifier)
+                      limit=args.limit, plots=not args.no_plots, finder=finder)
     print(table_markdown([report]), end="")
     print(f"written to {report.out_dir}: " + ", ".join(p.name for p in report.files.values()))
     return 0

@@ -59,11 +59,18 @@ def register(sub) -> None:
 
 
 def _karyogram(args) -> int:
+    from ..errors import KaryogramError
     from ..karyogram.build import karyograms
 
-    results = karyograms(args.images, args.out, model=args.model, annotations=args.annotations,
-                         min_score=args.min_score, nms_iou=args.nms_iou, use=args.use, rows=args.rows,
-                         classifier=args.classifier,
+    model = None
+    if args.model is not None:  # the model object: the detector, or the detector and the classifier that names
+        from ..classify.karyotyper import open_model
+
+        model = open_model(args.model, args.classifier, use=args.use)
+    elif args.classifier is not None:
+        raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+    results = karyograms(args.images, args.out, model=model, annotations=args.annotations,
+                         min_score=args.min_score, nms_iou=args.nms_iou, rows=args.rows,
                          low_score=args.low_score, longest=args.longest, resolution=args.bands)
     for img, r in zip(args.images, results):
         print(f"{img.name}: {r.call.text}")
