@@ -31,9 +31,11 @@ from . import classes, images, rundir
 from .defaults import NMS_IOU
 from . import metrics as M
 from .annotations import Annotation, Box
-from .errors import EvaluateError, PipelineConfigError
+from .errors import EvaluateError
+from .export import resolve_export
 from .find import ChromosomeFinder, sift
 from .io import atomic_write_json, atomic_write_text
+from .rundir import model_info, model_records
 
 log = logging.getLogger(__name__)
 
@@ -256,69 +258,6 @@ def evaluate_detections(truth: Sequence[Annotation], detections: Sequence[Sequen
 # ---------------------------------------------------------------------------------------------- model path
 
 
-def _train_config_numbers(pipeline: Path) -> dict[str, int]:
-    """``batch`` and ``steps`` of a pipeline.config's ``train_config`` ({} without a readable config)."""
-    try:
-        tc = rundir.read_config(pipeline).train_config
-    except (PipelineConfigError, OSError, UnicodeDecodeError):
-        return {}
-    return {name: getattr(tc, key) for key, name in (("batch_size", "batch"), ("num_steps", "steps"))
-            if tc.HasField(key)}
-
-
-def model_info(path: str | Path) -> dict:
-    """Name, batch and steps of a model dir (``runs/MODEL``) or an export dir, from karyotf.json / pipeline.config.
-
-    Steps are the trained steps when known (an export's checkpoint step), else the steps asked for.
-    """
-    path = Path(path)
-    meta = rundir.read_info_or_empty(path)
-    info: dict = {"model": meta.get("model") or path.name, "batch": None, "steps": None}
-    source = rundir.source_dir(path)
-    src_meta = rundir.read_info_or_empty(source) if source else {}
-    for m in (meta, src_meta):
-        for key in ("batch", "steps"):
-            if info[key] is None and isinstance(m.get(key), int):
-                info[key] = m[key]
-    cfg = _train_config_numbers(path / rundir.PIPELINE)
-    if not cfg and source:
-        cfg = _train_config_numbers(source / rundir.PIPELINE)
-    for key in ("batch", "steps"):
-        if info[key] is None:
-            info[key] = cfg.get(key)
-    if isinstance(meta.get("checkpoint_step"), int):
-        info["steps"] = meta["checkpoint_step"]
-    return info
-
-
-is_export_dir = rundir.is_export_dir
-
-
-def resolve_export(model: str | Path) -> Path:
-    """The export dir to evaluate: ``model`` itself, or for a model dir the export of its latest checkpoint in
-    ``model/export-ckpt-N`` (made with :func:`karyotf.export.export`, the export stage's Python API, unless
-    already there)."""
-    model = Path(model)
-    if not model.is_dir():
-        raise EvaluateError(f"{model}: no such model or export directory (fix: train with `karyotf train`, or give "
-                            "an export dir made by `karyotf export`)")
-    if rundir.is_export_dir(model):
-        return model
-    latest = rundir.latest_checkpoint(model)
-    if latest is None:
-        raise EvaluateError(f"{model}: neither an export (no saved_model/) nor a model dir with a checkpoint "
-                            "(fix: train first, or pass the export dir)")
-    prefix, step = latest
-    out = rundir.eval_export_dir(model, step)
-    if rundir.is_export_dir(out) and (out / rundir.INFO).is_file():
-        log.info("using the existing export %s", out)
-        return out
-    from .export import export
-
-    log.info("exporting %s step %s to %s for evaluation", model, step, out)
-    return Path(export(model, out, checkpoint=prefix))
-
-
 def _mean_time(times: list[float]) -> float:
     """Mean detection time per image, leaving out the first call (graph tracing / warm-up) when there are more."""
     return float(np.mean(times[1:] if len(times) > 1 else times))
@@ -331,29 +270,6 @@ def _split_count(records_dir: str | Path, split: str) -> int | None:
     except (OSError, ValueError):
         return None
     return count if isinstance(count, int) else None
-
-
-def model_records(model: str | Path) -> Path:
-    """The records a model dir or export dir was configured with (its ``pipeline.config``'s train input folder;
-    for an export without one, its source model dir's)."""
-    model = Path(model)
-    from .yolo import records_of
-
-    yolo_records = records_of(model)  # a yolo model or export: yolo.json names its records
-    if yolo_records is not None:
-        return yolo_records
-    candidates = [model / rundir.PIPELINE]
-    source = rundir.source_dir(model)
-    if source:
-        candidates.append(source / rundir.PIPELINE)
-    config = next((c for c in candidates if c.is_file()), None)
-    if config is None:
-        raise EvaluateError(f"{model}: no pipeline.config to say which records the model was trained on "
-                            "(fix: pass --records DIR)")
-    try:
-        return rundir.records_dir_of(rundir.read_config(config))
-    except PipelineConfigError as exc:
-        raise EvaluateError(f"{config}: cannot read its records folder ({exc}) (fix: pass --records DIR)") from None
 
 
 def check_records(records_dir: str | Path, split: str, origin: str = "") -> Path:

@@ -297,11 +297,10 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     that does not fit the config, ``tflite`` on a non-SSD model, or an ``out_dir`` that is not an export.
     """
     from . import odapi
-    from .yolo import is_yolo_dir
 
     model_dir = Path(model_dir)
     out_dir = Path(out_dir)
-    if is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): same export layout and tensor names
+    if rundir.is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): same export layout and tensor names
         from .yolo.export import export as export_yolo
 
         return export_yolo(model_dir, out_dir, checkpoint=checkpoint, tflite=tflite)
@@ -384,6 +383,18 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
         raise
     log.info("exported %s in %.1f s", out_dir, seconds)
     return out_dir
+
+
+def resolve_export(model: str | Path) -> Path:
+    """The export dir to evaluate: ``model`` itself, or for a model dir the export of its latest checkpoint in
+    ``model/export-ckpt-N`` (:func:`karyotf.rundir.to_evaluate`), made with :func:`export` unless already there."""
+    out, prefix = rundir.to_evaluate(model)
+    if prefix is None:
+        if out != Path(model):
+            log.info("using the existing export %s", out)
+        return out
+    log.info("exporting %s step %s to %s for evaluation", model, rundir.checkpoint_step(prefix), out)
+    return Path(export(model, out, checkpoint=prefix))
 
 
 if __name__ == "__main__":  # `python -m karyotf.export ARGS` is `karyotf export ARGS` (no second parser)

@@ -483,10 +483,9 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = ST
     after every step of in-process (TF2) training, e.g. for early stopping or notebook plots.
     """
     from . import odapi, pipelines
-    from .yolo import is_yolo_dir
 
     model_dir = Path(model_dir)
-    if is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): its own loop, same contract
+    if rundir.is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): its own loop, same contract
         from .yolo.train import train as train_yolo
 
         return train_yolo(model_dir, steps, strategy=strategy, checkpoint_every=checkpoint_every, keep=keep,

@@ -11,14 +11,13 @@ Written to ``out_dir``: ``metrics.json``, ``table.md``, ``confusion_matrix.png``
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import classes
+from .. import classes, rundir
 from ..errors import ClassifierError
 from ..io import atomic_write_json, atomic_write_text
 
@@ -111,16 +110,6 @@ def _call(names):
     return count_call([Box(10.0 * i, 0.0, 10.0 * i + 8.0, 30.0, n) for i, n in enumerate(names)])
 
 
-def records_of(path: Path) -> str | None:
-    for name in ("karyotf.json", "classifier.json"):
-        p = path / name
-        if p.is_file():
-            rec = json.loads(p.read_text()).get("records")
-            if rec:
-                return rec
-    return None
-
-
 def evaluate(model: str | Path, records_dir: str | Path | None = None, split: str = "test",
              out_dir: str | Path | None = None, progress: bool = True, plots: bool = True,
              limit: int | None = None, views: int | None = None) -> ClassifierReport:
@@ -133,10 +122,10 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
     model = Path(model)
     clf = Classifier(model, views=VIEWS if views is None else views)
     if records_dir is None:
-        records_dir = records_of(model)
+        records_dir = rundir.classifier_records(model)
         if records_dir is None:
             raise ClassifierError(f"{model}: does not say which records it was trained on (fix: pass --records DIR)")
-    cache = model / "cache" if (model / "classifier.json").is_file() else None
+    cache = model / "cache" if (model / rundir.CLASSIFIER_RUN).is_file() else None
     cs = from_records(records_dir, split, clf.size, cache, progress, limit)
     if cs.cells == 0:
         raise ClassifierError(f"{records_dir}: split {split!r} has no cells")

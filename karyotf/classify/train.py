@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import rundir
 from ..errors import ClassifierError
 from ..io import atomic_write_json
 from .crops import FEATURES, SIZE
@@ -30,7 +31,7 @@ from .data import CellSet, batches, from_records, pad_cells
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "classifier.json"
+RUN_FILE = rundir.CLASSIFIER_RUN
 
 
 @dataclass

@@ -10,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+from .. import rundir
 from ..errors import PipelineConfigError
 from ..io import atomic_write_json
 from ..paths import TEMPLATES_DIR
@@ -176,15 +177,14 @@ def signature(cfg: dict) -> dict:
 def configure(records_dir: str | Path, out_dir: str | Path | None = None, **kwargs):
     """``karyotf config yolo``: write ``out_dir/yolo.json`` and ``out_dir/karyotf.json``; return a ConfigResult."""
     from ..paths import DEFAULT_RUNS
-    from ..pipelines import INFO_NAME, PIPELINE_NAME, ConfigResult
-    from ..train import latest_checkpoint
+    from ..pipelines import ConfigResult
 
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_RUNS / MODEL
     cfg = fill(records_dir, **kwargs)
-    existing = latest_checkpoint(out_dir) if out_dir.is_dir() else None
+    existing = rundir.latest_checkpoint(out_dir) if out_dir.is_dir() else None
     if existing is not None:
         if not (out_dir / CONFIG_NAME).is_file():
-            other = " (an OD API model: it has a pipeline.config)" if (out_dir / PIPELINE_NAME).is_file() else ""
+            other = " (an OD API model: it has a pipeline.config)" if (out_dir / rundir.PIPELINE).is_file() else ""
             raise PipelineConfigError(f"{out_dir}: holds checkpoint {existing[0]} but no {CONFIG_NAME}{other} "
                                       "(fix: --out a new model dir)")
         old = signature(read(out_dir))
@@ -212,20 +212,18 @@ def configure(records_dir: str | Path, out_dir: str | Path | None = None, **kwar
         "fine_tune": cfg["weights"],
         "fine_tune_type": "backbone" if cfg["weights"] else None,
     }
-    info_path = atomic_write_json(out_dir / INFO_NAME, info)
+    info_path = rundir.write_info(out_dir, info, "run")
     return ConfigResult(path, info_path, info)
 
 
 def update_steps(model_dir: str | Path, steps: int) -> None:
     """Set the total steps of an existing yolo model dir (yolo.json and karyotf.json)."""
-    from ..pipelines import INFO_NAME, read_info
-
     cfg = read(model_dir)
     if cfg["steps"] == steps:
         return
     cfg["steps"] = steps
     write(cfg, model_dir)
-    info = read_info(model_dir)
+    info = rundir.read_info(model_dir)
     if info:
         info["steps"] = steps
-        atomic_write_json(Path(model_dir) / INFO_NAME, info)
+        rundir.write_info(model_dir, info, "run")
