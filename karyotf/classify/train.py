@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import rundir
 from ..errors import ClassifierError
+from ..loop import StopFlag
 from ..io import atomic_write_json
 from .crops import FEATURES, SIZE
 from .data import CellSet, batches, from_records, pad_cells
@@ -195,7 +196,6 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
     import tensorflow as tf
 
     from .. import odapi  # noqa: F401  (quiet TF logs)
-    from ..train import _StopFlag
 
     out = Path(out_dir)
     if epochs is not None and minutes is not None:
@@ -305,7 +305,7 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
                    desc="classifier", leave=True)
     now = _clock(clock)
     t_start = now() - state["elapsed"]
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while not done() and not stop:
             rng = np.random.default_rng(config.seed + 1000 * state["epoch"])
             skip = int(step_var.numpy()) - state["epoch"] * steps_per_epoch  # steps of this epoch already done

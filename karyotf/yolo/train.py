@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from ..errors import TrainError
-from ..train import TrainResult, _peak_rss_mb, _quiet, _StopFlag, latest_checkpoint, save_last, step_done
+from ..loop import StopFlag, TrainResult, peak_rss_mb, quiet, save_last, step_done
+from ..rundir import latest_checkpoint
 from . import MODEL
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _train(model_dir: str, steps: int, checkpoint_every: int = 500, keep: int = 
     from .data import dataset
     from .model import build, compile_model
 
-    _quiet(verbose)
+    quiet(verbose)
     cfg = config.read(model_dir)
     latest = latest_checkpoint(model_dir)
     if seed is not None:
@@ -92,7 +93,7 @@ def _train(model_dir: str, steps: int, checkpoint_every: int = 500, keep: int = 
     bar = tqdm(total=steps, initial=min(start, steps), unit="step", desc=f"train {MODEL}", disable=not progress,
                dynamic_ncols=True)
     saved_step = start
-    with writer.as_default(), _StopFlag() as stop:
+    with writer.as_default(), StopFlag() as stop:
         try:
             while int(global_step.numpy()) < steps and not stop:
                 t0 = time.perf_counter()
@@ -119,4 +120,4 @@ def _train(model_dir: str, steps: int, checkpoint_every: int = 500, keep: int = 
     found = latest_checkpoint(model_dir)
     return TrainResult(model_dir=str(model_dir), model=MODEL, tf="tf2", start_step=start, final_step=step,
                        target_steps=steps, checkpoint=found[0] if found else None, interrupted=step < steps,
-                       step_seconds=step_seconds, losses=losses, peak_rss_mb=_peak_rss_mb())
+                       step_seconds=step_seconds, losses=losses, peak_rss_mb=peak_rss_mb())
