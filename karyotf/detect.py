@@ -27,11 +27,12 @@ from . import classes, defaults, rundir
 from .annotations import Box
 from .errors import DetectError
 from .find import Finder
+from .serving import OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
 
 USES = ("auto", "saved_model", "frozen_graph")
-OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+OUTPUTS = OUTPUT_NAMES
 
 def read_class_names(path: str | Path) -> dict[int, str]:
     """An export's ``label_map.pbtxt`` -> ``{id: canonical name}`` (:func:`karyotf.rundir.read_label_map`);

@@ -36,10 +36,12 @@ through :mod:`karyotf.odapi`.
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from pathlib import Path
 
-from .errors import EvaluateError, InfoError, KaryotfError, LabelMapError, PipelineConfigError
+from .errors import EvaluateError, ExportError, InfoError, KaryotfError, LabelMapError, PipelineConfigError
 from .io import atomic_write_json
 from .paths import DEFAULT_EXPORTED, DEFAULT_RUNS
 
@@ -99,6 +101,29 @@ def latest_checkpoint(model_dir: str | Path) -> tuple[str, int] | None:
         return None
     step, prefix = max(found)
     return prefix, step
+
+
+def resolve_checkpoint(model_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[str, int | None]:
+    """The checkpoint prefix to export and its step: ``checkpoint`` if given, else the latest in ``model_dir``.
+
+    ``checkpoint`` may be a prefix (``runs/ssd/ckpt-3``, ``runs/frcnn/model.ckpt-200``), its ``.index`` file, or a
+    directory (its latest checkpoint).
+    """
+    model_dir = Path(model_dir)
+    if checkpoint is not None:
+        ck = Path(checkpoint)
+        if ck.is_dir():
+            return resolve_checkpoint(ck)
+        prefix = str(ck)[: -len(".index")] if str(ck).endswith(".index") else str(ck)
+        if not Path(prefix + ".index").is_file():
+            raise ExportError(f"{prefix}: no such checkpoint ({prefix}.index missing) "
+                              "(fix: pass a prefix such as runs/MODEL/ckpt-3, or leave --checkpoint out for the latest)")
+        return prefix, checkpoint_step(prefix)
+    latest = latest_checkpoint(model_dir)
+    if latest is None:
+        raise ExportError(f"{model_dir}: no checkpoint found (no ckpt-N.index or model.ckpt-N.index) "
+                          f"(fix: train first: `karyotf train MODEL --model-dir {model_dir}`)")
+    return str(latest[0]), latest[1]
 
 
 # ---------------------------------------------------------------------------------------------- karyotf.json
@@ -405,3 +430,22 @@ def to_evaluate(model: str | Path) -> tuple[Path, str | None]:
     if is_export_dir(out) and (out / INFO).is_file():
         return out, None
     return out, prefix
+
+
+# ---------------------------------------------------------------------------------------------- writing an export
+
+def staging_dir(out_dir: Path, model_dir: Path) -> Path:
+    """Refuse an ``out_dir`` that is not a karyotf export (or is the model dir itself); make and return the
+    temporary folder beside it that an export is written into, then renamed into place when complete."""
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
+                                                       and not (out_dir / INFO).is_file())):
+        raise ExportError(f"{out_dir}: exists and is not a karyotf export; refusing to replace it "
+                          "(fix: choose another --out or remove it)")
+    if out_dir.resolve() == model_dir.resolve():
+        raise ExportError(f"{out_dir}: the export directory must differ from the model directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
+    return tmp

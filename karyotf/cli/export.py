@@ -48,7 +48,8 @@ def _export(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m karyotf.export ARGS``: the same as ``karyotf export ARGS``."""
+    """``karyotf export ARGS`` as a function (``argv`` default: ``sys.argv[1:]``); ``python -m karyotf.export ARGS``
+    runs ``python -m karyotf export ARGS``."""
     import sys
 
     from . import main as cli_main
