@@ -289,7 +289,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
         pred = from_detector(detector, truth.source["image"], karyo_dir / "model", min_score=floor)
         for source, res in (("annotation", truth), ("model", pred)):
             result.calls[source] = res.call.text
-            result.flags[source] = [f.message for f in res.flags]
+            result.flags[source] = [f"{f.level}: {f.message}" for f in res.flags]  # the review level first
         pair = side_by_side(_picture(truth), _picture(pred),
                             ("from the annotation (the truth)",
                              f"from the demo model (score >= {floor:g}; not diagnostic)"),

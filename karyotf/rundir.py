@@ -15,7 +15,8 @@ Every stage (:mod:`~karyotf.pipelines`, :mod:`~karyotf.train`, :mod:`~karyotf.ex
     exported/MODEL/                      (written by `karyotf export`; a yolo export adds its yolo.json)
         saved_model/  frozen_inference_graph.pb  pipeline.config  label_map.pbtxt  karyotf.json
     runs/classifier/                     (`karyotf classifier train`: classifier.json, weights)
-    exported/classifier/                 (`karyotf classifier export`)
+    exported/classifier/                 (`karyotf classifier export`; a second look's export is alike, kind
+                                         "second_look")
         saved_model/  label_map.pbtxt  karyotf.json                                 classifier_records
 
 ``karyotf.json`` has one schema for all (``kind`` :data:`KINDS`: ``"run"``, ``"export"`` or ``"classifier"``,
@@ -56,10 +57,11 @@ YOLO_CONFIG = "yolo.json"
 """The filled config in a yolo model dir (and a copy in its exports): what marks a dir as a yolo one."""
 CLASSIFIER_RUN = "classifier.json"
 """A classifier run dir's settings and progress (:mod:`karyotf.classify.train`)."""
-KINDS = ("run", "export", "classifier")
-"""``karyotf.json``'s ``kind``: a detector's run dir, a detector's export dir, a classifier's export dir."""
+KINDS = ("run", "export", "classifier", "second_look")
+"""``karyotf.json``'s ``kind``: a detector's run dir, a detector's export dir, a classifier's export dir, a
+second look's export dir (:mod:`karyotf.classify.second_look`)."""
 CLASSIFIER_KEYS = ("size", "features")
-"""What a classifier's ``karyotf.json`` must hold: its crop size and feature names."""
+"""What a classifier's (or a second look's) ``karyotf.json`` must hold: its crop size and feature names."""
 SCHEMA = 1
 """Version of ``karyotf.json``'s schema (files without ``schema`` are version 0: the same keys, but an export
 has only ``input_size``, no ``image_size``)."""
@@ -157,9 +159,9 @@ def stamp(info: dict, kind: str) -> dict:
     """``info`` as a ``karyotf.json`` of ``kind`` (:data:`KINDS`): led by ``schema`` and ``kind``."""
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}: one of {', '.join(map(repr, KINDS))}")
-    missing = [k for k in CLASSIFIER_KEYS if k not in info] if kind == "classifier" else []
-    if missing:  # what loading the classifier needs (karyotf.classify.export.Classifier)
-        raise ValueError(f"a classifier's karyotf.json needs {', '.join(missing)}")
+    missing = [k for k in CLASSIFIER_KEYS if k not in info] if kind in ("classifier", "second_look") else []
+    if missing:  # what loading it needs (karyotf.classify.export.Classifier, karyotf.classify.second_look)
+        raise ValueError(f"a {kind}'s karyotf.json needs {', '.join(missing)}")
     rest = {k: v for k, v in info.items() if k not in ("schema", "kind")}
     return {"schema": SCHEMA, "kind": kind, **rest}
 

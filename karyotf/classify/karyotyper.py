@@ -199,12 +199,24 @@ class Karyotyper:
         return f"Karyotyper({self.detector!r}, {self.classifier!r}, joint={self.joint})"
 
 
-def open_model(model: str | Path, classifier: str | Path | None = None, use: str = "auto"):
-    """The model object of an export dir (a :class:`karyotf.find.ChromosomeFinder`): its
-    :class:`karyotf.detect.Detector` (``use``: which export it loads), or, with ``classifier`` (an exported
-    classifier), a :class:`Karyotyper` whose classifier names what the detector finds.  What ``karyotf karyogram``
-    and ``karyotf eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`."""
+def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None):
+    """The model object of an export dir (``--model`` / ``--classifier``; a :class:`karyotf.find.ChromosomeFinder`):
+    its :class:`karyotf.detect.Detector` (``use``: which export it loads), or, with ``classifier`` (an exported
+    classifier), a :class:`Karyotyper` whose classifier names what the detector finds; None without ``model``
+    (then ``classifier`` is an error).  A detector alone must name what it finds
+    (:func:`karyotf.karyogram.build.check_names`).  What ``karyotf karyogram``, ``karyotf case`` and ``karyotf
+    eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`."""
+    from ..errors import KaryogramError
+    from ..karyogram.build import check_names
+
+    if model is None:
+        if classifier is not None:
+            raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+        return None
     from ..detect import Detector
 
     detector = Detector(model, use=use)
-    return detector if classifier is None else Karyotyper(detector, classifier)
+    if classifier is not None:  # the detector finds, the classifier names
+        return Karyotyper(detector, classifier)
+    check_names(detector)
+    return detector

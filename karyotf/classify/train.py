@@ -141,7 +141,7 @@ def top_k(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float((top == labels[ok, None]).any(axis=1).mean())
 
 
-def _augment(tf, crops, feats, mask, rng_layers):
+def augment(tf, crops, feats, mask, rng_layers):
     """Flips, 90-degree turns, small rotations and zoom, contrast and brightness jitter; feature noise."""
     shape = tf.shape(crops)
     b, n, s = shape[0], shape[1], shape[2]
@@ -160,7 +160,8 @@ def _augment(tf, crops, feats, mask, rng_layers):
     return crops, feats
 
 
-def _lr(cfg: ClassifierConfig, fraction: float) -> float:
+def lr_at(cfg: ClassifierConfig, fraction: float) -> float:
+    """The learning rate at ``fraction`` (0..1) of the run: linear warm-up, then cosine decay to 0."""
     fraction = min(max(fraction, 0.0), 1.0)
     if fraction < cfg.warmup:
         return cfg.learning_rate * fraction / cfg.warmup
@@ -249,7 +250,7 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
     @tf.function(reduce_retracing=True)
     def train_step(crops, feats, mask, labels):
         if config.augment:
-            crops, feats = _augment(tf, crops, feats, mask, rng_layers)
+            crops, feats = augment(tf, crops, feats, mask, rng_layers)
         with tf.GradientTape() as tape:
             logits = model({"crops": crops, "features": feats, "mask": mask}, training=True)
             onehot = tf.one_hot(tf.maximum(labels, 0), num_classes)
@@ -315,11 +316,11 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
                     continue
                 step = int(step_var.numpy())
                 fraction = (state["elapsed"] / budget) if budget else step / max(1, total_steps)
-                lr.assign(_lr(config, fraction))
+                lr.assign(lr_at(config, fraction))
                 loss = float(train_step(batch["crops"], batch["features"], batch["mask"], batch["labels"]))
                 losses.append(loss)
                 state["elapsed"] = now() - t_start
-                if bar:
+                if bar is not None:
                     bar.update()
                     bar.set_postfix(loss=f"{loss:.3f}", lr=f"{float(lr.numpy()):.2e}")
                 if step % 10 == 0:
@@ -337,7 +338,7 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
     if stop:
         manager.save(checkpoint_number=int(step_var.numpy()))
         result.interrupted = True
-    if bar:
+    if bar is not None:
         bar.close()
     if not (out / "best" / "checkpoint").is_file():  # no val split: the last weights are the best we have
         best_ckpt.write(str(out / "best" / "weights"))

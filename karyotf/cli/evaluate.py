@@ -60,7 +60,8 @@ def _eval(args) -> int:
         from ..classify.karyotyper import open_model
         from ..evaluate import resolve_export
 
-        finder = open_model(resolve_export(model_path(args.model, args.model_dir)), args.classifier, use=args.use)
+        finder = open_model(resolve_export(model_path(args.model, args.model_dir)), use=args.use,
+                            classifier=args.classifier)
     report = evaluate(model_path(args.model, args.model_dir), args.records, split=args.split,
                       score_threshold=args.score_threshold, iou=args.iou, out_dir=args.out, use=args.use,
                       limit=args.limit, plots=not args.no_plots, finder=finder)

@@ -59,31 +59,35 @@ def register(sub) -> None:
 
 
 def _karyogram(args) -> int:
-    from ..errors import KaryogramError
+    from ..classify.karyotyper import open_model
     from ..karyogram.build import karyograms
 
-    model = None
-    if args.model is not None:  # the model object: the detector, or the detector and the classifier that names
-        from ..classify.karyotyper import open_model
-
-        model = open_model(args.model, args.classifier, use=args.use)
-    elif args.classifier is not None:
-        raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+    # the model object: the detector, or the detector and the classifier that names what it finds
+    model = open_model(args.model, use=args.use, classifier=args.classifier)
     results = karyograms(args.images, args.out, model=model, annotations=args.annotations,
                          min_score=args.min_score, nms_iou=args.nms_iou, rows=args.rows,
                          low_score=args.low_score, longest=args.longest, resolution=args.bands)
+    from ..karyogram.build import KaryogramFailure
+
+    failed = [r for r in results if isinstance(r, KaryogramFailure)]
     for img, r in zip(args.images, results):
+        if isinstance(r, KaryogramFailure):
+            print(f"{img.name}: error: {r.error}")
+            continue
         print(f"{img.name}: {r.call.text}")
         if r.call.iscn is None and r.call.total:
             print(f"  counts {r.call.counts_text()}")
-        for f in r.call.flags:
-            print(f"  flag {f}")
+        for f in r.call.flags:  # the review level first
+            print(f"  {f.level} {f}")
         print(f"  wrote {r.paths['karyogram'].parent}/ (karyogram.png, detections.json, report.html, report.json, "
               f"{r.paths['image'].name})"
               f" in {r.timings.get('total', 0) + r.timings.get('detect', 0):.0f} ms")
     if len(results) > 1:
         print(f"calls: {args.out / 'calls.csv'}")
-    return 0
+        print(f"{len(results) - len(failed)} of {len(results)} cell(s) done" + (
+            f", {len(failed)} failed (listed in calls.csv with their errors): "
+            + ", ".join(r.image.name for r in failed) if failed else ""))
+    return 1 if failed else 0
 
 
 def _dataset(args) -> int:
