@@ -51,29 +51,6 @@ class BoxCheck:
     def clean(self) -> bool:
         return not (self.empty or self.duplicates or self.mismatch)
 
-    def flags(self, names: Sequence[str]) -> list:
-        """Review flags (:class:`karyotf.karyogram.call.Flag`): ``image_mismatch``, ``empty_box``, ``duplicate_box``;
-        ``names``: the boxes' class names (for the messages)."""
-        from .karyogram.call import Flag
-
-        out = []
-        if self.mismatch:
-            out.append(Flag("image_mismatch", f"the image does not match its boxes: {self.mismatch}; the count "
-                                              "is not a call of this image"))
-        if self.empty:
-            listed = ", ".join(f"#{i} ({names[i]}, {100 * self.foreground[i]:.0f}% dark)" for i in self.empty[:12])
-            more = f", ... ({len(self.empty) - 12} more)" if len(self.empty) > 12 else ""
-            out.append(Flag("empty_box", f"{len(self.empty)} box(es) with (almost) no chromosome pixels, counted "
-                                         f"as chromosomes: {listed}{more}",
-                            tuple(dict.fromkeys(names[i] for i in self.empty))))
-        if self.duplicates:
-            listed = ", ".join(f"#{i} ({names[i]}) and #{j} ({names[j]}), IoU {v:.2f}" for i, j, v in self.duplicates)
-            out.append(Flag("duplicate_box", f"{len(self.duplicates)} pair(s) of near-identical boxes (IoU >= "
-                                             f"{DUPLICATE_IOU:g}), each counted: one chromosome counted twice? "
-                                             f"{listed}",
-                            tuple(dict.fromkeys(names[k] for i, j, _ in self.duplicates for k in (i, j)))))
-        return out
-
     def to_dict(self) -> dict:
         return {"foreground": [round(f, 3) for f in self.foreground], "empty": list(self.empty),
                 "duplicates": [[i, j, round(v, 3)] for i, j, v in self.duplicates],

@@ -331,7 +331,7 @@ def test_agnostic_detector_finds_and_a_classifier_names(export_records, tmp_path
     from karyotf.cli import main
     from karyotf.detect import Detector
     from karyotf.errors import EvaluateError, KaryogramError
-    from karyotf import evaluate as evaluate_mod
+    from karyotf import scorefloor as evaluate_mod
     from karyotf.evaluate import evaluate
     from karyotf.karyogram import from_detector, karyograms
     from karyotf.records import read_examples

@@ -49,7 +49,8 @@ def model_path(model: str, model_dir: Path | None) -> Path:
 
 
 def _eval(args) -> int:
-    from ..evaluate import evaluate, table_markdown, tune_min_score
+    from ..evaluate import evaluate, table_markdown
+    from ..scorefloor import tune_min_score
 
     if args.tune_min_score:
         floor = tune_min_score(model_path(args.model, args.model_dir), args.records, split="val", use=args.use,

@@ -13,6 +13,8 @@ import numpy as np
 
 from .. import classes
 from ..annotations import Annotation, Box, read_voc
+from ..boxcheck import check_boxes
+from ..defaults import DUPLICATE_IOU
 from ..errors import AnnotationError, KaryogramError, KaryotfError
 from ..find import ChromosomeFinder
 from ..io import atomic_path, atomic_write_json
@@ -94,14 +96,34 @@ def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
     return out
 
 
+def box_check_flags(checked, names: Sequence[str]) -> list[Flag]:
+    """Review flags of a :class:`karyotf.boxcheck.BoxCheck`: ``image_mismatch``, ``empty_box``,
+    ``duplicate_box``; ``names``: the boxes' class names (for the messages)."""
+    out = []
+    if checked.mismatch:
+        out.append(Flag("image_mismatch", f"the image does not match its boxes: {checked.mismatch}; the count "
+                                          "is not a call of this image"))
+    if checked.empty:
+        listed = ", ".join(f"#{i} ({names[i]}, {100 * checked.foreground[i]:.0f}% dark)" for i in checked.empty[:12])
+        more = f", ... ({len(checked.empty) - 12} more)" if len(checked.empty) > 12 else ""
+        out.append(Flag("empty_box", f"{len(checked.empty)} box(es) with (almost) no chromosome pixels, counted "
+                                     f"as chromosomes: {listed}{more}",
+                        tuple(dict.fromkeys(names[i] for i in checked.empty))))
+    if checked.duplicates:
+        listed = ", ".join(f"#{i} ({names[i]}) and #{j} ({names[j]}), IoU {v:.2f}" for i, j, v in checked.duplicates)
+        out.append(Flag("duplicate_box", f"{len(checked.duplicates)} pair(s) of near-identical boxes (IoU >= "
+                                         f"{DUPLICATE_IOU:g}), each counted: one chromosome counted twice? "
+                                         f"{listed}",
+                        tuple(dict.fromkeys(names[k] for i, j, _ in checked.duplicates for k in (i, j)))))
+    return out
+
+
 def _check_contents(call: Call, arr: np.ndarray, boxes: Sequence[Box]) -> None:
     """Empty and duplicate boxes (:mod:`karyotf.boxcheck`) flagged on the call; an image that does not match its
     boxes gets no call."""
-    from ..boxcheck import check_boxes
-
     checked = check_boxes(arr, boxes)
     call.box_check = checked
-    call.add_flags(checked.flags([b.name for b in boxes]))
+    call.add_flags(box_check_flags(checked, [b.name for b in boxes]))
     if checked.mismatch and call.iscn is not None:
         call.iscn, call.no_call = None, f"the image does not match its boxes ({checked.mismatch})"
 
