@@ -23,7 +23,10 @@ from typing import Sequence
 
 import numpy as np
 
+from . import images
 from .defaults import DUPLICATE_IOU, EMPTY_BOX_FOREGROUND
+
+# Imports inside functions, and why: Pillow (heavy: loaded when an image is decoded or drawn).
 
 MIN_CONTRAST = 40.0
 """Foreground is at least this many grey levels (0..255) darker than the slide."""
@@ -117,8 +120,6 @@ def check_file(path, boxes: Sequence, width: int, exif_transpose: bool = False) 
     """:func:`check_boxes` on an image file, decoded at a quarter of its size where that is cheap (a JPEG read as
     stored: the decoder's own reduction); ``width``: the width the boxes' coordinates refer to."""
     from PIL import Image
-
-    from . import images
 
     arr = None
     if not exif_transpose:

@@ -13,9 +13,6 @@
 shape: model, batch, steps, recall, precision, F1, plus mAP@0.5 and mAP@[.5:.95]), ``pr_curve.png``,
 ``confusion_matrix.png``, ``per_class.png``, ``found_per_image.png``.  ``table_markdown(reports)`` puts several
 models in one table.
-
-Function-level imports: :mod:`karyotf.plots` (matplotlib) and :mod:`karyotf.odapi` (TensorFlow and the OD API),
-heavy, kept off the import path until a report draws its plots or runs COCO.
 """
 from __future__ import annotations
 
@@ -27,10 +24,13 @@ from typing import Sequence
 
 import numpy as np
 
-from . import metrics as M
+from . import metrics as M, plots as P
 from .annotations import Annotation, Box
 from .errors import EvaluateError
 from .io import atomic_write_json, atomic_write_text
+
+# Imports inside functions, and why: karyotf.odapi (importing it loads TensorFlow and applies the OD API's
+# compatibility shims: only where TensorFlow is about to run).
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,6 @@ def report_markdown(report: EvalReport) -> str:
 
 def write_report(report: EvalReport, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
     """Write ``metrics.json``, ``table.md`` and (``plots``) the four PNGs to ``out_dir``; return the paths."""
-    from . import plots as P
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     m = report.metrics

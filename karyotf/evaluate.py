@@ -8,9 +8,6 @@ computes the OD API's COCO metrics and the thesis metrics from the same detectio
 (default ``MODEL/eval/``, ``eval-SPLIT/`` for other splits than test).  The report's names (:data:`FILES`,
 :func:`table_markdown`, :class:`EvalReport`) are the stage's API here too.  Choosing the karyogram's score floor
 (``karyotf eval --tune-min-score``) is :mod:`karyotf.scorefloor`'s.
-
-Function-level imports: :class:`karyotf.detect.Detector`, looked up when a model is loaded (so that a caller can
-stand another Detector in ``karyotf.detect``, as the tests do).
 """
 from __future__ import annotations
 
@@ -31,6 +28,9 @@ from .export import resolve_export
 from .find import ChromosomeFinder
 from .records import read_examples, split_files
 from .rundir import model_info, model_records
+
+# Imports inside functions, and why: karyotf.detect.Detector (looked up when a model is loaded, so that a caller may
+# stand another Detector in karyotf.detect, as the tests do).
 
 
 def _mean_time(times: list[float]) -> float:

@@ -42,6 +42,11 @@ from .errors import ExportError, PipelineConfigError
 from .io import replace_dir
 from .rundir import FROZEN_GRAPH, SAVED_MODEL, resolve_checkpoint, staging_dir
 from .serving import INPUT_NAME, OUTPUT_NAMES, rename_frozen_io
+from .yolo.export import export as export_yolo
+
+# Imports inside functions, and why: karyotf.odapi (importing it loads TensorFlow and applies the OD API's
+# compatibility shims: only where TensorFlow is about to run); TensorFlow / KerasCV / the OD API (heavy: kept off the
+# import path).
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +241,6 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     model_dir = Path(model_dir)
     out_dir = Path(out_dir)
     if rundir.is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): same export layout and tensor names
-        from .yolo.export import export as export_yolo
 
         return export_yolo(model_dir, out_dir, checkpoint=checkpoint, tflite=tflite)
     if not model_dir.is_dir():

@@ -6,8 +6,6 @@ and the classifier's (:mod:`karyotf.classify.train`).
   every N steps); :func:`save_last`: the checkpoint of the step a loop stopped at;
 - :func:`peak_rss_mb`: peak memory; :func:`quiet`: TF's loggers kept off the progress bar;
 - :class:`TrainResult`: what a detector's training returns.
-
-Function-level imports: TensorFlow (:func:`quiet`), kept off the import path.
 """
 from __future__ import annotations
 
@@ -18,6 +16,8 @@ import statistics
 import threading
 import warnings
 from dataclasses import dataclass, field
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path).
 
 log = logging.getLogger(__name__)
 

@@ -46,6 +46,9 @@ from .errors import EvaluateError, ExportError, InfoError, KaryotfError, LabelMa
 from .io import atomic_write_json
 from .paths import DEFAULT_EXPORTED, DEFAULT_RUNS
 
+# Imports inside functions, and why: protobuf (loaded with the OD API's protos when a config is parsed); karyotf.odapi
+# (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is about to run).
+
 PIPELINE = "pipeline.config"
 INFO = "karyotf.json"
 LABEL_MAP = "label_map.pbtxt"

@@ -4,9 +4,6 @@ For each floor in :data:`SCORE_GRID` the boxes a karyogram would count (:func:`k
 then the class-agnostic NMS) are matched to the truth class-agnostically at IoU 0.5; the best F1 wins.  The same
 boxes calibrate the detector's score as P(chromosome | score) (:mod:`karyotf.calibration`, beside this module).
 Both are stored with the export (``karyotf.json``), where ``karyotf karyogram`` and the Karyotyper find them.
-
-Function-level imports: :class:`karyotf.detect.Detector`, looked up when a model is loaded (as in
-:mod:`karyotf.evaluate`).
 """
 from __future__ import annotations
 
@@ -25,6 +22,9 @@ from .export import resolve_export
 from .find import sift
 from .records import read_examples
 from .rundir import model_records
+
+# Imports inside functions, and why: karyotf.detect.Detector (looked up when a model is loaded, so that a caller may
+# stand another Detector in karyotf.detect, as the tests do).
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """The serving contract every karyotf export keeps, whichever exporter made it (:mod:`karyotf.export` for the OD
 API models, :mod:`karyotf.yolo.export`), and which :class:`karyotf.detect.Detector` reads: the tensor names of the
 OD API's TF1 exporter, and the renaming that gives a frozen TF2 graph those names.
-
-Function-level imports: TensorFlow's ``node_def_pb2`` (:func:`rename_frozen_io`), kept off the import path.
 """
 from __future__ import annotations
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path).
 
 INPUT_NAME = "image_tensor"
 """Name of the frozen graph's input placeholder (uint8 images, NHWC)."""

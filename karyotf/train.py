@@ -16,16 +16,26 @@ TensorBoard summaries go to ``model_dir/train`` (TF2; the estimator writes its e
 """
 from __future__ import annotations
 
+import glob
+import json
 import logging
+import os
 import signal
 import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from . import rundir
 from .defaults import CHECKPOINT_EVERY, KEEP_CHECKPOINTS, STRATEGY, SUMMARY_EVERY
 from .errors import TrainError
 from .loop import StopFlag, TrainResult, peak_rss_mb, quiet, save_last, step_done
 from .rundir import latest_checkpoint
+from .yolo.train import train as train_yolo
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
+# about to run).
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +47,6 @@ def cluster_workers() -> tuple[int, int, str] | None:
     The chief (``"chief"`` task, else worker 0) writes checkpoints and summaries; the others write into temporary
     folders that are removed at the end (``model_lib_v2.get_filepath``).
     """
-    import json
-    import os
-
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         return None
@@ -61,8 +68,6 @@ def device_text(strategy: str = STRATEGY) -> str:
 
     Lists physical devices only (no TF context is created, so a MultiWorkerMirroredStrategy can still be built).
     """
-    import os
-
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -111,7 +116,6 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
                summary_every: int = SUMMARY_EVERY, progress: bool = True,
                model: str = "", verbose: bool = False, callback=None) -> TrainResult:
     import tensorflow as tf
-    from tqdm import tqdm
 
     quiet(verbose)
     from . import odapi
@@ -240,7 +244,6 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
     if odapi.mode() != "tf1":
         raise TrainError("TF1 training needs a TF1-mode process (use karyotf.train.train, which isolates it)")
     import tensorflow.compat.v1 as tf
-    from tqdm import tqdm
 
     quiet(verbose)
     model_lib = odapi.train_tf1_parts().model_lib
@@ -325,8 +328,6 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
 
 def _check_multi_worker(cfg, tf_mode: str, cfg_path: Path) -> None:
     """What multi-worker training needs before any worker starts waiting for the others."""
-    import glob
-
     if tf_mode == "tf1":
         raise TrainError(
             "--strategy multi_worker is not available for faster_rcnn: the TF1 path trains with the OD API's "
@@ -370,7 +371,6 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = ST
 
     model_dir = Path(model_dir)
     if rundir.is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): its own loop, same contract
-        from .yolo.train import train as train_yolo
 
         return train_yolo(model_dir, steps, strategy=strategy, checkpoint_every=checkpoint_every, keep=keep,
                           summary_every=summary_every, progress=progress, isolate=isolate, verbose=verbose,
@@ -392,8 +392,6 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = ST
     if steps < 1:
         raise TrainError(f"steps must be >= 1, not {steps}")
     for path in cfg.train_input_reader.tf_record_input_reader.input_path:
-        import glob
-
         if not glob.glob(path):
             raise TrainError(f"{cfg_path}: no TFRecord matches {path} (fix: run `karyotf records` again, or "
                              f"`karyotf config` with the right --records)")

@@ -17,9 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import classes, rundir
+from .. import classes, plots as P, rundir
+from ..annotations import Box
 from ..errors import ClassifierError
 from ..io import atomic_write_json, atomic_write_text
+from ..karyogram.call import count_call
+from .joint import joint_labels, prior_of
+
+# Imports inside functions, and why: karyotf.classify.data (it loads OpenCV at its top); karyotf.classify.export (it
+# loads OpenCV at its top); karyotf.classify.train (it loads OpenCV at its top).
 
 
 CELL_FLAGS = ("close_call", "close_alternative", "beyond_prior", "unclassifiable", "left_out")
@@ -104,9 +110,6 @@ class ClassifierReport:
 def _call(names):
     """The count call of a cell's class names (from truth boxes: the boxes themselves play no part, so they are
     laid side by side, never overlapping)."""
-    from ..annotations import Box
-    from ..karyogram.call import count_call
-
     return count_call([Box(10.0 * i, 0.0, 10.0 * i + 8.0, 30.0, n) for i, n in enumerate(names)])
 
 
@@ -119,7 +122,6 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
     :data:`karyotf.defaults.PRIOR`)."""
     from .data import from_records
     from .export import VIEWS, Classifier
-    from .joint import joint_labels, prior_of
 
     prior = prior_of(prior)
     model = Path(model)
@@ -174,8 +176,6 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
     report.files["metrics"] = atomic_write_json(out / "metrics.json", report.to_dict())
     report.files["table"] = atomic_write_text(out / "table.md", report.table())
     if plots:
-        from .. import plots as P
-
         report.files["confusion"] = P.matrix(confusion, classes.NAMES, classes.NAMES, out / "confusion_matrix.png",
                                              title=f"Classifier confusion on {split} (joint labels, truth boxes)")
     return report

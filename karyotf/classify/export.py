@@ -27,6 +27,10 @@ from ..io import replace_dir
 from . import VIEWS
 from .crops import FEATURES, cell_crops
 
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.classify.train (it loads OpenCV at its top); karyotf.odapi (importing it loads TensorFlow and applies the OD
+# API's compatibility shims: only where TensorFlow is about to run).
+
 META = rundir.INFO
 
 

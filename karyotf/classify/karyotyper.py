@@ -32,7 +32,16 @@ import numpy as np
 from .. import calibration, classes
 from ..annotations import Box
 from ..defaults import NMS_IOU
+from ..errors import KaryogramError
 from ..find import Found, Removed, find
+from ..images import load
+from ..karyogram.call import Flag
+from .joint import joint_labels
+
+# Imports inside functions, and why: karyotf.karyogram.build (it loads OpenCV and Pillow at its top);
+# karyotf.detect.Detector (looked up when a model is loaded, so that a caller may stand another Detector in
+# karyotf.detect, as the tests do); karyotf.classify.crops (it loads OpenCV at its top); karyotf.classify.export (it
+# loads OpenCV at its top).
 
 
 def _renamed(boxes: Sequence[Box], names: Sequence[str]) -> list[Box]:
@@ -87,9 +96,7 @@ class Karyotyper:
         blank) or one holding no pixel darker than the cell's foreground threshold (no chromosome in it?).  Each
         stays in the count under the name it got, flagged ``unclassifiable``.  ``cc`` / ``probs``: the boxes' crops
         and probabilities when already computed."""
-        from ..karyogram.call import Flag
         from .crops import FEATURES, cell_crops
-        from .joint import joint_labels
 
         if cc is None:
             cc = cell_crops(image, boxes, self.classifier.size)
@@ -117,8 +124,6 @@ class Karyotyper:
     def find(self, image, min_score: float | None = None, nms_iou: float | None = None) -> Found:
         """One cell found and named (see the module doc); ``min_score`` None: :attr:`min_score`, ``nms_iou`` None:
         :data:`karyotf.defaults.NMS_IOU`."""
-        from ..images import load
-
         min_score = self.min_score if min_score is None else min_score
         nms_iou = NMS_IOU if nms_iou is None else nms_iou
         if self.calibration is not None and self.calibration.nms_iou is not None:
@@ -159,9 +164,7 @@ class Karyotyper:
     def _choose(self, arr: np.ndarray, boxes: list[Box]):
         """Which of ``boxes`` count (see the module doc): (counted boxes, their crops and probabilities, the boxes
         left out as ``(box named by top-1, P)``, a flag for those whose counting is within the close-call ratio)."""
-        from ..karyogram.call import Flag
         from .crops import CellCrops, cell_crops
-        from .joint import joint_labels
 
         real = self.calibration([b.score if b.score is not None else 1.0 for b in boxes])
         likely = [i for i, r in enumerate(real) if r >= 0.5]  # measured against the likely chromosomes
@@ -206,7 +209,6 @@ def open_model(model: str | Path | None, use: str = "auto", classifier: str | Pa
     (then ``classifier`` is an error).  A detector alone must name what it finds
     (:func:`karyotf.karyogram.build.check_names`).  What ``karyotf karyogram``, ``karyotf case`` and ``karyotf
     eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`."""
-    from ..errors import KaryogramError
     from ..karyogram.build import check_names
 
     if model is None:

@@ -46,16 +46,24 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
-from .. import calibration, rundir
+from .. import calibration, images, rundir
 from ..annotations import Box
 from ..errors import ClassifierError, RecordsError
 from ..find import find
-from ..loop import StopFlag
 from ..io import atomic_write_json, replace_dir
+from ..loop import StopFlag
+from ..records import read_examples
 from .crops import FEATURES as CROP_FEATURES
 from .crops import cell_crops
 from .data import CellSet, batches, pad_cells
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
+# about to run); karyotf.classify.train (it loads OpenCV at its top); karyotf.classify.model (it loads TensorFlow at
+# its top); karyotf.detect.Detector (looked up when a model is loaded, so that a caller may stand another Detector in
+# karyotf.detect, as the tests do).
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +169,9 @@ def candidate_settings(detector) -> tuple[float, float]:
 def candidate_set(detector, records_dir: str | Path, split: str, size: int, min_score: float, nms_iou: float,
                   limit: int | None = None, progress: bool = True) -> CellSet:
     """Every cell of one split: the detector's candidates, their inputs and kinds (``labels``)."""
-    from .. import images
-    from ..records import read_examples
-
     crops, feats, labels, sizes, ids = [], [], [], [], []
     it = read_examples(records_dir, split)
     if progress:
-        from tqdm import tqdm
-
         it = tqdm(it, desc=f"second look: candidates {split}", unit="cell", leave=False)
     for k, (data, ann) in enumerate(it):
         if limit is not None and k >= limit:
@@ -400,8 +403,6 @@ def train(detector, records_dir: str | Path, out_dir: str | Path = "runs/second_
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=total_steps, initial=int(step_var.numpy()), unit="step", desc="second look")
     t_start = time.perf_counter() - state["elapsed"]
     with StopFlag() as stop:

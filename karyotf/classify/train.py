@@ -17,18 +17,24 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .. import rundir
 from ..errors import ClassifierError
-from ..loop import StopFlag
 from ..io import atomic_write_json
+from ..loop import StopFlag
 from .crops import FEATURES, SIZE
 from .data import CellSet, batches, from_records, pad_cells
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
+# about to run); karyotf.classify.model (it loads TensorFlow at its top).
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +182,6 @@ def _clock(kind: str):
     """Seconds of the budget: wall time, or this process's CPU time over the cores (a budget that others' jobs on
     a shared machine do not eat: 20 CPU minutes on 2 cores is 40 minutes of CPU time)."""
     if kind == "cpu":
-        import os
-
         cores = os.cpu_count() or 1
         return lambda: time.process_time() / cores
     return time.perf_counter
@@ -300,8 +304,6 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=total_steps if total_steps else None, initial=int(step_var.numpy()), unit="step",
                    desc="classifier", leave=True)
     now = _clock(clock)

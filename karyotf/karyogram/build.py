@@ -1,6 +1,7 @@
 """One cell in, a karyogram and a karyotype out: cut out -> orient -> lay out -> call -> report."""
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import shutil
@@ -10,20 +11,26 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
+from . import ideogram, report
 from .. import classes
 from ..annotations import Annotation, Box, read_voc
 from ..boxcheck import check_boxes
 from ..defaults import DUPLICATE_IOU
-from ..errors import AnnotationError, KaryogramError, KaryotfError
+from ..errors import AnnotationError, ImageError, KaryogramError, KaryotfError
 from ..find import ChromosomeFinder
-from ..io import atomic_path, atomic_write_json
-from . import ideogram, report
+from ..images import load
+from ..io import atomic_path, atomic_write_json, atomic_write_text
 from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
 from .cutout import cut_out_all
 from .defaults import LONGEST, NMS_IOU
 from .layout import Layout, Placement, parse_rows, render
 from .orient import orient_all
+
+# Imports inside functions, and why: Pillow (heavy: loaded when an image is decoded or drawn);
+# karyotf.karyogram.layout (it loads OpenCV and Pillow at its top); karyotf.detect.Detector (looked up when a model is
+# loaded, so that a caller may stand another Detector in karyotf.detect, as the tests do).
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +71,6 @@ class KaryogramFailure:
 def load_image(image) -> tuple[np.ndarray, str]:
     """(RGB uint8 array, name) from an array, a path or a PIL image, by karyotf's one decoder
     (:mod:`karyotf.images`); a bad image is a :class:`KaryogramError`."""
-    from ..errors import ImageError
-    from ..images import load
-
     if isinstance(image, (str, Path)):
         name = Path(image).name
     else:
@@ -376,8 +380,6 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path,
     results = []
     iterator = images
     if progress and len(images) > 1:
-        from tqdm import tqdm
-
         iterator = tqdm(images, desc="karyograms", unit="image")
     for img in iterator:
         dst = out if len(images) == 1 else out / img.stem
@@ -395,8 +397,6 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path,
             log.warning("%s: failed, going on with the others: %s", img.name, exc)
             results.append(KaryogramFailure(image=img, error=str(exc)))
     if len(images) > 1:
-        import csv
-
         buf = io.StringIO()
         wr = csv.writer(buf, lineterminator="\n")
         wr.writerow(["image", "call", "total", "review", "flags", "folder", "error"])
@@ -406,7 +406,6 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path,
             else:
                 wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.review_codes),
                              ";".join(r.call.flag_codes), img.stem, ""])
-        from ..io import atomic_write_text
 
         atomic_write_text(out / "calls.csv", buf.getvalue())
     return results

@@ -21,6 +21,7 @@ address (a DNS-rebinding page cannot talk to it).
 from __future__ import annotations
 
 import hmac
+import html as _html
 import ipaddress
 import json
 import logging
@@ -33,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ..errors import ReviewError
-from .store import ReviewConflict, ReviewFolder, UnknownCell, inside
+from .store import ReviewConflict, ReviewFolder, UnknownCell, inside, parse_boxes
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,6 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body()
             if not isinstance(body, dict):
                 raise HttpError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object {boxes, cell}")
-            from .store import parse_boxes
 
             folder = self.server.folder
             params = None
@@ -234,7 +234,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _page(self):
         html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-        import html as _html
 
         folder = self.server.folder
         html = (html.replace("{{TOKEN}}", self.server.token)

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import getpass
 import hashlib
 import json
 import math
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,13 @@ from .. import classes
 from ..annotations import Annotation, Box, read_voc, write_voc
 from ..errors import AnnotationError, KaryotfError, ReviewError
 from ..io import atomic_path, atomic_write_bytes
+from ..karyogram.call import count_call
+from ..karyogram.defaults import LONGEST, LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU
+
+# Imports inside functions, and why: fcntl (optional or platform-specific: tried, with a fallback);
+# karyotf.karyogram.layout (it loads OpenCV and Pillow at its top); msvcrt (optional or platform-specific: tried, with
+# a fallback); time (optional or platform-specific: tried, with a fallback); karyotf.karyogram.build (it loads OpenCV
+# and Pillow at its top).
 
 DETECTIONS = "detections.json"
 REVIEWED = "reviewed"
@@ -220,7 +229,6 @@ class ReviewFolder:
             raise ReviewError(f"{cell.folder / DETECTIONS}: unexpected content ({exc}) "
                               "(fix: rebuild the cell with karyotf karyogram)") from None
         image = self._image(cell, det)
-        from ..karyogram.defaults import LONGEST, LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU
 
         params = {"longest": LONGEST, "low_score": LOW_SCORE, "low_mean_score": LOW_MEAN_SCORE,
                   "overlap_iou": OVERLAP_IOU}
@@ -259,8 +267,6 @@ class ReviewFolder:
 
     def call(self, boxes: list[Box], params: dict | None = None) -> dict:
         """The count call (:func:`karyotf.karyogram.call.count_call`, the one implementation) as a dict."""
-        from ..karyogram.call import count_call
-
         p = params or {}
         kw = {k: p[k] for k in ("low_score", "low_mean_score", "overlap_iou") if k in p}
         c = count_call(boxes, **kw)
@@ -418,8 +424,6 @@ class ReviewFolder:
 
 
 def _default_reviewer() -> str:
-    import getpass
-
     try:
         return getpass.getuser()
     except Exception:  # no user name in this environment
@@ -445,8 +449,6 @@ class ExportResult:
 def export_voc(root: str | Path, out: str | Path) -> ExportResult:
     """Gather the reviewed cells of ``root`` into ``out/images`` + ``out/annotations`` (VOC), a dataset for
     ``karyotf records``.  Each XML is read back with :func:`karyotf.annotations.read_voc` before it is copied."""
-    import shutil
-
     folder = ReviewFolder(root)
     out = Path(out)
     picked: dict[str, tuple[Cell, Annotation]] = {}

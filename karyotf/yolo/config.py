@@ -10,11 +10,12 @@ import json
 import math
 from pathlib import Path
 
+from . import CONFIG_NAME, MODEL
 from .. import rundir
 from ..errors import PipelineConfigError
 from ..io import atomic_write_json
-from ..paths import TEMPLATES_DIR
-from . import CONFIG_NAME, MODEL
+from ..paths import DEFAULT_RUNS, TEMPLATES_DIR
+from ..pipelines import ConfigResult, _records_paths, label_map_classes
 
 TEMPLATE = TEMPLATES_DIR / "yolo.json"
 
@@ -147,8 +148,6 @@ def fill(records_dir: str | Path, *, steps: int | None = None, batch: int | None
          image_size: int | None = None, learning_rate: float | None = None, augment: list[str] | None = None,
          backbone: str | None = None, weights: str | None = None, template: str | Path | None = None) -> dict:
     """The template with ``records_dir`` and the given overrides, validated (nothing written)."""
-    from ..pipelines import _records_paths, label_map_classes
-
     cfg = load_template(template)
     cfg.pop("_comment", None)
     for key, value in (("steps", steps), ("batch", batch), ("image_size", image_size),
@@ -176,9 +175,6 @@ def signature(cfg: dict) -> dict:
 
 def configure(records_dir: str | Path, out_dir: str | Path | None = None, **kwargs):
     """``karyotf config yolo``: write ``out_dir/yolo.json`` and ``out_dir/karyotf.json``; return a ConfigResult."""
-    from ..paths import DEFAULT_RUNS
-    from ..pipelines import ConfigResult
-
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_RUNS / MODEL
     cfg = fill(records_dir, **kwargs)
     existing = rundir.latest_checkpoint(out_dir) if out_dir.is_dir() else None

@@ -25,11 +25,18 @@ import shutil
 import time
 from pathlib import Path
 
-from .. import rundir
-from ..errors import ExportError, PipelineConfigError
+from . import CONFIG_NAME, MODEL, config
+from .. import classes, rundir
+from ..errors import DetectError, ExportError, PipelineConfigError
+from ..io import replace_dir
 from ..rundir import FROZEN_GRAPH, SAVED_MODEL, resolve_checkpoint, staging_dir
 from ..serving import INPUT_NAME, OUTPUT_NAMES, rename_frozen_io
-from . import CONFIG_NAME, MODEL
+from .model import build
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
+# about to run); karyotf.detect.Detector (looked up when a model is loaded, so that a caller may stand another
+# Detector in karyotf.detect, as the tests do).
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,6 @@ def _export_into(model_dir: Path, cfg: dict, checkpoint: str, out: Path) -> None
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     from .. import odapi
-    from .model import build
 
     model = build(cfg, load_weights=False)
     try:
@@ -98,11 +104,7 @@ def _export_into(model_dir: Path, cfg: dict, checkpoint: str, out: Path) -> None
 def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
            tflite: bool = False) -> Path:
     """Export the yolo model of ``model_dir`` to ``out_dir`` atomically (layout above); return ``out_dir``."""
-    from .. import classes
     from ..detect import read_class_names as read_label_map
-    from ..errors import DetectError
-    from ..io import replace_dir
-    from . import config
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if tflite:

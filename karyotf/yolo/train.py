@@ -11,10 +11,18 @@ import logging
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
+from . import MODEL, config
 from ..errors import TrainError
 from ..loop import StopFlag, TrainResult, peak_rss_mb, quiet, save_last, step_done
 from ..rundir import latest_checkpoint
-from . import MODEL
+from .data import dataset, shard_files
+from .model import build, compile_model
+
+# Imports inside functions, and why: karyotf.odapi (importing it loads TensorFlow and applies the OD API's
+# compatibility shims: only where TensorFlow is about to run); TensorFlow / KerasCV / the OD API (heavy: kept off the
+# import path).
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +32,6 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
           verbose: bool = False, callback=None, seed: int | None = None, **_ignored) -> TrainResult:
     """Train the yolo model of ``model_dir`` (made by ``karyotf config yolo``) until its step is ``steps``."""
     from .. import odapi
-    from . import config
 
     model_dir = Path(model_dir)
     cfg = config.read(model_dir)
@@ -35,7 +42,6 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
         steps = cfg["steps"]
     if steps < 1:
         raise TrainError(f"steps must be >= 1, not {steps}")
-    from .data import shard_files
 
     shard_files(cfg["records_dir"], "train")  # RecordsError naming the fix
     latest = latest_checkpoint(model_dir)
@@ -57,11 +63,6 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
 def _train(model_dir: str, steps: int, checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100,
            progress: bool = True, verbose: bool = False, seed: int | None = None, callback=None) -> TrainResult:
     import tensorflow as tf
-    from tqdm import tqdm
-
-    from . import config
-    from .data import dataset
-    from .model import build, compile_model
 
     quiet(verbose)
     cfg = config.read(model_dir)
