@@ -65,11 +65,12 @@ from tqdm import tqdm
 
 from . import classes
 from . import defaults as D
-from .annotations import Box, IMAGE_SUFFIXES
+from .annotations import IMAGE_SUFFIXES
 from .errors import KaryotfError
 from .io import atomic_write_json, atomic_write_text
 from .karyogram.call import Flag
 from .karyogram.defaults import NMS_IOU, OVERLAP_IOU
+from .karyogram.detections import CellDetections
 from .records import case_of
 
 # Imports inside functions, and why: karyotf.karyogram.build (it loads OpenCV and Pillow at its top); Pillow (heavy:
@@ -241,10 +242,10 @@ class CellCall:
 
 def _overlap_pairs(det_file: Path, iou: float) -> int:
     try:
-        data = json.loads(det_file.read_text(encoding="utf-8"))
-        boxes = [Box(*map(float, d["box"]), name=str(d.get("class"))) for d in data.get("detections", [])]
-        iou = float((data.get("params") or {}).get("overlap_iou", iou))
-    except (OSError, ValueError, KeyError, TypeError):
+        det = CellDetections.read(det_file)
+        boxes = det.boxes()
+        iou = float(det.params.get("overlap_iou", iou))
+    except (OSError, ValueError, TypeError):
         return 0
     return sum(1 for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].iou(boxes[j]) >= iou)
 

@@ -21,10 +21,11 @@ from ..defaults import DUPLICATE_IOU
 from ..errors import AnnotationError, ImageError, KaryogramError, KaryotfError
 from ..find import ChromosomeFinder
 from ..images import load
-from ..io import atomic_path, atomic_write_json, atomic_write_text
+from ..io import atomic_path, atomic_write_text
 from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
 from .cutout import cut_out_all
 from .defaults import LONGEST, NMS_IOU
+from .detections import CellDetections
 from .layout import Layout, Placement, parse_rows, render
 from .orient import orient_all
 
@@ -263,11 +264,10 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
         paths["image"] = _keep_image(image, arr, name, out)
     params = {"longest": longest, "low_score": low_score, "low_mean_score": low_mean_score,
               "overlap_iou": overlap_iou, "resolution": resolution}
-    atomic_write_json(paths["detections"], {"image": source["image"], "width": w, "height": h, "source": source,
-                                            "count": len(boxes), "call": call.iscn, "text": call.text,
-                                            "detections": dets, "not_counted": not_counted,
-                                            "image_file": paths["image"].name if keep_image else None,
-                                            "rows": [list(r) for r in parse_rows(rows)], "params": params})
+    CellDetections(image=source["image"], width=w, height=h, source=source, call=call.iscn, text=call.text,
+                   detections=dets, not_counted=not_counted,
+                   image_file=paths["image"].name if keep_image else None,
+                   rows=[list(r) for r in parse_rows(rows)], params=params).write(paths["detections"])
     timings["write"] = 1000 * (time.perf_counter() - tw)
     timings["total"] = 1000 * (time.perf_counter() - t0)
     report.write_html(paths["report_html"], call, png, source, timings, not_counted,

@@ -36,6 +36,7 @@ from ..errors import AnnotationError, KaryotfError, ReviewError
 from ..io import atomic_path, atomic_write_bytes
 from ..karyogram.call import count_call
 from ..karyogram.defaults import LONGEST, LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU
+from ..karyogram.detections import CellDetections
 
 # Imports inside functions, and why: fcntl (optional or platform-specific: tried, with a fallback);
 # karyotf.karyogram.layout (it loads OpenCV and Pillow at its top); msvcrt (optional or platform-specific: tried, with
@@ -144,20 +145,20 @@ def parse_boxes(items, width: int, height: int) -> list[tuple[Box, int | None]]:
     return out
 
 
-def not_counted(det: dict) -> list[dict]:
+def not_counted(det: CellDetections) -> list[dict]:
     """The model's detections that the karyogram did not count (``detections.json``'s ``not_counted``: boxes
     suppressed by NMS, below the minimum score), for the page to offer back: ``[{class, box, score, why}]``.
     Folders written before that key existed have none."""
-    out = []
-    groups = det.get("not_counted")
-    for why, items in (groups.items() if isinstance(groups, dict) else ()):
-        for d in items if isinstance(items, list) else ():
-            try:
-                box = [float(v) for v in d["box"]]
-                out.append({"class": classes.canonical(d["class"]), "box": box, "score": d.get("score"), "why": why})
-            except (KeyError, TypeError, ValueError, classes.UnknownClassError):
-                continue
-    return out
+    return det.not_counted_entries()
+
+
+def _read_detections(path: Path) -> CellDetections:
+    """A cell's ``detections.json`` (:class:`karyotf.karyogram.detections.CellDetections`); ReviewError naming the
+    file and the fix."""
+    try:
+        return CellDetections.from_dict(_read_json(path))
+    except ValueError as exc:
+        raise ReviewError(f"{path}: unexpected content ({exc}) (fix: rebuild the cell with karyotf karyogram)") from None
 
 
 class ReviewFolder:
@@ -220,30 +221,29 @@ class ReviewFolder:
 
     # ------------------------------------------------------------------------------------------ reading
     def _model(self, cell: Cell) -> dict:
-        det = _read_json(cell.folder / DETECTIONS)
+        det = _read_detections(cell.folder / DETECTIONS)
+        width, height = det.width, det.height
         try:
-            width, height = int(det["width"]), int(det["height"])
-            boxes = [Box(*map(float, d["box"]), classes.canonical(d["class"]), score=d.get("score"))
-                     for d in det.get("detections", [])]
-        except (KeyError, TypeError, ValueError, classes.UnknownClassError) as exc:
+            boxes = det.boxes()
+        except ValueError as exc:
             raise ReviewError(f"{cell.folder / DETECTIONS}: unexpected content ({exc}) "
                               "(fix: rebuild the cell with karyotf karyogram)") from None
         image = self._image(cell, det)
 
         params = {"longest": LONGEST, "low_score": LOW_SCORE, "low_mean_score": LOW_MEAN_SCORE,
                   "overlap_iou": OVERLAP_IOU}
-        params.update(det.get("params") or {})
+        params.update(det.params)
         from ..karyogram.layout import parse_rows
 
         try:
-            rows = [list(r) for r in parse_rows(det.get("rows"))]
+            rows = [list(r) for r in parse_rows(det.rows)]
         except KaryotfError as exc:
             raise ReviewError(f"{cell.folder / DETECTIONS}: {exc}") from None
         return {"det": det, "width": width, "height": height, "boxes": boxes, "image": image, "params": params,
                 "rows": rows}
 
-    def _image(self, cell: Cell, det: dict) -> Path | None:
-        names = [det.get("image_file"), Path(str(det.get("image", ""))).name]
+    def _image(self, cell: Cell, det: CellDetections) -> Path | None:
+        names = [det.image_file, Path(det.image).name]
         for name in filter(None, names):
             p = cell.folder / Path(name).name
             if p.is_file() and inside(self.root, p):
@@ -278,9 +278,9 @@ class ReviewFolder:
         try:
             rep = self._review(cell)
             if rep is None:
-                det = _read_json(cell.folder / DETECTIONS)
+                det = _read_detections(cell.folder / DETECTIONS)
                 rep0 = _read_json(cell.folder / "report.json") if (cell.folder / "report.json").is_file() else {}
-                out.update(status="to review", call=det.get("call"), flags=len(rep0.get("flags", [])),
+                out.update(status="to review", call=det.call, flags=len(rep0.get("flags", [])),
                            review=sum(f.get("level", "review") == "review" for f in rep0.get("flags", [])))
             else:
                 r = rep["review"]
@@ -303,16 +303,16 @@ class ReviewFolder:
         url = "/files/" + ("" if rel == "." else rel + "/")
         det = m["det"]
         original = []
-        for i, (b, d) in enumerate(zip(m["boxes"], det.get("detections", []))):
+        for i, (b, d) in enumerate(zip(m["boxes"], det.detections)):
             original.append({"class": b.name, "box": list(b.as_tuple()), "score": b.score, "origin": i,
                              "kbox": d.get("karyogram_box")})
         rep = self._review(cell)
         if rep is not None:
-            rdet = _read_json(cell.folder / REVIEWED / DETECTIONS)
+            rdet = _read_detections(cell.folder / REVIEWED / DETECTIONS)
             r = rep["review"]
-            origins = r.get("origins") or [None] * len(rdet.get("detections", []))
+            origins = r.get("origins") or [None] * len(rdet.detections)
             boxes = [{"class": d["class"], "box": d["box"], "score": d.get("score"), "origin": o,
-                      "kbox": d.get("karyogram_box")} for d, o in zip(rdet.get("detections", []), origins)]
+                      "kbox": d.get("karyogram_box")} for d, o in zip(rdet.detections, origins)]
             karyogram = url + REVIEWED + "/karyogram.png"
             current = [Box(*map(float, b["box"]), b["class"], score=b["score"]) for b in boxes]
         else:
@@ -325,7 +325,7 @@ class ReviewFolder:
                 f"the image of {cell.id} is not inside its folder (fix: rebuild it with karyotf karyogram, which "
                 "keeps a copy of the image beside the karyogram)"),
             "karyogram": karyogram, "original_karyogram": url + "karyogram.png",
-            "rows": m["rows"], "params": m["params"], "source": det.get("source", {}),
+            "rows": m["rows"], "params": m["params"], "source": det.source,
             "boxes": boxes, "original": {"boxes": original, "call": self.call(m["boxes"], m["params"])},
             "call": self.call(current, m["params"]), "review": r, "version": self.version(cell),
             "status": self.summary(cell)["status"],
@@ -394,7 +394,7 @@ class ReviewFolder:
                 "revision": int(((prev or {}).get("review") or {}).get("revision", 0)) + 1,
                 "comment": comment, "resolved_flags": resolved, "open_flags": [c for c in codes if c not in resolved],
                 "changes": changes, "origins": origins,
-                "model": {"call": m["det"].get("call"), "count": len(model), "source": m["det"].get("source", {}),
+                "model": {"call": m["det"].call, "count": len(model), "source": m["det"].source,
                           "files": {"karyogram": "../karyogram.png", "detections": f"../{DETECTIONS}",
                                     "report_json": "../report.json"}},
                 "annotation": f"../{m['image'].stem}.xml",
@@ -409,7 +409,7 @@ class ReviewFolder:
             kw = {k: params[k] for k in ("longest", "low_score", "low_mean_score", "overlap_iou", "resolution")
                   if k in params}
             src = {"kind": "review", "image": m["image"].name, "reviewer": review["reviewer"],
-                   "from": (m["det"].get("source") or {}).get("kind")}
+                   "from": m["det"].source.get("kind")}
             try:
                 build_karyogram(m["image"], boxes, out, rows=m["rows"], source=src,
                                 keep_image=False, report_extra={"review": review}, **kw)
