@@ -16,13 +16,11 @@ from tqdm import tqdm
 from . import ideogram, report
 from .. import classes
 from ..annotations import Annotation, Box, read_voc
-from ..boxcheck import check_boxes
-from ..defaults import DUPLICATE_IOU
 from ..errors import AnnotationError, ImageError, KaryogramError, KaryotfError
 from ..find import ChromosomeFinder
 from ..images import load
 from ..io import atomic_path, atomic_write_text
-from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
+from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, check_call, count_call
 from .cutout import cut_out_all
 from .defaults import LONGEST, NMS_IOU
 from .detections import CellDetections
@@ -30,7 +28,8 @@ from .layout import Layout, Placement, parse_rows, render
 from .orient import orient_all
 
 # Imports inside functions, and why: Pillow (heavy: loaded when an image is decoded or drawn);
-# karyotf.karyogram.layout (it loads OpenCV and Pillow at its top); karyotf.detect.Detector (looked up when a model is
+# karyotf.karyogram.layout (it loads OpenCV and Pillow at its top); karyotf.separate.separator (it loads OpenCV at its
+# top); karyotf.separate.straighten (it loads OpenCV at its top); karyotf.detect.Detector (looked up when a model is
 # loaded, so that a caller may stand another Detector in karyotf.detect, as the tests do).
 
 log = logging.getLogger(__name__)
@@ -101,47 +100,19 @@ def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
     return out
 
 
-def box_check_flags(checked, names: Sequence[str]) -> list[Flag]:
-    """Review flags of a :class:`karyotf.boxcheck.BoxCheck`: ``image_mismatch``, ``empty_box``,
-    ``duplicate_box``; ``names``: the boxes' class names (for the messages)."""
-    out = []
-    if checked.mismatch:
-        out.append(Flag("image_mismatch", f"the image does not match its boxes: {checked.mismatch}; the count "
-                                          "is not a call of this image"))
-    if checked.empty:
-        listed = ", ".join(f"#{i} ({names[i]}, {100 * checked.foreground[i]:.0f}% dark)" for i in checked.empty[:12])
-        more = f", ... ({len(checked.empty) - 12} more)" if len(checked.empty) > 12 else ""
-        out.append(Flag("empty_box", f"{len(checked.empty)} box(es) with (almost) no chromosome pixels, counted "
-                                     f"as chromosomes: {listed}{more}",
-                        tuple(dict.fromkeys(names[i] for i in checked.empty))))
-    if checked.duplicates:
-        listed = ", ".join(f"#{i} ({names[i]}) and #{j} ({names[j]}), IoU {v:.2f}" for i, j, v in checked.duplicates)
-        out.append(Flag("duplicate_box", f"{len(checked.duplicates)} pair(s) of near-identical boxes (IoU >= "
-                                         f"{DUPLICATE_IOU:g}), each counted: one chromosome counted twice? "
-                                         f"{listed}",
-                        tuple(dict.fromkeys(names[k] for i, j, _ in checked.duplicates for k in (i, j)))))
-    return out
-
-
-def _check_contents(call: Call, arr: np.ndarray, boxes: Sequence[Box]) -> None:
-    """Empty and duplicate boxes (:mod:`karyotf.boxcheck`) flagged on the call; an image that does not match its
-    boxes gets no call."""
-    checked = check_boxes(arr, boxes)
-    call.box_check = checked
-    call.add_flags(box_check_flags(checked, [b.name for b in boxes]))
-    if checked.mismatch and call.iscn is not None:
-        call.iscn, call.no_call = None, f"the image does not match its boxes ({checked.mismatch})"
-
-
 def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONGEST, low_score: float = LOW_SCORE,
                    low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
                    labels: bool = True, marks: bool = True, resolution: int = ideogram.DEFAULT_RESOLUTION,
                    suppressed: Sequence[tuple[Box, Box, float]] = (), extra_flags: Sequence[Flag] = (),
+                   separate=None, straighten: bool = False,
                    ) -> tuple[Call, Layout, dict[str, float], list[Box]]:
     """Everything but the files: (call, layout with the PIL picture and placements, timings ms, checked boxes).
 
-    ``suppressed``: boxes an NMS removed, ``(removed, kept, IoU)``, for the call's flags."""
+    ``suppressed``: boxes an NMS removed, ``(removed, kept, IoU)``, for the call's flags.  ``separate``: a
+    separation model (export dir or :class:`karyotf.separate.separator.Separator`): each chromosome is drawn
+    from its own mask, uncertain separations are flagged; ``straighten``: bent chromosomes laid straight
+    (:mod:`karyotf.separate`)."""
     arr, name = load_image(image)
     boxes = _check_boxes(list(boxes), arr.shape, name)
     t = {}
@@ -149,10 +120,21 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                       suppressed=suppressed)
     call.add_flags(extra_flags)
-    _check_contents(call, arr, boxes)
-    cut = cut_out_all(arr, boxes)
+    check_call(call, arr, boxes)  # empty, duplicate boxes; an image that does not match its boxes
+    if separate is not None:
+        from ..separate.separator import load, separate as separate_cell
+
+        sep = separate_cell(arr, boxes, load(separate))
+        cut = sep.cutouts
+        call.add_flags(sep.flags)
+    else:
+        cut = cut_out_all(arr, boxes)
     t1 = time.perf_counter()
     oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
+    if straighten:
+        from ..separate.straighten import straighten_all
+
+        oriented = straighten_all(oriented)
     t2 = time.perf_counter()
     flag_lines = [f.message for f in call.flags]
     layout = render(oriented, rows=rows, longest=longest, title=title or call.text, subtitle=subtitle,
@@ -191,7 +173,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                     below_min_score: Sequence[Box] = (), keep_image: bool = True,
                     report_extra: dict | None = None, extra_flags: Sequence[Flag] = (),
                     details: Sequence[dict] | None = None,
-                    left_out: Sequence[tuple[Box, float]] = ()) -> KaryogramResult:
+                    left_out: Sequence[tuple[Box, float]] = (), separate=None,
+                    straighten: bool = False) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
     ``report.json`` into ``out_dir`` (atomically), and a copy of the image (``keep_image``; ``paths['image']``).
 
@@ -206,6 +189,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     (the classifier's own top-1 and probabilities), written beside each detection in ``detections.json``.
     ``detections.json`` also records what a later rebuild needs: ``image_file`` (the copy, relative to
     ``out_dir``), ``rows`` and ``params`` (longest, score and overlap thresholds, ideogram resolution).
+    ``separate`` / ``straighten``: see :func:`make_karyogram`.
     """
     t0 = time.perf_counter()
     arr, name = load_image(image)
@@ -222,7 +206,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     call, layout, timings, boxes = make_karyogram(arr, boxes, rows=rows, longest=longest, low_score=low_score,
                                                   low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                                                   subtitle=subtitle, resolution=resolution, suppressed=suppressed,
-                                                  extra_flags=extra_flags)
+                                                  extra_flags=extra_flags, separate=separate,
+                                                  straighten=straighten)
     not_counted = {
         "suppressed": [{**d.to_dict(), "kept_index": position.get(id(k)), "kept_class": k.name, "iou": round(v, 3)}
                        for d, k, v in suppressed],

@@ -239,13 +239,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise HttpError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object {boxes, cell}")
 
             folder = self.server.folder
-            params = None
+            params = image = None
             width = height = 1e9
             if body.get("cell") is not None:
                 m = folder._model(folder.cell(str(body["cell"])))
-                params, width, height = m["params"], m["width"], m["height"]
+                params, width, height, image = m["params"], m["width"], m["height"], m["image"]
             boxes = [b for b, _ in parse_boxes(body.get("boxes"), width, height)]
-            return self._json(200, folder.call(boxes, params))
+            return self._json(200, folder.call(boxes, params, image))
         if path.startswith("/api/cells/") and path.endswith("/accept"):
             cid = urllib.parse.unquote(path[len("/api/cells/"):-len("/accept")])
             body = self._body()

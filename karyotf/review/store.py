@@ -30,11 +30,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import classes
+from .. import classes, images
 from ..annotations import Annotation, Box, read_voc, write_voc
 from ..errors import AnnotationError, KaryotfError, ReviewError
 from ..io import atomic_path, atomic_write_bytes
-from ..karyogram.call import count_call
+from ..karyogram import ideogram
+from ..karyogram.call import check_call, count_call
 from ..karyogram.defaults import LONGEST, LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU
 from ..karyogram.detections import CellDetections
 
@@ -145,6 +146,20 @@ def parse_boxes(items, width: int, height: int) -> list[tuple[Box, int | None]]:
     return out
 
 
+def ideograms(resolution=None) -> dict:
+    """The ISCN ideogram of each class for the page to draw beside its karyogram slot: ``{class: {"length": ISCN
+    length relative to chromosome 1, "bands": [[start, stop, grey, stain], ...] as fractions of the length}}``."""
+    res = int(resolution) if resolution in ideogram.RESOLUTIONS else ideogram.DEFAULT_RESOLUTION
+    table = ideogram.bands(res)
+    longest = table["1"][-1].stop
+    out = {}
+    for name, bands in table.items():
+        total = bands[-1].stop
+        out[name] = {"length": round(total / longest, 4),
+                     "bands": [[round(b.start / total, 4), round(b.stop / total, 4), b.grey, b.stain] for b in bands]}
+    return out
+
+
 def not_counted(det: CellDetections) -> list[dict]:
     """The model's detections that the karyogram did not count (``detections.json``'s ``not_counted``: boxes
     suppressed by NMS, below the minimum score), for the page to offer back: ``[{class, box, score, why}]``.
@@ -172,6 +187,7 @@ class ReviewFolder:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._cells: dict[str, Cell] | None = None
+        self._pixel_cache: tuple | None = None
 
     # ------------------------------------------------------------------------------------------ discovery
     def cells(self, refresh: bool = False) -> dict[str, Cell]:
@@ -265,12 +281,27 @@ class ReviewFolder:
         rep = _read_json(p)
         return rep if isinstance(rep.get("review"), dict) else None
 
-    def call(self, boxes: list[Box], params: dict | None = None) -> dict:
-        """The count call (:func:`karyotf.karyogram.call.count_call`, the one implementation) as a dict."""
+    def call(self, boxes: list[Box], params: dict | None = None, image: Path | None = None) -> dict:
+        """The count call (:func:`karyotf.karyogram.call.count_call`, the one implementation) as a dict; with the
+        cell's ``image``, the box check too (:func:`karyotf.karyogram.call.check_call`: empty and duplicate boxes,
+        an image that does not match its boxes), as the karyogram has it."""
         p = params or {}
         kw = {k: p[k] for k in ("low_score", "low_mean_score", "overlap_iou") if k in p}
         c = count_call(boxes, **kw)
+        if image is not None and boxes:
+            check_call(c, self._pixels(image), boxes)
         return {**c.to_dict(), "low_confidence": c.low_confidence}
+
+    def _pixels(self, image: Path):
+        """The decoded image of a cell, kept for the next call on the same cell (one at a time)."""
+        key = (str(image), image.stat().st_mtime_ns)
+        with self._locks_guard:
+            if self._pixel_cache is not None and self._pixel_cache[0] == key:
+                return self._pixel_cache[1]
+        arr = images.load(image)
+        with self._locks_guard:
+            self._pixel_cache = (key, arr)
+        return arr
 
     def summary(self, cell: Cell) -> dict:
         """One line of the cell list: id, name, status, call, open flags, reviewer."""
@@ -326,9 +357,10 @@ class ReviewFolder:
                 "keeps a copy of the image beside the karyogram)"),
             "karyogram": karyogram, "original_karyogram": url + "karyogram.png",
             "rows": m["rows"], "params": m["params"], "source": det.source,
-            "boxes": boxes, "original": {"boxes": original, "call": self.call(m["boxes"], m["params"])},
-            "call": self.call(current, m["params"]), "review": r, "version": self.version(cell),
-            "status": self.summary(cell)["status"],
+            "boxes": boxes,
+            "original": {"boxes": original, "call": self.call(m["boxes"], m["params"], m["image"])},
+            "call": self.call(current, m["params"], m["image"]), "review": r, "version": self.version(cell),
+            "status": self.summary(cell)["status"], "ideograms": ideograms(m["params"].get("resolution")),
         }
 
     # ------------------------------------------------------------------------------------------ writing
@@ -376,7 +408,7 @@ class ReviewFolder:
                 # the model's score stays only on untouched boxes; a client's score is never trusted here
                 boxes.append(model[o] if same else b.with_coords(*b.as_tuple(), score=None))
                 origins.append(o)
-            call = self.call(boxes, m["params"])
+            call = self.call(boxes, m["params"], m["image"])
             codes = [f["code"] for f in call["flags"]]
             resolved = [c for c in codes if c in set(resolved)]
             kept = {o for o in origins if o is not None}
