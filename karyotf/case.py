@@ -43,7 +43,8 @@ disagreeing on the sex complement; a call resting on low-confidence cells (a low
 two clonal abnormal lines sharing no change, or most counted cells in no line).
 
 The best karyograms (two go with the report; :func:`best_cells`): among the counted cells with a karyogram
-picture, fewest flags, then fewest overlapping box pairs, then highest mean score; in a mosaic the best cell of
+picture, fewest review-level flags (:data:`karyotf.karyogram.call.FLAG_LEVELS`), then fewest flags, then fewest
+overlapping box pairs, then highest mean score; in a mosaic the best cell of
 each of the two largest lines.
 """
 from __future__ import annotations
@@ -517,11 +518,14 @@ def case_karyotype(cells: Iterable[CellCall], case: str = "", rules: Rules | Non
 
 
 def best_cells(case: CaseKaryotype, n: int = 2) -> list[CellCall]:
-    """The ``n`` best-quality karyograms: counted cells with a karyogram picture, fewest flags, then fewest
-    overlapping box pairs, then highest mean score (truth boxes have none: equal), then name; in a mosaic the best
-    cell of each of the largest lines first."""
+    """The ``n`` best-quality karyograms: counted cells with a karyogram picture, fewest review-level flags, then
+    fewest flags, then fewest overlapping box pairs, then highest mean score (truth boxes have none: equal), then
+    name; in a mosaic the best cell of each of the largest lines first."""
+    from .karyogram.call import REVIEW, level_of
+
     def key(c: CellCall):
-        return (len(c.flags), c.overlaps, -(c.mean_score if c.mean_score is not None else 1.0), c.cell)
+        return (sum(level_of(f) == REVIEW for f in c.flags), len(c.flags), c.overlaps,
+                -(c.mean_score if c.mean_score is not None else 1.0), c.cell)
 
     pool = sorted((c for c in case.counted if c.karyogram is not None), key=key)
     chosen: list[CellCall] = []
@@ -802,9 +806,9 @@ def case_html(case: CaseKaryotype, out_dir: Path, thumbnails: bool = True, revie
     else:
         p.append("<p>No case flags.</p>")
     best = best_cells(case)
-    p.append("<h2>Karyograms</h2><p class='src'>The best-quality karyograms: counted cells with fewest flags, then "
-             "fewest overlapping box pairs, then highest mean score (in a mosaic, the best of each of the two "
-             "largest lines).</p>")
+    p.append("<h2>Karyograms</h2><p class='src'>The best-quality karyograms: counted cells with fewest review "
+             "flags, then fewest flags, then fewest overlapping box pairs, then highest mean score (in a mosaic, the "
+             "best of each of the two largest lines).</p>")
     if not best:
         p.append("<p class='warn'>No counted cell has a karyogram picture.</p>")
     for c in best:
