@@ -69,7 +69,7 @@ from . import defaults as D
 from .annotations import IMAGE_SUFFIXES
 from .errors import KaryotfError
 from .io import atomic_write_json, atomic_write_text
-from .karyogram.call import Flag
+from .karyogram.call import Flag, REVIEW, level_of
 from .karyogram.defaults import NMS_IOU, OVERLAP_IOU
 from .karyogram.detections import CellDetections
 from .records import case_of
@@ -521,8 +521,6 @@ def best_cells(case: CaseKaryotype, n: int = 2) -> list[CellCall]:
     """The ``n`` best-quality karyograms: counted cells with a karyogram picture, fewest review-level flags, then
     fewest flags, then fewest overlapping box pairs, then highest mean score (truth boxes have none: equal), then
     name; in a mosaic the best cell of each of the largest lines first."""
-    from .karyogram.call import REVIEW, level_of
-
     def key(c: CellCall):
         return (sum(level_of(f) == REVIEW for f in c.flags), len(c.flags), c.overlaps,
                 -(c.mean_score if c.mean_score is not None else 1.0), c.cell)
