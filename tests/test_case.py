@@ -341,11 +341,12 @@ def test_cli_case_from_a_model(tmp_path, sample_dir, monkeypatch, capsys):
 
     from karyotf.annotations import read_voc
     from karyotf.cli import main
+    from karyotf.find import Finder
 
     ann = read_voc(sample_dir / "annotations" / "1055911.xml")
     dets = [b.with_coords(*b.as_tuple(), score=0.95) for b in ann.boxes]
 
-    class FakeDetector:
+    class FakeDetector(Finder):
         def __init__(self, export_dir, use="auto"):
             self.export_dir, self.model_name, self.kind = export_dir, "fake", "saved_model"
 
