@@ -55,6 +55,7 @@ def run_row(name, k, cells_in, sweep: bool):
     """Every cell through the Karyotyper ``k``; per-cell rows, and the candidates' inputs for the sweep."""
     from quality import cell_row
 
+    from karyotf.classify.second_look import kinds
     from karyotf.find import find
     from karyotf.karyogram import count_call
 
@@ -70,8 +71,29 @@ def run_row(name, k, cells_in, sweep: bool):
         if sweep and k.chooses:
             cands = find(k.detector, arr, k.min_score, k.candidate_nms_iou).boxes
             probs, real, _ = k.weigh(arr, cands)
-            inputs.append((probs, real, want.iscn, want.is_normal))
+            inputs.append((probs, real, want.iscn, want.is_normal, kinds(cands, ann.boxes)))
     return rows, inputs, sum(t) / max(1, len(t))
+
+
+def p_quality(inputs) -> dict:
+    """How good P(chromosome) is on the candidates (labelled by their geometry against the truth): log loss,
+    AUC, and the share of chromosomes / of other boxes at P >= 0.99 (sure enough to count a third copy)."""
+    import numpy as np
+
+    p = np.concatenate([x[1] for x in inputs]) if inputs else np.zeros(0)
+    y = np.concatenate([x[4] == 0 for x in inputs]) if inputs else np.zeros(0, bool)
+    if not len(p) or y.all() or not y.any():
+        return {}
+    q = np.clip(p, 1e-4, 1 - 1e-4)
+    order = np.argsort(p, kind="stable")
+    ranks = np.empty(len(p))
+    ranks[order] = np.arange(1, len(p) + 1)
+    auc = (ranks[y].sum() - y.sum() * (y.sum() + 1) / 2) / (y.sum() * (~y).sum())
+    return {"candidates": int(len(p)), "chromosomes": int(y.sum()),
+            "log_loss": round(float(-np.mean(np.where(y, np.log(q), np.log1p(-q)))), 4), "auc": round(float(auc), 4),
+            "chromosomes_p_099": round(float((p[y] >= 0.99).mean()), 3),
+            "others_p_099": round(float((p[~y] >= 0.99).mean()), 3),
+            "others_p_05": round(float((p[~y] >= 0.5).mean()), 3)}
 
 
 def sweep(inputs, prior_name: str) -> list[dict]:
@@ -82,7 +104,7 @@ def sweep(inputs, prior_name: str) -> list[dict]:
     for s in SCALES:
         prior = scaled_prior(prior_name, s)
         right_ab = n_ab = called_ab = n_norm = 0
-        for probs, real, want, normal in inputs:
+        for probs, real, want, normal, _ in inputs:
             res = joint_labels(probs, prior=prior, real=real)
             call = iscn(res.counts)[0]
             if normal:
@@ -143,6 +165,19 @@ def main(argv=None) -> int:
     from karyotf.records import read_examples
 
     det, clf = Detector(args.detector), Classifier(args.classifier)
+    memo, detect = {}, det.detect
+
+    def remembered(image, min_score=0.0):  # each row sees the same detections: the detector runs once a cell
+        import hashlib
+
+        import numpy as np
+
+        key = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
+        if key not in memo:
+            memo[key] = detect(image, min_score=0.0)
+        return [b for b in memo[key] if b.score is None or b.score >= min_score]
+
+    det.detect = remembered
     cells = []
     for i, (data, ann) in enumerate(read_examples(args.records, args.split)):
         if args.limit is not None and i >= args.limit:
@@ -167,6 +202,7 @@ def main(argv=None) -> int:
         summary["flag_rates"] = flag_rates(per_cell)
         if inputs:
             curves[name] = summary["tradeoff"] = sweep(inputs, args.prior)
+            summary["p_chromosome"] = p_quality(inputs)
         result["rows"][name] = {**summary, "cells": per_cell}
         print(f"{name}: {time.time() - t0:.0f} s; " + ", ".join(
             f"{k2} {v:.3f}" for k2, v in summary.items() if isinstance(v, float)), flush=True)
@@ -181,6 +217,14 @@ def main(argv=None) -> int:
     for n, e in result["rows"].items():
         lines.append(f"| {n} | {e['call_right']:.3f} | {e['count_exact']:.3f} | {e['count_error_mean']:.2f} | "
                      f"{e['seconds_per_cell']:.3f} |")
+    q = {n: e["p_chromosome"] for n, e in result["rows"].items() if e.get("p_chromosome")}
+    if q:
+        lines += ["", "P(chromosome) of the candidates (labelled by geometry against the truth, "
+                  "`second_look.kinds`): how sure it is where it should be:", "",
+                  "| row | candidates (chromosomes) | log loss | AUC | chromosomes at P >= 0.99 | other boxes at P >= "
+                  "0.99 | other boxes at P >= 0.5 |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {n} | {v['candidates']} ({v['chromosomes']}) | {v['log_loss']} | {v['auc']} | "
+                  f"{v['chromosomes_p_099']} | {v['others_p_099']} | {v['others_p_05']} |" for n, v in q.items()]
     codes = sorted({c for e in result["rows"].values() for c in e["flag_rates"]})
     from karyotf.karyogram.call import level_of
 

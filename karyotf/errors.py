@@ -89,3 +89,7 @@ class DemoError(KaryotfError):
 
 class ReviewError(KaryotfError):
     """A review folder, cell or correction that cannot be served or written: names the cell and the fix."""
+
+
+class SeparateError(KaryotfError):
+    """A separation run or export that cannot be trained, exported or loaded: names the folder and the fix."""
