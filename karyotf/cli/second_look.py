@@ -1,21 +1,19 @@
 """``karyotf second-look train | export``: the second look at every candidate box (is it one whole chromosome?)."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
 def register(sub) -> None:
     from ..paths import DEFAULT_EXPORTED, DEFAULT_RECORDS, DEFAULT_RUNS
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
     p = sub.add_parser("second-look", help="train and export the second look at every candidate box",
                        description="P(one whole, single chromosome) against fragment / two chromosomes / duplicate "
                                    "box / background for every candidate box a detector finds, from its crop, its "
                                    "place among the candidates and the cell; the joint labelling uses it to decide "
                                    "which boxes count (karyotf/classify/second_look.py).")
     s = p.add_subparsers(dest="second_look_command", metavar="ACTION")
-    t = s.add_parser("train", formatter_class=fmt, help="train (or resume) on a detector's candidates",
+    t = s.add_parser("train", help="train (or resume) on a detector's candidates",
                      description="Runs the detector over the records' train (and val) cells, labels each candidate "
                                  "by its geometry against the truth boxes, trains; selects on val; resumable.")
     t.add_argument("--detector", type=Path, required=True, help="the detector's export dir")
@@ -29,7 +27,7 @@ def register(sub) -> None:
     t.add_argument("--size", type=int, default=48, help="crop side, pixels")
     t.add_argument("--width", type=int, default=8, help="filters of the first conv block")
     t.set_defaults(func=_train)
-    x = s.add_parser("export", formatter_class=fmt, help="SavedModel of a run's best weights")
+    x = s.add_parser("export", help="SavedModel of a run's best weights")
     x.add_argument("run", nargs="?", type=Path, default=DEFAULT_RUNS / "second_look", help="run dir")
     x.add_argument("--out", type=Path, default=DEFAULT_EXPORTED / "second_look", help="export dir")
     x.set_defaults(func=_export)
