@@ -195,12 +195,17 @@ def test_straighten_empty_mask():
 
 @pytest.fixture(scope="module")
 def untrained():
-    """A separator with random weights: unsure of everything, so every box falls back to the cut-out."""
+    """A separator that knows nothing: P = sigmoid(0.1) ~ 0.52 for every pixel (the logits layer zeroed), so it
+    claims every foreground pixel and is sure of none: every box falls back to the cut-out."""
     from karyotf.separate.model import SeparateConfig, build_unet
     from karyotf.separate.separator import Separator
 
     cfg = SeparateConfig(size=64, width=4)
-    return Separator(model=build_unet(cfg.size, cfg.width), cfg=cfg, min_confidence=0.999)
+    model = build_unet(cfg.size, cfg.width)
+    layer = model.get_layer("logits")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.zeros_like(kernel), np.full_like(bias, 0.1)])
+    return Separator(model=model, cfg=cfg)
 
 
 def cell_masks(sep, shape):
