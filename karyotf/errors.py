@@ -89,3 +89,7 @@ class DemoError(KaryotfError):
 
 class ReviewError(KaryotfError):
     """A review folder, cell or correction that cannot be served or written: names the cell and the fix."""
+
+
+class ModelError(KaryotfError):
+    """The shipped (or a packed) model pair is missing, damaged or not a model pair (:mod:`karyotf.models`)."""

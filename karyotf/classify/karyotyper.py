@@ -47,6 +47,17 @@ class NamedCell:
     left_out: list[tuple[Box, float]] = field(default_factory=list)
     """Boxes the joint labelling left out of the count (named by top-1), with their P(chromosome)."""
 
+    @property
+    def call(self):
+        """The cell's ISCN count call (:func:`karyotf.karyogram.call.count_call` of the counted boxes, with the
+        NMS-removed boxes for its flags) and every flag of the naming: what ``karyotf karyogram`` reports, without
+        the files."""
+        from ..karyogram.call import count_call
+
+        call = count_call(self.boxes, suppressed=self.suppressed)
+        call.flags.extend(self.flags)
+        return call
+
 
 def _renamed(boxes: Sequence[Box], names: Sequence[str]) -> list[Box]:
     return [b.with_coords(*b.as_tuple(), name=n) for b, n in zip(boxes, names)]
@@ -75,6 +86,14 @@ class Karyotyper:
 
         self.calibration = of(detector) if joint and choose else None  # P(chromosome | score), fitted on val
         self.last_seconds = None
+
+    @classmethod
+    def default(cls, **kw) -> "Karyotyper":
+        """The model pair shipped with karyotf (:mod:`karyotf.models`; every file's sha256 checked first)."""
+        from ..models import default_pair
+
+        detector, classifier = default_pair()
+        return cls(detector, classifier, **kw)
 
     def name(self, image: np.ndarray, boxes: Sequence[Box]) -> tuple[list[str], list[dict], object]:
         """Joint labels (or top-1 with ``joint=False``), per-box details and the joint result for one cell."""
@@ -113,13 +132,17 @@ class Karyotyper:
                                   "could not see: check it", (n,)))
         return labels, details, result, flags
 
-    def karyotype(self, image, min_score: float, nms_iou: float) -> NamedCell:
-        """One cell found and named (see the module doc)."""
+    def karyotype(self, image, min_score: float | None = None, nms_iou: float | None = None) -> NamedCell:
+        """One cell found and named (see the module doc); ``.call`` of the result is its count call.
+        ``min_score`` / ``nms_iou`` default to the karyogram's (the calibration's candidate floor, ``NMS_IOU``)."""
         import time
 
         from ..images import load
         from ..karyogram.build import suppress
+        from ..karyogram.defaults import NMS_IOU, min_score_of
 
+        min_score = min_score_of(self) if min_score is None else min_score
+        nms_iou = NMS_IOU if nms_iou is None else nms_iou
         arr = load(image)
         t0 = time.perf_counter()
         everything = self.detector.detect(arr, min_score=0.0)

@@ -315,8 +315,9 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
                use: str = "auto", progress: bool = True, classifier: str | Path | None = None,
                **kw) -> list[KaryogramResult]:
     """Karyograms of several images, from a model (``model``: an export dir; with ``classifier``, an exported
-    classifier names what the model finds) or from annotations (``annotations``: an XML file for one image, or a
-    folder of XML named after the images).
+    classifier names what the model finds), from annotations (``annotations``: an XML file for one image, or a
+    folder of XML named after the images), or, with neither, from the model pair shipped with karyotf
+    (:meth:`karyotf.classify.karyotyper.Karyotyper.default`).
 
     One image writes into ``out_dir``; several write into ``out_dir/<image stem>/`` and add ``out_dir/calls.csv``.
     """
@@ -326,9 +327,9 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     parse_rows(kw.get("rows"))  # a bad --rows fails before a model is loaded
     if not images:
         raise KaryogramError("no image given (fix: name one or more metaphase images)")
-    if (model is None) == (annotations is None):
+    if model is not None and annotations is not None:
         raise KaryogramError("give either --model EXPORT_DIR (detect) or --annotations XML (ground truth), "
-                             "not both and not neither")
+                             "not both")
     if annotations is not None and len(images) > 1 and Path(annotations).is_file():
         raise KaryogramError(f"{annotations}: one XML file for {len(images)} images "
                              "(fix: give a folder of XML files named after the images)")
@@ -340,7 +341,9 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
             raise KaryogramError(f"{p}: image not found (fix: check the path)")
     out = Path(out_dir)
     detector = None
-    if model is not None:
+    if model is not None and not isinstance(model, (str, Path)):  # a model object the caller built
+        detector = model
+    elif model is not None:
         try:
             from ..detect import Detector
         except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
@@ -354,6 +357,10 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
             check_names(detector)
     elif classifier is not None:
         raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+    elif annotations is None:  # neither: the model pair shipped with karyotf (karyotf.models)
+        from ..classify.karyotyper import Karyotyper
+
+        detector = Karyotyper.default()
     results = []
     iterator = images
     if progress and len(images) > 1:
