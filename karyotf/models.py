@@ -36,11 +36,13 @@ CARD = "MODEL_CARD.md"
 DETECTOR, CLASSIFIER = "detector", "classifier"
 SCHEMA = 1
 SHIPPED = {
-    DETECTOR: ("saved_model", "label_map.pbtxt", "karyotf.json", "pipeline.config"),
+    DETECTOR: ("frozen_inference_graph.pb", "label_map.pbtxt", "karyotf.json", "pipeline.config"),
     CLASSIFIER: ("saved_model", "label_map.pbtxt", "karyotf.json"),
 }
-"""What :func:`pack` copies of each export (the frozen graph, eval reports and checkpoints stay behind: the
-Detector loads the SavedModel)."""
+"""What :func:`pack` copies of each export.  The detector ships as its frozen graph: measured on the SSD of the
+default pair, 19 MB against 21 MB for its SavedModel, loaded in 11 s against 29 s on a loaded 2-core machine, the
+same boxes and speed per image (the Detector runs either); its checkpoint and eval reports stay behind.  The
+classifier ships as its SavedModel (1.8 MB)."""
 MAX_MB = 25.0
 """The budget of the shipped pair in git (:func:`pack` refuses a larger one)."""
 
