@@ -44,7 +44,7 @@ SPLIT_FRACTIONS = _d("SPLIT_FRACTIONS", (0.8, 0.1, 0.1), "train, val, test fract
                      "`records --split`, `build_records(fractions=)`")
 CASE_PATTERN = _d("CASE_PATTERN", r"^(\d+)\d$",
                   "regex on the image name whose first group is the case id (CIL names without their last digit)",
-                  "`records --case-pattern`")
+                  "`records --case-pattern`, `case --case-pattern`")
 IMAGES_PER_SHARD = _d("IMAGES_PER_SHARD", 250, "images per TFRecord shard when no shard count is given",
                       "`records --shards`")
 
@@ -83,6 +83,31 @@ LONGEST = _d("LONGEST", 160.0, "pixels the cell's longest chromosome is scaled t
 NMS_IOU = _d("NMS_IOU", 0.7, "class-agnostic NMS between detections of different classes", "`karyogram --nms-iou`")
 LOW_SCORE = _d("LOW_SCORE", 0.5, "a detection scoring below this is a low-confidence chromosome (flagged)",
                "`karyogram --low-score`")
+PRIOR = _d("PRIOR", "prenatal", "karyotype prior of the joint labelling: `prenatal`, `postnatal` or `oncology` (how "
+           "common each aneuploidy is among the cells the lab sees; `karyotf/classify/joint.py`)",
+           "`karyogram --prior`, `eval --prior`, `classifier eval --prior`, `Karyotyper(prior=)`, `joint_labels(prior=)`")
+PRIOR_PRESETS = ("prenatal", "postnatal", "oncology")
+"""The names of the shipped priors (:data:`karyotf.classify.joint.PRESETS`), for the CLI's choices."""
+
+# ---------------------------------------------------------------------------------------------- case
+CASE_DIR = _d("CASE_DIR", Path("case"), "output folder of `karyotf case`", "`case --out`")
+CASE_GAIN_MIN = _d("CASE_GAIN_MIN", 2,
+                   "cells that must share a gain (or any line with a gain) for it to be a clone (ISCN: 2)",
+                   "`case --gain-min`, `Rules(gain_min=)`")
+CASE_LOSS_MIN = _d("CASE_LOSS_MIN", 3, "cells that must share a loss-only line for it to be a clone (ISCN: 3)",
+                   "`case --loss-min`, `Rules(loss_min=)`")
+CASE_COUNTED = _d("CASE_COUNTED", 20, "cells counted in a case by the standard; fewer is flagged",
+                  "`case --counted`, `Rules(counted=)`")
+CASE_ANALYSED = _d("CASE_ANALYSED", 5,
+                   "cells analysed band by band (chromosomes named by a person: truth boxes or a review) by the "
+                   "standard; fewer is flagged", "`case --analysed`, `Rules(analysed=)`")
+CASE_EXTEND_TO = _d("CASE_EXTEND_TO", (30, 50),
+                    "counts to extend to when mosaicism is suspected (30 cells exclude 10% mosaicism, 50 exclude 6%, "
+                    "at 95% confidence)", "`case --extend-to`, `Rules(extend_to=)`")
+CASE_UNCOUNTED_FLAGS = _d("CASE_UNCOUNTED_FLAGS", ("no_detections", "no_call", "suppressed_other_class",
+                                                   "unclassifiable"),
+                          "cell flags that keep an unreviewed cell out of the case count (they touch the count)",
+                          "`case --uncounted-flags`, `Rules(uncounted_flags=)`")
 
 # ---------------------------------------------------------------------------------------------- review, roboflow
 REVIEW_HOST = _d("REVIEW_HOST", "127.0.0.1", "address the review app listens on", "`review --host`")

@@ -295,7 +295,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
         pred = from_detector(detector, truth.source["image"], karyo_dir / "model", min_score=floor)
         for source, res in (("annotation", truth), ("model", pred)):
             result.calls[source] = res.call.text
-            result.flags[source] = [f.message for f in res.flags]
+            result.flags[source] = [f"{f.level}: {f.message}" for f in res.flags]  # the review level first
         pair = side_by_side(_picture(truth), _picture(pred),
                             ("from the annotation (the truth)",
                              f"from the demo model (score >= {floor:g}; not diagnostic)"),
@@ -357,7 +357,7 @@ class KaryotypeDemo:
         n = len(self.cells)
         lines = [f"karyotf demo: {n} sample cells karyotyped by {self.model} in {self.seconds.get('karyotype', 0):.0f} s"
                  f" (model loaded in {self.seconds.get('load', 0):.0f} s)", "",
-                 f"{'cell':10s} {'model call':22s} {'annotation':22s} agree  flags"]
+                 f"{'cell':10s} {'model call':22s} {'annotation':22s} agree  review flags (notes: see the reports)"]
         for c in self.cells:
             flags = c["flags"]
             shown = ", ".join(flags[:MAX_FLAGS_SHOWN]) + (f" (+{len(flags) - MAX_FLAGS_SHOWN})"
@@ -368,7 +368,8 @@ class KaryotypeDemo:
         lines += ["", f"the model's call equals the annotation's on {self.agree} of {n} cells"
                   + (f" ({sum(c['agree'] for c in abnormal)} of {len(abnormal)} numerically abnormal)" if abnormal
                      else "")
-                  + f"; {sum(bool(c['flags']) for c in self.cells)} cells carry review flags.", "", "outputs:"]
+                  + f"; {sum(bool(c['flags']) for c in self.cells)} cells carry review flags (the call may be wrong: "
+                    "check those first).", "", "outputs:"]
         width = max((len(k) for k in self.outputs), default=0)
         lines += [f"  {k:{width}s}  {v}" for k, v in self.outputs.items()]
         lines += ["", "NOTE: research and teaching only, not a diagnostic device: every call must be checked by a "
@@ -415,7 +416,8 @@ def karyotype_demo(out_dir: str | Path = KARYOTYPE_OUT, *, src: str | Path | Non
         truth = count_call(ann.boxes)
         result.cells.append({"image": img.stem, "model": r.call.text, "annotation": truth.text,
                              "agree": r.call.iscn is not None and r.call.iscn == truth.iscn,
-                             "annotation_normal": truth.is_normal, "flags": r.call.flag_codes,
+                             "annotation_normal": truth.is_normal, "flags": r.call.review_codes,
+                             "notes": [f.code for f in r.call.notes],
                              "listed": listed.get(img.stem)})
     chosen = cell or next((c["image"] for c in result.cells if not c["annotation_normal"]), result.cells[0]["image"])
     if chosen not in {c["image"] for c in result.cells}:
@@ -427,9 +429,10 @@ def karyotype_demo(out_dir: str | Path = KARYOTYPE_OUT, *, src: str | Path | Non
                         out_dir / f"side_by_side_{chosen}.png")
     buf = _io.StringIO()
     wr = csv.writer(buf, lineterminator="\n")
-    wr.writerow(["image", "model_call", "annotation_call", "agree", "flags"])
+    wr.writerow(["image", "model_call", "annotation_call", "agree", "review", "notes"])
     for c in result.cells:
-        wr.writerow([c["image"], c["model"], c["annotation"], int(c["agree"]), ";".join(c["flags"])])
+        wr.writerow([c["image"], c["model"], c["annotation"], int(c["agree"]), ";".join(c["flags"]),
+                     ";".join(c["notes"])])
     result.outputs["karyograms, reports (one folder a cell) and calls.csv"] = out_dir / "karyograms"
     result.outputs["model call beside annotation call"] = atomic_write_text(out_dir / "demo.csv", buf.getvalue())
     result.outputs[f"karyograms of cell {chosen} side by side"] = pair

@@ -123,13 +123,16 @@ def records_of(path: Path) -> str | None:
 
 def evaluate(model: str | Path, records_dir: str | Path | None = None, split: str = "test",
              out_dir: str | Path | None = None, progress: bool = True, plots: bool = True,
-             limit: int | None = None, views: int | None = None) -> ClassifierReport:
+             limit: int | None = None, views: int | None = None, prior=None) -> ClassifierReport:
     """Evaluate a classifier run or export from the truth boxes of one split (see the module doc); ``views``:
-    test-time orientations per crop (default :data:`karyotf.classify.export.VIEWS`)."""
+    test-time orientations per crop (default :data:`karyotf.classify.export.VIEWS`); ``prior``: the joint
+    labelling's karyotype prior, a preset name or a :class:`~karyotf.classify.joint.KaryotypePrior` (default
+    :data:`karyotf.defaults.PRIOR`)."""
     from .data import from_records
     from .export import VIEWS, Classifier
-    from .joint import joint_labels
+    from .joint import joint_labels, prior_of
 
+    prior = prior_of(prior)
     model = Path(model)
     clf = Classifier(model, views=VIEWS if views is None else views)
     if records_dir is None:
@@ -148,7 +151,7 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
         sl = cs.cell(i)
         p = clf.probabilities_of(cs.crops[sl], cs.features[sl])
         probs[sl] = p
-        j = joint_labels(p)
+        j = joint_labels(p, prior=prior)
         joint[sl] = [classes.NAMES.index(n) for n in j.labels]
         truth = [classes.NAMES[k] for k in cs.labels[sl]]
         want, got, alone = (_call(names) for names in (truth, j.labels, j.top1))

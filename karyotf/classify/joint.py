@@ -7,7 +7,8 @@ that a cell holds about two of each; forcing two of each would hide every trisom
 
     score(labels) = sum_i log p_i(label_i) + log prior(counts(labels))
 
-exactly, where the prior (:class:`KaryotypePrior`) gives every copy number a real probability: a third 21
+exactly, where the prior (:class:`KaryotypePrior`, a stated choice: presets ``prenatal`` (default), ``postnatal``,
+``oncology``, see "The prior: what each term means") gives every copy number a real probability: a third 21
 costs log(2e-2) ~ -3.9 nats, a third copy of any autosome at least log(2e-3) ~ -6.2, a lost copy log(3e-3)
 ~ -5.8, and the sex complements 45,X / 47,XXY / 47,XXX / 47,XYY their own entries.  A third 21 with strong
 evidence therefore stays a 21; a chromosome the classifier hesitates on (21 at 0.55, 22 at 0.45) moves to the
@@ -85,8 +86,62 @@ top-1 and never dropped unseen; one whose counting is within the close-call rati
 chosen labelling is flagged ``left_out`` (one more solve per box left out, under each sex complement that could
 be close).
 
-The prior: numbers and sources
-------------------------------
+The prior: what each term means
+-------------------------------
+Each term is a probability about one metaphase of the population the lab sees, before its image is looked at:
+``P(3 copies of 21) / P(2 copies)`` is how much rarer a cell with a third 21 is than one with two, i.e. about the
+prevalence of trisomy 21 among the lab's cells (plus the rate of the artefacts that make a cell show that count:
+a chromosome of a neighbouring cell in the spread, one chromosome lost in preparation).  So the prior depends on
+who is tested, and is a stated choice: a prenatal lab sees trisomy 21 tens of times more often than live births
+show it, a leukaemia lab sees gains and losses of many chromosomes in most abnormal clones.  Three presets ship
+(:data:`PRESETS`, :meth:`KaryotypePrior.preset`, ``--prior`` on the command line); :meth:`KaryotypePrior.from_rates`
+builds any other.  The default is ``prenatal`` (:data:`DEFAULT_PRESET`).
+
+What it costs a third copy: with ``real``, a box is counted as one copy past a normal cell's when
+r / (1 - r) > 1 / (p * gain), r its P(chromosome), p the classifier's probability of the class, gain the
+prior's ratio for that copy (:meth:`KaryotypePrior.count_threshold`).  At p = 0.9:
+
+=========  =========================  =============================  =================================
+preset     third 21 / 18 / 13          any other third autosome        47,XXY / 47,XXX / 47,XYY
+=========  =========================  =============================  =================================
+prenatal   r > 0.982 / 0.991 / 0.996   r > 0.998 (gain 2e-3)           0.985 / 0.991 / 0.994
+postnatal  r > 0.991 / 0.998 / 0.999   r > 0.999 (gain 1e-3)           0.992 / 0.996 / 0.996
+oncology   r > 0.917 / 0.933 / 0.957   r > 0.957 (gain 0.05)           0.963 / 0.963 / 0.981
+=========  =========================  =============================  =================================
+
+(tests/test_prior_presets.py checks this table against the code.)  The detector's score, calibrated
+(:mod:`karyotf.calibration`), rarely says more than 0.95: a third copy is then left out and flagged ``left_out``
+for review with its chromosome and P.  The second look (:mod:`karyotf.classify.second_look`) asks the crop
+itself whether it is one whole chromosome, and says 0.999 for a clear one: a clear third copy is then counted
+under every preset.
+
+The presets, and their sources (live-birth figures are the commonly quoted round numbers, not re-checked against
+the papers here; prenatal rates vary several-fold with the referral reason):
+
+* ``prenatal`` (default): amniocytes and chorionic villi at prenatal diagnosis.  Trisomy 21 about 1/100-1/250 at
+  amniocentesis for maternal age >= 35, trisomy 18 about 1/300-1/400, trisomy 13 about 1/1000-1/2000, the sex
+  chromosome aneuploidies together about 1/250-1/500 (Ferguson-Smith & Yates, Prenat Diagn 4:5-44, 1984, a
+  European study of 52,965 amniocenteses; Hook, JAMA 249:2034-2038, 1983; Snijders et al., Ultrasound Obstet
+  Gynecol 13:167-170, 1999 for the maternal-age risk tables); referrals for an abnormal ultrasound carry far
+  higher rates of 18 and 13.  The numbers are set above these on purpose (below, per constant) and cover the
+  bundled CIL:54816 sample (amniotic fluid).
+* ``postnatal``: blood of children and adults referred for a constitutional karyotype.  Live-birth prevalences:
+  trisomy 21 about 1/700 (CDC; Parker et al., Birth Defects Res A 88:1008-1016, 2010), trisomy 18 about
+  1/5000, trisomy 13 about 1/10000, 47,XXY about 1/600 boys, 47,XXX and 47,XYY about 1/1000 girls / boys, 45,X
+  about 1/2500 girls (Nielsen & Wohlert, Hum Genet 87:81-83, 1991, the Arhus newborn survey); a referred
+  population is enriched several-fold (suspected Down syndrome is the commonest referral), so 21 at 1e-2, 18 at
+  2e-3, 13 at 1e-3, any other gain 1e-3; 45,X at 2e-2 (mostly a sex chromosome lost in the spread), XXY 4e-3
+  (kept below the +21 rate times the XX share, as in prenatal), XXX and XYY 2e-3.
+* ``oncology``: bone marrow and tumour cultures.  Numerical changes are common in abnormal clones: +8 is the
+  commonest numerical change in myeloid disorders, -7 / -5 in myelodysplasia and secondary AML, +12 in CLL,
+  high hyperdiploid ALL gains X, 4, 6, 10, 14, 17, 18 and 21, loss of the Y grows with age (Heim & Mitelman,
+  Cancer Cytogenetics, 4th ed., Wiley 2015; the Mitelman Database of Chromosome Aberrations and Gene Fusions in
+  Cancer).  Gains 0.15 for 8, 0.1 for 21, 0.08 for 4, 6, 10, 12, 14, 17, 18, 0.05 for any other; losses 0.1 for
+  7, 0.05 for 5, 13, 17, 20, 0.03 for any other; 45,X (a lost Y or X) 0.15.  Every copy past the third costs what
+  the third did, so 4 copies of 21 (hyperdiploid ALL) stay describable.
+
+The prior: numbers and sources (``prenatal``)
+---------------------------------------------
 The tool does not see live births.  It sees metaphases referred to a cytogenetics lab and datasets rich in
 abnormal cells; the bundled sample is CIL:54816 (Tseng et al., Sci Data 10:104, 2023), amniotic-fluid cells
 from prenatal diagnosis.  Counted in the 600-cell sample kept in ``../shared/data/cil54816`` (annotations and
@@ -103,9 +158,12 @@ Autosomes, per class, as P(k copies) / P(2 copies):
   sample has 4/600.  2e-2 is above all of
   these on purpose: a third 21 must survive a hesitant classifier.  It is also the issue's baseline cost of any
   extra copy (log 0.02), which kept the third 21 in 7 of 8 trisomy-21 cells.
-* :data:`TRISOMY_18` = 5e-3.  About 1/5000 live births (1/2500-1/6000 in surveys); about 3x more frequent at
-  mid-trimester because most affected pregnancies are lost; 2/600 in the CIL sample.
-* :data:`TRISOMY_13` = 3e-3.  About 1/10000 live births (1/5000-1/16000); likewise enriched prenatally.
+* :data:`TRISOMY_18` = 1e-2.  About 1/5000 live births (1/2500-1/6000 in surveys); about 1/300-1/400 at
+  amniocentesis for maternal age (Ferguson-Smith & Yates 1984) because most affected pregnancies are lost later,
+  and far more after an abnormal ultrasound (its usual referral); 2/600 in the CIL sample.  Raised from 5e-3 (issue
+  23): at 5e-3 a third 18 needed P(chromosome) >= 0.996 to be counted, at 1e-2 it needs 0.991.
+* :data:`TRISOMY_13` = 5e-3.  About 1/10000 live births (1/5000-1/16000); about 1/1000 at amniocentesis, likewise
+  enriched by ultrasound referrals.
 * :data:`GAIN_FLOOR` = 2e-3, a third copy of any other autosome: rare constitutional or mosaic trisomies (8,
   9, 16, 22 in prenatal cultures) plus artefacts (a chromosome of a neighbouring cell in the spread, one
   chromosome seen as two).  Any other autosomal gain is at least this likely; the three above are higher.
@@ -165,6 +223,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .. import classes
+from .. import defaults as _defaults
 from ..karyogram.call import Flag, iscn
 
 # ---------------------------------------------------------------------------------------------- the tunables
@@ -177,10 +236,12 @@ MAX_Y = 2
 
 TRISOMY_21 = 2e-2
 """P(3 copies of 21) / P(2 copies): live births ~1/700, far more in referred / prenatal samples."""
-TRISOMY_18 = 5e-3
-"""P(3 copies of 18) / P(2 copies): live births ~1/5000, enriched prenatally."""
-TRISOMY_13 = 3e-3
-"""P(3 copies of 13) / P(2 copies): live births ~1/10000, enriched prenatally."""
+TRISOMY_18 = 1e-2
+"""P(3 copies of 18) / P(2 copies): live births ~1/5000, about 1/300 at amniocentesis, far more after an abnormal
+ultrasound."""
+TRISOMY_13 = 5e-3
+"""P(3 copies of 13) / P(2 copies): live births ~1/10000, about 1/1000 at amniocentesis, more after an abnormal
+ultrasound."""
 GAIN_FLOOR = 2e-3
 """P(3 copies) / P(2 copies) of any other autosome (rare trisomies, stray or split chromosomes)."""
 LOSS_FLOOR = 3e-3
@@ -238,6 +299,8 @@ class KaryotypePrior:
     autosome_log: np.ndarray
     sex_log: np.ndarray
     overflow_log_penalty: float = OVERFLOW_LOG_PENALTY
+    name: str = "custom"
+    """The preset it came from (``prenatal``, ``postnatal``, ``oncology``), or ``custom``."""
 
     def __post_init__(self):
         a = np.array(self.autosome_log, dtype=float)
@@ -270,26 +333,72 @@ class KaryotypePrior:
 
     @classmethod
     def default(cls) -> "KaryotypePrior":
-        """The prior documented in this module: the named constants turned into normalised tables."""
-        ratio3 = np.full(_N_AUTO, GAIN_FLOOR)
-        for name, p in (("21", TRISOMY_21), ("18", TRISOMY_18), ("13", TRISOMY_13)):
-            ratio3[classes.AUTOSOMES.index(name)] = p
+        """The default preset (:data:`DEFAULT_PRESET`, ``prenatal``): the module's named constants as tables."""
+        return cls.preset(DEFAULT_PRESET)
+
+    @classmethod
+    def from_rates(cls, gain: dict[str, float] | None = None, gain_floor: float = GAIN_FLOOR,
+                   loss: dict[str, float] | None = None, loss_floor: float = LOSS_FLOOR,
+                   sex: dict[tuple[int, int], float] | None = None, sex_floor: float = SEX_FLOOR,
+                   name: str = "custom") -> "KaryotypePrior":
+        """A prior from rates, each a probability ratio against the normal state (see "The prior: what each term
+        means"): ``gain[c]`` = P(3 copies of c) / P(2 copies) (``gain_floor`` for the others), ``loss[c]`` = P(1
+        copy) / P(2 copies) (``loss_floor``), ``sex[(nX, nY)]`` = the share of cells with that complement
+        (``sex_floor`` for the others; XX and XY must be given), normalised over the table.  Nullisomy is
+        P(1)^2 / P(2) and every copy past the third costs what the third did, the largest values that keep the
+        prior concave (the labelling exact)."""
+        ratio3 = np.full(_N_AUTO, float(gain_floor))
+        ratio1 = np.full(_N_AUTO, float(loss_floor))
+        for table, arr, what in ((gain or {}, ratio3, "gain"), (loss or {}, ratio1, "loss")):
+            for c, v in table.items():
+                arr[classes.AUTOSOMES.index(classes.canonical(c))] = v
+        if not (np.all(ratio3 > 0) and np.all(ratio1 > 0) and np.all(ratio3 * ratio1 <= 1)):
+            raise ValueError(f"prior {name!r}: every gain and loss rate must be > 0 and gain * loss <= 1 (a third "
+                             "copy may not be likelier, relative to two, than two relative to one)")
         k = np.arange(MAX_COPIES + 1)
         rel = np.empty((_N_AUTO, MAX_COPIES + 1))
-        rel[:, 0] = 2 * math.log(LOSS_FLOOR)             # P0 = P1^2 / P2
-        rel[:, 1] = math.log(LOSS_FLOOR)
+        rel[:, 0] = 2 * np.log(ratio1)                   # P0 = P1^2 / P2
+        rel[:, 1] = np.log(ratio1)
         rel[:, 2] = 0.0
         rel[:, 3:] = (k[3:] - 2)[None, :] * np.log(ratio3)[:, None]  # P(k+1)/P(k) = P3/P2 for k >= 3
         auto = rel - np.logaddexp.reduce(rel, axis=1, keepdims=True)
+        table = np.full((MAX_X + 1, MAX_Y + 1), float(sex_floor))
+        for (nx, ny), v in (sex or {(2, 0): SEX_NORMAL, (1, 1): SEX_NORMAL}).items():
+            table[nx, ny] = v
+        if not np.all(table > 0):
+            raise ValueError(f"prior {name!r}: every sex-complement share must be > 0")
+        return cls(auto, np.log(table / table.sum()), name=name)
 
-        sex = np.full((MAX_X + 1, MAX_Y + 1), SEX_FLOOR)
-        table = {(2, 0): SEX_NORMAL, (1, 1): SEX_NORMAL, (1, 0): SEX_X, (2, 1): SEX_XXY, (3, 0): SEX_XXX,
-                 (1, 2): SEX_XYY, (0, 1): SEX_Y_ONLY, (3, 1): SEX_TETRA, (2, 2): SEX_TETRA, (4, 0): SEX_TETRA,
-                 (4, 1): SEX_PENTA}
-        for (nx, ny), p in table.items():
-            sex[nx, ny] = p
-        sex_log = np.log(sex / sex.sum())
-        return cls(auto, sex_log)
+    @classmethod
+    def preset(cls, name: str) -> "KaryotypePrior":
+        """One of :data:`PRESETS` by name (``prenatal``, ``postnatal``, ``oncology``); ValueError naming them."""
+        key = str(name).strip().lower()
+        if key not in PRESETS:
+            raise ValueError(f"unknown prior {name!r} (fix: one of {', '.join(PRESETS)})")
+        return cls.from_rates(**PRESETS[key]["rates"], name=key)
+
+    def gain_ratio(self, change: str) -> float:
+        """How much rarer one copy more than a normal cell is: for an autosome, P(3 copies) / P(2 copies); for a
+        sex complement (``XXY``, ``XXX``, ``XYY``, ...), its probability over that of the normal complement (XX or
+        XY) it has one chromosome more than (the likelier one when both)."""
+        text = str(change).strip().upper()
+        if text and set(text) <= {"X", "Y"} and text not in ("X", "Y"):
+            nx, ny = text.count("X"), text.count("Y")
+            base = [s for s in NORMAL_SEXES if (nx - s[0], ny - s[1]) in ((1, 0), (0, 1))]
+            if not base or nx > self.max_x or ny > self.max_y:
+                raise ValueError(f"{change!r}: not one chromosome more than XX or XY")
+            return float(max(math.exp(self.sex_log[nx, ny] - self.sex_log[b]) for b in base))
+        c = classes.canonical(change)
+        if c not in classes.AUTOSOMES:
+            raise ValueError(f"{change!r}: an autosome (1-22) or a sex complement such as XXY")
+        row = self.autosome_log[classes.AUTOSOMES.index(c)]
+        return float(math.exp(row[3] - row[2]))
+
+    def count_threshold(self, change: str, p_class: float = 0.9) -> float:
+        """The P(chromosome) a box needs for the labelling to count it as one copy past a normal cell's
+        (``change``: an autosome, or a sex complement such as ``XXY``, see :meth:`gain_ratio`) when the classifier gives that class ``p_class`` and the rest of the cell is clear:
+        counting wins when r / (1 - r) > 1 / (p_class * gain), i.e. r > 1 / (1 + p_class * gain)."""
+        return 1.0 / (1.0 + p_class * self.gain_ratio(change))
 
     @property
     def max_copies(self) -> int:
@@ -344,7 +453,50 @@ class KaryotypePrior:
         return self.autosome_log_p(vec[:_N_AUTO]) + self.sex_log_p(int(vec[_IX]), int(vec[_IY]))
 
 
+PRESETS: dict[str, dict] = {
+    "prenatal": {
+        "about": "amniotic fluid / chorionic villus cultures at prenatal diagnosis (referred for maternal age, a "
+                 "positive screen or an abnormal ultrasound), and the bundled CIL:54816 sample",
+        "rates": {"gain": {"21": TRISOMY_21, "18": TRISOMY_18, "13": TRISOMY_13}, "gain_floor": GAIN_FLOOR,
+                  "loss_floor": LOSS_FLOOR,
+                  "sex": {(2, 0): SEX_NORMAL, (1, 1): SEX_NORMAL, (1, 0): SEX_X, (2, 1): SEX_XXY, (3, 0): SEX_XXX,
+                          (1, 2): SEX_XYY, (0, 1): SEX_Y_ONLY, (3, 1): SEX_TETRA, (2, 2): SEX_TETRA,
+                          (4, 0): SEX_TETRA, (4, 1): SEX_PENTA}, "sex_floor": SEX_FLOOR}},
+    "postnatal": {
+        "about": "blood lymphocyte cultures of children and adults referred for a constitutional karyotype "
+                 "(developmental delay, dysmorphism, infertility, recurrent miscarriage)",
+        "rates": {"gain": {"21": 1e-2, "18": 2e-3, "13": 1e-3}, "gain_floor": 1e-3, "loss_floor": LOSS_FLOOR,
+                  "sex": {(2, 0): SEX_NORMAL, (1, 1): SEX_NORMAL, (1, 0): 2e-2, (2, 1): 4e-3, (3, 0): 2e-3,
+                          (1, 2): 2e-3, (0, 1): SEX_Y_ONLY, (3, 1): 2e-4, (2, 2): 2e-4, (4, 0): 2e-4,
+                          (4, 1): 5e-5}, "sex_floor": SEX_FLOOR}},
+    "oncology": {
+        "about": "bone marrow / tumour cultures (leukaemia, myelodysplasia, lymphoma, solid tumours): numerical "
+                 "changes are the rule, not the exception",
+        "rates": {"gain": {"8": 0.15, "21": 0.1, "12": 0.08, "4": 0.08, "6": 0.08, "10": 0.08, "14": 0.08,
+                           "17": 0.08, "18": 0.08}, "gain_floor": 0.05,
+                  "loss": {"7": 0.1, "5": 0.05, "17": 0.05, "13": 0.05, "20": 0.05}, "loss_floor": 0.03,
+                  "sex": {(2, 0): SEX_NORMAL, (1, 1): SEX_NORMAL, (1, 0): 0.15, (2, 1): 0.02, (3, 0): 0.02,
+                          (1, 2): 0.01, (0, 1): 0.01, (3, 1): 5e-3, (2, 2): 5e-3, (4, 0): 5e-3, (4, 1): 1e-3},
+                  "sex_floor": 1e-4}},
+}
+"""The shipped priors by name: ``about`` says which cells each describes, ``rates`` are
+:meth:`KaryotypePrior.from_rates` arguments.  Sources and reasoning in the module documentation."""
+
+if tuple(PRESETS) != _defaults.PRIOR_PRESETS:  # the CLI offers defaults.PRIOR_PRESETS without importing numpy
+    raise AssertionError("karyotf.defaults.PRIOR_PRESETS must list the presets of karyotf.classify.joint.PRESETS")
+DEFAULT_PRESET = _defaults.PRIOR
+"""The prior :func:`joint_labels` uses unless told otherwise (``--prior`` on the command line)."""
+
 DEFAULT_PRIOR = KaryotypePrior.default()
+
+
+def prior_of(prior: "KaryotypePrior | str | None") -> KaryotypePrior:
+    """A :class:`KaryotypePrior` from a prior, a preset name, or None (the default preset)."""
+    if prior is None:
+        return DEFAULT_PRIOR
+    if isinstance(prior, KaryotypePrior):
+        return prior
+    return KaryotypePrior.preset(prior)
 
 
 # ---------------------------------------------------------------------------------------------- the result
@@ -369,8 +521,10 @@ JOINT_FLAG_CODES = {
                          "ratio of the chosen one",
     "low_top1": f"chromosomes whose classifier top-1 probability is below {LOW_TOP1:g}",
     "beyond_prior": "a class count beyond what the prior describes (a detection failure, not a karyotype)",
-    "left_out": "a box left out of the count by the joint labelling, although counting it is within the close-call "
-                "likelihood ratio",
+    "left_out": "a box left out of the count by the joint labelling, although counting it, which changes the call (a "
+                "third copy: a possible aneuploidy), is within the close-call likelihood ratio",
+    "left_out_swap": "a box left out that could stand in for a counted one (a second box on one chromosome) "
+                     "without changing the call",
 }
 """Every flag code :meth:`JointLabels.flags` can raise, with its meaning."""
 
@@ -410,11 +564,56 @@ class JointLabels:
     left_out_log_lr: list[float] = field(default_factory=list)
     """Per box of ``left_out``: the chosen labelling's score minus the best one's that counts that box (inf when
     no labelling within the close-call ratio counts it).  Below ``close_log_lr`` the box is flagged."""
+    left_out_alt: list[list[str | None] | None] = field(default_factory=list)
+    """Per box of ``left_out``: the labels of the best labelling that counts it (None: none within the close-call
+    ratio was looked for)."""
+    prior_name: str = "custom"
+    """The prior the labelling used (a preset's name, or ``custom``)."""
 
     @property
     def doubted(self) -> tuple[int, ...]:
         """Boxes left out although a labelling that counts them is within the close-call likelihood ratio."""
         return tuple(i for i, v in zip(self.left_out, self.left_out_log_lr) if v < self.close_log_lr)
+
+    @property
+    def doubted_call(self) -> tuple[int, ...]:
+        """Doubted boxes whose counting changes the call (the per-class counts): a possible aneuploidy, or a
+        chromosome that completes a pair.  The other doubted boxes only stand in for another box (a second box on
+        one chromosome): counting them instead changes nothing."""
+        alt = dict(zip(self.left_out, self.left_out_alt))
+        return tuple(i for i in self.doubted if alt.get(i) is not None and _counts(alt[i]) != self.counts)
+
+    def left_out_flags(self, where: dict[int, str] | None = None) -> list["JointFlag"]:
+        """The flags of the doubted boxes left out: ``left_out`` (review) for each whose counting changes the call,
+        naming the chromosome, the copy it would be and the evidence ("a third 21 left out, P(chromosome) 0.80:
+        counting it gives 47,XX,+21, a likelihood ratio of 12 behind"), ``left_out_swap`` (note) for those that
+        would only stand in for another box.  ``where``: text naming each box (e.g. its position), default
+        ``#i``."""
+        where = where or {}
+        lr = dict(zip(self.left_out, self.left_out_log_lr))
+        alt = dict(zip(self.left_out, self.left_out_alt))
+        change = self.doubted_call
+        out: list[JointFlag] = []
+        parts, names = [], set()
+        for i in change:
+            name = alt[i][i]
+            copies = _counts(alt[i])[name]
+            names.add(name)
+            parts.append(f"a {_ordinal(copies)} {name} left out ({where.get(i, f'#{i}')}, P(chromosome) "
+                         f"{self.real_prob[i]:.2f}): counting it gives {iscn(_counts(alt[i]))[0]}, a likelihood "
+                         f"ratio of {math.exp(min(lr[i], 50)):.3g} behind {self.iscn}")
+        if change:
+            out.append(JointFlag("left_out", "; ".join(parts) + f" (within {math.exp(self.close_log_lr):.0f}): a "
+                                 "person must decide (see 'not counted')",
+                                 tuple(sorted(names, key=classes.LABEL_OF.get)), change))
+        swap = tuple(i for i in self.doubted if i not in change)
+        if swap:
+            out.append(JointFlag(
+                "left_out_swap", f"{len(swap)} box(es) left out that could stand in for a counted box without "
+                "changing the call: " + ", ".join(f"{self.top1[i]} ({where.get(i, f'#{i}')}, P(chromosome) "
+                                                  f"{self.real_prob[i]:.2f})" for i in swap),
+                tuple(sorted({self.top1[i] for i in swap}, key=classes.LABEL_OF.get)), swap))
+        return out
 
     @property
     def runner_up_log_lr(self) -> float | None:
@@ -470,9 +669,15 @@ class JointLabels:
             alt = _counts(self.runner_up_labels)
             differ = tuple(n for n in classes.NAMES if alt[n] != self.counts[n])
             idx = tuple(i for i, (a, b) in enumerate(zip(self.labels, self.runner_up_labels)) if a != b)
+            sex_only = set(differ) <= {"X", "Y"}
+            taken = [i for i in idx if i in self.left_out and self.runner_up_labels[i] is not None]
             out.append(JointFlag(
                 "close_alternative",
-                f"the call {self.iscn} is only a likelihood ratio of {math.exp(self.runner_up_log_lr):.3g} (log "
+                ("uncertain sex complement: " if sex_only else "")
+                + ("counting box(es) left out (" + ", ".join(
+                    f"#{i} as {self.runner_up_labels[i]}, P(chromosome) {self.real_prob[i]:.2f}" for i in taken)
+                   + ") is close: " if taken else "")
+                + f"the call {self.iscn} is only a likelihood ratio of {math.exp(self.runner_up_log_lr):.3g} (log "
                 f"{self.runner_up_log_lr:.2f} < {self.close_log_lr:.2f}) ahead of {iscn(alt)[0]}: a person must "
                 f"decide (chromosomes {', '.join(f'#{i}' for i in idx)})", differ, idx))
         low = tuple(i for i, p in enumerate(self.top1_prob) if p < LOW_TOP1)
@@ -482,16 +687,7 @@ class JointLabels:
                 f"{len(low)} chromosome(s) with a classifier top-1 probability below {LOW_TOP1:g}: "
                 + ", ".join(f"#{i} {self.top1[i]} ({self.top1_prob[i]:.2f})" for i in low),
                 tuple(sorted({self.top1[i] for i in low}, key=classes.LABEL_OF.get)), low))
-        doubted = self.doubted
-        if doubted:
-            lr = dict(zip(self.left_out, self.left_out_log_lr))
-            out.append(JointFlag(
-                "left_out",
-                f"{len(doubted)} box(es) left out of the count by the joint labelling although counting them is "
-                f"within a likelihood ratio of {math.exp(self.close_log_lr):.0f}: "
-                + ", ".join(f"#{i} {self.top1[i]} (P(chromosome) {self.real_prob[i]:.2f}, ratio "
-                            f"{math.exp(min(lr[i], 50)):.3g})" for i in doubted) + "; a person must decide",
-                tuple(sorted({self.top1[i] for i in doubted}, key=classes.LABEL_OF.get)), doubted))
+        out += self.left_out_flags()
         if self.beyond_prior:
             out.append(JointFlag(
                 "beyond_prior",
@@ -509,8 +705,13 @@ class JointLabels:
             "runner_up": r(self.runner_up), "close_alternative": self.close_alternative,
             "left_out": list(self.left_out),
             "real_prob": None if self.real_prob is None else [r(x) for x in self.real_prob],
+            "prior": self.prior_name,
             "flags": [f.to_dict() for f in self.flags()],
         }
+
+
+def _ordinal(k: int) -> str:
+    return {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}.get(k, f"{k}th")
 
 
 def _counts(labels) -> dict[str, int]:
@@ -696,7 +897,7 @@ def validate_real(real, n: int) -> np.ndarray:
     return np.clip(a, REAL_CLIP, 1.0 - REAL_CLIP)
 
 
-def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: float = CLOSE_LOG_LR,
+def joint_labels(probs, prior: KaryotypePrior | str | None = None, close_log_lr: float = CLOSE_LOG_LR,
                  eps: float = 1e-6, real=None) -> JointLabels:
     """The most likely labelling of one cell's chromosomes under ``prior``, with its normal/abnormal comparison.
 
@@ -708,6 +909,7 @@ def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: flo
     it (see "Which boxes count").  Returns a :class:`JointLabels`; call ``.flags()`` for the review flags.
     """
     p = validate_probs(probs)
+    prior = prior_of(prior)
     if not (eps > 0 and eps < 1):
         raise ValueError(f"eps must be in (0, 1), got {eps!r}")
     if not close_log_lr >= 0:
@@ -719,7 +921,7 @@ def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: flo
         zero = {c: 0 for c in classes.NAMES}
         s = prior.log_prior(zero)
         return JointLabels([], [], [], s, None, s, None, False, zero, None, [], [], [], close_log_lr,
-                           real_prob=None if r is None else [])
+                           real_prob=None if r is None else [], prior_name=prior.name)
     logp = np.log(np.maximum(p, eps))
     solver = _Solver(logp, prior, r)
     can_be_normal = n == 46 if r is None else n >= 46
@@ -786,15 +988,16 @@ def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: flo
                 runner, runner_lab = s, lab
 
     # each box left out: how much better the chosen labelling is than the best one that counts it
-    left_lr = []
+    left_lr, left_alt = [], []
     for i in np.nonzero(labels < 0)[0]:
-        counted = -math.inf
+        counted, alt = -math.inf, None
         for sx, (s, _) in by_sex.items():
             if s >= best - close_log_lr:   # a constraint cannot raise a score: other complements cannot be close
                 lab = solver.counting(sx, int(i))
-                if lab is not None:
-                    counted = max(counted, solver.score(lab))
+                if lab is not None and solver.score(lab) > counted:
+                    counted, alt = solver.score(lab), lab
         left_lr.append(best - counted)
+        left_alt.append(_names(alt))
 
     log_lr = None if best_normal is None or best_abnormal is None else abs(best_normal - best_abnormal)
     top = p.argmax(axis=1)
@@ -825,4 +1028,6 @@ def joint_labels(probs, prior: KaryotypePrior = DEFAULT_PRIOR, close_log_lr: flo
         left_out=[int(i) for i in left_out],
         real_prob=None if r is None else [float(x) for x in r],
         left_out_log_lr=[float(x) for x in left_lr],
+        left_out_alt=left_alt,
+        prior_name=prior.name,
     )

@@ -55,7 +55,7 @@ class NamedCell:
         from ..karyogram.call import count_call
 
         call = count_call(self.boxes, suppressed=self.suppressed)
-        call.flags.extend(self.flags)
+        call.add_flags(self.flags)
         return call
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 def register(sub) -> None:
     from ..classify import VIEWS
+    from .prior import add_prior_option
     from ..classify.crops import SIZE
     from ..classify.train import ClassifierConfig
     from ..paths import DEFAULT_EXPORTED, DEFAULT_RECORDS, DEFAULT_RUNS
@@ -47,6 +48,7 @@ def register(sub) -> None:
     e.add_argument("--no-plots", action="store_true", help="skip the confusion matrix picture")
     e.add_argument("--views", type=int, default=VIEWS,
                    help="test-time orientations of each crop, 1 (as it is) to 8 (every flip and quarter turn)")
+    add_prior_option(e)
     e.set_defaults(func=_eval)
 
     x = csub.add_parser("export", formatter_class=fmt, help="SavedModel + label map of a run's best weights")
@@ -70,6 +72,7 @@ def _eval(args) -> int:
     from ..classify.evaluate import evaluate
 
     report = evaluate(args.model, args.records, split=args.split, out_dir=args.out, plots=not args.no_plots,
+                      prior=args.prior,
                       views=args.views)
     print(report.table(), end="")
     print(f"written to {report.out_dir}: " + ", ".join(p.name for p in report.files.values()))

@@ -72,8 +72,8 @@ def _karyogram(args) -> int:
         print(f"{img.name}: {r.call.text}")
         if r.call.iscn is None and r.call.total:
             print(f"  counts {r.call.counts_text()}")
-        for f in r.call.flags:
-            print(f"  flag {f}")
+        for f in r.call.flags:  # the review level first
+            print(f"  {f.level} {f}")
         print(f"  wrote {r.paths['karyogram'].parent}/ (karyogram.png, detections.json, report.html, report.json, "
               f"{r.paths['image'].name})"
               f" in {r.timings.get('total', 0) + r.timings.get('detect', 0):.0f} ms")

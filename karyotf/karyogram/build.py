@@ -95,7 +95,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     t0 = time.perf_counter()
     call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                       suppressed=suppressed)
-    call.flags.extend(extra_flags)
+    call.add_flags(extra_flags)
     cut = cut_out_all(arr, boxes)
     t1 = time.perf_counter()
     oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
@@ -310,6 +310,32 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
     return read_voc(xml, image_dir=image.parent)
 
 
+def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None,
+               default: bool = False):
+    """The model object a karyogram runs (``--model`` / ``--classifier``): a Detector, or a Karyotyper when a
+    classifier names what the detector finds; without ``model`` (then ``classifier`` is an error), the model pair
+    shipped with karyotf if ``default`` (:meth:`karyotf.classify.karyotyper.Karyotyper.default`), else None."""
+    if model is None:
+        if classifier is not None:
+            raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+        if default:
+            from ..classify.karyotyper import Karyotyper
+
+            return Karyotyper.default()
+        return None
+    try:
+        from ..detect import Detector
+    except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
+        raise KaryogramError(f"karyotf.detect is not available ({exc}) (fix: reinstall karyotf)") from None
+    detector = Detector(model, use=use)
+    if classifier is not None:  # the detector finds, the classifier names
+        from ..classify.karyotyper import Karyotyper
+
+        return Karyotyper(detector, classifier)
+    check_names(detector)
+    return detector
+
+
 def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
                annotations: str | Path | None = None, min_score: float | None = None, nms_iou: float = NMS_IOU,
                use: str = "auto", progress: bool = True, classifier: str | Path | None = None,
@@ -340,27 +366,10 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
         if not p.is_file():
             raise KaryogramError(f"{p}: image not found (fix: check the path)")
     out = Path(out_dir)
-    detector = None
     if model is not None and not isinstance(model, (str, Path)):  # a model object the caller built
         detector = model
-    elif model is not None:
-        try:
-            from ..detect import Detector
-        except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
-            raise KaryogramError(f"karyotf.detect is not available ({exc}) (fix: reinstall karyotf)") from None
-        detector = Detector(model, use=use)
-        if classifier is not None:  # the detector finds, the classifier names
-            from ..classify.karyotyper import Karyotyper
-
-            detector = Karyotyper(detector, classifier)
-        else:
-            check_names(detector)
-    elif classifier is not None:
-        raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
-    elif annotations is None:  # neither: the model pair shipped with karyotf (karyotf.models)
-        from ..classify.karyotyper import Karyotyper
-
-        detector = Karyotyper.default()
+    else:  # neither model nor annotations: the model pair shipped with karyotf
+        detector = open_model(model, use=use, classifier=classifier, default=annotations is None)
     results = []
     iterator = images
     if progress and len(images) > 1:
@@ -379,9 +388,10 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
 
         buf = io.StringIO()
         wr = csv.writer(buf, lineterminator="\n")
-        wr.writerow(["image", "call", "total", "flags", "folder"])
+        wr.writerow(["image", "call", "total", "review", "flags", "folder"])
         for img, r in zip(images, results):
-            wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.flag_codes), img.stem])
+            wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.review_codes),
+                         ";".join(r.call.flag_codes), img.stem])
         from ..io import atomic_write_text
 
         atomic_write_text(out / "calls.csv", buf.getvalue())

@@ -25,23 +25,68 @@ from .defaults import CALL_MAX_TOTAL, CALL_MIN_TOTAL, LOW_MEAN_SCORE, LOW_SCORE,
 
 NORMAL_SEX = ("XX", "XY")
 
+REVIEW = "review"
+"""Flag level: the call may be wrong; a person should check it before it is reported."""
+NOTE = "note"
+"""Flag level: worth knowing, but it does not put the call in doubt (or it fires on most right calls too)."""
+
+FLAG_LEVELS = {
+    # the count call's own flags (this module): an abnormal, absent or impossible count may be wrong
+    "no_detections": REVIEW, "no_call": REVIEW, "total_not_46": REVIEW, "extra_copy": REVIEW,
+    "missing_copy": REVIEW, "absent_class": REVIEW, "sex_unknown": REVIEW, "sex_atypical": REVIEW,
+    "y_with_two_x": REVIEW, "y_without_x": REVIEW,
+    # fire on 90-100% of right calls end to end (bench/results/quality.json, issue 23): notes by construction
+    "low_confidence": NOTE, "low_mean_confidence": NOTE, "overlapping_boxes": NOTE, "suppressed_other_class": NOTE,
+    # the joint labelling's (karyotf.classify.joint): a close other karyotype, a box whose counting changes the
+    # call, counts past the prior are reviews; a relabelled chromosome, an unsure one, a box that could stand in
+    # for another without changing the counts are notes
+    "close_call": REVIEW, "close_alternative": REVIEW, "left_out": REVIEW, "beyond_prior": REVIEW,
+    "label_changed": NOTE, "low_top1": NOTE, "left_out_swap": NOTE,
+    # the Karyotyper's (karyotf.classify.karyotyper): a counted box the classifier could not see
+    "unclassifiable": REVIEW,
+}
+"""The level of every flag code, in one place.  *Review*: the call may be wrong (a possible aneuploidy, an
+uncertain sex complement, an uncertain count, a close alternative karyotype).  *Note*: everything else.  A flag
+that fires on most right calls is a note by construction: it cannot tell a person which calls to check.  A code
+missing here is a review (an unknown reason to doubt is not dismissed)."""
+
+
+def level_of(code: str) -> str:
+    """:data:`REVIEW` or :data:`NOTE` for a flag code (unknown codes: review)."""
+    return FLAG_LEVELS.get(code, REVIEW)
+
 
 @dataclass(frozen=True)
 class Flag:
-    """A reason for a person to look at the cell: ``code`` is stable (for scripts), ``message`` is for people."""
+    """A reason for a person to look at the cell: ``code`` is stable (for scripts), ``message`` is for people;
+    ``level`` (from :data:`FLAG_LEVELS`) says whether the call may be wrong (review) or not (note)."""
 
     code: str
     message: str
     classes: tuple[str, ...] = ()
 
+    @property
+    def level(self) -> str:
+        return level_of(self.code)
+
+    @property
+    def review(self) -> bool:
+        return self.level == REVIEW
+
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
 
     def to_dict(self) -> dict:
-        d = {"code": self.code, "message": self.message}
+        d = {"code": self.code, "level": self.level, "message": self.message}
         if self.classes:
             d["classes"] = list(self.classes)
         return d
+
+
+def review_first(flags) -> list:
+    """Flags with the review level first, each level in its given order."""
+    flags = list(flags)
+    return [f for f in flags if f.review] + [f for f in flags if not f.review]
 
 
 FLAG_CODES = {
@@ -104,6 +149,24 @@ class Call:
     def flag_codes(self) -> list[str]:
         return [f.code for f in self.flags]
 
+    @property
+    def review_flags(self) -> list[Flag]:
+        """The flags that say the call may be wrong (level review)."""
+        return [f for f in self.flags if f.review]
+
+    @property
+    def notes(self) -> list[Flag]:
+        """The other flags (level note)."""
+        return [f for f in self.flags if not f.review]
+
+    @property
+    def review_codes(self) -> list[str]:
+        return [f.code for f in self.review_flags]
+
+    def add_flags(self, flags) -> None:
+        """Add flags (e.g. the joint labelling's), keeping the review level first."""
+        self.flags[:] = review_first(list(self.flags) + list(flags))
+
     def has_flag(self, code: str) -> bool:
         return code in self.flag_codes
 
@@ -119,6 +182,7 @@ class Call:
             "counts": dict(self.counts),
             "mean_score": None if self.mean_score is None else round(self.mean_score, 4),
             "class_scores": {k: round(v, 4) for k, v in self.class_scores.items()},
+            "review": self.review_codes,
             "flags": [f.to_dict() for f in self.flags],
         }
 
@@ -233,5 +297,6 @@ def count_call(boxes: Iterable[Box], low_score: float = LOW_SCORE, low_mean_scor
             and k.score is not None else f"a {d.name} under a kept {k.name}, IoU {v:.2f}" for d, k, v in conflicts)
             + " was suppressed: one chromosome may be missing from the count",
             tuple(sorted({b.name for d, k, _ in conflicts for b in (d, k)}, key=classes.LABEL_OF.get))))
-    return Call(total=total, counts=full, sex=sex, changes=changes, iscn=text, flags=flags, mean_score=mean_score,
+    return Call(total=total, counts=full, sex=sex, changes=changes, iscn=text, flags=review_first(flags),
+                mean_score=mean_score,
                 class_scores=class_scores, low_confidence=low, overlaps=overlaps, no_call=no_call)

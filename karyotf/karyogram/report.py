@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import classes
 from ..io import atomic_write_json, atomic_write_text
-from .call import FLAG_CODES, Call
+from .call import FLAG_CODES, Call, level_of
 from .layout import expected_copies
 
 
@@ -25,7 +25,7 @@ def class_table(call: Call) -> list[dict]:
 def report_dict(call: Call, source: dict, timings: dict | None = None, paths: dict | None = None,
                 not_counted: dict | None = None) -> dict:
     d = {"call": call.iscn, "text": call.text, "normal": call.is_normal, "total": call.total, "sex": call.sex,
-         "no_call": call.no_call, "changes": call.changes,
+         "no_call": call.no_call, "changes": call.changes, "review": call.review_codes,
          "mean_score": None if call.mean_score is None else round(call.mean_score, 4),
          "flags": [f.to_dict() for f in call.flags], "classes": class_table(call), "source": source}
     if not_counted is not None:
@@ -42,7 +42,7 @@ h1{font-size:22px;margin:0 0 4px} .call{font-size:30px;font-weight:bold;margin:8
 .ok{color:#1a7f37} .warn{color:#c62828} table{border-collapse:collapse;font-size:13px}
 td,th{border:1px solid #ccc;padding:2px 8px;text-align:right} th{background:#f3f3f3}
 tr.off td{background:#fdecea} img{max-width:100%;border:1px solid #ddd} .src{color:#666;font-size:13px}
-ul.flags li{color:#c62828}"""
+ul.flags li{color:#c62828} ul.notes li{color:#555}"""
 
 
 def _not_counted_html(not_counted: dict) -> list[str]:
@@ -94,12 +94,17 @@ def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings:
                      "check the image (is it a metaphase?), the model, or lower the score threshold.</p>")
     if call.mean_score is not None:
         parts.append(f"<p>mean detection score {call.mean_score:.2f}</p>")
-    if call.flags:
-        parts.append("<h2>Flags for review</h2><ul class='flags'>")
-        parts += [f"<li><b>{esc(f.code)}</b>: {esc(f.message)}</li>" for f in call.flags]
+    if call.review_flags:
+        parts.append("<h2>Review: the call may be wrong</h2><ul class='flags'>")
+        parts += [f"<li><b>{esc(f.code)}</b>: {esc(f.message)}</li>" for f in call.review_flags]
         parts.append("</ul>")
     else:
-        parts.append("<p>No flags.</p>")
+        parts.append("<p>Nothing to review: no flag says the call may be wrong.</p>")
+    if call.notes:
+        parts.append("<details><summary>Notes (" + str(len(call.notes)) + "): worth knowing, the call is not in "
+                     "doubt</summary><ul class='notes'>")
+        parts += [f"<li><b>{esc(f.code)}</b>: {esc(f.message)}</li>" for f in call.notes]
+        parts.append("</ul></details>")
     if png is not None:
         b64 = base64.b64encode(png).decode("ascii")
         parts.append(f"<h2>Karyogram</h2><img alt='karyogram' src='data:image/png;base64,{b64}'>")
@@ -112,7 +117,7 @@ def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings:
         parts.append(f"<tr{off}><td>{r['class']}</td><td>{r['group']}</td><td>{r['count']}</td>"
                      f"<td>{r['expected']}</td><td>{score}</td></tr>")
     parts.append("</table><h2>Flag legend</h2><ul>")
-    parts += [f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in FLAG_CODES.items()]
+    parts += [f"<li><b>{esc(k)}</b> ({level_of(k)}): {esc(v)}</li>" for k, v in FLAG_CODES.items()]
     others = {f.code: f.message for f in call.flags if f.code not in FLAG_CODES}  # a classifier's, named by themselves
     parts += [f"<li><b>{esc(k)}</b>: see the flag above</li>" for k in others]
     parts.append("</ul><p class='src'>The count call counts boxes per class as detected; it never pairs or moves "

@@ -238,7 +238,8 @@ class ReviewFolder:
             if rep is None:
                 det = _read_json(cell.folder / DETECTIONS)
                 rep0 = _read_json(cell.folder / "report.json") if (cell.folder / "report.json").is_file() else {}
-                out.update(status="to review", call=det.get("call"), flags=len(rep0.get("flags", [])))
+                out.update(status="to review", call=det.get("call"), flags=len(rep0.get("flags", [])),
+                           review=sum(f.get("level", "review") == "review" for f in rep0.get("flags", [])))
             else:
                 r = rep["review"]
                 out.update(status="flagged" if r.get("open_flags") else "reviewed", call=rep.get("call"),

@@ -60,7 +60,8 @@ function renderList() {
     b.innerHTML = `<span class="name"></span><span class="badge ${st.replace(" ", "-")}">${st}</span>` +
                   `<span class="ccall"></span>`;
     b.querySelector(".name").textContent = c.name;
-    b.querySelector(".ccall").textContent = (c.call || "no call") + (c.flags ? ` \u00b7 ${c.flags} flag(s)` : "");
+    b.querySelector(".ccall").textContent = (c.call || "no call") + (c.review ? ` \u00b7 ${c.review} to review` : "") +
+      (c.flags ? ` \u00b7 ${c.flags} flag(s)` : "");
     b.title = c.error || (c.reviewer ? `reviewed by ${c.reviewer} at ${c.reviewed_at}` : "");
     b.addEventListener("click", () => openCell(c.id));
     li.appendChild(b);
@@ -333,7 +334,7 @@ function renderCall() {
   for (const f of c.flags) {
     const li = document.createElement("li");
     const done = S.resolved.has(f.code);
-    li.className = done ? "resolved" : "open";
+    li.className = (done ? "resolved" : "open") + " " + (f.level || "review");  // review flags come first
     const label = document.createElement("label");
     const box = document.createElement("input");
     box.type = "checkbox";
@@ -342,7 +343,7 @@ function renderCall() {
     box.addEventListener("change", () => toggleFlag(f.code, box.checked));
     const span = document.createElement("span");
     span.innerHTML = "<b></b>: ";
-    span.querySelector("b").textContent = f.code;
+    span.querySelector("b").textContent = (f.level === "note" ? "note " : "review ") + f.code;
     span.appendChild(document.createTextNode(f.message));
     label.append(box, " ", span);
     li.appendChild(label);

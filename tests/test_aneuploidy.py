@@ -1,0 +1,242 @@
+"""Catch the aneuploidy (issue 23): the karyotype prior's presets, which candidate boxes count, and flags in two
+levels (review / note), on planted candidate tables: each candidate box has classifier probabilities and a
+P(whole single chromosome) (``real``), as the second look or the score calibration gives them."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from karyotf import classes
+from karyotf.annotations import Box
+from karyotf.classify import joint as J
+from karyotf.classify.joint import KaryotypePrior, joint_labels
+from karyotf.karyogram.call import FLAG_CODES, FLAG_LEVELS, NOTE, REVIEW, count_call, level_of
+
+IDX = {n: i for i, n in enumerate(classes.NAMES)}
+AUTO2 = [c for c in classes.AUTOSOMES for _ in range(2)]
+SURE = 0.9995  # a clear whole chromosome, as the second look says it
+
+
+def cell(*extra: str, sex: str = "XX") -> list[str]:
+    return AUTO2 + list(sex) + list(extra)
+
+
+def table(truth, conf: float = 0.95) -> np.ndarray:
+    p = np.full((len(truth), classes.NUM_CLASSES), (1 - conf) / (classes.NUM_CLASSES - 1))
+    p[np.arange(len(truth)), [IDX[t] for t in truth]] = conf
+    return p
+
+
+def row(**probs: float) -> np.ndarray:
+    r = np.zeros(classes.NUM_CLASSES)
+    for k, v in probs.items():
+        r[IDX[k.lstrip("c")]] = v
+    r[r == 0] = (1 - r.sum()) / np.count_nonzero(r == 0)
+    return r
+
+
+def call_flags(res):
+    """Every flag of the cell as the karyogram gives them: the count call's of the counted boxes plus the joint
+    labelling's."""
+    counted = [n for i, n in enumerate(res.labels) if i not in set(res.left_out)]
+    call = count_call([Box(10.0 * i, 0.0, 10.0 * i + 8.0, 30.0, n) for i, n in enumerate(counted)])
+    call.add_flags(res.flags())
+    return call
+
+
+# ------------------------------------------------------------------------------------------- presets
+def test_presets_are_selectable_by_name_and_default_is_prenatal():
+    assert J.DEFAULT_PRIOR.name == "prenatal" == J.DEFAULT_PRESET
+    for name in ("prenatal", "postnatal", "oncology"):
+        p = KaryotypePrior.preset(name)
+        assert p.name == name and np.allclose(np.exp(p.autosome_log).sum(axis=1), 1)
+        assert joint_labels(table(cell()), prior=name).prior_name == name
+    with pytest.raises(ValueError, match="unknown prior 'neonatal'.*prenatal, postnatal, oncology"):
+        KaryotypePrior.preset("neonatal")
+    onc, pre = KaryotypePrior.preset("oncology"), KaryotypePrior.preset("prenatal")
+    assert onc.gain_ratio("8") > pre.gain_ratio("8") and onc.gain_ratio("21") > pre.gain_ratio("21")
+    assert pre.gain_ratio("21") == pytest.approx(J.TRISOMY_21) and pre.gain_ratio("18") == pytest.approx(J.TRISOMY_18)
+    with pytest.raises(ValueError, match="gain \\* loss <= 1"):
+        KaryotypePrior.from_rates(gain={"8": 20.0}, loss_floor=0.1)
+
+
+# the module documentation's table: P(chromosome) needed to count one copy past normal, classifier p = 0.9
+DOC_TABLE = {"prenatal": {"21": 0.982, "18": 0.991, "13": 0.996, "7": 0.998, "XXY": 0.985, "XXX": 0.991, "XYY": 0.994},
+             "postnatal": {"21": 0.991, "18": 0.998, "13": 0.999, "7": 0.999, "XXY": 0.992, "XXX": 0.996,
+                           "XYY": 0.996},
+             "oncology": {"21": 0.917, "18": 0.933, "13": 0.957, "7": 0.957, "XXY": 0.963, "XXX": 0.963,
+                          "XYY": 0.981}}
+
+
+@pytest.mark.parametrize("name", sorted(DOC_TABLE))
+def test_count_thresholds_are_the_documented_table(name):
+    prior = KaryotypePrior.preset(name)
+    for change, want in DOC_TABLE[name].items():
+        assert prior.count_threshold(change) == pytest.approx(want, abs=5e-4), change
+    doc = J.__doc__
+    assert f"{name:9s}  r > {DOC_TABLE[name]['21']:.3f} / {DOC_TABLE[name]['18']:.3f}" in doc
+
+
+@pytest.mark.parametrize("name", sorted(DOC_TABLE))
+def test_a_clear_third_copy_is_counted_under_every_preset(name):
+    """Clear = the second look's P(whole chromosome) 0.9995 and the classifier 0.9 on the class: above every
+    threshold of the table, so each preset counts it."""
+    for extra in ("21", "18", "13", "7"):
+        truth = cell(extra, sex="XY")
+        p = table(truth)
+        p[-1] = row(**{f"c{extra}": 0.9})
+        res = joint_labels(p, prior=name, real=[SURE] * len(truth))
+        assert res.left_out == [] and res.iscn == f"47,XY,+{extra}", (name, extra)
+
+
+# ------------------------------------------------------------------------------------------- planted tables
+def test_clear_third_18_counted():
+    truth = cell("18")
+    p = table(truth)
+    p[-1] = row(c18=0.9, c17=0.05)
+    res = joint_labels(p, real=[SURE] * 46 + [0.995])
+    assert res.left_out == [] and res.iscn == "47,XX,+18" and res.counts["18"] == 3
+    call = call_flags(res)
+    assert call.iscn == "47,XX,+18"
+    extra = next(f for f in call.review_flags if f.code == "extra_copy")     # an abnormal call is reviewed
+    assert extra.classes == ("18",)
+    # the same box with only the detector's calibrated score behind it (P 0.9) is left out, but not silently
+    weak = joint_labels(p, real=[SURE] * 46 + [0.9])
+    assert weak.left_out == [46] and weak.iscn == "46,XX"
+    flag = next(f for f in weak.flags() if f.code == "left_out")
+    assert flag.level == REVIEW and flag.classes == ("18",) and "a third 18 left out" in flag.message
+
+
+def test_fragment_of_a_1_left_out():
+    truth = cell(sex="XY")
+    frag = row(c4=0.35, c5=0.3, c6=0.1)                         # a piece of a 1 looks like a B/C chromosome
+    res = joint_labels(np.vstack([table(truth), frag]), real=[SURE] * 46 + [0.03])
+    assert res.left_out == [46] and res.iscn == "46,XY" and res.is_normal
+    assert not call_flags(res).review_flags                     # nothing for a person: the fragment is listed
+    # its parent 1 also found only as the fragment's neighbour: still two 1s counted
+    assert res.counts["1"] == 2
+
+
+def test_duplicate_box_of_a_21_left_out():
+    truth = cell(sex="XX")
+    dup = row(c21=0.93)                                          # a second box on a 21, as sure a 21 as the first
+    res = joint_labels(np.vstack([table(truth), dup]), real=[SURE] * 46 + [0.05])
+    assert res.left_out == [46] and res.iscn == "46,XX" and res.labels[46] == "21"
+    assert not call_flags(res).review_flags
+    # at P 0.5 counting it beside its twin (+21) is e^4 times less likely: listed, no review
+    half = joint_labels(np.vstack([table(truth), dup]), real=[SURE] * 46 + [0.5])
+    assert half.left_out == [46] and half.iscn == "46,XX" and not call_flags(half).review_flags
+    # a "duplicate" the second look takes for a chromosome at 0.8 is a possible third 21: reviewed
+    doubt = joint_labels(np.vstack([table(truth), dup]), real=[SURE] * 46 + [0.8])
+    assert doubt.left_out == [46] and doubt.iscn == "46,XX"
+    f = next(f for f in doubt.flags() if f.code == "left_out")
+    assert f.classes == ("21",) and "P(chromosome) 0.80" in f.message
+
+
+def test_duplicate_that_only_stands_in_for_another_box_is_a_note():
+    """Two boxes on one 7, both half-sure: counting either gives the same call: a note, not a review."""
+    truth = cell(sex="XY")
+    p = np.vstack([table(truth), row(c7=0.95)])
+    real = [SURE] * 46 + [0.6]
+    real[12] = 0.6                                               # the counted 7's own box is no surer
+    res = joint_labels(p, real=real)
+    assert res.iscn == "46,XY" and len(res.left_out) == 1
+    codes = {f.code: f for f in res.flags()}
+    assert "left_out" not in codes and codes["left_out_swap"].level == NOTE
+    assert not call_flags(res).review_flags
+
+
+def test_weak_third_21_left_out_with_a_review_flag_naming_21():
+    truth = cell("21")
+    p = table(truth, conf=0.99)
+    res = joint_labels(p, real=[SURE] * 46 + [0.8])
+    assert res.left_out == [46] and res.iscn == "46,XX" and res.doubted_call == (46,)
+    call = call_flags(res)
+    flag = next(f for f in call.review_flags if f.code == "left_out")
+    assert flag.classes == ("21",) and flag.review
+    assert "a third 21 left out (#46, P(chromosome) 0.80): counting it gives 47,XX,+21" in flag.message
+    assert call.flags[0].review                                  # the review level leads
+    d = flag.to_dict()
+    assert d["level"] == "review" and d["classes"] == ["21"] and d["indices"] == [46]
+    # a weak stray that would be a third 7 is only listed: a person is not asked about it
+    stray = joint_labels(np.vstack([table(cell()), row(c7=0.9)]), real=[SURE] * 46 + [0.8])
+    assert stray.left_out == [46] and not call_flags(stray).review_flags
+
+
+def test_uncertain_sex_complement_is_a_review_flag():
+    truth = cell(sex="XX")
+    p = table(truth)
+    p[-1] = row(cX=0.5, cY=0.45)                                 # the second X: or is it a Y?
+    res = joint_labels(p)
+    assert res.iscn == "46,XX"
+    flag = next(f for f in res.flags() if f.code == "close_alternative")
+    assert flag.review and set(flag.classes) == {"X", "Y"} and flag.message.startswith("uncertain sex complement")
+
+
+# ------------------------------------------------------------------------------------------- levels
+def test_every_flag_code_has_a_level_and_notes_are_the_chatty_ones():
+    from karyotf.classify.joint import JOINT_FLAG_CODES
+
+    for code in list(FLAG_CODES) + list(JOINT_FLAG_CODES) + ["unclassifiable"]:
+        assert code in FLAG_LEVELS, code
+    for code in ("low_confidence", "low_mean_confidence", "overlapping_boxes", "suppressed_other_class",
+                 "label_changed", "low_top1", "left_out_swap"):
+        assert level_of(code) == NOTE
+    for code in ("left_out", "close_call", "close_alternative", "extra_copy", "missing_copy", "sex_atypical",
+                 "total_not_46", "no_call"):
+        assert level_of(code) == REVIEW
+    assert level_of("some_new_code") == REVIEW            # an unknown doubt is not dismissed
+
+
+def _simulated_cell(rng, truth, junk: int):
+    """Classifier probabilities with Denver-group confusion (as a ~0.9 top-1 classifier makes) and the second
+    look's P: real chromosomes 0.995-0.9999, junk boxes (fragments, duplicates) 0.001-0.3."""
+    groups = {n: [m for m in classes.NAMES if classes.GROUP_OF[m] == classes.GROUP_OF[n] and m != n]
+              for n in classes.NAMES}
+    rows, real = [], []
+    for t in truth:
+        r = np.full(classes.NUM_CLASSES, 1e-3)
+        conf = rng.uniform(0.7, 0.99)
+        r[IDX[t]] = conf
+        others = groups[t] or [m for m in classes.NAMES if m != t]
+        r[IDX[others[rng.integers(len(others))]]] += (1 - conf) * 0.8
+        rows.append(r / r.sum())
+        real.append(rng.uniform(0.995, 0.9999))
+    for _ in range(junk):
+        r = rng.dirichlet(np.ones(classes.NUM_CLASSES) * 0.5)
+        rows.append(r)
+        real.append(rng.uniform(0.001, 0.3))
+    order = rng.permutation(len(rows))
+    return np.array(rows)[order], np.array(real)[order]
+
+
+def test_flag_rates_on_planted_cells():
+    """Normal and aneuploid cells with junk boxes: the calls are mostly right, review flags fire on few right
+    normal calls and on every wrong call, and a flag firing on most right calls is a note."""
+    rng = np.random.default_rng(23)
+    kinds = [((), "XX"), ((), "XY")] * 10 + [(("21",), "XY"), (("18",), "XX"), (("13",), "XY"), ((), "XXY"),
+                                              ((), "X")] * 4
+    fired_right, right, wrong_unflagged, reviewed_normal, normal_right = {}, 0, [], 0, 0
+    for extra, sex in kinds:
+        truth = cell(*extra, sex=sex)
+        want = count_call([Box(10.0 * i, 0.0, 10.0 * i + 8.0, 30.0, n) for i, n in enumerate(truth)])
+        probs, real = _simulated_cell(rng, truth, junk=int(rng.integers(0, 4)))
+        call = call_flags(joint_labels(probs, real=real))
+        ok = call.iscn == want.iscn
+        right += ok
+        if ok:
+            for code in set(call.flag_codes):
+                fired_right[code] = fired_right.get(code, 0) + 1
+            if want.is_normal:
+                normal_right += 1
+                reviewed_normal += bool(call.review_flags)
+        elif not call.review_flags:
+            wrong_unflagged.append((want.iscn, call.iscn))
+    assert right >= 0.85 * len(kinds)
+    assert wrong_unflagged == []
+    assert reviewed_normal <= 0.25 * normal_right
+    for code, n in fired_right.items():                      # chatty flags are notes by construction
+        if n > 0.5 * right:
+            assert level_of(code) == NOTE, (code, n, right)
