@@ -36,11 +36,13 @@ sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RECIPE = {"model": "ssd", "agnostic": True, "image_size": 512, "batch": 8, "learning_rate": 0.04,
-          "augment": "hflip,vflip,rot90", "steps": 2800, "classifier_epochs": 6, "classifier_width": 16,
+          "augment": "hflip,vflip,rot90", "steps": 1800, "classifier_epochs": 6, "classifier_width": 16,
           "classifier_size": 64, "seed": 0, "split": "0.8,0.1,0.1"}
 """The recipe.  Detector: the class-agnostic SSD MobileNet v2 template at 512 px, batch 8, peak learning rate 0.04
 from scratch (measured in ``bench/results/quality.md``: from scratch 0.0002 learns nothing in a CPU budget, and the
-agnostic detector + classifier beat the 24-class detector); steps: what the session's CPU allowed.  Classifier: the
+agnostic detector + classifier beat the 24-class detector); steps: what one session's CPU allowed beside other
+work (the first sitting was set to 2,800 and cut to 1,800 at step 700, ``pipelines.update_steps``, when the
+machine slowed to 3.4 s a step).  Classifier: the
 default network (16-128 filters, 64 px crops, cell context; ``bench/results/classifier.md`` row ``w16``)."""
 
 
@@ -179,9 +181,10 @@ def main() -> None:
     if not (cexp / "saved_model").is_dir():
         step("export_classifier", lambda: karyotf("classifier", "export", crun, "--out", cexp))
     info = json.loads((exp / "karyotf.json").read_text())
-    if not info.get("chromosome_probability"):
-        step("calibrate", lambda: karyotf("eval", "ssd", "--model-dir", exp, "--records", records, "--classifier",
-                                          cexp, "--tune-min-score", "--split", "val"))
+    if not info.get("chromosome_probability"):  # what `karyotf eval --tune-min-score` does first, without its
+        from karyotf.evaluate import tune_min_score  # evaluation pass over val (the rows below hold val)
+
+        step("calibrate", lambda: print(tune_min_score(exp, records, split="val").text(), flush=True))
     rows = state.setdefault("rows", {})
     for split in ("val", "test"):
         rows[split] = step(f"rows_{split}", lambda s=split: end_to_end_row(exp, cexp, records, s))

@@ -16,6 +16,7 @@ def _fake_export(root: Path, kind: str) -> Path:
     (root / "saved_model" / "variables").mkdir(parents=True)
     (root / "saved_model" / "saved_model.pb").write_bytes(b"graph" * 100)
     (root / "saved_model" / "variables" / "variables.data-00000-of-00001").write_bytes(bytes(range(256)) * 40)
+    (root / "frozen_inference_graph.pb").write_bytes(b"frozen" * 50)
     (root / "label_map.pbtxt").write_text("item { id: 1 name: 'chromosome' }\n")
     (root / "karyotf.json").write_text(json.dumps({"kind": kind, "source_run": "/some/machine/runs/ssd",
                                                    "nested": {"records": "/data/records"}, "steps": 3}))
@@ -31,8 +32,9 @@ def packed(tmp_path) -> Path:
 
 def test_pack_writes_every_file_with_its_sha256_and_cuts_machine_paths(packed):
     manifest = models.verify(packed)
-    assert set(manifest["files"]) >= {"detector/saved_model/saved_model.pb", "classifier/karyotf.json",
-                                      "detector/label_map.pbtxt", models.CARD}
+    assert set(manifest["files"]) >= {"detector/frozen_inference_graph.pb", "classifier/saved_model/saved_model.pb",
+                                      "classifier/karyotf.json", "detector/label_map.pbtxt", models.CARD}
+    assert "detector/saved_model/saved_model.pb" not in manifest["files"]  # the detector ships as its frozen graph
     info = json.loads((packed / "detector" / "karyotf.json").read_text())
     assert info["source_run"] == "ssd" and info["nested"]["records"] == "records" and info["steps"] == 3
     assert models.card(packed) == "# card\n"
@@ -41,7 +43,7 @@ def test_pack_writes_every_file_with_its_sha256_and_cuts_machine_paths(packed):
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
 def test_a_damaged_file_is_named_in_the_error(packed, damage):
-    target = packed / "detector" / "saved_model" / "variables" / "variables.data-00000-of-00001"
+    target = packed / "classifier" / "saved_model" / "variables" / "variables.data-00000-of-00001"
     if damage == "flip":
         data = bytearray(target.read_bytes())
         data[100] ^= 0xFF
