@@ -6,8 +6,11 @@ index and the fix; :func:`load_dataset` collects those errors, goes on with the 
 first under ``strict``) and returns a summary of what was used and skipped.
 
 Two layouts are read: images and XML side by side in one folder, or separate ``images/`` and
-``annotations/`` folders (as in CIL:54816).  The image named by ``<filename>`` wins; ``<path>`` (the
-annotator's own disk) is ignored.
+``annotations/`` folders (as in CIL:54816).  An XML is paired with its image by name: the image whose stem
+equals the XML's stem wins, and a ``<filename>`` that names another file is a warning naming both (a copied or
+renamed LabelImg file keeps its old ``<filename>``); ``<filename>`` is used only when no image has the XML's stem.
+One image claimed by two XML files is an error naming both (:func:`load_dataset` skips the claimant that is not
+named after the image, and goes on with the other files).  ``<path>`` (the annotator's own disk) is ignored.
 """
 from __future__ import annotations
 
@@ -100,6 +103,8 @@ class Annotation:
     xml_path: Path | None = None
     clipped_boxes: int = 0
     """How many boxes overhung the image by at most ``CLIP_TOLERANCE`` px and were clipped on reading."""
+    clipped_objects: tuple[int, ...] = ()
+    """The object indices (in the XML) of those boxes."""
     original: str | None = None
     """For an augmented copy: the image id of the cell it was made from (``<source><original>`` in the XML), so
     that ``karyotf records`` keeps a cell and all its copies in one split."""
@@ -107,6 +112,9 @@ class Annotation:
     """Read the image in its EXIF orientation (the boxes were drawn on that view)."""
     image_info: "images.ImageInfo | None" = None
     """How the image is stored, from the full decode that validated it (``None`` when not checked)."""
+    pairing_note: str | None = None
+    """Set when the XML's ``<filename>`` names another file than the image it was paired with (by stem): the
+    warning, naming both."""
 
     @property
     def filename(self) -> str:
@@ -137,11 +145,21 @@ class LoadSummary:
     skipped: int = 0
     boxes: int = 0
     clipped_boxes: int = 0
+    clipped_in: list[str] = field(default_factory=list)
+    """``file: objects #i, #j`` for each XML with clipped boxes."""
     errors: list[AnnotationError] = field(default_factory=list)
     images_without_xml: list[str] = field(default_factory=list)
     """Image files in the dataset that no XML describes (not used)."""
     exif_as_stored: list[str] = field(default_factory=list)
     """Images that carry an EXIF orientation and were read as stored (the XML size fits the stored view)."""
+    filename_disagrees: list[str] = field(default_factory=list)
+    """One line per XML whose ``<filename>`` names another file than the image it was paired with by stem."""
+    duplicate_boxes: list[str] = field(default_factory=list)
+    """One line per pair of near-identical boxes (IoU >= :data:`karyotf.defaults.DUPLICATE_IOU`, any classes): file
+    and object indices; both boxes are kept (one chromosome boxed twice is a labelling error to fix)."""
+    empty_boxes: list[str] = field(default_factory=list)
+    """One line per box with (almost) no chromosome pixels (:mod:`karyotf.boxcheck`; ``karyotf records`` measures
+    them): file and object index."""
 
     def by_kind(self) -> Counter:
         return Counter(e.kind for e in self.errors)
@@ -149,7 +167,24 @@ class LoadSummary:
     def text(self) -> str:
         lines = [f"annotations: {self.used} used ({self.boxes} chromosomes), {self.skipped} skipped"]
         if self.clipped_boxes:
-            lines.append(f"  {self.clipped_boxes} box(es) overhanging the image by <= {CLIP_TOLERANCE:g} px clipped")
+            lines.append(f"  {self.clipped_boxes} box(es) overhanging the image by <= {CLIP_TOLERANCE:g} px clipped"
+                         + (f" in {len(self.clipped_in)} file(s): {_some(self.clipped_in)}" if self.clipped_in
+                            else ""))
+        for what, items in ((f"pair(s) of duplicate boxes (IoU >= {_duplicate_iou():g}, any classes), both kept "
+                             "(fix: delete one box of each pair)", self.duplicate_boxes),
+                            ("box(es) on bare background (almost no chromosome pixels): a labelling error? (fix: "
+                             "delete or move the box)", self.empty_boxes)):
+            if items:
+                lines.append(f"  {len(items)} {what}:")
+                lines.extend(f"    {n}" for n in items[:10])
+                if len(items) > 10:
+                    lines.append(f"    ... ({len(items) - 10} more, in stats.json)")
+        if self.filename_disagrees:
+            lines.append(f"  {len(self.filename_disagrees)} XML file(s) whose <filename> names another image; "
+                         "paired by file name:")
+            lines.extend(f"    {n}" for n in self.filename_disagrees[:10])
+            if len(self.filename_disagrees) > 10:
+                lines.append(f"    ... ({len(self.filename_disagrees) - 10} more)")
         for kind, n in sorted(self.by_kind().items()):
             lines.append(f"  skipped for {kind}: {n}")
         missing = [e.path.name for e in self.errors if e.kind == "missing_image"]
@@ -166,9 +201,26 @@ class LoadSummary:
 
     def to_dict(self) -> dict:
         return {"used": self.used, "skipped": self.skipped, "boxes": self.boxes,
-                "clipped_boxes": self.clipped_boxes, "skipped_by_kind": dict(self.by_kind()),
+                "clipped_boxes": self.clipped_boxes, "clipped_in": list(self.clipped_in), "skipped_by_kind": dict(self.by_kind()),
                 "errors": [str(e) for e in self.errors], "images_without_xml": list(self.images_without_xml),
-                "exif_read_as_stored": list(self.exif_as_stored)}
+                "exif_read_as_stored": list(self.exif_as_stored),
+                "filename_disagrees": list(self.filename_disagrees),
+                "duplicate_boxes": list(self.duplicate_boxes), "empty_boxes": list(self.empty_boxes)}
+
+
+def _duplicate_iou() -> float:
+    from .defaults import DUPLICATE_IOU
+
+    return DUPLICATE_IOU
+
+
+def duplicate_lines(ann: Annotation) -> list[str]:
+    """``file: objects #i (class) and #j (class), IoU v`` for each pair of near-identical boxes of ``ann``."""
+    from .boxcheck import duplicate_pairs
+
+    name = ann.xml_path.name if ann.xml_path else ann.filename
+    return [f"{name}: objects #{i} ({ann.boxes[i].name}) and #{j} ({ann.boxes[j].name}), IoU {v:.2f}"
+            for i, j, v in duplicate_pairs(ann.boxes)]
 
 
 def _some(names: list[str], n: int = 5) -> str:
@@ -191,35 +243,54 @@ def _number(xml_path: Path, node: ET.Element, tag: str, obj: int | None, fix: st
 
 
 def find_image(xml_path: Path, filename: str | None, image_dir: Path | None = None) -> Path | None:
-    """The image an XML file describes: by ``<filename>``, else by the XML's stem, beside it or in ``images/``."""
+    """The image an XML file describes: the image named after the XML (its stem), else the one ``<filename>``
+    names; looked for in ``image_dir``, beside the XML, then in a sibling ``images/`` folder."""
+    return pair_image(xml_path, filename, image_dir)[0]
+
+
+def pair_image(xml_path: Path, filename: str | None, image_dir: Path | None = None) -> tuple[Path | None, str | None]:
+    """``(image, note)``: the image :func:`find_image` pairs with ``xml_path``, and a warning naming both files when
+    ``<filename>`` names another image than the one named after the XML (``None`` when they agree)."""
     dirs = []
     if image_dir is not None:
         dirs.append(Path(image_dir))
     dirs.append(xml_path.parent)
     dirs.extend(xml_path.parent.parent / d for d in IMAGE_DIRS)
-    names = []
-    if filename:
-        names.append(Path(filename.replace("\\", "/")).name)
-    names.extend(xml_path.stem + s for s in IMAGE_SUFFIXES)
-    names.extend(xml_path.stem + s.upper() for s in IMAGE_SUFFIXES)
-    for d in dirs:
-        for name in names:
-            candidate = d / name
-            if candidate.is_file():
-                return candidate
-    return None
+    named = Path(filename.replace("\\", "/")).name if filename else None
+    by_stem = [xml_path.stem + s for s in IMAGE_SUFFIXES] + [xml_path.stem + s.upper() for s in IMAGE_SUFFIXES]
+    if named and Path(named).stem == xml_path.stem:
+        by_stem.insert(0, named)  # <filename> agrees with the stem: its exact suffix first
+    for names in (by_stem, [named] if named else []):
+        for d in dirs:
+            for name in names:
+                candidate = d / name
+                if candidate.is_file():
+                    note = None
+                    if named and candidate.name != named and names is by_stem:
+                        note = (f"{xml_path}: <filename> is {named}, but the XML is named after {candidate.name}; "
+                                f"paired with {candidate.name} (fix: set <filename> to {candidate.name}, or rename "
+                                "the XML after its image)")
+                    return candidate, note
+    return None, None
 
 
 def read_voc(xml_path: str | Path, image_dir: str | Path | None = None, check_image: bool = True,
-             clip_tolerance: float = CLIP_TOLERANCE, exif_transpose: bool = False) -> Annotation:
+             clip_tolerance: float = CLIP_TOLERANCE, exif_transpose: bool = False,
+             image: str | Path | None = None) -> Annotation:
     """Read and validate one LabelImg Pascal VOC file.
+
+    The image is the one named after the XML, else the one ``<filename>`` names (see the module doc); ``image``:
+    the image this XML was given for (``karyotf karyogram IMAGE --annotations XML``), which then wins (a
+    ``<filename>`` naming another file, with an XML named after another image, is a warning naming both).
 
     ``check_image``: decode the image completely (a damaged file is an error) and check its size against the XML
     (:func:`check_image_of`).  ``exif_transpose``: the boxes were drawn on the image turned by its EXIF
     orientation; read it that way.  Raises :class:`AnnotationError` (with ``kind`` one of ``malformed_xml``,
     ``missing_image``, ``unreadable_image``, ``size_mismatch``, ``unknown_class``, ``bad_box``, ``empty``).
     """
-    ann = _parse_voc(Path(xml_path), image_dir, clip_tolerance, exif_transpose)
+    ann = _parse_voc(Path(xml_path), image_dir, clip_tolerance, exif_transpose, image)
+    if ann.pairing_note:
+        log.warning("%s", ann.pairing_note)
     return check_image_of(ann) if check_image else ann
 
 
@@ -249,7 +320,8 @@ def check_image_of(ann: Annotation) -> Annotation:
     return replace(ann, depth=info.channels, image_info=info)
 
 
-def _parse_voc(xml_path: Path, image_dir, clip_tolerance: float, exif_transpose: bool) -> Annotation:
+def _parse_voc(xml_path: Path, image_dir, clip_tolerance: float, exif_transpose: bool,
+               image: str | Path | None = None) -> Annotation:
     """The XML half of :func:`read_voc`: everything but the image's pixels."""
     try:
         root = ET.parse(xml_path).getroot()
@@ -263,7 +335,14 @@ def _parse_voc(xml_path: Path, image_dir, clip_tolerance: float, exif_transpose:
         raise AnnotationError(xml_path, f"root element is <{root.tag}>, not <annotation>",
                               "this is not a Pascal VOC file; export VOC from LabelImg/Roboflow", kind="malformed_xml")
     filename = _text(root, "filename")
-    image_path = find_image(xml_path, filename, Path(image_dir) if image_dir else None)
+    if image is not None:
+        image_path, note = Path(image), None
+        named = Path(filename.replace("\\", "/")).name if filename else None
+        if image_path.stem != xml_path.stem and named and named != image_path.name:
+            note = (f"{xml_path}: given for {image_path.name}, but its <filename> is {named} and it is named "
+                    f"after {xml_path.stem}; check that it describes {image_path.name}")
+    else:
+        image_path, note = pair_image(xml_path, filename, Path(image_dir) if image_dir else None)
     if image_path is None:
         raise AnnotationError(xml_path, f"image {filename or xml_path.stem + '.*'} not found",
                               "put the image beside the XML or in a sibling images/ folder, or fix <filename>",
@@ -284,7 +363,7 @@ def _parse_voc(xml_path: Path, image_dir, clip_tolerance: float, exif_transpose:
         raise AnnotationError(xml_path, "no <object>: the image has no chromosome boxes",
                               "label the chromosomes, or remove the image and XML from the set", kind="empty")
     boxes = []
-    clipped = 0
+    clipped: list[int] = []
     for i, obj in enumerate(objects):
         raw_name = _text(obj, "name")
         try:
@@ -304,7 +383,8 @@ def _parse_voc(xml_path: Path, image_dir, clip_tolerance: float, exif_transpose:
         if overhang > clip_tolerance:
             raise AnnotationError(xml_path, f"box of {raw_name!r} ({xmin:g},{ymin:g})-({xmax:g},{ymax:g}) lies "
                                   f"outside the {width}x{height} image", box_fix, i, kind="bad_box")
-        clipped += overhang > 0
+        if overhang > 0:
+            clipped.append(i)
         xmin, ymin = max(0.0, xmin), max(0.0, ymin)
         xmax, ymax = min(float(width), xmax), min(float(height), ymax)
         if xmax <= xmin or ymax <= ymin:
@@ -313,8 +393,8 @@ def _parse_voc(xml_path: Path, image_dir, clip_tolerance: float, exif_transpose:
         boxes.append(Box(xmin, ymin, xmax, ymax, name, difficult=_text(obj, "difficult") == "1",
                          truncated=_text(obj, "truncated") == "1"))
     return Annotation(image_path=image_path, width=width, height=height, boxes=boxes, depth=depth,
-                      xml_path=xml_path, clipped_boxes=clipped, original=_text(root, "source/original"),
-                      exif_transpose=exif_transpose)
+                      xml_path=xml_path, clipped_boxes=len(clipped), clipped_objects=tuple(clipped), original=_text(root, "source/original"),
+                      exif_transpose=exif_transpose, pairing_note=note)
 
 
 def voc_xml(ann: Annotation, folder: str = "images") -> str:
@@ -372,13 +452,46 @@ def find_xml_files(src: str | Path) -> list[Path]:
 
 
 def image_files(src: str | Path) -> list[Path]:
-    """The image files of a dataset folder in either layout (beside the XML, or in ``images/`` folders)."""
+    """The image files of a dataset folder in either layout (beside the XML, or in ``images/`` folders).
+
+    In the ``images/`` + ``annotations/`` layout the folder's top level is not data: a picture there (``karyotf
+    augment``'s ``augment_grid.png``) is not an image of the dataset."""
     src = Path(src)
     if not src.is_dir():
         return []
-    dirs = [src, *(src / d for d in IMAGE_DIRS), *(src / d for d in ANNOTATION_DIRS)]
+    subs = [src / d for d in (*IMAGE_DIRS, *ANNOTATION_DIRS) if (src / d).is_dir()]
+    dirs = subs or [src]
     suffixes = {s.lower() for s in IMAGE_SUFFIXES}
     return sorted(p for d in dirs if d.is_dir() for p in d.iterdir() if p.suffix.lower() in suffixes and p.is_file())
+
+
+def _one_xml_per_image(parsed: list) -> list:
+    """An image claimed by two or more XML files: the one named after the image keeps it; each other claimant
+    becomes an ``image_claimed_twice`` error naming both XML files (all of them when none is named after it)."""
+    import os
+
+    claims: dict[str, list[int]] = {}
+    for i, item in enumerate(parsed):
+        if isinstance(item, Annotation):
+            claims.setdefault(os.path.normpath(os.path.abspath(item.image_path)), []).append(i)
+    out = list(parsed)
+    for idx in claims.values():
+        if len(idx) < 2:
+            continue
+        anns = [parsed[i] for i in idx]
+        owners = [a for a in anns if a.xml_path.stem == a.image_path.stem]
+        owner = owners[0] if len(owners) == 1 else None
+        for i, a in zip(idx, anns):
+            if a is owner:
+                continue
+            others = [b.xml_path.name for b in anns if b is not a]
+            kept = (f"; {owner.xml_path.name} is named after it and keeps it" if owner is not None
+                    else "; none is named after it, so none is used")
+            out[i] = AnnotationError(
+                a.xml_path, f"{a.image_path.name} is claimed by {a.xml_path.name} and by {', '.join(others)}{kept}",
+                f"rename {a.xml_path.name} after the image it describes (and set its <filename>), or remove it",
+                kind="image_claimed_twice")
+    return out
 
 
 def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_images: bool = True,
@@ -417,6 +530,11 @@ def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_i
             parsed.append(_parse_voc(xml, None, clip_tolerance, exif_transpose))
         except AnnotationError as exc:
             parsed.append(exc)
+    parsed = _one_xml_per_image(parsed)
+    for item in parsed:
+        if isinstance(item, Annotation) and item.pairing_note:
+            log.warning("%s", item.pairing_note)
+            summary.filename_disagrees.append(item.pairing_note)
 
     def check(item):
         if isinstance(item, AnnotationError) or not check_images:
@@ -440,6 +558,10 @@ def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_i
                     raise
                 continue
             summary.clipped_boxes += got.clipped_boxes
+            if got.clipped_objects:
+                summary.clipped_in.append(f"{got.xml_path.name} (object " + ", ".join(
+                    f"#{i}" for i in got.clipped_objects) + ")")
+            summary.duplicate_boxes.extend(duplicate_lines(got))
             if got.image_info is not None and got.image_info.exif_orientation != 1 and not exif_transpose:
                 summary.exif_as_stored.append(got.image_path.name)
             out.append(got)

@@ -109,6 +109,14 @@ CASE_UNCOUNTED_FLAGS = _d("CASE_UNCOUNTED_FLAGS", ("no_detections", "no_call", "
                           "cell flags that keep an unreviewed cell out of the case count (they touch the count)",
                           "`case --uncounted-flags`, `Rules(uncounted_flags=)`")
 
+# ---------------------------------------------------------------------------------------------- box checks
+EMPTY_BOX_FOREGROUND = _d("EMPTY_BOX_FOREGROUND", 0.05,
+                          "a box with less than this share of dark (chromosome) pixels is empty: flagged `empty_box` "
+                          "in the karyogram, listed by `records`", "`check_boxes(empty_below=)`")
+DUPLICATE_IOU = _d("DUPLICATE_IOU", 0.9,
+                   "two boxes (any classes) overlapping at least this much (IoU) are one chromosome boxed twice: "
+                   "flagged `duplicate_box` in the karyogram, listed by `records`", "`check_boxes(duplicate_iou=)`")
+
 # ---------------------------------------------------------------------------------------------- review, roboflow
 REVIEW_HOST = _d("REVIEW_HOST", "127.0.0.1", "address the review app listens on", "`review --host`")
 REVIEW_PORT = _d("REVIEW_PORT", 0, "port of the review app (0: a free port, printed)", "`review --port`")

@@ -94,7 +94,17 @@ def _open(source):
     except IsADirectoryError:
         raise ImageError(source, "is a folder, not an image", "give an image file", kind="missing_image") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
+        if not isinstance(source, (bytes, bytearray, memoryview)) and _is_empty(source):
+            raise ImageError(source, "is empty (0 bytes)", "copy the image again; the file was truncated to "
+                             "nothing (an interrupted copy or download?)") from None
         raise ImageError(source, f"not a readable image ({exc})", "give a JPEG, PNG, BMP or TIFF file") from None
+
+
+def _is_empty(path) -> bool:
+    try:
+        return Path(path).stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _exif_orientation(im) -> int:

@@ -25,6 +25,7 @@ import random
 import re
 import shutil
 import tempfile
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +33,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from . import classes, defaults, images
-from .annotations import Annotation, Box, LoadSummary, check_image_of, load_dataset
+from .annotations import Annotation, Box, LoadSummary, check_image_of, duplicate_lines, load_dataset
+from .boxcheck import check_file
 from .errors import AnnotationError, RecordsError
 from .io import atomic_path, atomic_write_json
 
@@ -231,6 +233,8 @@ class RecordsResult:
     seconds: float = 0.0
     left_out: dict[str, str] = field(default_factory=dict)
     """Images read but not written, with the reason (augmented copies of val/test cells)."""
+    notes: list[str] = field(default_factory=list)
+    """What the user should know about the splits (an empty val or test split, and why)."""
 
     def text(self) -> str:
         lines = [self.summary.text()] if self.summary else []
@@ -240,6 +244,7 @@ class RecordsResult:
         for split in SPLITS:
             n = self.counts.get(split, 0)
             lines.append(f"{split:5s}: {n:4d} images in {len(self.files.get(split, []))} shard(s)")
+        lines.extend(f"note: {n}" for n in self.notes)
         lines.append(f"wrote {self.out_dir}/ (label_map.pbtxt, manifest.json, stats.json, class_distribution.png) "
                      f"in {self.seconds:.1f} s")
         return "\n".join(lines)
@@ -300,6 +305,31 @@ def plot_stats(stats: dict, path: str | Path) -> Path:
     return Path(path)
 
 
+TMP_PREFIX = ".records-tmp-"
+STALE_TMP_HOURS = 2.0
+"""A ``.records-tmp-*`` folder (a killed run's shards) whose newest file is older than this is removed by the next
+run into the same folder; a younger one may belong to a run still writing, and is left alone."""
+
+
+def clean_stale_tmp(out_dir: str | Path, max_age_hours: float = STALE_TMP_HOURS) -> list[Path]:
+    """Remove the ``.records-tmp-*`` folders a killed ``records`` run left in ``out_dir`` (only karyotf's own, by
+    name, and only when nothing in them changed for ``max_age_hours``); returns what was removed."""
+    removed = []
+    now = time.time()
+    for d in sorted(Path(out_dir).glob(TMP_PREFIX + "*")):
+        if not d.is_dir() or d.is_symlink():
+            continue
+        try:
+            newest = max([d.stat().st_mtime, *(f.stat().st_mtime for f in d.iterdir())])
+        except OSError:
+            continue
+        if now - newest >= max_age_hours * 3600:
+            shutil.rmtree(d, ignore_errors=True)
+            log.info("removed %s, left by a killed records run", d)
+            removed.append(d)
+    return removed
+
+
 def build_records(src: str | Path | None = None, out_dir: str | Path = "records", *, seed: int = DEFAULT_SEED,
                   fractions: Sequence[float] = DEFAULT_FRACTIONS, case_pattern: str = DEFAULT_CASE_PATTERN,
                   shards: int | None = None, strict: bool = False, progress: bool = True,
@@ -316,7 +346,6 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     left out and listed (``augmented_in_eval=True`` keeps them).  ``exif_transpose``: read images in their EXIF
     orientation (the boxes were drawn on that view); the records then hold the turned pixels.
     """
-    import time
 
     t0 = time.time()
     if annotations is None:
@@ -329,12 +358,16 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
                                             check_images=False)
     else:
         summary = LoadSummary(used=len(annotations), boxes=sum(len(a.boxes) for a in annotations))
+        summary.duplicate_boxes = [line for a in annotations for line in duplicate_lines(a)]
     if not annotations:
         raise RecordsError(f"{src}: no usable annotated image (all {summary.skipped} skipped); fix the errors above")
     ids = [a.image_id for a in annotations]
     dupes = [k for k, v in Counter(ids).items() if v > 1]
     if dupes:
-        raise RecordsError(f"{src}: image names must be unique; {len(dupes)} repeat (e.g. {dupes[0]}); rename them")
+        same = [f"{a.image_path.name} ({a.xml_path.name if a.xml_path else 'no XML'})" for a in annotations
+                if a.image_id == dupes[0]]
+        raise RecordsError(f"{src}: image names must be unique; {len(dupes)} repeat (e.g. {dupes[0]}: "
+                           f"{', '.join(same)}); rename them")
     # split the cells (an augmented copy is its original's cell), so the originals split the same with or
     # without copies beside them, and a cell and its copies share a split
     cell_of = {a.image_id: a.cell_id for a in annotations}
@@ -377,11 +410,18 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
         try:
             if ann.image_info is None:
                 ann = check_image_of(ann)  # the full decode: a damaged file is refused here, not in training
-            return (ann, *images.record_bytes(ann.image_path, ann.exif_transpose, info=ann.image_info))
+            data = images.record_bytes(ann.image_path, ann.exif_transpose, info=ann.image_info)
         except AnnotationError as exc:
             return exc
+        try:  # a training box on bare background is a labelling error: listed (a failed check stops nothing)
+            empty = check_file(ann.image_path, ann.boxes, ann.width, ann.exif_transpose).empty
+        except Exception as exc:  # noqa: BLE001 - the image decoded above; this is a check, never a stop
+            log.warning("%s: box check failed (%s)", ann.image_path, exc)
+            empty = []
+        return (ann, *data, empty)
 
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".records-tmp-", dir=out_dir))
+    clean_stale_tmp(out_dir)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=out_dir))
     try:
         import tensorflow as tf
 
@@ -412,7 +452,9 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
                         summary.boxes -= len(anns[k].boxes)
                         failed.add(anns[k].image_id)
                         continue
-                    ann, data, fmt = got
+                    ann, data, fmt, empty = got
+                    xml_name = ann.xml_path.name if ann.xml_path else ann.filename
+                    summary.empty_boxes.extend(f"{xml_name}: object #{i} ({ann.boxes[i].name})" for i in empty)
                     example = encode_example(ann, data, fmt).SerializeToString()
                     if ann.image_info.exif_orientation != 1 and not ann.exif_transpose:
                         summary.exif_as_stored.append(ann.image_path.name)
@@ -441,6 +483,14 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
         pool.shutdown(wait=True, cancel_futures=True)
     annotations = [a for a in annotations if a.image_id not in failed]
     summary.exif_as_stored.sort()
+    summary.empty_boxes.sort()
+    n_cases = len(set(cases.values()))
+    for split, f in zip(SPLITS, fractions):
+        if split != "train" and f > 0 and not result.counts.get(split):
+            why = (f"{len(set(cell_of.values()))} cell(s) in {n_cases} case(s) are too few to give it a case at "
+                   f"--split {','.join(f'{x:g}' for x in fractions)}")
+            result.notes.append(f"no {split} images: {why}; `karyotf eval` / `classifier eval` on {split} and the "
+                                "best-checkpoint choice need them (fix: add cells or cases, or change --split)")
 
     result.label_map = classes.write_label_map(out_dir / "label_map.pbtxt")
     manifest = {

@@ -186,3 +186,16 @@ def test_boxes_the_classifier_cannot_see_stay_counted_and_flagged(tiny_run, samp
     assert "unclassifiable" in (tmp_path / "k" / "report.html").read_text()
     empty = Karyotyper(_FakeDetector([]), tiny_run["export"]).karyotype(image, min_score=0.3, nms_iou=0.7)
     assert empty.boxes == [] and empty.flags == []
+
+
+def test_train_minutes_with_progress_bar(sample_records, tmp_path, capsys):
+    """``karyotf classifier train --minutes`` with its progress bar on (an unknown total): trains to its budget and
+    saves best weights (it crashed in tqdm's ``bool()`` on the old main)."""
+    from karyotf.cli import main
+
+    run = tmp_path / "run"
+    assert main(["classifier", "train", str(sample_records), "--out", str(run), "--minutes", "0.05",
+                 "--size", "32", "--width", "4", "--batch", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "classifier" in err and "step" in err  # the tqdm bar was drawn
+    assert (run / "best" / "checkpoint").is_file()

@@ -318,7 +318,7 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
                 loss = float(train_step(batch["crops"], batch["features"], batch["mask"], batch["labels"]))
                 losses.append(loss)
                 state["elapsed"] = now() - t_start
-                if bar:
+                if bar is not None:
                     bar.update()
                     bar.set_postfix(loss=f"{loss:.3f}", lr=f"{float(lr.numpy()):.2e}")
                 if step % 10 == 0:
@@ -336,7 +336,7 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
     if stop:
         manager.save(checkpoint_number=int(step_var.numpy()))
         result.interrupted = True
-    if bar:
+    if bar is not None:
         bar.close()
     if not (out / "best" / "checkpoint").is_file():  # no val split: the last weights are the best we have
         best_ckpt.write(str(out / "best" / "weights"))

@@ -16,7 +16,7 @@ def register(sub) -> None:
                        description="The classifier names each chromosome from its box crop, its size beside the "
                                    "others of its cell, and (by default) attention over the whole cell.")
     csub = p.add_subparsers(dest="classifier_command", metavar="ACTION")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    from . import DefaultsHelpFormatter as fmt  # each default once, none for None
 
     t = csub.add_parser("train", formatter_class=fmt, help="train (or resume) a classifier on the records",
                         description="Train on the records' train split, keep the weights with the best val top-1. "

@@ -68,7 +68,13 @@ def _karyogram(args) -> int:
                          min_score=args.min_score, nms_iou=args.nms_iou, use=args.use, rows=args.rows,
                          classifier=args.classifier,
                          low_score=args.low_score, longest=args.longest, resolution=args.bands)
+    from ..karyogram.build import KaryogramFailure
+
+    failed = [r for r in results if isinstance(r, KaryogramFailure)]
     for img, r in zip(args.images, results):
+        if isinstance(r, KaryogramFailure):
+            print(f"{img.name}: error: {r.error}")
+            continue
         print(f"{img.name}: {r.call.text}")
         if r.call.iscn is None and r.call.total:
             print(f"  counts {r.call.counts_text()}")
@@ -79,7 +85,10 @@ def _karyogram(args) -> int:
               f" in {r.timings.get('total', 0) + r.timings.get('detect', 0):.0f} ms")
     if len(results) > 1:
         print(f"calls: {args.out / 'calls.csv'}")
-    return 0
+        print(f"{len(results) - len(failed)} of {len(results)} cell(s) done" + (
+            f", {len(failed)} failed (listed in calls.csv with their errors): "
+            + ", ".join(r.image.name for r in failed) if failed else ""))
+    return 1 if failed else 0
 
 
 def _dataset(args) -> int:

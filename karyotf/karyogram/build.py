@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ import numpy as np
 
 from .. import classes
 from ..annotations import Annotation, Box, read_voc
-from ..errors import AnnotationError, KaryogramError
+from ..errors import AnnotationError, KaryogramError, KaryotfError
 from ..io import atomic_path, atomic_write_json
 from . import ideogram, report
 from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
@@ -20,6 +21,8 @@ from .cutout import cut_out_all
 from .defaults import LONGEST, NMS_IOU, min_score_of
 from .layout import Layout, Placement, parse_rows, render
 from .orient import orient_all
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +46,16 @@ class KaryogramResult:
     @property
     def iscn(self) -> str | None:
         return self.call.iscn
+
+
+@dataclass
+class KaryogramFailure:
+    """A cell of a batch (:func:`karyograms`) that could not be done: the image and the error, for the summary and
+    ``calls.csv``."""
+
+    image: Path
+    error: str
+    call = None
 
 
 def load_image(image) -> tuple[np.ndarray, str]:
@@ -80,6 +93,18 @@ def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
     return out
 
 
+def _check_contents(call: Call, arr: np.ndarray, boxes: Sequence[Box]) -> None:
+    """Empty and duplicate boxes (:mod:`karyotf.boxcheck`) flagged on the call; an image that does not match its
+    boxes gets no call."""
+    from ..boxcheck import check_boxes
+
+    checked = check_boxes(arr, boxes)
+    call.box_check = checked
+    call.add_flags(checked.flags([b.name for b in boxes]))
+    if checked.mismatch and call.iscn is not None:
+        call.iscn, call.no_call = None, f"the image does not match its boxes ({checked.mismatch})"
+
+
 def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONGEST, low_score: float = LOW_SCORE,
                    low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
@@ -96,6 +121,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                       suppressed=suppressed)
     call.add_flags(extra_flags)
+    _check_contents(call, arr, boxes)
     cut = cut_out_all(arr, boxes)
     t1 = time.perf_counter()
     oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
@@ -191,6 +217,10 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     dets = []
     for i, b in enumerate(boxes):
         d = {"index": i, **b.to_dict()}
+        if call.box_check is not None:
+            d["foreground"] = round(call.box_check.foreground[i], 3)
+            if i in call.box_check.empty:
+                d["empty_box"] = True
         if details is not None and i < len(details):
             d["classifier"] = details[i]
         p = placed.get(i)
@@ -213,7 +243,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                                             "rows": [list(r) for r in parse_rows(rows)], "params": params})
     timings["write"] = 1000 * (time.perf_counter() - tw)
     timings["total"] = 1000 * (time.perf_counter() - t0)
-    report.write_html(paths["report_html"], call, png, source, timings, not_counted)
+    report.write_html(paths["report_html"], call, png, source, timings, not_counted,
+                      review=(report_extra or {}).get("review"))
     report.write_json(paths["report_json"], {**report.report_dict(call, source, timings, paths, not_counted),
                                              **(report_extra or {})})
     return KaryogramResult(call=call, boxes=list(boxes), placements=layout.placements, image=layout.image,
@@ -307,7 +338,7 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
                                   "name each XML after its image, or pass the XML file itself", kind="missing")
     else:
         xml = annotations
-    return read_voc(xml, image_dir=image.parent)
+    return read_voc(xml, image_dir=image.parent, image=image)
 
 
 def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None,
@@ -346,6 +377,8 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     (:meth:`karyotf.classify.karyotyper.Karyotyper.default`).
 
     One image writes into ``out_dir``; several write into ``out_dir/<image stem>/`` and add ``out_dir/calls.csv``.
+    One image that fails raises; of several, a cell that fails (no XML, a damaged file, a bad box) does not stop
+    the others: its place in the list holds a :class:`KaryogramFailure` and ``calls.csv`` lists it with its error.
     """
     images = [Path(p) for p in images]
     from .layout import parse_rows
@@ -362,9 +395,8 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     stems = [p.stem for p in images]
     if len(set(stems)) != len(stems):
         raise KaryogramError("two images share a file name stem (fix: give images with distinct names)")
-    for p in images:
-        if not p.is_file():
-            raise KaryogramError(f"{p}: image not found (fix: check the path)")
+    if len(images) == 1 and not images[0].is_file():
+        raise KaryogramError(f"{images[0]}: image not found (fix: check the path)")
     out = Path(out_dir)
     if model is not None and not isinstance(model, (str, Path)):  # a model object the caller built
         detector = model
@@ -378,20 +410,31 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
         iterator = tqdm(images, desc="karyograms", unit="image")
     for img in iterator:
         dst = out if len(images) == 1 else out / img.stem
-        if detector is not None:
-            results.append(from_detector(detector, img, dst, min_score=min_score, nms_iou=nms_iou, **kw))
-        else:
-            ann = read_annotation_for(img, Path(annotations))
-            results.append(from_annotation(ann, dst, image=img, **kw))
+        try:
+            if not img.is_file():
+                raise KaryogramError(f"{img}: image not found (fix: check the path)")
+            if detector is not None:
+                results.append(from_detector(detector, img, dst, min_score=min_score, nms_iou=nms_iou, **kw))
+            else:
+                ann = read_annotation_for(img, Path(annotations))
+                results.append(from_annotation(ann, dst, image=img, **kw))
+        except (KaryotfError, OSError) as exc:
+            if len(images) == 1:
+                raise
+            log.warning("%s: failed, going on with the others: %s", img.name, exc)
+            results.append(KaryogramFailure(image=img, error=str(exc)))
     if len(images) > 1:
         import csv
 
         buf = io.StringIO()
         wr = csv.writer(buf, lineterminator="\n")
-        wr.writerow(["image", "call", "total", "review", "flags", "folder"])
+        wr.writerow(["image", "call", "total", "review", "flags", "folder", "error"])
         for img, r in zip(images, results):
-            wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.review_codes),
-                         ";".join(r.call.flag_codes), img.stem])
+            if isinstance(r, KaryogramFailure):
+                wr.writerow([img.name, "error", "", "", "", "", r.error])
+            else:
+                wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.review_codes),
+                             ";".join(r.call.flag_codes), img.stem, ""])
         from ..io import atomic_write_text
 
         atomic_write_text(out / "calls.csv", buf.getvalue())

@@ -44,6 +44,9 @@ FLAG_LEVELS = {
     "label_changed": NOTE, "low_top1": NOTE, "left_out_swap": NOTE,
     # the Karyotyper's (karyotf.classify.karyotyper): a counted box the classifier could not see
     "unclassifiable": REVIEW,
+    # the box check's (karyotf.boxcheck): a counted box holding no chromosome, one chromosome counted twice, an
+    # image that does not match its boxes all change the count
+    "empty_box": REVIEW, "duplicate_box": REVIEW, "image_mismatch": REVIEW,
 }
 """The level of every flag code, in one place.  *Review*: the call may be wrong (a possible aneuploidy, an
 uncertain sex complement, an uncertain count, a close alternative karyotype).  *Note*: everything else.  A flag
@@ -106,6 +109,10 @@ FLAG_CODES = {
     "low_confidence": "chromosomes detected with a low score",
     "low_mean_confidence": "the mean detection score is low",
     "overlapping_boxes": "boxes overlapping strongly (a chromosome counted twice, or a tangle)",
+    "empty_box": "a box with (almost) no chromosome pixels in it, counted as a chromosome",
+    "duplicate_box": "two near-identical boxes, both counted: one chromosome counted twice",
+    "image_mismatch": "many boxes hold no chromosome: the image does not match its boxes (a blank image, the XML of "
+                      "another cell); no call",
 }
 """Every flag code the call can raise, with its meaning (the report's legend)."""
 
@@ -128,6 +135,9 @@ class Call:
     """(i, j, IoU) of the strongly overlapping box pairs."""
     no_call: str | None = None
     """Why there is no ISCN string (``iscn`` is None), e.g. ``12 chromosomes found``."""
+    box_check: "object | None" = None
+    """What :func:`karyotf.boxcheck.check_boxes` measured in the image (set by the karyogram): each box's
+    foreground share, the empty and duplicate boxes."""
 
     @property
     def text(self) -> str:
@@ -143,7 +153,7 @@ class Call:
     @property
     def is_normal(self) -> bool:
         """46 chromosomes, two of each autosome, XX or XY."""
-        return self.total == 46 and not self.changes and self.sex in NORMAL_SEX
+        return self.iscn is not None and self.total == 46 and not self.changes and self.sex in NORMAL_SEX
 
     @property
     def flag_codes(self) -> list[str]:
@@ -184,6 +194,7 @@ class Call:
             "class_scores": {k: round(v, 4) for k, v in self.class_scores.items()},
             "review": self.review_codes,
             "flags": [f.to_dict() for f in self.flags],
+            **({"box_check": self.box_check.to_dict()} if self.box_check is not None else {}),
         }
 
 

@@ -28,6 +28,8 @@ def report_dict(call: Call, source: dict, timings: dict | None = None, paths: di
          "no_call": call.no_call, "changes": call.changes, "review": call.review_codes,
          "mean_score": None if call.mean_score is None else round(call.mean_score, 4),
          "flags": [f.to_dict() for f in call.flags], "classes": class_table(call), "source": source}
+    if call.box_check is not None:
+        d["box_check"] = call.box_check.to_dict()
     if not_counted is not None:
         d["not_counted"] = not_counted
     if timings:
@@ -79,8 +81,34 @@ def _not_counted_html(not_counted: dict) -> list[str]:
     return parts
 
 
+def _review_html(review: dict) -> list[str]:
+    """The review section of a reviewed cell's report: who, when, the comment, resolved and open flags, changes."""
+    esc = html.escape
+    rows = [("reviewer", review.get("reviewer")), ("reviewed at (UTC)", review.get("reviewed_at")),
+            ("revision", review.get("revision")),
+            ("resolved flags", ", ".join(review.get("resolved_flags") or []) or "none"),
+            ("open flags", ", ".join(review.get("open_flags") or []) or "none")]
+    ch = review.get("changes") or {}
+    if ch:
+        rows.append(("changes against the model", "; ".join([
+            f"{len(ch.get('relabelled') or [])} relabelled", f"{len(ch.get('moved') or [])} moved",
+            f"{len(ch.get('deleted') or [])} deleted", f"{ch.get('added') or 0} added"])))
+    model = review.get("model") or {}
+    if model.get("call") is not None or model.get("count") is not None:
+        rows.append(("model's call", f"{model.get('call') or 'no call'} ({model.get('count')} boxes)"))
+    out = ["<h2>Review</h2><table class='review'>"]
+    out += [f"<tr><th>{esc(k)}</th><td style='text-align:left'>{esc(str(v if v is not None else ''))}</td></tr>"
+            for k, v in rows]
+    out.append("</table>")
+    comment = review.get("comment") or ""
+    out.append("<p><b>Comment:</b> " + (f"<span class='comment' style='white-space:pre-wrap'>{esc(comment)}</span>"
+                                        if comment else "none") + "</p>")
+    return out
+
+
 def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings: dict | None = None,
-               not_counted: dict | None = None) -> Path:
+               not_counted: dict | None = None, review: dict | None = None) -> Path:
+    """``review``: the review section (the review app's accept), shown under the call."""
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
              f"<title>karyotf karyogram: {esc(call.text)}</title><style>{_CSS}</style></head><body>",
@@ -94,6 +122,8 @@ def write_html(path: Path, call: Call, png: bytes | None, source: dict, timings:
                      "check the image (is it a metaphase?), the model, or lower the score threshold.</p>")
     if call.mean_score is not None:
         parts.append(f"<p>mean detection score {call.mean_score:.2f}</p>")
+    if review:
+        parts += _review_html(review)
     if call.review_flags:
         parts.append("<h2>Review: the call may be wrong</h2><ul class='flags'>")
         parts += [f"<li><b>{esc(f.code)}</b>: {esc(f.message)}</li>" for f in call.review_flags]

@@ -12,10 +12,13 @@ A *cell* is a folder under the review root holding ``detections.json`` (the root
 
 The model output (``karyogram.png``, ``detections.json``, ``report.*`` in the cell folder) is never touched.
 Every write is atomic (:mod:`karyotf.io`); a per-cell lock and the version the client last saw make a stale
-accept fail with :class:`ReviewConflict` instead of overwriting another tab's review.
+accept fail with :class:`ReviewConflict` instead of overwriting another tab's review.  The lock is a thread lock
+and an OS file lock on ``<cell>/.review.lock`` (``flock``), so two ``karyotf review`` processes on one folder
+take turns too: the second sees the first's version and gets the conflict, never overwriting it.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -36,6 +39,24 @@ MAX_DEPTH = 3
 """How deep below the review root cells are looked for."""
 MAX_COMMENT = 20_000
 STATUSES = ("to review", "reviewed", "flagged")
+LOCK_FILE = ".review.lock"
+
+
+def _lock_fd(fd: int) -> None:
+    """Block until this process holds an exclusive lock on the open file ``fd`` (released when it is closed)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+        import time
+
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                return
+            except OSError:
+                time.sleep(0.05)
+    fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 class ReviewConflict(ReviewError):
@@ -173,6 +194,21 @@ class ReviewFolder:
         with self._locks_guard:
             return self._locks.setdefault(cell_id, threading.Lock())
 
+    @contextlib.contextmanager
+    def _exclusive(self, cell: Cell):
+        """This cell for this thread alone, across threads (a lock) and processes (a file lock on
+        ``<cell>/.review.lock``; the file stays, empty)."""
+        with self._lock(cell.id):
+            path = cell.folder / LOCK_FILE
+            if path.is_symlink():
+                raise ReviewError(f"{path} is a link (fix: remove it)")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            try:
+                _lock_fd(fd)
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
+
     # ------------------------------------------------------------------------------------------ reading
     def _model(self, cell: Cell) -> dict:
         det = _read_json(cell.folder / DETECTIONS)
@@ -304,7 +340,7 @@ class ReviewFolder:
             raise ReviewError("'resolved' must be a list of flag codes")
         if "version" not in payload:
             raise ReviewError("'version' is missing (fix: send back the version the cell was loaded with)")
-        with self._lock(cell.id):
+        with self._exclusive(cell):
             current = self.version(cell)
             if payload["version"] != current:
                 prev = self._review(cell) or {}
