@@ -414,10 +414,12 @@ def karyotype_demo(out_dir: str | Path = KARYOTYPE_OUT, *, src: str | Path | Non
     for img, r in zip(images, res):
         ann = read_voc(xmls[img.stem], image_dir=image_dir)
         truth = count_call(ann.boxes)
-        result.cells.append({"image": img.stem, "model": r.call.text, "annotation": truth.text,
-                             "agree": r.call.iscn is not None and r.call.iscn == truth.iscn,
-                             "annotation_normal": truth.is_normal, "flags": r.call.review_codes,
-                             "notes": [f.code for f in r.call.notes],
+        call = r.call  # None: the cell failed (a KaryogramFailure, listed with its error in calls.csv)
+        result.cells.append({"image": img.stem, "model": call.text if call else f"error: {r.error}",
+                             "annotation": truth.text,
+                             "agree": call is not None and call.iscn is not None and call.iscn == truth.iscn,
+                             "annotation_normal": truth.is_normal, "flags": call.review_codes if call else ["error"],
+                             "notes": [f.code for f in call.notes] if call else [],
                              "listed": listed.get(img.stem)})
     chosen = cell or next((c["image"] for c in result.cells if not c["annotation_normal"]), result.cells[0]["image"])
     if chosen not in {c["image"] for c in result.cells}:

@@ -163,7 +163,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                     below_min_score: Sequence[Box] = (), keep_image: bool = True,
                     report_extra: dict | None = None, extra_flags: Sequence[Flag] = (),
                     details: Sequence[dict] | None = None,
-                    left_out: Sequence[tuple[Box, float]] = ()) -> KaryogramResult:
+                    left_out: Sequence[tuple[Box, float]] = (), pixels: np.ndarray | None = None) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
     ``report.json`` into ``out_dir`` (atomically), and a copy of the image (``keep_image``; ``paths['image']``).
 
@@ -180,7 +180,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     ``out_dir``), ``rows`` and ``params`` (longest, score and overlap thresholds, ideogram resolution).
     """
     t0 = time.perf_counter()
-    arr, name = load_image(image)
+    arr, name = (pixels, "image") if pixels is not None else load_image(image)  # pixels: decoded by the caller
     if isinstance(image, (str, Path)):
         name = str(image)
     source = dict(source or {})
@@ -293,17 +293,18 @@ def check_names(detector) -> None:
 
 
 def from_detector(detector, image, out_dir: str | Path, min_score: float | None = None, nms_iou: float = NMS_IOU,
-                  **kw) -> KaryogramResult:
+                  pixels: np.ndarray | None = None, **kw) -> KaryogramResult:
     """Karyogram of a cell from a :class:`karyotf.detect.Detector`: detections with ``score >= min_score``, after a
     class-agnostic NMS at ``nms_iou`` (the OD API's NMS is per class).
 
     Nothing is dropped unseen: detections below ``min_score`` and those the NMS removed are listed in
     ``detections.json`` and the report, and a removed box scoring at least ``low_score`` whose class differs from
-    the box that kept it is flagged (``suppressed_other_class``): a third 21 lying over a 22 stays visible."""
+    the box that kept it is flagged (``suppressed_other_class``): a third 21 lying over a 22 stays visible.
+    ``pixels``: the image already decoded (:func:`karyotf.images.load_ahead`); ``image`` then names its file."""
     check_names(detector)
     if min_score is None:  # the export's tuned floor, else MIN_SCORE
         min_score = min_score_of(detector)
-    arr, _ = load_image(image)
+    arr = pixels if pixels is not None else load_image(image)[0]
     t0 = time.perf_counter()
     extra = {}
     if hasattr(detector, "karyotype"):  # a Karyotyper: the detector finds, the classifier names the cell jointly
@@ -322,7 +323,7 @@ def from_detector(detector, image, out_dir: str | Path, min_score: float | None 
         src["classifier"] = str(getattr(detector.classifier, "path", ""))
     kept = image if isinstance(image, (str, Path)) else arr  # a path: the review folder keeps the file itself
     res = build_karyogram(kept, dets, out_dir, source=src, suppressed=removed, below_min_score=below, **extra,
-                          **kw)
+                          pixels=arr, **kw)
     res.timings["detect"] = detect_ms
     return res
 
@@ -403,18 +404,24 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     else:  # neither model nor annotations: the model pair shipped with karyotf
         detector = open_model(model, use=use, classifier=classifier, default=annotations is None)
     results = []
-    iterator = images
+    from ..images import load_ahead
+
+    # a stream: the model loaded once, the next image decoded on the other core while this one is karyotyped
+    iterator = load_ahead(images) if detector is not None else ((p, None, None) for p in images)
     if progress and len(images) > 1:
         from tqdm import tqdm
 
-        iterator = tqdm(images, desc="karyograms", unit="image")
-    for img in iterator:
+        iterator = tqdm(iterator, desc="karyograms", unit="image", total=len(images))
+    for img, pixels, error in iterator:
         dst = out if len(images) == 1 else out / img.stem
         try:
             if not img.is_file():
                 raise KaryogramError(f"{img}: image not found (fix: check the path)")
+            if error is not None:
+                raise KaryogramError(str(error))
             if detector is not None:
-                results.append(from_detector(detector, img, dst, min_score=min_score, nms_iou=nms_iou, **kw))
+                results.append(from_detector(detector, img, dst, min_score=min_score, nms_iou=nms_iou,
+                                             pixels=pixels, **kw))
             else:
                 ann = read_annotation_for(img, Path(annotations))
                 results.append(from_annotation(ann, dst, image=img, **kw))
