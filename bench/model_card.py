@@ -45,15 +45,17 @@ def card_text(state: dict) -> str:
         f"{train_cpu:.0f}: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in cpu.items()) + ".", "",
         "## How well it does (rows of `bench/results/default_model.md`)", "",
         "| split | cells | F1 (IoU 0.5, class-aware) | class-agnostic F1 | count exact | call right: normal / "
-        "abnormal | normal cells flagged | s per cell |",
-        "|---|---|---|---|---|---|---|---|"]
+        "abnormal | normal called abnormal | review-flagged: normal / abnormal | wrong calls without a review flag "
+        "| s per cell |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
     for split in ("val", "test"):
         x = rows.get(split)
         if x:
             lines.append(f"| {split} | {x['cells']} | {_f(x['f1'])} | {_f(x['agnostic_f1'])} | "
                          f"{_f(x['count_exact'])} | {_f(x['call_right_normal'])} / {_f(x['call_right_abnormal'])} "
-                         f"({x['normal_cells']} / {x['abnormal_cells']} cells) | {_f(x['flagged_normal'])} | "
-                         f"{_f(x['seconds_per_cell'], 2)} |")
+                         f"({x['normal_cells']} / {x['abnormal_cells']} cells) | {_f(x['normal_called_abnormal'])} "
+                         f"| {_f(x['normal_review_flagged'])} / {_f(x['abnormal_review_flagged'])} | "
+                         f"{_f(x['wrong_without_review'])} | {_f(x['seconds_per_cell'], 2)} |")
     lines += [
         "", "The test rows are held-out cases of the training cells (never trained on, never used for a choice). ",
         "", "## Intended use and limits", "",
