@@ -18,7 +18,6 @@ so a damaged or changed file is named in a :class:`ModelError` rather than givin
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ModelError
+from .io import sha256_of
 from .paths import DATA_DIR
 
 DEFAULT_DIR = DATA_DIR / "models" / "default"
@@ -45,14 +45,6 @@ same boxes and speed per image (the Detector runs either); its checkpoint and ev
 classifier ships as its SavedModel (1.8 MB)."""
 MAX_MB = 25.0
 """The budget of the shipped pair in git (:func:`pack` refuses a larger one)."""
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_manifest(directory: str | Path = DEFAULT_DIR) -> dict:
