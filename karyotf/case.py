@@ -24,9 +24,10 @@ chimera (``chi 46,XX[12]/46,XY[8]``), ordered by size, and are flagged.  No line
 ``no case call: ...``.
 
 **Cells not counted** (listed with the reason, in no line): a cell that failed to load, one with no call
-(too few or too many chromosomes, no X and no Y), one given twice, and an unreviewed cell carrying a flag that
-touches the count (:data:`~karyotf.defaults.CASE_UNCOUNTED_FLAGS`).  A reviewed cell (``reviewed/report.json``,
-written by ``karyotf review``) is read from its review and counted: a person has looked at its flags.
+(too few or too many chromosomes, no X and no Y), one given twice, and a model's cell carrying a flag that
+puts the count in doubt (:data:`~karyotf.defaults.CASE_UNCOUNTED_FLAGS`) until a person reviews it.  A reviewed
+cell (``reviewed/report.json``, written by ``karyotf review``) is read from its review, and a cell from truth boxes
+is the annotator's: both are counted whatever their flags, a person named their chromosomes.
 
 **Counted and analysed.**  *Counted*: cells whose count call joins the case.  *Analysed*: counted cells whose
 chromosomes a person named band by band, i.e. truth boxes (``--annotations``) or a review; a model's cells are
@@ -37,8 +38,8 @@ counted, not analysed.
 than one line, or any non-clonal cell), with the count to extend to: the first of
 :data:`~karyotf.defaults.CASE_EXTEND_TO` above the cells counted (30 cells exclude a line in 10% of cells and 50
 in 6%, with 95% confidence: ``1 - (1 - p) ** n >= 0.95``, Hook 1977); XX and XY cells in one case; cells
-disagreeing on the sex complement; a call resting on low-confidence cells (the lines change without them, or they
-are most of the count); cells disagreeing beyond mosaicism (possible mixed patients: normal lines of both sexes,
+disagreeing on the sex complement; a call resting on low-confidence cells (a low mean detection score,
+``low_mean_confidence``: the lines change without them); cells disagreeing beyond mosaicism (possible mixed patients: normal lines of both sexes,
 two clonal abnormal lines sharing no change, or most counted cells in no line).
 
 The best karyograms (two go with the report; :func:`best_cells`): among the counted cells with a karyogram
@@ -60,7 +61,8 @@ from . import defaults as D
 from .errors import KaryotfError
 
 NORMAL = ("46,XX", "46,XY")
-LOW_CONFIDENCE_FLAGS = ("low_confidence", "low_mean_confidence")
+LOW_CONFIDENCE_FLAGS = ("low_mean_confidence",)
+"""A cell with one of these flags is a low-confidence cell (its mean detection score is low)."""
 REPORT = "report.json"
 CELL_MARKER = "detections.json"
 """A karyogram output folder (a cell) holds this file (as :mod:`karyotf.review` finds cells)."""
@@ -75,7 +77,7 @@ FLAG_CODES = {
     "no_clone": "no line: the counted cells share no clonal karyotype",
     "xx_and_xy": "cells with XX and cells with XY in one case",
     "sex_disagree": "cells of the case disagree on the sex chromosome complement",
-    "low_confidence": "the case karyotype rests on low-confidence cells",
+    "rests_on_low_confidence": "the case karyotype rests on low-confidence cells",
     "mixed_patients": "the cells disagree beyond what mosaicism explains: two patients under one case id?",
 }
 """Every case flag code with its meaning (the report's legend)."""
@@ -207,7 +209,7 @@ class CellCall:
             return f"failed to load: {self.error}"
         if self.iscn is None:
             return f"no call: {self.no_call or 'no chromosomes detected'}"
-        if not self.reviewed:
+        if not self.analysed:  # a person named this cell's chromosomes (truth boxes, a review): their count stands
             touching = [f for f in self.flags if f in rules.uncounted_flags]
             if touching:
                 return "flag(s) touching the count, not reviewed: " + ", ".join(touching)
@@ -485,8 +487,8 @@ def case_karyotype(cells: Iterable[CellCall], case: str = "", rules: Rules | Non
     low = [c for c in counted if c.low_confidence]
     if low:
         confident_lines = {ln.karyotype for ln in _lines([c for c in counted if not c.low_confidence], rules)[0]}
-        if confident_lines != {ln.karyotype for ln in lines} or 2 * len(low) > n:
-            flags.append(Flag("low_confidence", f"{len(low)} of {n} counted cells are low-confidence; without them "
+        if confident_lines != {ln.karyotype for ln in lines}:
+            flags.append(Flag("rests_on_low_confidence", f"{len(low)} of {n} counted cells are low-confidence; without them "
                               f"the lines would be {', '.join(sorted(confident_lines)) or 'none'}"))
     mixed = []
     if len([ln for ln in lines if ln.normal]) > 1:
@@ -766,8 +768,9 @@ def _rel(path: Path | None, start: Path) -> str | None:
         return str(path)
 
 
-def case_html(case: CaseKaryotype, out_dir: Path, thumbnails: bool = True) -> str:
-    """The case report page: karyotype, counts, lines, non-clonal findings, flags, the best karyograms, every cell."""
+def case_html(case: CaseKaryotype, out_dir: Path, thumbnails: bool = True, review: dict | None = None) -> str:
+    """The case report page: karyotype, counts, lines, non-clonal findings, flags, the best karyograms, every cell;
+    ``review``: the case review (:mod:`karyotf.review.cases`), shown under the karyotype."""
     import html
 
     esc = html.escape
@@ -779,6 +782,11 @@ def case_html(case: CaseKaryotype, out_dir: Path, thumbnails: bool = True) -> st
          f"<h1>Case {esc(case.case)}</h1>",
          f"<div class='call {'ok' if ok else 'warn'}'>{esc(case.text)}</div>",
          f"<p>sex chromosome complement: <b>{esc(case.sex)}</b></p>",
+         (f"<p><b>Accepted</b> by {esc(str(review.get('reviewer')))} at {esc(str(review.get('reviewed_at')))} "
+          f"(revision {review.get('revision')}); cells not reviewed one by one: "
+          f"{esc(', '.join(review.get('unreviewed_cells') or []) or 'none')}</p>"
+          + (f"<p>comment: {esc(str(review.get('comment')))}</p>" if review.get("comment") else "")
+          if review else ""),
          "<h2>Counts the karyotype rests on</h2><table>"]
     p += [f"<tr><th>{esc(k.replace('_', ' '))}</th><td>{v}</td></tr>" for k, v in cnt.items()]
     p.append("</table>")
@@ -856,7 +864,7 @@ def write_case_report(case: CaseKaryotype, out_dir: str | Path, thumbnails: bool
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"report_html": out / "report.html", "report_json": out / REPORT}
-    atomic_write_text(paths["report_html"], case_html(case, out, thumbnails))
+    atomic_write_text(paths["report_html"], case_html(case, out, thumbnails, (extra or {}).get("review")))
     data = case.to_dict()
     for c in data["cells"]:
         if c["folder"]:

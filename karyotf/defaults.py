@@ -104,9 +104,10 @@ CASE_ANALYSED = _d("CASE_ANALYSED", 5,
 CASE_EXTEND_TO = _d("CASE_EXTEND_TO", (30, 50),
                     "counts to extend to when mosaicism is suspected (30 cells exclude 10% mosaicism, 50 exclude 6%, "
                     "at 95% confidence)", "`case --extend-to`, `Rules(extend_to=)`")
-CASE_UNCOUNTED_FLAGS = _d("CASE_UNCOUNTED_FLAGS", ("no_detections", "no_call", "suppressed_other_class",
-                                                   "unclassifiable"),
-                          "cell flags that keep an unreviewed cell out of the case count (they touch the count)",
+CASE_UNCOUNTED_FLAGS = _d("CASE_UNCOUNTED_FLAGS", ("no_detections", "no_call", "unclassifiable", "close_call",
+                                                   "left_out", "empty_box", "duplicate_box", "image_mismatch"),
+                          "cell flags that keep a model's cell out of the case count until it is reviewed (they put "
+                          "the count in doubt)",
                           "`case --uncounted-flags`, `Rules(uncounted_flags=)`")
 
 # ---------------------------------------------------------------------------------------------- box checks

@@ -93,3 +93,7 @@ class ReviewError(KaryotfError):
 
 class ModelError(KaryotfError):
     """The shipped (or a packed) model pair is missing, damaged or not a model pair (:mod:`karyotf.models`)."""
+
+
+class SeparateError(KaryotfError):
+    """A separation run or export that cannot be trained, exported or loaded: names the folder and the fix."""

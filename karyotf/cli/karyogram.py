@@ -8,6 +8,7 @@ def register(sub) -> None:
     from .. import defaults as D
     from ..karyogram.defaults import DEFAULT_ROWS, LONGEST, LOW_SCORE, MIN_SCORE, NMS_IOU, ROW_PRESETS
     from ..karyogram.ideogram import DEFAULT_RESOLUTION, RESOLUTIONS
+    from ..paths import SEPARATE_DIR
 
     rows_help = (f"karyogram rows: a preset ({', '.join(ROW_PRESETS)}) or a spec such as '1-5|6-12,X|13-18|19-22,Y' "
                  "(every class once)")
@@ -42,6 +43,12 @@ def register(sub) -> None:
     p.add_argument("--longest", type=float, default=LONGEST, help="pixels the longest chromosome is scaled to")
     p.add_argument("--bands", type=int, choices=RESOLUTIONS, default=DEFAULT_RESOLUTION,
                    help="ideogram resolution (bands per haploid set)")
+    p.add_argument("--separate", type=Path, metavar="MODEL_DIR", default=None, nargs="?", const=SEPARATE_DIR,
+                   help="each chromosome drawn from its own mask (touching and crossing chromosomes separated, "
+                        "uncertain separations flagged) by a separation model (karyotf separate export; alone: the "
+                        "one shipped with karyotf); without it: the classical cut-out")
+    p.add_argument("--straighten", action="store_true",
+                   help="lay bent chromosomes straight along their medial axis (bands in order, length kept)")
     p.set_defaults(func=_karyogram)
 
     d = sub.add_parser(
@@ -66,7 +73,7 @@ def _karyogram(args) -> int:
 
     results = karyograms(args.images, args.out, model=args.model, annotations=args.annotations,
                          min_score=args.min_score, nms_iou=args.nms_iou, use=args.use, rows=args.rows,
-                         classifier=args.classifier,
+                         classifier=args.classifier, separate=args.separate, straighten=args.straighten,
                          low_score=args.low_score, longest=args.longest, resolution=args.bands)
     from ..karyogram.build import KaryogramFailure
 

@@ -22,6 +22,8 @@ def register(sub) -> None:
                         "printed)")
     p.add_argument("--port", type=int, default=D.REVIEW_PORT, help="port (0: a free port, printed)")
     p.add_argument("--reviewer", default=None, help="name written into every review (default: the login name)")
+    p.add_argument("--case-pattern", default=D.CASE_PATTERN,
+                   help="regex on the image name whose first group is the case id, for review by case (/cases)")
     p.add_argument("--export-voc", type=Path, default=None, metavar="OUT",
                    help="write the reviewed cells to OUT/images + OUT/annotations and exit")
     p.set_defaults(func=_review)
@@ -35,5 +37,5 @@ def _review(args) -> int:
         return 0
     from ..review.server import serve
 
-    serve(args.dir, host=args.host, port=args.port, reviewer=args.reviewer)
+    serve(args.dir, host=args.host, port=args.port, reviewer=args.reviewer, case_pattern=args.case_pattern)
     return 0

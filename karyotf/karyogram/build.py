@@ -110,10 +110,14 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
                    labels: bool = True, marks: bool = True, resolution: int = ideogram.DEFAULT_RESOLUTION,
                    suppressed: Sequence[tuple[Box, Box, float]] = (), extra_flags: Sequence[Flag] = (),
+                   separate=None, straighten: bool = False,
                    ) -> tuple[Call, Layout, dict[str, float], list[Box]]:
     """Everything but the files: (call, layout with the PIL picture and placements, timings ms, checked boxes).
 
-    ``suppressed``: boxes an NMS removed, ``(removed, kept, IoU)``, for the call's flags."""
+    ``suppressed``: boxes an NMS removed, ``(removed, kept, IoU)``, for the call's flags.  ``separate``: a
+    separation model (export dir or :class:`karyotf.separate.separator.Separator`): each chromosome is drawn
+    from its own mask, uncertain separations are flagged; ``straighten``: bent chromosomes laid straight
+    (:mod:`karyotf.separate`)."""
     arr, name = load_image(image)
     boxes = _check_boxes(list(boxes), arr.shape, name)
     t = {}
@@ -122,9 +126,20 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
                       suppressed=suppressed)
     call.add_flags(extra_flags)
     _check_contents(call, arr, boxes)
-    cut = cut_out_all(arr, boxes)
+    if separate is not None:
+        from ..separate.separator import load, separate as separate_cell
+
+        sep = separate_cell(arr, boxes, load(separate))
+        cut = sep.cutouts
+        call.add_flags(sep.flags)
+    else:
+        cut = cut_out_all(arr, boxes)
     t1 = time.perf_counter()
     oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
+    if straighten:
+        from ..separate.straighten import straighten_all
+
+        oriented = straighten_all(oriented)
     t2 = time.perf_counter()
     flag_lines = [f.message for f in call.flags]
     layout = render(oriented, rows=rows, longest=longest, title=title or call.text, subtitle=subtitle,
@@ -163,7 +178,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                     below_min_score: Sequence[Box] = (), keep_image: bool = True,
                     report_extra: dict | None = None, extra_flags: Sequence[Flag] = (),
                     details: Sequence[dict] | None = None,
-                    left_out: Sequence[tuple[Box, float]] = (), pixels: np.ndarray | None = None) -> KaryogramResult:
+                    left_out: Sequence[tuple[Box, float]] = (), separate=None,
+                    straighten: bool = False, pixels: np.ndarray | None = None) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
     ``report.json`` into ``out_dir`` (atomically), and a copy of the image (``keep_image``; ``paths['image']``).
 
@@ -178,6 +194,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     (the classifier's own top-1 and probabilities), written beside each detection in ``detections.json``.
     ``detections.json`` also records what a later rebuild needs: ``image_file`` (the copy, relative to
     ``out_dir``), ``rows`` and ``params`` (longest, score and overlap thresholds, ideogram resolution).
+    ``separate`` / ``straighten``: see :func:`make_karyogram`.
     """
     t0 = time.perf_counter()
     arr, name = (pixels, "image") if pixels is not None else load_image(image)  # pixels: decoded by the caller
@@ -194,7 +211,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     call, layout, timings, boxes = make_karyogram(arr, boxes, rows=rows, longest=longest, low_score=low_score,
                                                   low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                                                   subtitle=subtitle, resolution=resolution, suppressed=suppressed,
-                                                  extra_flags=extra_flags)
+                                                  extra_flags=extra_flags, separate=separate,
+                                                  straighten=straighten)
     not_counted = {
         "suppressed": [{**d.to_dict(), "kept_index": position.get(id(k)), "kept_class": k.name, "iou": round(v, 3)}
                        for d, k, v in suppressed],

@@ -47,6 +47,9 @@ FLAG_LEVELS = {
     # the box check's (karyotf.boxcheck): a counted box holding no chromosome, one chromosome counted twice, an
     # image that does not match its boxes all change the count
     "empty_box": REVIEW, "duplicate_box": REVIEW, "image_mismatch": REVIEW,
+    # the separation's (karyotf.separate): a chromosome whose own mask is uncertain (its cut-out may carry a
+    # neighbour's arm or miss its own, and a tangle of three is where a person splits by hand)
+    "separation_uncertain": REVIEW,
 }
 """The level of every flag code, in one place.  *Review*: the call may be wrong (a possible aneuploidy, an
 uncertain sex complement, an uncertain count, a close alternative karyotype).  *Note*: everything else.  A flag
@@ -113,6 +116,8 @@ FLAG_CODES = {
     "duplicate_box": "two near-identical boxes, both counted: one chromosome counted twice",
     "image_mismatch": "many boxes hold no chromosome: the image does not match its boxes (a blank image, the XML of "
                       "another cell); no call",
+    "separation_uncertain": "a chromosome's own mask is uncertain (low mask confidence, no foreground, or a "
+                            "cluster of three or more touching or crossing chromosomes): check its cut-out",
 }
 """Every flag code the call can raise, with its meaning (the report's legend)."""
 

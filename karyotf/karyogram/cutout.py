@@ -174,6 +174,13 @@ def _fill_small_holes(fg: np.ndarray, max_area: int) -> np.ndarray:
     return fg | np.isin(labels, small)
 
 
+def foreground(gray: np.ndarray, threshold: float, max_hole: int) -> np.ndarray:
+    """The cut-out's foreground rule: darker than ``threshold``, closed once (8-connected), holes up to
+    ``max_hole`` px filled (pale band centres).  :mod:`karyotf.separate` finds isolated chromosomes by it."""
+    fg = ndi.binary_closing(gray < threshold, structure=_EIGHT, iterations=1) | (gray < threshold)
+    return _fill_small_holes(fg, max_hole)
+
+
 def _detach(mask: np.ndarray, inbox: np.ndarray, centre, centre_r: float, erode: int) -> np.ndarray:
     """Cut thin bridges to touching neighbours: erode, keep the component chosen as before, grow it back
     inside the original mask.  Kept only if the core still holds most of the mask's in-box pixels."""
@@ -228,8 +235,7 @@ def cut_out(image: np.ndarray, box: Box, index: int = 0, gray: np.ndarray | None
             if vals.size < 4 or vals.max() - vals.min() < 10:
                 break
             thr = otsu_threshold(vals)
-        fg = ndi.binary_closing(g < thr, structure=_EIGHT, iterations=1) | (g < thr)
-        fg = _fill_small_holes(fg, max_hole)
+        fg = foreground(g, thr, max_hole)
         labels, n = ndi.label(fg, structure=_EIGHT)
         if n and (labels[inbox] > 0).sum() >= 0.02 * inbox.sum():
             mask = _select(labels, n, inbox, centre, centre_r, other & inbox)

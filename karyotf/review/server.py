@@ -12,6 +12,10 @@ Routes (``{id}`` is a cell id, URL-encoded):
 ``GET /api/cells/{id}``     one cell: image, boxes, call, flags, review, version
 ``POST /api/call``          the count call of a list of boxes (``karyotf.karyogram.call.count_call``)
 ``POST /api/cells/{id}/accept``  write the review; 409 when another tab saved the cell since it was loaded
+``GET /cases``              the review-by-case page (:mod:`karyotf.review.cases`)
+``GET /api/cases``          the cases (cells grouped by the case pattern) with their karyotype as the cells stand
+``GET /api/cases/{id}``     one case: karyotype, lines, flags, counts, cells, its accepted review, version
+``POST /api/cases/{id}/accept``  accept the case as a whole (reviewer, time, comment; a reviewed case report)
 ==========================  =====================================================================================
 
 Every POST needs the session token in ``X-Karyotf-Token`` and a JSON body; errors are JSON ``{"error": ...}``
@@ -207,7 +211,26 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/api/cells/"):
             cid = urllib.parse.unquote(path[len("/api/cells/"):])
             return self._json(200, self.server.folder.load(cid))
+        if path == "/cases":
+            return self._page("cases.html")
+        if path == "/api/cases":
+            folder = self.server.folder
+            return self._json(200, {"root": str(folder.root), "reviewer": folder.reviewer,
+                                    "case_pattern": self._case_review().case_pattern,
+                                    "cases": self._case_review().list()})
+        if path.startswith("/api/cases/"):
+            return self._json(200, self._case_review().load(urllib.parse.unquote(path[len("/api/cases/"):])))
         raise HttpError(HTTPStatus.NOT_FOUND, f"no such page {path!r}")
+
+    def _case_review(self):
+        from .cases import CaseReview
+
+        srv = self.server
+        if getattr(srv, "case_review", None) is None:
+            from .. import defaults as D
+
+            srv.case_review = CaseReview(srv.folder, case_pattern=getattr(srv, "case_pattern", None) or D.CASE_PATTERN)
+        return srv.case_review
 
     def _post(self):
         path, _ = self._path()
@@ -230,10 +253,14 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body()
             self.server.folder.cell(cid)  # 404 before 400 for an unknown cell
             return self._json(200, self.server.folder.accept(cid, body))
+        if path.startswith("/api/cases/") and path.endswith("/accept"):
+            cid = urllib.parse.unquote(path[len("/api/cases/"):-len("/accept")])
+            body = self._body()
+            return self._json(200, self._case_review().accept(cid, body))
         raise HttpError(HTTPStatus.NOT_FOUND, f"no such endpoint {path!r}")
 
-    def _page(self):
-        html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    def _page(self, name: str = "index.html"):
+        html = (STATIC_DIR / name).read_text(encoding="utf-8")
         import html as _html
 
         folder = self.server.folder
@@ -244,7 +271,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _static(self, name: str):
         shipped = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
-        if name not in shipped or name == "index.html":
+        if name not in shipped or name.endswith(".html"):  # pages are served with their token filled in
             raise HttpError(HTTPStatus.NOT_FOUND, f"no static file {name!r}")
         ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype.endswith("javascript"):
@@ -271,7 +298,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(root: str | Path, host: str = "127.0.0.1", port: int = 0,
-                reviewer: str | None = None) -> ReviewServer:
+                reviewer: str | None = None, case_pattern: str | None = None) -> ReviewServer:
     """A review server over ``root`` (not yet serving: call ``serve_forever()`` or ``start_thread()``).
     ``port`` 0 picks a free port; ``.url`` and ``.token`` tell where it is and what POSTs must carry."""
     folder = ReviewFolder(root, reviewer=reviewer)
@@ -279,23 +306,25 @@ def make_server(root: str | Path, host: str = "127.0.0.1", port: int = 0,
         raise ReviewError(f"{folder.root}: no cell found (no detections.json down to depth 3) (fix: point at the "
                           "folder karyotf karyogram --out wrote)")
     try:
-        return ReviewServer(folder, host=host, port=port)
+        server = ReviewServer(folder, host=host, port=port)
+        server.case_pattern = case_pattern  # review by case (/cases): None is records' default pattern
+        return server
     except OSError as exc:
         raise ReviewError(f"cannot listen on {host}:{port} ({exc.strerror}) (fix: pick another --port)") from None
 
 
 def serve(root: str | Path, host: str = "127.0.0.1", port: int = 0, reviewer: str | None = None,
-          echo=None) -> None:
+          echo=None, case_pattern: str | None = None) -> None:
     """Serve the review app over ``root`` until Ctrl-C; prints the URL (flushed: a pipe sees it at once)."""
     echo = echo or (lambda line: print(line, flush=True))
-    server = make_server(root, host=host, port=port, reviewer=reviewer)
+    server = make_server(root, host=host, port=port, reviewer=reviewer, case_pattern=case_pattern)
     n = len(server.folder.cells())
     if not server.loopback:
         echo(f"WARNING: listening on {host}, not on a loopback address: anyone who can reach this machine can "
              "open the page (and with it the session token) and change the review folder. Use only on a "
              "network you trust.")
     echo(f"karyotf review: {n} cell(s) in {server.folder.root}, reviewer {server.folder.reviewer}")
-    echo(f"open {server.url}  (Ctrl-C stops)")
+    echo(f"open {server.url}  (Ctrl-C stops; review by case: {server.url}cases)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
