@@ -129,7 +129,8 @@ def markdown(state: dict) -> str:
              "the test rows are cells of the training cases' held-out split the models never trained on.", "",
              f"Recipe: `{json.dumps(state.get('recipe', {}))}`", "",
              f"Data: {state.get('data', {})}; CPU minutes by step: "
-             + ", ".join(f"{k} {v / 60:.1f}" for k, v in state.get("cpu_seconds", {}).items()), "",
+             + ", ".join(f"{k} {v / 60:.1f}" for k, v in state.get("cpu_seconds", {}).items())
+             + (f". {state['cpu_note']}" if state.get("cpu_note") else ""), "",
              "Review flags are the flags of level *review* (the call may be wrong); notes are left out of these "
              "columns. Wrong calls without a review flag: share of all cells.", "",
              "| split | cells | F1 (class-aware, IoU 0.5) | class-agnostic P / R / F1 | count exact | call right: all / "

@@ -42,7 +42,8 @@ def card_text(state: dict) -> str:
         "make default-model CIL_TRAIN=/data/cil-train    # bench/default_model.py --pack: resumable",
         "```", "",
         f"CPU time (all steps, added over sittings, 2 cores): {all_cpu:.0f} CPU minutes, of which training "
-        f"{train_cpu:.0f}: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in cpu.items()) + ".", "",
+        f"{train_cpu:.0f}: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in cpu.items()) + "."
+        + (f" {state['cpu_note']}" if state.get("cpu_note") else ""), "",
         "## How well it does (rows of `bench/results/default_model.md`)", "",
         "| split | cells | F1 (IoU 0.5, class-aware) | class-agnostic F1 | count exact | call right: normal / "
         "abnormal | normal called abnormal | review-flagged: normal / abnormal | wrong calls without a review flag "
