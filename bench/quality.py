@@ -178,7 +178,7 @@ def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict
         floor = args.score_threshold
         tuning = None
         if args.tune_min_score:  # the score floor chosen on val, as `karyotf eval --tune-min-score` does
-            from karyotf.evaluate import tune_min_score
+            from karyotf.scorefloor import tune_min_score
 
             tuned = tune_min_score(model_dir, records, split="val")
             floor, tuning = tuned.min_score, tuned.to_dict()

@@ -213,7 +213,7 @@ def markdown(res):
               f"Against the targets: mask IoU {sep['mask']['mean']:.3f} (>= 0.95: "
               f"{met(sep['mask']['mean'], 0.95)}), overlap-region IoU {sep['overlap']['mean']:.3f} (>= 0.85: "
               f"{met(sep['overlap']['mean'], 0.85)}); the cut-out's {s['cutout']['mask']['mean']:.3f} and "
-              f"{s['cutout']['overlap']['mean']:.3f} are beaten. Where it falls short: crossings at a shallow angle "
+              f"{s['cutout']['overlap']['mean']:.3f} are beaten. The errors left: crossings at a shallow angle "
               "(chromosomes lying along each other) and the crossing's edges, seen at the window's resolution "
               "(boxes over 62 px are shrunk to 80 px).", ""]
     t = res["time"]

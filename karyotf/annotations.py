@@ -15,14 +15,21 @@ named after the image, and goes on with the other files).  ``<path>`` (the annot
 from __future__ import annotations
 
 import logging
+import os
 import xml.etree.ElementTree as ET
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
+from tqdm import tqdm
+
 from . import classes, images
+from .boxcheck import duplicate_pairs
+from .defaults import DUPLICATE_IOU
 from .errors import AnnotationError, ImageError
+from .io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -209,15 +216,11 @@ class LoadSummary:
 
 
 def _duplicate_iou() -> float:
-    from .defaults import DUPLICATE_IOU
-
     return DUPLICATE_IOU
 
 
 def duplicate_lines(ann: Annotation) -> list[str]:
     """``file: objects #i (class) and #j (class), IoU v`` for each pair of near-identical boxes of ``ann``."""
-    from .boxcheck import duplicate_pairs
-
     name = ann.xml_path.name if ann.xml_path else ann.filename
     return [f"{name}: objects #{i} ({ann.boxes[i].name}) and #{j} ({ann.boxes[j].name}), IoU {v:.2f}"
             for i, j, v in duplicate_pairs(ann.boxes)]
@@ -427,8 +430,6 @@ def voc_xml(ann: Annotation, folder: str = "images") -> str:
 
 def write_voc(ann: Annotation, xml_path: str | Path, folder: str = "images") -> Path:
     """Write an annotation as VOC XML, atomically."""
-    from .io import atomic_write_text
-
     return atomic_write_text(xml_path, voc_xml(ann, folder))
 
 
@@ -468,8 +469,6 @@ def image_files(src: str | Path) -> list[Path]:
 def _one_xml_per_image(parsed: list) -> list:
     """An image claimed by two or more XML files: the one named after the image keeps it; each other claimant
     becomes an ``image_claimed_twice`` error naming both XML files (all of them when none is named after it)."""
-    import os
-
     claims: dict[str, list[int]] = {}
     for i, item in enumerate(parsed):
         if isinstance(item, Annotation):
@@ -502,9 +501,6 @@ def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_i
     Bad files are logged and skipped (``strict=False``) or raise at the first (``strict=True``).  The summary
     also lists images that no XML describes and images read as stored although they carry an EXIF orientation.
     """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     files = find_xml_files(src) if isinstance(src, (str, Path)) else [Path(p) for p in src]
     if not files:
         raise AnnotationError(Path(str(src)), "no VOC XML files found",
@@ -521,8 +517,6 @@ def load_dataset(src: str | Path | Iterable[Path], strict: bool = False, check_i
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(files), desc="reading VOC", unit="file", leave=False)
     parsed: list[Annotation | AnnotationError] = []
     for xml in files:  # the XML: Python work, in this thread

@@ -23,7 +23,10 @@ from typing import Sequence
 
 import numpy as np
 
+from . import images
 from .defaults import DUPLICATE_IOU, EMPTY_BOX_FOREGROUND
+
+# Imports inside functions, and why: Pillow (heavy: loaded when an image is decoded or drawn).
 
 MIN_CONTRAST = 40.0
 """Foreground is at least this many grey levels (0..255) darker than the slide."""
@@ -50,29 +53,6 @@ class BoxCheck:
     @property
     def clean(self) -> bool:
         return not (self.empty or self.duplicates or self.mismatch)
-
-    def flags(self, names: Sequence[str]) -> list:
-        """Review flags (:class:`karyotf.karyogram.call.Flag`): ``image_mismatch``, ``empty_box``, ``duplicate_box``;
-        ``names``: the boxes' class names (for the messages)."""
-        from .karyogram.call import Flag
-
-        out = []
-        if self.mismatch:
-            out.append(Flag("image_mismatch", f"the image does not match its boxes: {self.mismatch}; the count "
-                                              "is not a call of this image"))
-        if self.empty:
-            listed = ", ".join(f"#{i} ({names[i]}, {100 * self.foreground[i]:.0f}% dark)" for i in self.empty[:12])
-            more = f", ... ({len(self.empty) - 12} more)" if len(self.empty) > 12 else ""
-            out.append(Flag("empty_box", f"{len(self.empty)} box(es) with (almost) no chromosome pixels, counted "
-                                         f"as chromosomes: {listed}{more}",
-                            tuple(dict.fromkeys(names[i] for i in self.empty))))
-        if self.duplicates:
-            listed = ", ".join(f"#{i} ({names[i]}) and #{j} ({names[j]}), IoU {v:.2f}" for i, j, v in self.duplicates)
-            out.append(Flag("duplicate_box", f"{len(self.duplicates)} pair(s) of near-identical boxes (IoU >= "
-                                             f"{DUPLICATE_IOU:g}), each counted: one chromosome counted twice? "
-                                             f"{listed}",
-                            tuple(dict.fromkeys(names[k] for i, j, _ in self.duplicates for k in (i, j)))))
-        return out
 
     def to_dict(self) -> dict:
         return {"foreground": [round(f, 3) for f in self.foreground], "empty": list(self.empty),
@@ -140,8 +120,6 @@ def check_file(path, boxes: Sequence, width: int, exif_transpose: bool = False) 
     """:func:`check_boxes` on an image file, decoded at a quarter of its size where that is cheap (a JPEG read as
     stored: the decoder's own reduction); ``width``: the width the boxes' coordinates refer to."""
     from PIL import Image
-
-    from . import images
 
     arr = None
     if not exif_transpose:

@@ -3,7 +3,7 @@
 A detector's score orders its boxes but is not a probability: on val of CIL:54816 a class-agnostic SSD's boxes
 scoring 0.5 lay on a chromosome (IoU >= 0.5 with a truth box not already taken by a better box) about a third of
 the time, those at 0.8 almost always.  :func:`fit` measures that on a split the detector did not train on
-(:func:`karyotf.evaluate.tune_min_score` calls it on val): the boxes the joint count would consider (kept by
+(:func:`karyotf.scorefloor.tune_min_score` calls it on val): the boxes the joint count would consider (kept by
 the class-agnostic NMS at :data:`CANDIDATE_NMS_IOU`) are matched to the truth as the metrics do, and
 P(chromosome | score) is the isotonic (non-decreasing) regression of "matched" on score, over quantile bins.  The joint labelling
 (:func:`karyotf.classify.joint.joint_labels`, ``real=``) uses it to decide which boxes count.
@@ -111,7 +111,7 @@ def fit(scores: Sequence[float], matched: Sequence[bool], split: str = "val", ce
                                  split, int(s.size), int(cells), nms_iou)
 
 
-def of(detector) -> ChromosomeProbability | None:
-    """The calibration stored with a detector's export (``info[KEY]``), or None."""
-    d = (getattr(detector, "info", None) or {}).get(KEY)
+def of(info: dict) -> ChromosomeProbability | None:
+    """The calibration stored with a detector's export (its ``karyotf.json`` ``info``: ``info[KEY]``), or None."""
+    d = (info or {}).get(KEY)
     return None if not d else ChromosomeProbability.from_dict(d)

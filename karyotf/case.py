@@ -43,22 +43,39 @@ disagreeing on the sex complement; a call resting on low-confidence cells (a low
 two clonal abnormal lines sharing no change, or most counted cells in no line).
 
 The best karyograms (two go with the report; :func:`best_cells`): among the counted cells with a karyogram
-picture, fewest flags, then fewest overlapping box pairs, then highest mean score; in a mosaic the best cell of
+picture, fewest review-level flags (:data:`karyotf.karyogram.call.FLAG_LEVELS`), then fewest flags, then fewest
+overlapping box pairs, then highest mean score; in a mosaic the best cell of
 each of the two largest lines.
 """
 from __future__ import annotations
 
+import base64
+import csv
+import html
+import io
 import json
 import math
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tqdm import tqdm
+
 from . import classes
 from . import defaults as D
+from .annotations import IMAGE_SUFFIXES
 from .errors import KaryotfError
+from .io import atomic_write_json, atomic_write_text
+from .karyogram.call import Flag, REVIEW, level_of
+from .karyogram.defaults import NMS_IOU, OVERLAP_IOU
+from .karyogram.detections import CellDetections
+from .records import case_of
+
+# Imports inside functions, and why: karyotf.karyogram.build (it loads OpenCV and Pillow at its top); Pillow (heavy:
+# loaded when an image is decoded or drawn).
 
 NORMAL = ("46,XX", "46,XY")
 LOW_CONFIDENCE_FLAGS = ("low_mean_confidence",)
@@ -225,13 +242,11 @@ class CellCall:
 
 
 def _overlap_pairs(det_file: Path, iou: float) -> int:
-    from .annotations import Box
-
     try:
-        data = json.loads(det_file.read_text(encoding="utf-8"))
-        boxes = [Box(*map(float, d["box"]), name=str(d.get("class"))) for d in data.get("detections", [])]
-        iou = float((data.get("params") or {}).get("overlap_iou", iou))
-    except (OSError, ValueError, KeyError, TypeError):
+        det = CellDetections.read(det_file)
+        boxes = det.boxes()
+        iou = float(det.params.get("overlap_iou", iou))
+    except (OSError, ValueError, TypeError):
         return 0
     return sum(1 for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].iou(boxes[j]) >= iou)
 
@@ -240,8 +255,6 @@ def read_cell(folder: str | Path) -> CellCall:
     """The call of a karyogram output folder (``karyotf karyogram``): its reviewed report (``reviewed/report.json``,
     from ``karyotf review``) if there is one, else its ``report.json``.  A folder that cannot be read gives a
     failed cell naming the file and the fix (it is listed, the case goes on)."""
-    from .karyogram.defaults import OVERLAP_IOU
-
     folder = Path(folder)
     reviewed = (folder / "reviewed" / REPORT).is_file()
     base = folder / "reviewed" if reviewed else folder
@@ -416,8 +429,6 @@ def _excluded(n: int, confidence: float = 0.95) -> float:
 
 def case_karyotype(cells: Iterable[CellCall], case: str = "", rules: Rules | None = None) -> CaseKaryotype:
     """The ISCN karyotype of one case from its cells' count calls (the module doc states every rule)."""
-    from .karyogram.call import Flag
-
     rules = rules or Rules()
     cells = list(cells)
     uncounted: list[tuple[CellCall, str]] = []
@@ -507,11 +518,12 @@ def case_karyotype(cells: Iterable[CellCall], case: str = "", rules: Rules | Non
 
 
 def best_cells(case: CaseKaryotype, n: int = 2) -> list[CellCall]:
-    """The ``n`` best-quality karyograms: counted cells with a karyogram picture, fewest flags, then fewest
-    overlapping box pairs, then highest mean score (truth boxes have none: equal), then name; in a mosaic the best
-    cell of each of the largest lines first."""
+    """The ``n`` best-quality karyograms: counted cells with a karyogram picture, fewest review-level flags, then
+    fewest flags, then fewest overlapping box pairs, then highest mean score (truth boxes have none: equal), then
+    name; in a mosaic the best cell of each of the largest lines first."""
     def key(c: CellCall):
-        return (len(c.flags), c.overlaps, -(c.mean_score if c.mean_score is not None else 1.0), c.cell)
+        return (sum(level_of(f) == REVIEW for f in c.flags), len(c.flags), c.overlaps,
+                -(c.mean_score if c.mean_score is not None else 1.0), c.cell)
 
     pool = sorted((c for c in case.counted if c.karyogram is not None), key=key)
     chosen: list[CellCall] = []
@@ -530,8 +542,6 @@ def best_cells(case: CaseKaryotype, n: int = 2) -> list[CellCall]:
 
 def group_cases(cells: Iterable[CellCall], case_pattern: str = D.CASE_PATTERN) -> dict[str, list[CellCall]]:
     """Cells by case, by the same rule as ``karyotf records`` (:func:`karyotf.records.case_of`); sets ``.case``."""
-    from .records import case_of
-
     try:
         re.compile(case_pattern)
     except re.error as exc:
@@ -553,8 +563,6 @@ def case_karyotypes(cells: Iterable[CellCall], case_pattern: str = D.CASE_PATTER
 
 
 def _is_image(p: Path) -> bool:
-    from .annotations import IMAGE_SUFFIXES
-
     return p.suffix.lower() in {s.lower() for s in IMAGE_SUFFIXES}
 
 
@@ -620,16 +628,15 @@ def make_cells(images: Sequence[Path], out_dir: str | Path, model=None, annotati
                resume: bool = True, **kw) -> list[CellCall]:
     """Each image's karyogram (``karyotf karyogram``'s outputs) into ``out_dir/<image stem>/`` and its call.
 
-    ``model``: a model object (:func:`karyotf.karyogram.build.open_model`), or None with ``annotations`` (an XML
-    file for one image, or a folder of XML named after the images); with neither, the model pair shipped with
+    ``model``: a model object (:func:`karyotf.classify.karyotyper.open_model`), or None with ``annotations`` (an
+    XML file for one image, or a folder of XML named after the images); with neither, the model pair shipped with
     karyotf calls the images.  A cell that fails (unreadable image, no or
     bad XML, a box outside the image) is a failed cell naming the file and the fix: listed, the case goes on.
     ``resume``: a cell folder made earlier from the same image and source, newer than both, is read, not remade."""
     from .karyogram.build import from_annotation, from_detector, read_annotation_for
-    from .karyogram.defaults import NMS_IOU
 
     if model is None and annotations is None and images:  # the model pair shipped with karyotf
-        from .karyogram.build import open_model
+        from .classify.karyotyper import open_model
 
         model = open_model(None, default=True)
     out = Path(out_dir)
@@ -637,8 +644,6 @@ def make_cells(images: Sequence[Path], out_dir: str | Path, model=None, annotati
     stems = Counter(p.stem for p in images)
     iterator = images
     if progress and len(images) > 1:
-        from tqdm import tqdm
-
         iterator = tqdm(images, desc="cells", unit="cell")
     for img in iterator:
         dst = out / img.stem
@@ -648,7 +653,7 @@ def make_cells(images: Sequence[Path], out_dir: str | Path, model=None, annotati
             continue
         try:
             if model is not None:
-                origin = str(getattr(model, "export_dir", "") or getattr(model, "model_name", ""))
+                origin = model.describe()["from"]
                 if not (resume and _reusable(dst, img, "model", origin)):
                     from_detector(model, img, dst, min_score=min_score,
                                   nms_iou=NMS_IOU if nms_iou is None else nms_iou, **kw)
@@ -711,8 +716,6 @@ def run_cases(sources: Sequence[str | Path], out_dir: str | Path, model=None, an
     run = CaseRun(cases=cases, out_dir=out)
     iterator = cases
     if progress and len(cases) > 1:
-        from tqdm import tqdm
-
         iterator = tqdm(cases, desc="case reports", unit="case")
     for c in iterator:
         write_case_report(c, out / "cases" / _safe(c.case), thumbnails=thumbnails)
@@ -737,9 +740,6 @@ tr.off td{background:#fdecea} tr.nc td{background:#fff8e1} img.k{max-width:100%;
 
 def _data_uri(path: Path | None, width: int | None = None) -> str | None:
     """A picture as a ``data:`` URI (a JPEG thumbnail ``width`` px wide, or the PNG as it is), None if unreadable."""
-    import base64
-    import io
-
     if path is None:
         return None
     try:
@@ -758,8 +758,6 @@ def _data_uri(path: Path | None, width: int | None = None) -> str | None:
 
 
 def _rel(path: Path | None, start: Path) -> str | None:
-    import os
-
     if path is None:
         return None
     try:
@@ -771,8 +769,6 @@ def _rel(path: Path | None, start: Path) -> str | None:
 def case_html(case: CaseKaryotype, out_dir: Path, thumbnails: bool = True, review: dict | None = None) -> str:
     """The case report page: karyotype, counts, lines, non-clonal findings, flags, the best karyograms, every cell;
     ``review``: the case review (:mod:`karyotf.review.cases`), shown under the karyotype."""
-    import html
-
     esc = html.escape
     cnt = case.counts()
     ok = case.karyotype is not None and case.normal and not [f for f in case.flags if f.code not in (
@@ -810,9 +806,9 @@ def case_html(case: CaseKaryotype, out_dir: Path, thumbnails: bool = True, revie
     else:
         p.append("<p>No case flags.</p>")
     best = best_cells(case)
-    p.append("<h2>Karyograms</h2><p class='src'>The best-quality karyograms: counted cells with fewest flags, then "
-             "fewest overlapping box pairs, then highest mean score (in a mosaic, the best of each of the two "
-             "largest lines).</p>")
+    p.append("<h2>Karyograms</h2><p class='src'>The best-quality karyograms: counted cells with fewest review "
+             "flags, then fewest flags, then fewest overlapping box pairs, then highest mean score (in a mosaic, the "
+             "best of each of the two largest lines).</p>")
     if not best:
         p.append("<p class='warn'>No counted cell has a karyogram picture.</p>")
     for c in best:
@@ -859,8 +855,6 @@ def case_html(case: CaseKaryotype, out_dir: Path, thumbnails: bool = True, revie
 def write_case_report(case: CaseKaryotype, out_dir: str | Path, thumbnails: bool = True,
                       extra: dict | None = None) -> dict[str, Path]:
     """``report.html`` and ``report.json`` of one case into ``out_dir`` (atomic writes)."""
-    from .io import atomic_write_json, atomic_write_text
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"report_html": out / "report.html", "report_json": out / REPORT}
@@ -877,11 +871,6 @@ def write_case_report(case: CaseKaryotype, out_dir: str | Path, thumbnails: bool
 
 def write_summary(cases: Sequence[CaseKaryotype], out_dir: str | Path) -> dict[str, Path]:
     """``cases.csv`` and ``cases.json``: one row a case (karyotype, counts, flags, folder)."""
-    import csv
-    import io
-
-    from .io import atomic_write_json, atomic_write_text
-
     out = Path(out_dir)
     buf = io.StringIO()
     wr = csv.writer(buf, lineterminator="\n")

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .io import atomic_write_text
+
 NAMES: tuple[str, ...] = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
 """Canonical class names in karyogram order; the label id of ``NAMES[i]`` is ``i + 1``."""
 
@@ -108,8 +110,6 @@ def label_map_text(agnostic: bool = False) -> str:
 
 def write_label_map(path: str | Path, agnostic: bool = False) -> Path:
     """Write ``label_map.pbtxt`` (:func:`label_map_text`) atomically and return its path."""
-    from .io import atomic_write_text
-
     return atomic_write_text(Path(path), label_map_text(agnostic))
 
 

@@ -35,8 +35,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import defaults
+from . import defaults, pipelines, train
+from .annotations import find_xml_files
+from .classify.karyotyper import Karyotyper
 from .errors import DemoError
+from .evaluate import evaluate
+from .export import export
+from .io import atomic_path, atomic_write_json, atomic_write_text
+from .karyogram import from_annotation, from_detector
+from .paths import SAMPLE_DIR
+from .records import build_records, load_manifest
+
+# Imports inside functions, and why: Pillow (heavy: loaded when an image is decoded or drawn); karyotf.detect.Detector
+# (looked up when a model is loaded, so that a caller may stand another Detector in karyotf.detect, as the tests do);
+# karyotf.classify.export (it loads OpenCV at its top); karyotf.classify.train (it loads OpenCV at its top).
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +183,6 @@ def side_by_side(left: Path, right: Path, titles: tuple[str, str], out: Path) ->
     """Two karyogram pictures next to each other at the same height, each under its title."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from .io import atomic_path
-
     a, b = Image.open(left).convert("RGB"), Image.open(right).convert("RGB")
     h = max(a.height, b.height)
     a = a.resize((round(a.width * h / a.height), h)) if a.height != h else a
@@ -205,9 +215,6 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
     ``fresh``: start the model from scratch (drop ``out_dir/runs/MODEL`` of an earlier demo) rather than resume it.
     Returns a :class:`DemoResult`; also writes ``out_dir/summary.json`` and ``out_dir/summary.txt``.
     """
-    from .io import atomic_write_json, atomic_write_text
-    from .paths import SAMPLE_DIR
-
     if steps < 1:
         raise DemoError(f"steps={steps}: train at least 1 step")
     if classifier_epochs < 0:
@@ -222,8 +229,6 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
 
     # 1. records
     with _timed(result, "records"):
-        from .records import build_records, load_manifest
-
         records = build_records(src, records_dir, seed=seed, progress=progress)
         result.n_train = records.counts.get("train", 0)
         if not records.counts.get("test"):
@@ -233,8 +238,6 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
 
     # 2. config + train
     with _timed(result, "train"):
-        from . import pipelines, train
-
         if fresh and model_dir.exists():
             shutil.rmtree(model_dir)
         pipelines.configure(model, records_dir, model_dir, steps=steps, batch=batch, image_size=image_size,
@@ -261,15 +264,11 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
 
     # 3. export
     with _timed(result, "export"):
-        from .export import export
-
         exported = Path(export(model_dir, export_dir))
     result.outputs["exported model (SavedModel + frozen graph)"] = exported
 
     # 4. evaluate on the test split
     with _timed(result, "eval"):
-        from .evaluate import evaluate
-
         report = evaluate(exported, records_dir, split="test", score_threshold=score_threshold, out_dir=eval_dir,
                           classifier=classifier)
         result.metrics = _headline(report)
@@ -278,7 +277,6 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
     # 5. karyograms of one cell: from its annotation and from the model
     with _timed(result, "karyograms"):
         from .detect import Detector
-        from .karyogram import from_annotation, from_detector
 
         manifest = load_manifest(records_dir)
         listed = listed_karyotypes(src)
@@ -288,8 +286,6 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
         truth = from_annotation(xml, karyo_dir / "annotation")
         detector = Detector(exported)
         if classifier is not None:
-            from .classify.karyotyper import Karyotyper
-
             detector = Karyotyper(detector, classifier)
         floor = score_threshold  # not tuned on val: a demo-length model's best floor can be "nothing at all"
         pred = from_detector(detector, truth.source["image"], karyo_dir / "model", min_score=floor)
@@ -310,8 +306,6 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
 
 
 def _xml_of(src: Path, cell: str) -> Path:
-    from .annotations import find_xml_files
-
     for xml in find_xml_files(src):
         if xml.stem == cell:
             return xml

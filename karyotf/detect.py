@@ -25,12 +25,20 @@ import numpy as np
 
 from . import classes, defaults, rundir
 from .annotations import Box
-from .errors import DetectError
+from .errors import DetectError, ImageError
+from .find import Finder
+from .images import draw_boxes as picture, load
+from .io import atomic_path, atomic_write_json
+from .serving import OUTPUT_NAMES
+
+# Imports inside functions, and why: karyotf.odapi (importing it loads TensorFlow and applies the OD API's
+# compatibility shims: only where TensorFlow is about to run); TensorFlow / KerasCV / the OD API (heavy: kept off the
+# import path); tqdm (optional or platform-specific: tried, with a fallback).
 
 log = logging.getLogger(__name__)
 
 USES = ("auto", "saved_model", "frozen_graph")
-OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+OUTPUTS = OUTPUT_NAMES
 
 def read_class_names(path: str | Path) -> dict[int, str]:
     """An export's ``label_map.pbtxt`` -> ``{id: canonical name}`` (:func:`karyotf.rundir.read_label_map`);
@@ -45,17 +53,15 @@ def read_class_names(path: str | Path) -> dict[int, str]:
 def load_image(image: np.ndarray | str | Path) -> np.ndarray:
     """An image (file, array or PIL image) as HxWx3 uint8 RGB by karyotf's one decoder (:mod:`karyotf.images`:
     the pixels the model was trained on); a bad image is a :class:`DetectError`."""
-    from .errors import ImageError
-    from .images import load
-
     try:
         return load(image)
     except ImageError as exc:
         raise DetectError(str(exc)) from None
 
 
-class Detector:
-    """An exported detection model, ready to run on images.
+class Detector(Finder):
+    """An exported detection model, ready to run on images: a :class:`karyotf.find.ChromosomeFinder` (its
+    ``find(image)`` is detect -> floor -> class-agnostic NMS, :mod:`karyotf.find`).
 
     Attributes: ``kind`` (``"saved_model"`` or ``"frozen_graph"``: what was loaded), ``model_name``, ``tf``
     (the exported model's TF mode), ``label_map`` (``{id: name}``), ``export_dir``, ``info`` (``karyotf.json``),
@@ -208,9 +214,6 @@ class Detector:
 def draw_boxes(image: np.ndarray | str | Path, boxes: Sequence[Box], path: str | Path, line: int = 2) -> Path:
     """Write ``image`` with ``boxes`` drawn (:func:`karyotf.images.draw_boxes`: colour by Denver group, label
     ``name score``) to ``path`` atomically."""
-    from .images import draw_boxes as picture
-    from .io import atomic_path
-
     im = picture(load_image(image), boxes, line=line)
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -239,8 +242,6 @@ def detect_images(images: Sequence[str | Path], model=None, out_dir: str | Path 
     "height", "seconds", "count", "detections": [{"class", "label", "box": [xmin, ymin, xmax, ymax], "score"}]}]}``
     with boxes in pixels.  The first image's time includes the model's warm-up.
     """
-    from .io import atomic_write_json
-
     if not images:
         raise DetectError("no images given (fix: karyotf detect IMAGE... --model exported/MODEL)")
     paths = [Path(p) for p in images]

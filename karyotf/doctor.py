@@ -6,6 +6,11 @@ import platform
 import sys
 import time
 
+# Imports inside functions, and why: karyotf.odapi (importing it loads TensorFlow and applies the OD API's
+# compatibility shims: only where TensorFlow is about to run); TensorFlow / KerasCV / the OD API (heavy: kept off the
+# import path); protobuf (loaded with the OD API's protos when a config is parsed); each import is one of the checks,
+# tried and reported.
+
 PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "tf-slim", "tf-object-detection-api", "tf-models-official",
             "protobuf", "numpy", "Pillow", "pycocotools", "lxml", "roboflow",
             # the yolo model (karyotf.yolo): KerasCV's YOLOv8 and what it needs on TF 2.15 / Keras 2

@@ -34,21 +34,22 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import classes, pipelines, rundir
 from .errors import ExportError, PipelineConfigError
 from .io import replace_dir
-from .rundir import FROZEN_GRAPH, SAVED_MODEL
+from .rundir import FROZEN_GRAPH, SAVED_MODEL, resolve_checkpoint, staging_dir
+from .serving import INPUT_NAME, OUTPUT_NAMES, rename_frozen_io
+from .yolo.export import export as export_yolo
+
+# Imports inside functions, and why: karyotf.odapi (importing it loads TensorFlow and applies the OD API's
+# compatibility shims: only where TensorFlow is about to run); TensorFlow / KerasCV / the OD API (heavy: kept off the
+# import path).
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "image_tensor"
-"""Name of the frozen graph's input placeholder (uint8 images, NHWC)."""
-OUTPUT_NAMES = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
-"""Names of the frozen graph's output tensors (``NAME:0``) and of the SavedModel signature outputs used."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -93,27 +94,6 @@ def _image_size(cfg) -> int | None:
         return None
 
 
-def resolve_checkpoint(model_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[str, int | None]:
-    """The checkpoint prefix to export and its step: ``checkpoint`` if given, else the latest in ``model_dir``.
-
-    ``checkpoint`` may be a prefix (``runs/ssd/ckpt-3``, ``runs/frcnn/model.ckpt-200``), its ``.index`` file, or a
-    directory (its latest checkpoint).
-    """
-    model_dir = Path(model_dir)
-    if checkpoint is not None:
-        ck = Path(checkpoint)
-        if ck.is_dir():
-            return resolve_checkpoint(ck)
-        prefix = str(ck)[: -len(".index")] if str(ck).endswith(".index") else str(ck)
-        if not Path(prefix + ".index").is_file():
-            raise ExportError(f"{prefix}: no such checkpoint ({prefix}.index missing) "
-                              "(fix: pass a prefix such as runs/MODEL/ckpt-3, or leave --checkpoint out for the latest)")
-        return prefix, rundir.checkpoint_step(prefix)
-    latest = rundir.latest_checkpoint(model_dir)
-    if latest is None:
-        raise ExportError(f"{model_dir}: no checkpoint found (no ckpt-N.index or model.ckpt-N.index) "
-                          f"(fix: train first: `karyotf train MODEL --model-dir {model_dir}`)")
-    return str(latest[0]), latest[1]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -137,29 +117,6 @@ def _fit_error(ckpt: str, pipeline: str, exc: BaseException) -> ExportError:
     detail = " ".join(text[:3])[:600] if text else type(exc).__name__
     return ExportError(f"{ckpt}: the checkpoint does not fit the model in {pipeline}: {detail} "
                        "(fix: export with the pipeline.config the checkpoint was trained with, or retrain)")
-
-
-def _rename_frozen_io(graph_def, input_name: str, outputs: dict[str, str]):
-    """Give a frozen TF2 graph the TF1 exporter's tensor names.
-
-    The placeholder ``input_name`` is renamed :data:`INPUT_NAME` (and every reference to it follows), and one
-    ``Identity`` node named after each key of ``outputs`` (``detection_boxes`` ...) is added on the tensor it maps to.
-    """
-    from tensorflow.core.framework import node_def_pb2
-
-    for node in graph_def.node:
-        if node.name == input_name:
-            node.name = INPUT_NAME
-        for i, inp in enumerate(node.input):
-            base, sep, rest = inp.lstrip("^").partition(":")
-            if base == input_name:
-                node.input[i] = ("^" if inp.startswith("^") else "") + INPUT_NAME + sep + rest
-    for name, tensor in outputs.items():
-        node = node_def_pb2.NodeDef(name=name, op="Identity")
-        node.input.append(tensor[:-2] if tensor.endswith(":0") else tensor)
-        node.attr["T"].type = 1  # DT_FLOAT: the OD API exporter casts every output to float32
-        graph_def.node.append(node)
-    return graph_def
 
 
 def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
@@ -214,7 +171,7 @@ def _export_tf2(pipeline: str, checkpoint: str, out: str) -> dict:
     (input_tensor,) = [t for t in frozen.inputs if t.dtype == tf.uint8]
     order = tf.nest.flatten({key: key for key in concrete.structured_outputs})  # flat order of the outputs
     outputs = {name: frozen.outputs[order.index(name)].name for name in OUTPUT_NAMES}
-    graph_def = _rename_frozen_io(frozen.graph.as_graph_def(), input_tensor.op.name, outputs)
+    graph_def = rename_frozen_io(frozen.graph.as_graph_def(), input_tensor.op.name, outputs)
     (out_dir / FROZEN_GRAPH).write_bytes(graph_def.SerializeToString())
     clock.lap("frozen graph")
     return {"saved_model_input": "input_tensor", "saved_model_batch": 1}
@@ -270,23 +227,6 @@ def _export_tflite(pipeline: str, checkpoint_dir: str, out: str) -> dict:
 # The public API
 # ----------------------------------------------------------------------------------------------------------
 
-def staging_dir(out_dir: Path, model_dir: Path) -> Path:
-    """Refuse an ``out_dir`` that is not a karyotf export (or is the model dir itself); make and return the
-    temporary folder beside it that an export is written into, then renamed into place when complete."""
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
-                                                       and not (out_dir / rundir.INFO).is_file())):
-        raise ExportError(f"{out_dir}: exists and is not a karyotf export; refusing to replace it "
-                          "(fix: choose another --out or remove it)")
-    if out_dir.resolve() == model_dir.resolve():
-        raise ExportError(f"{out_dir}: the export directory must differ from the model directory")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
-    return tmp
-
-
 def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
            tflite: bool = False) -> Path:
     """Export the model trained in ``model_dir`` to ``out_dir`` (layout in the module docstring); return ``out_dir``.
@@ -297,12 +237,10 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     that does not fit the config, ``tflite`` on a non-SSD model, or an ``out_dir`` that is not an export.
     """
     from . import odapi
-    from .yolo import is_yolo_dir
 
     model_dir = Path(model_dir)
     out_dir = Path(out_dir)
-    if is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): same export layout and tensor names
-        from .yolo.export import export as export_yolo
+    if rundir.is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): same export layout and tensor names
 
         return export_yolo(model_dir, out_dir, checkpoint=checkpoint, tflite=tflite)
     if not model_dir.is_dir():
@@ -386,7 +324,17 @@ def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | 
     return out_dir
 
 
-if __name__ == "__main__":  # `python -m karyotf.export ARGS` is `karyotf export ARGS` (no second parser)
-    from karyotf.cli.export import main
+def resolve_export(model: str | Path) -> Path:
+    """The export dir to evaluate: ``model`` itself, or for a model dir the export of its latest checkpoint in
+    ``model/export-ckpt-N`` (:func:`karyotf.rundir.to_evaluate`), made with :func:`export` unless already there."""
+    out, prefix = rundir.to_evaluate(model)
+    if prefix is None:
+        if out != Path(model):
+            log.info("using the existing export %s", out)
+        return out
+    log.info("exporting %s step %s to %s for evaluation", model, rundir.checkpoint_step(prefix), out)
+    return Path(export(model, out, checkpoint=prefix))
 
-    sys.exit(main())
+
+if __name__ == "__main__":  # `python -m karyotf.export ARGS` is `python -m karyotf export ARGS` (one parser, the CLI's)
+    os.execv(sys.executable, [sys.executable, "-m", "karyotf", "export", *sys.argv[1:]])

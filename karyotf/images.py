@@ -35,7 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .classes import GROUP_COLOURS, GROUP_OF
 from .errors import ImageError
+
+# Imports inside functions, and why: Pillow (heavy: loaded when an image is decoded or drawn).
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 """Image files karyotf looks for beside annotations."""
@@ -248,8 +251,6 @@ def draw_boxes(image: np.ndarray, boxes, line: int = 2):
     """A PIL picture of ``image`` (HxWx3 uint8) with ``boxes`` drawn, coloured by Denver group
     (:data:`karyotf.classes.GROUP_COLOURS`) and labelled ``name`` (``*`` when truncated) and the score if any."""
     from PIL import Image, ImageDraw, ImageFont
-
-    from .classes import GROUP_COLOURS, GROUP_OF
 
     im = Image.fromarray(image).convert("RGB")
     draw = ImageDraw.Draw(im)

@@ -5,8 +5,11 @@ A reader never sees a half-written file, and an interrupted run leaves only the 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -42,17 +45,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, obj) -> Path:
-    import json
-
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def replace_dir(tmp: str | Path, out: str | Path) -> None:
     """Move the finished folder ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after,
     so a reader sees the old folder or the new one, never a mix."""
-    import shutil
-    import time
-
     tmp, out = Path(tmp), Path(out)
     old = None
     if out.exists():

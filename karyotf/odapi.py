@@ -13,9 +13,27 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
+import logging
+import multiprocessing
 import os
+import signal
 import sys
+import threading
+import traceback
 import types
+
+import numpy as np
+
+from . import classes
+from .errors import KaryotfError
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path); protobuf
+# (loaded with the OD API's protos when a config is parsed); tf_keras (optional or platform-specific: tried, with a
+# fallback); keras.src.saving.legacy.saved_model (optional or platform-specific: tried, with a fallback); keras
+# (optional or platform-specific: tried, with a fallback); keras.src.legacy_tf_layers (optional or platform-specific:
+# tried, with a fallback); keras.src.legacy_tf_layers.normalization (optional or platform-specific: tried, with a
+# fallback).
 
 _APPLIED = False
 _MODE: str | None = None  # "tf1" or "tf2" once chosen
@@ -33,8 +51,6 @@ def _shim_numpy_aliases() -> None:
     ``metrics/tf_example_parser.py:36``, slim ``nets/mobilenet/mobilenet_v3.py:751``.
     Fix: restore the aliases to the builtins they always meant.
     """
-    import numpy as np
-
     for name, value in (("float", float), ("int", int), ("bool", bool), ("object", object)):
         if name not in np.__dict__:
             setattr(np, name, value)
@@ -230,8 +246,6 @@ def _rebuild_error(module: str, qualname: str, message: str, tb: str) -> BaseExc
     Exceptions are not pickled as such: a KaryotfError subclass with its own ``__init__`` (AnnotationError)
     does not survive ``pickle``; so the class is looked up by name and filled with the message.
     """
-    from .errors import KaryotfError
-
     try:
         cls = importlib.import_module(module)
         for part in qualname.split("."):
@@ -248,8 +262,6 @@ def _rebuild_error(module: str, qualname: str, message: str, tb: str) -> BaseExc
 
 def _isolated_child(mode: str, target: str, kwargs: dict, conn) -> None:
     """Body of the spawned child: choose the TF mode, import ``target``, call it, send back the outcome."""
-    import traceback
-
     try:
         if mode == "tf1":
             enable_tf1()
@@ -281,10 +293,6 @@ def run_isolated(mode: str, target: str, **kwargs):
     SIGINT and SIGTERM received here are forwarded to the child (whose training loop saves a checkpoint and
     returns); the parent keeps waiting for it.  A child that dies without answering raises IsolatedError.
     """
-    import multiprocessing
-    import signal
-    import threading
-
     if mode not in ("tf1", "tf2"):
         raise ValueError(f"mode must be 'tf1' or 'tf2', not {mode!r}")
     if ":" not in target:
@@ -359,19 +367,12 @@ def coco_metrics(groundtruth, detections, category_names=None) -> dict[str, floa
     - pycocotools prints its summary table to stdout: captured and logged at DEBUG level; the evaluator's own
       ``tf.logging.info`` progress lines are silenced while it runs.
     """
-    import contextlib
-    import io
-    import logging
-
-    import numpy as np
     from object_detection.core import standard_fields as fields
     from object_detection.metrics import coco_evaluation
 
     if len(groundtruth) != len(detections):
         raise ValueError(f"{len(groundtruth)} images of ground truth but {len(detections)} of detections")
     if category_names is None:
-        from . import classes
-
         category_names = classes.NAMES
     categories = [{"id": i + 1, "name": str(n)} for i, n in enumerate(category_names)]
     evaluator = coco_evaluation.CocoDetectionEvaluator(categories, include_metrics_per_category=False)

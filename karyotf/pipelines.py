@@ -19,11 +19,16 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import rundir
+from . import classes as _classes, rundir, zoo
+from .augment import odapi_augmentation
 from .errors import PipelineConfigError
 from .io import atomic_write_text
 from .paths import TEMPLATES_DIR
+from .records import split_files, split_pattern
 from .rundir import parse_config, read_config, read_info, records_dir_of  # noqa: F401  (the run dir's readers)
+
+# Imports inside functions, and why: protobuf (loaded with the OD API's protos when a config is parsed); karyotf.odapi
+# (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is about to run).
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +225,6 @@ def set_augmentation(cfg, names: list[str]) -> list[str]:
     from google.protobuf import text_format
 
     names = [n.strip() for n in names if n.strip() and n.strip().lower() != "none"]
-    from .augment import odapi_augmentation
 
     snippets = odapi_augmentation(names) if names else []
     del cfg.train_config.data_augmentation_options[:]
@@ -251,8 +255,6 @@ def label_map_classes(path: str | Path) -> dict[int, str]:
 
 
 def _records_paths(records_dir: Path) -> tuple[str, str, Path]:
-    from .records import split_files, split_pattern
-
     train = split_pattern(records_dir, "train")  # raises RecordsError naming the fix
     eval_split = next((s for s in ("val", "test") if split_files(records_dir, s)), "train")
     if eval_split == "train":
@@ -368,7 +370,6 @@ def fill(model: str, records_dir: str | Path, *, steps: int | None = None, batch
     if fine_tune:
         from_zoo = str(fine_tune) == COCO
         if from_zoo:  # the model zoo archive registered for this model (karyotf.zoo): fetched, verified, cached
-            from . import zoo
 
             pulled = zoo.pull(model)
             fine_tune, fine_tune_type = pulled.checkpoint, fine_tune_type or pulled.fine_tune_type
@@ -416,8 +417,6 @@ def configure(model: str, records_dir: str | Path, out_dir: str | Path | None = 
     out_dir = Path(out_dir) if out_dir is not None else rundir.run_dir(model)
     agnostic_map = None
     if agnostic:
-        from . import classes as _classes
-
         agnostic_map = out_dir / AGNOSTIC_LABEL_MAP
         if not agnostic_map.is_file() or agnostic_map.read_text() != _classes.label_map_text(agnostic=True):
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -462,8 +461,6 @@ def configure(model: str, records_dir: str | Path, out_dir: str | Path | None = 
         "fine_tune_type": cfg.train_config.fine_tune_checkpoint_type or None,
     }
     if str(fine_tune or "") == COCO:
-        from . import zoo
-
         info["fine_tune_zoo"] = zoo.entry(model).archive
     if meta_arch(cfg) == "faster_rcnn":
         info["proposals"] = cfg.model.faster_rcnn.first_stage_max_proposals

@@ -12,6 +12,8 @@ import numpy as np
 from . import classes
 from .io import atomic_path
 
+# Imports inside functions, and why: matplotlib (heavy: loaded when an image is decoded or drawn).
+
 DPI = 120
 
 

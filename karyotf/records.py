@@ -32,11 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
+from tqdm import tqdm
+
 from . import classes, defaults, images
 from .annotations import Annotation, Box, LoadSummary, check_image_of, duplicate_lines, load_dataset
 from .boxcheck import check_file
 from .errors import AnnotationError, RecordsError
 from .io import atomic_path, atomic_write_json
+from .paths import SAMPLE_DIR
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path); matplotlib
+# (heavy: loaded when an image is decoded or drawn).
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +279,6 @@ def plot_stats(stats: dict, path: str | Path) -> Path:
     """Bar charts: chromosomes per class and split; chromosomes per image.
 
     Drawn on a bare ``Figure`` (no pyplot state), so it can run in a background thread."""
-    import numpy as np
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 7.5))
@@ -350,8 +356,6 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
     t0 = time.time()
     if annotations is None:
         if src is None:
-            from .paths import SAMPLE_DIR
-
             src = SAMPLE_DIR
         # the XML now; each image is decoded completely below, on all cores, while the records are written
         annotations, summary = load_dataset(src, strict=strict, progress=progress, exif_transpose=exif_transpose,
@@ -427,8 +431,6 @@ def build_records(src: str | Path | None = None, out_dir: str | Path = "records"
 
         bar = None
         if progress:
-            from tqdm import tqdm
-
             bar = tqdm(total=len(order), desc="writing records", unit="image", leave=False)
         for split, anns in per_split.items():
             if not anns:

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -33,9 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from tqdm import tqdm
+
 from . import classes, images, rundir
-from .annotations import Annotation, Box, write_voc
+from .annotations import Annotation, Box, find_image, write_voc
 from .errors import RoboflowError
+from .io import atomic_path, atomic_write_json
+from .records import build_records
+
+# Imports inside functions, and why: requests / roboflow (optional: only the Roboflow commands use them); TensorFlow /
+# KerasCV / the OD API (heavy: kept off the import path); roboflow (optional or platform-specific: tried, with a
+# fallback).
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +68,6 @@ def api_key_from(api_key: str | None = None) -> str:
 
 def _import_roboflow(api_url: str | None):
     """Import the ``roboflow`` package with ``API_URL`` set (it reads the URL once, at import)."""
-    import sys
-
     if api_url:
         api_url = api_url.rstrip("/")
         if "roboflow" in sys.modules:
@@ -221,8 +228,6 @@ class _Item:
 
 
 def _read_voc_split(split: str, folder: Path, names: _Names) -> Iterator[_Item]:
-    from .annotations import find_image
-
     for xml in sorted(folder.glob("*.xml")):
         try:
             root = ET.parse(xml).getroot()
@@ -359,8 +364,6 @@ def import_export(export_dir: str | Path, out_dir: str | Path, fmt: str | None =
     ``records_dir``: also write TFRecords there with :func:`karyotf.records.build_records` (``records_kw``
     passed on).  Images without a box are skipped (counted).
     """
-    from .io import atomic_path, atomic_write_json
-
     export_dir = Path(export_dir)
     fmt = fmt or detect_format(export_dir)
     if fmt not in _READERS:
@@ -378,8 +381,6 @@ def import_export(export_dir: str | Path, out_dir: str | Path, fmt: str | None =
     items_meta = []
     iterator = (item for split, folder in splits for item in reader(split, folder, names))
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(iterator, desc=f"importing Roboflow {fmt}", unit="image", leave=False)
     for item in iterator:
         boxes = _clip(item.boxes, item.width, item.height, item.source)
@@ -416,8 +417,6 @@ def import_export(export_dir: str | Path, out_dir: str | Path, fmt: str | None =
         "skipped_images": result.skipped_images, "class_names": result.class_names,
         "splits": result.splits, "items": items_meta})
     if records_dir is not None:
-        from .records import build_records
-
         result.records = build_records(out_dir, records_dir, progress=progress, **records_kw)
     return result
 

@@ -1,7 +1,7 @@
 """The one home of what a run dir (``runs/MODEL``) and an export dir (``exported/MODEL``) hold, and how to read it.
 
 Every stage (:mod:`~karyotf.pipelines`, :mod:`~karyotf.train`, :mod:`~karyotf.export`, :mod:`~karyotf.evaluate`,
-:mod:`~karyotf.detect`) and the CLI go through this module for::
+:mod:`~karyotf.detect`, :mod:`~karyotf.yolo`, :mod:`~karyotf.classify`) and the CLI go through this module for::
 
     runs/MODEL/                          (written by `karyotf config`, then `karyotf train`)
         pipeline.config                  the filled OD API TrainEvalPipelineConfig   read_config / model_config
@@ -9,16 +9,27 @@ Every stage (:mod:`~karyotf.pipelines`, :mod:`~karyotf.train`, :mod:`~karyotf.ex
         karyotf.json                     what karyotf knows about the run           read_info / write_info
         ckpt-N.*  |  model.ckpt-N.*      TF2 / TF1 checkpoints, N = global step     latest_checkpoint
         train/                           TensorBoard summaries
-        export-ckpt-N/                   the export `karyotf eval` makes of step N  eval_export_dir
-    exported/MODEL/                      (written by `karyotf export`)
+        export-ckpt-N/                   the export `karyotf eval` makes of step N  eval_export_dir / to_evaluate
+    runs/yolo/                           (`karyotf config yolo`: KerasCV YOLOv8, :mod:`karyotf.yolo`)
+        yolo.json  karyotf.json  ckpt-N.*                                           is_yolo_dir / yolo_records
+    exported/MODEL/                      (written by `karyotf export`; a yolo export adds its yolo.json)
         saved_model/  frozen_inference_graph.pb  pipeline.config  label_map.pbtxt  karyotf.json
+    runs/classifier/                     (`karyotf classifier train`: classifier.json, weights)
+    exported/classifier/                 (`karyotf classifier export`; a second look's export is alike, kind
+                                         "second_look")
+        saved_model/  label_map.pbtxt  karyotf.json                                 classifier_records
 
-``karyotf.json`` has one schema for both (``kind`` ``"run"`` or ``"export"``, ``schema`` :data:`SCHEMA`):
-``model``, ``tf``, ``num_classes`` and ``image_size`` (the longer input side in px) in both; a run adds its
-training settings (``records_dir``, ``label_map``, ``batch``, ``steps``, ...), an export its checkpoint, tensor
-names and ``input_size`` (the resizer's two numbers), and, once ``karyotf eval --tune-min-score`` chose it, the
-karyogram's score floor (``min_score``, ``min_score_tuning``).  Files written before the schema had a version are read
-too (:func:`read_info` fills ``image_size`` from an old export's ``input_size``).
+``karyotf.json`` has one schema for all (``kind`` :data:`KINDS`: ``"run"``, ``"export"`` or ``"classifier"``,
+``schema`` :data:`SCHEMA`), written by :func:`write_info` alone: ``model``, ``tf``, ``num_classes`` and
+``image_size`` (the longer input side in px) in a run and an export; a run adds its training settings
+(``records_dir``, ``label_map``, ``batch``, ``steps``, ...), an export its checkpoint, tensor names and
+``input_size`` (the resizer's two numbers), and, once ``karyotf eval --tune-min-score`` chose it, the karyogram's
+score floor (``min_score``, ``min_score_tuning``); a classifier export its crop size, feature names and the run
+it came from (:mod:`karyotf.classify.export`).  Files written before the schema had a version are read too
+(:func:`read_info` fills ``image_size`` from an old export's ``input_size``).
+
+A model or export dir to evaluate (:func:`model_info`, :func:`model_records`, :func:`to_evaluate`) is resolved
+here too; making the missing export is :func:`karyotf.export.resolve_export`'s.
 
 Nothing here imports TensorFlow at import time; reading a config or a label map imports the OD API's protos
 through :mod:`karyotf.odapi`.
@@ -26,12 +37,17 @@ through :mod:`karyotf.odapi`.
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from pathlib import Path
 
-from .errors import InfoError, KaryotfError, LabelMapError, PipelineConfigError
+from .errors import EvaluateError, ExportError, InfoError, KaryotfError, LabelMapError, PipelineConfigError
 from .io import atomic_write_json
 from .paths import DEFAULT_EXPORTED, DEFAULT_RUNS
+
+# Imports inside functions, and why: protobuf (loaded with the OD API's protos when a config is parsed); karyotf.odapi
+# (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is about to run).
 
 PIPELINE = "pipeline.config"
 INFO = "karyotf.json"
@@ -40,6 +56,15 @@ AGNOSTIC_LABEL_MAP = "label_map_agnostic.pbtxt"
 """A class-agnostic model's one-class label map, in its run dir (``karyotf config MODEL --agnostic``)."""
 SAVED_MODEL = "saved_model"
 FROZEN_GRAPH = "frozen_inference_graph.pb"
+YOLO_CONFIG = "yolo.json"
+"""The filled config in a yolo model dir (and a copy in its exports): what marks a dir as a yolo one."""
+CLASSIFIER_RUN = "classifier.json"
+"""A classifier run dir's settings and progress (:mod:`karyotf.classify.train`)."""
+KINDS = ("run", "export", "classifier", "second_look")
+"""``karyotf.json``'s ``kind``: a detector's run dir, a detector's export dir, a classifier's export dir, a
+second look's export dir (:mod:`karyotf.classify.second_look`)."""
+CLASSIFIER_KEYS = ("size", "features")
+"""What a classifier's (or a second look's) ``karyotf.json`` must hold: its crop size and feature names."""
 SCHEMA = 1
 """Version of ``karyotf.json``'s schema (files without ``schema`` are version 0: the same keys, but an export
 has only ``input_size``, no ``image_size``)."""
@@ -83,6 +108,29 @@ def latest_checkpoint(model_dir: str | Path) -> tuple[str, int] | None:
     return prefix, step
 
 
+def resolve_checkpoint(model_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[str, int | None]:
+    """The checkpoint prefix to export and its step: ``checkpoint`` if given, else the latest in ``model_dir``.
+
+    ``checkpoint`` may be a prefix (``runs/ssd/ckpt-3``, ``runs/frcnn/model.ckpt-200``), its ``.index`` file, or a
+    directory (its latest checkpoint).
+    """
+    model_dir = Path(model_dir)
+    if checkpoint is not None:
+        ck = Path(checkpoint)
+        if ck.is_dir():
+            return resolve_checkpoint(ck)
+        prefix = str(ck)[: -len(".index")] if str(ck).endswith(".index") else str(ck)
+        if not Path(prefix + ".index").is_file():
+            raise ExportError(f"{prefix}: no such checkpoint ({prefix}.index missing) "
+                              "(fix: pass a prefix such as runs/MODEL/ckpt-3, or leave --checkpoint out for the latest)")
+        return prefix, checkpoint_step(prefix)
+    latest = latest_checkpoint(model_dir)
+    if latest is None:
+        raise ExportError(f"{model_dir}: no checkpoint found (no ckpt-N.index or model.ckpt-N.index) "
+                          f"(fix: train first: `karyotf train MODEL --model-dir {model_dir}`)")
+    return str(latest[0]), latest[1]
+
+
 # ---------------------------------------------------------------------------------------------- karyotf.json
 
 def read_info(directory: str | Path) -> dict:
@@ -111,15 +159,18 @@ def read_info_or_empty(directory: str | Path) -> dict:
 
 
 def stamp(info: dict, kind: str) -> dict:
-    """``info`` as a ``karyotf.json`` of ``kind`` ``"run"`` or ``"export"``: led by ``schema`` and ``kind``."""
-    if kind not in ("run", "export"):
-        raise ValueError(f"kind {kind!r}: 'run' or 'export'")
+    """``info`` as a ``karyotf.json`` of ``kind`` (:data:`KINDS`): led by ``schema`` and ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}: one of {', '.join(map(repr, KINDS))}")
+    missing = [k for k in CLASSIFIER_KEYS if k not in info] if kind in ("classifier", "second_look") else []
+    if missing:  # what loading it needs (karyotf.classify.export.Classifier, karyotf.classify.second_look)
+        raise ValueError(f"a {kind}'s karyotf.json needs {', '.join(missing)}")
     rest = {k: v for k, v in info.items() if k not in ("schema", "kind")}
     return {"schema": SCHEMA, "kind": kind, **rest}
 
 
 def write_info(directory: str | Path, info: dict, kind: str) -> Path:
-    """Write ``karyotf.json`` (``kind`` ``"run"`` or ``"export"``) atomically, stamped by :func:`stamp`."""
+    """Write ``karyotf.json`` (``kind``: :data:`KINDS`) atomically, stamped by :func:`stamp`: its one writer."""
     return atomic_write_json(Path(directory) / INFO, stamp(info, kind))
 
 
@@ -272,3 +323,134 @@ def is_export_dir(path: str | Path) -> bool:
 def eval_export_dir(model_dir: str | Path, step: int) -> Path:
     """Where ``karyotf eval`` keeps the export of a run dir's checkpoint ``step``: ``MODEL_DIR/export-ckpt-N``."""
     return Path(model_dir) / f"export-ckpt-{step}"
+
+
+# ---------------------------------------------------------------------------------------------- yolo and classifier dirs
+
+def is_yolo_dir(path: str | Path) -> bool:
+    """True for a yolo model dir (``runs/yolo``) or a yolo export dir: it holds ``yolo.json``."""
+    return (Path(path) / YOLO_CONFIG).is_file()
+
+
+def yolo_records(path: str | Path) -> Path | None:
+    """The records dir a yolo model dir or export was configured with (its or its source's ``yolo.json``), else
+    None (not a yolo dir)."""
+    path = Path(path)
+    for d in (path, source_dir(path)):
+        if d is not None and is_yolo_dir(d):
+            try:
+                records = json.loads((d / YOLO_CONFIG).read_text()).get("records_dir")
+            except (OSError, ValueError):
+                continue
+            if records:
+                return Path(records)
+    return None
+
+
+def classifier_records(path: str | Path) -> str | None:
+    """The records a classifier export (``karyotf.json``) or run (``classifier.json``) was trained on, else None."""
+    for name in (INFO, CLASSIFIER_RUN):
+        p = Path(path) / name
+        if p.is_file():
+            rec = json.loads(p.read_text()).get("records")
+            if rec:
+                return rec
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- the model to evaluate
+
+def _train_config_numbers(pipeline: Path) -> dict[str, int]:
+    """``batch`` and ``steps`` of a pipeline.config's ``train_config`` ({} without a readable config)."""
+    try:
+        tc = read_config(pipeline).train_config
+    except (PipelineConfigError, OSError, UnicodeDecodeError):
+        return {}
+    return {name: getattr(tc, key) for key, name in (("batch_size", "batch"), ("num_steps", "steps"))
+            if tc.HasField(key)}
+
+
+def model_info(path: str | Path) -> dict:
+    """Name, batch and steps of a model dir (``runs/MODEL``) or an export dir, from karyotf.json / pipeline.config.
+
+    Steps are the trained steps when known (an export's checkpoint step), else the steps asked for.
+    """
+    path = Path(path)
+    meta = read_info_or_empty(path)
+    info: dict = {"model": meta.get("model") or path.name, "batch": None, "steps": None}
+    source = source_dir(path)
+    src_meta = read_info_or_empty(source) if source else {}
+    for m in (meta, src_meta):
+        for key in ("batch", "steps"):
+            if info[key] is None and isinstance(m.get(key), int):
+                info[key] = m[key]
+    cfg = _train_config_numbers(path / PIPELINE)
+    if not cfg and source:
+        cfg = _train_config_numbers(source / PIPELINE)
+    for key in ("batch", "steps"):
+        if info[key] is None:
+            info[key] = cfg.get(key)
+    if isinstance(meta.get("checkpoint_step"), int):
+        info["steps"] = meta["checkpoint_step"]
+    return info
+
+
+def model_records(model: str | Path) -> Path:
+    """The records a model dir or export dir was configured with (its ``pipeline.config``'s train input folder;
+    for an export without one, its source model dir's; a yolo dir's ``yolo.json``)."""
+    model = Path(model)
+    records = yolo_records(model)  # a yolo model or export: yolo.json names its records
+    if records is not None:
+        return records
+    candidates = [model / PIPELINE]
+    source = source_dir(model)
+    if source:
+        candidates.append(source / PIPELINE)
+    config = next((c for c in candidates if c.is_file()), None)
+    if config is None:
+        raise EvaluateError(f"{model}: no pipeline.config to say which records the model was trained on "
+                            "(fix: pass --records DIR)")
+    try:
+        return records_dir_of(read_config(config))
+    except PipelineConfigError as exc:
+        raise EvaluateError(f"{config}: cannot read its records folder ({exc}) (fix: pass --records DIR)") from None
+
+
+def to_evaluate(model: str | Path) -> tuple[Path, str | None]:
+    """The export dir that evaluates ``model`` and the checkpoint prefix still to export into it (None when it is
+    there): ``model`` itself for an export dir, else ``model/export-ckpt-N`` of the latest checkpoint N of a model
+    dir.  :class:`EvaluateError` for a dir that is neither."""
+    model = Path(model)
+    if not model.is_dir():
+        raise EvaluateError(f"{model}: no such model or export directory (fix: train with `karyotf train`, or give "
+                            "an export dir made by `karyotf export`)")
+    if is_export_dir(model):
+        return model, None
+    latest = latest_checkpoint(model)
+    if latest is None:
+        raise EvaluateError(f"{model}: neither an export (no saved_model/) nor a model dir with a checkpoint "
+                            "(fix: train first, or pass the export dir)")
+    prefix, step = latest
+    out = eval_export_dir(model, step)
+    if is_export_dir(out) and (out / INFO).is_file():
+        return out, None
+    return out, prefix
+
+
+# ---------------------------------------------------------------------------------------------- writing an export
+
+def staging_dir(out_dir: Path, model_dir: Path) -> Path:
+    """Refuse an ``out_dir`` that is not a karyotf export (or is the model dir itself); make and return the
+    temporary folder beside it that an export is written into, then renamed into place when complete."""
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
+                                                       and not (out_dir / INFO).is_file())):
+        raise ExportError(f"{out_dir}: exists and is not a karyotf export; refusing to replace it "
+                          "(fix: choose another --out or remove it)")
+    if out_dir.resolve() == model_dir.resolve():
+        raise ExportError(f"{out_dir}: the export directory must differ from the model directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
+    return tmp

@@ -16,136 +16,30 @@ TensorBoard summaries go to ``model_dir/train`` (TF2; the estimator writes its e
 """
 from __future__ import annotations
 
+import glob
+import json
 import logging
+import os
 import signal
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from tqdm import tqdm
 
 from . import rundir
 from .defaults import CHECKPOINT_EVERY, KEEP_CHECKPOINTS, STRATEGY, SUMMARY_EVERY
 from .errors import TrainError
+from .loop import StopFlag, TrainResult, peak_rss_mb, quiet, save_last, step_done
 from .rundir import latest_checkpoint
+from .yolo.train import train as train_yolo
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
+# about to run).
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-
-@dataclass
-class TrainResult:
-    model_dir: str
-    model: str
-    tf: str
-    start_step: int
-    final_step: int
-    target_steps: int
-    checkpoint: str | None
-    interrupted: bool = False
-    step_seconds: list[float] = field(default_factory=list)
-    """Wall time of each step run (the first includes graph tracing / building)."""
-    losses: dict[str, float] = field(default_factory=dict)
-    peak_rss_mb: float = 0.0
-    """Peak resident memory of the process that trained (the TF1 child for faster_rcnn)."""
-
-    @property
-    def steps_run(self) -> int:
-        return self.final_step - self.start_step
-
-    @property
-    def seconds_per_step(self) -> float | None:
-        """Median step time after the first step of this run (which includes tracing)."""
-        import statistics
-
-        later = self.step_seconds[1:]
-        return statistics.median(later) if later else None
-
-    def text(self) -> str:
-        if self.steps_run == 0 and not self.interrupted:
-            return f"{self.model_dir}: already at step {self.final_step} >= {self.target_steps}; nothing to train"
-        sps = self.seconds_per_step
-        loss = self.losses.get("Loss/total_loss")
-        return (f"{self.model_dir}: trained steps {self.start_step}->{self.final_step} of {self.target_steps}"
-                + (" (interrupted)" if self.interrupted else "")
-                + (f", {sps:.2f} s/step" if sps else "")
-                + (f", total loss {loss:.3f}" if loss is not None else "")
-                + f"; checkpoint {self.checkpoint}")
-
-
-class _StopFlag:
-    """SIGINT / SIGTERM set a flag instead of killing the process; the loop saves a checkpoint and returns."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):  # noqa: ARG002
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without saving
-        self.signum = signum
-        log.warning("signal %d: finishing this step, saving a checkpoint, then stopping", signum)
-
-    def __bool__(self):
-        return self.signum is not None
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-
-def step_done(tf, step: int, losses: dict[str, float], lr: float, seconds: float, bar, callback, manager,
-              saved_step: int, checkpoint_every: int) -> int:
-    """The bookkeeping after one training step, shared by the OD API loop and yolo's: TensorBoard scalars (each
-    loss, the learning rate, steps/s), the progress bar, the caller's callback, and a checkpoint every
-    ``checkpoint_every`` steps.  Returns the step of the newest checkpoint."""
-    with tf.summary.record_if(True):
-        for key, value in losses.items():
-            tf.summary.scalar(key, value, step=step)
-        tf.summary.scalar("learning_rate", lr, step=step)
-        tf.summary.scalar("steps_per_sec", 1.0 / max(seconds, 1e-9), step=step)
-    bar.update(1)
-    bar.set_postfix(loss=f"{losses.get('Loss/total_loss', float('nan')):.3f}", lr=f"{lr:.2g}", refresh=False)
-    if callback is not None:
-        callback(step, losses)
-    if step - saved_step >= checkpoint_every:
-        manager.save(checkpoint_number=step)
-        return step
-    return saved_step
-
-
-def save_last(manager, step: int, saved_step: int, resumed_from) -> None:
-    """Checkpoint the step a loop stopped at (end, signal or error), unless that step is saved already; a run
-    that started from nothing always leaves one checkpoint."""
-    if step != saved_step or resumed_from is None:
-        manager.save(checkpoint_number=step)
-
-
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _quiet(verbose: bool) -> None:
-    """TF's Python logger (deprecation notes, per-layer INFO lines) and warnings drown the progress bar."""
-    if verbose:
-        return
-    import warnings
-
-    import tensorflow as tf
-
-    tf.get_logger().setLevel(logging.ERROR)
-    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-
 
 def cluster_workers() -> tuple[int, int, str] | None:
     """``(this task's index among the workers, number of workers, task type)`` from ``TF_CONFIG``, or None.
@@ -153,9 +47,6 @@ def cluster_workers() -> tuple[int, int, str] | None:
     The chief (``"chief"`` task, else worker 0) writes checkpoints and summaries; the others write into temporary
     folders that are removed at the end (``model_lib_v2.get_filepath``).
     """
-    import json
-    import os
-
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         return None
@@ -177,8 +68,6 @@ def device_text(strategy: str = STRATEGY) -> str:
 
     Lists physical devices only (no TF context is created, so a MultiWorkerMirroredStrategy can still be built).
     """
-    import os
-
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -227,9 +116,8 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
                summary_every: int = SUMMARY_EVERY, progress: bool = True,
                model: str = "", verbose: bool = False, callback=None) -> TrainResult:
     import tensorflow as tf
-    from tqdm import tqdm
 
-    _quiet(verbose)
+    quiet(verbose)
     from . import odapi
 
     od = odapi.train_tf2_parts()
@@ -266,7 +154,7 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
     step_seconds: list[float] = []
     losses: dict[str, float] = {}
     interrupted = False
-    with writer.as_default(), dist.scope(), _StopFlag() as stop:
+    with writer.as_default(), dist.scope(), StopFlag() as stop:
         ckpt = tf.train.Checkpoint(step=global_step, model=detection_model, optimizer=optimizer)
         manager = tf.train.CheckpointManager(ckpt, manager_dir, max_to_keep=keep if dist.extended.should_checkpoint
                                              else 1, step_counter=global_step, checkpoint_name="ckpt")
@@ -343,7 +231,7 @@ def _train_tf2(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
         checkpoint = str(Path(model_dir) / f"ckpt-{step}")
     return TrainResult(model_dir=model_dir, model=model, tf="tf2", start_step=start, final_step=step,
                        target_steps=steps, checkpoint=checkpoint, interrupted=interrupted,
-                       step_seconds=step_seconds, losses=losses, peak_rss_mb=_peak_rss_mb())
+                       step_seconds=step_seconds, losses=losses, peak_rss_mb=peak_rss_mb())
 
 
 def _train_tf1(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | None = None,
@@ -356,9 +244,8 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
     if odapi.mode() != "tf1":
         raise TrainError("TF1 training needs a TF1-mode process (use karyotf.train.train, which isolates it)")
     import tensorflow.compat.v1 as tf
-    from tqdm import tqdm
 
-    _quiet(verbose)
+    quiet(verbose)
     model_lib = odapi.train_tf1_parts().model_lib
 
     if strategy == "tpu":
@@ -422,7 +309,7 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
         def _get_summary_op(self):
             return [self._merged] if self._merged is not None else None
 
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         try:
             estimator.train(input_fn=train_input_fn, max_steps=steps, hooks=[_Hook(), _Summaries()])
         except (ValueError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
@@ -436,13 +323,11 @@ def _train_tf1(model_dir: str, steps: int, strategy: str = STRATEGY, tpu: str | 
     return TrainResult(model_dir=str(model_dir), model=model, tf="tf1", start_step=start,
                        final_step=found[1] if found else start, target_steps=steps,
                        checkpoint=found[0] if found else None, interrupted=interrupted,
-                       step_seconds=state["seconds"], losses=state["losses"], peak_rss_mb=_peak_rss_mb())
+                       step_seconds=state["seconds"], losses=state["losses"], peak_rss_mb=peak_rss_mb())
 
 
 def _check_multi_worker(cfg, tf_mode: str, cfg_path: Path) -> None:
     """What multi-worker training needs before any worker starts waiting for the others."""
-    import glob
-
     if tf_mode == "tf1":
         raise TrainError(
             "--strategy multi_worker is not available for faster_rcnn: the TF1 path trains with the OD API's "
@@ -483,11 +368,9 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = ST
     after every step of in-process (TF2) training, e.g. for early stopping or notebook plots.
     """
     from . import odapi, pipelines
-    from .yolo import is_yolo_dir
 
     model_dir = Path(model_dir)
-    if is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): its own loop, same contract
-        from .yolo.train import train as train_yolo
+    if rundir.is_yolo_dir(model_dir):  # KerasCV YOLOv8 (issue 13): its own loop, same contract
 
         return train_yolo(model_dir, steps, strategy=strategy, checkpoint_every=checkpoint_every, keep=keep,
                           summary_every=summary_every, progress=progress, isolate=isolate, verbose=verbose,
@@ -509,8 +392,6 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = ST
     if steps < 1:
         raise TrainError(f"steps must be >= 1, not {steps}")
     for path in cfg.train_input_reader.tf_record_input_reader.input_path:
-        import glob
-
         if not glob.glob(path):
             raise TrainError(f"{cfg_path}: no TFRecord matches {path} (fix: run `karyotf records` again, or "
                              f"`karyotf config` with the right --records)")

@@ -25,6 +25,7 @@ TensorFlow is imported.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import http.client
 import logging
 import os
@@ -36,6 +37,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from .errors import ZooError
 from .io import atomic_write_text, sha256_of
@@ -182,8 +185,6 @@ def check_layout(folder: Path, z: ZooModel, archive: str | Path | None = None) -
 @contextlib.contextmanager
 def _lock(folder: Path):
     """An exclusive lock on the cache folder itself (no lock file): two processes pulling wait for each other."""
-    import fcntl
-
     fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -243,7 +244,6 @@ def _fetch_once(url: str, part: Path, progress: bool, desc: str, timeout: float)
         else:  # 200: the server ignored the Range (or none was asked): from the start
             offset, mode = 0, "wb"
         total = offset + int(length) if length and length.isdigit() else None
-        from tqdm import tqdm
 
         got = offset
         with open(part, mode) as out, tqdm(total=total, initial=offset, unit="B", unit_scale=True,

@@ -10,6 +10,7 @@ import pytest
 from karyotf import calibration as C
 from karyotf import classes
 from karyotf.annotations import Box, read_voc
+from karyotf.find import Finder
 
 
 def test_isotonic_is_the_pooled_non_decreasing_fit():
@@ -38,7 +39,7 @@ def test_bad_input_is_a_clear_error():
         C.ChromosomeProbability.from_dict({"scores": [0.1, 0.9], "p": [0.8, 0.2], "floor": 0.1})
 
 
-class _Detector:
+class _Detector(Finder):
     """Stands in for a Detector whose export carries a calibration: P = score."""
 
     def __init__(self, boxes):
@@ -54,6 +55,7 @@ class _Classifier:
     """Reads the class a planted crop carries in its first pixel (see ``_planted_crops``): 0.9 on it."""
 
     size = 16
+    path = "fake"
 
     def probabilities_of(self, crops, features):
         p = np.full((len(crops), 24), 0.1 / 23)

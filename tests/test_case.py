@@ -344,11 +344,12 @@ def test_cli_case_from_a_model(tmp_path, sample_dir, monkeypatch, capsys):
 
     from karyotf.annotations import read_voc
     from karyotf.cli import main
+    from karyotf.find import Finder
 
     ann = read_voc(sample_dir / "annotations" / "1055911.xml")
     dets = [b.with_coords(*b.as_tuple(), score=0.95) for b in ann.boxes]
 
-    class FakeDetector:
+    class FakeDetector(Finder):
         def __init__(self, export_dir, use="auto"):
             self.export_dir, self.model_name, self.kind = export_dir, "fake", "saved_model"
 
@@ -375,3 +376,22 @@ def test_cli_case_from_a_model(tmp_path, sample_dir, monkeypatch, capsys):
     assert made.stat().st_mtime_ns == before  # resumed
     assert main(["case", *map(str, imgs), "--model", str(tmp_path / "other"), "--out", str(out)]) == 0
     assert made.stat().st_mtime_ns != before  # another model: remade
+
+
+def test_best_karyograms_fewest_review_flags_then_flags_then_overlaps_then_score(tmp_path):
+    from karyotf.case import best_cells
+
+    png = tmp_path / "k.png"
+    png.write_bytes(b"png")
+    cs = [CellCall.planted("46,XX", cell="review-flag", flags=("left_out",), karyogram=png),
+          CellCall.planted("46,XX", cell="three-notes", flags=("label_changed",) * 3, karyogram=png),
+          CellCall.planted("46,XX", cell="overlaps", overlaps=2, mean_score=0.99, karyogram=png),
+          CellCall.planted("46,XX", cell="clean-low", mean_score=0.80, karyogram=png),
+          CellCall.planted("46,XX", cell="clean-high", mean_score=0.95, karyogram=png),
+          CellCall.planted("46,XX", cell="no-picture", mean_score=1.0)]
+    case = case_karyotype(cs, rules=Rules(uncounted_flags=()))
+    assert [c.cell for c in best_cells(case, n=6)] == ["clean-high", "clean-low", "overlaps", "three-notes",
+                                                       "review-flag"]
+    mosaic = case_karyotype(cs + [CellCall.planted("45,X", cell=f"x{i}", karyogram=png, mean_score=0.5)
+                                  for i in range(3)], rules=Rules(uncounted_flags=()))
+    assert [c.cell for c in best_cells(mosaic)] == ["clean-high", "x0"]  # the best of each of the two lines

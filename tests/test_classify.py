@@ -12,6 +12,7 @@ from karyotf import classes
 from karyotf.annotations import Box, read_voc
 from karyotf.classify.crops import FEATURES, cell_crops
 from karyotf.errors import ClassifierError
+from karyotf.find import Finder
 
 
 def test_crops_fill_the_canvas_and_measure_relative_size(sample_dir):
@@ -116,7 +117,7 @@ def test_classifier_eval_writes_metrics_and_confusion(tiny_run, tmp_path, capsys
     assert (tmp_path / "e" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 
 
-class _FakeDetector:
+class _FakeDetector(Finder):
     """Stands in for karyotf.detect.Detector: the truth boxes of one cell with planted scores and classes."""
 
     def __init__(self, boxes):

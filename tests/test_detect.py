@@ -50,7 +50,8 @@ def make_fake_export(out: Path, tf1_style: bool = False) -> Path:
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from karyotf.export import FROZEN_GRAPH, OUTPUT_NAMES, _rename_frozen_io
+    from karyotf.rundir import FROZEN_GRAPH
+    from karyotf.serving import OUTPUT_NAMES, rename_frozen_io
 
     out.mkdir(parents=True)
     module = tf.Module()
@@ -76,7 +77,7 @@ def make_fake_export(out: Path, tf1_style: bool = False) -> Path:
     frozen = convert_variables_to_constants_v2(concrete)
     order = tf.nest.flatten({k: k for k in concrete.structured_outputs})
     outputs = {n: frozen.outputs[order.index(n)].name for n in OUTPUT_NAMES}
-    graph_def = _rename_frozen_io(frozen.graph.as_graph_def(), frozen.inputs[0].op.name, outputs)
+    graph_def = rename_frozen_io(frozen.graph.as_graph_def(), frozen.inputs[0].op.name, outputs)
     (out / FROZEN_GRAPH).write_bytes(graph_def.SerializeToString())
     classes.write_label_map(out / "label_map.pbtxt")
     (out / "karyotf.json").write_text(json.dumps({"model": "fake", "tf": "tf1" if tf1_style else "tf2"}))

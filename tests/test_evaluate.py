@@ -14,6 +14,7 @@ from karyotf import classes, images
 from karyotf import evaluate as E
 from karyotf import metrics as M
 from karyotf.annotations import Box, load_dataset
+from karyotf.find import Finder
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +169,7 @@ def records(tmp_path_factory, sample_dir):
     return out
 
 
-class _FakeDetector:
+class _FakeDetector(Finder):
     """Stands in for karyotf.detect.Detector: returns the truth of the image it is given, and one wrong class."""
 
     def __init__(self, export_dir, use="auto"):

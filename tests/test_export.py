@@ -327,10 +327,11 @@ def test_agnostic_detector_finds_and_a_classifier_names(export_records, tmp_path
     from karyotf.classify.train import ClassifierConfig
     from karyotf.classify.train import train as train_classifier
     from karyotf.classify.export import export as export_classifier
+    from karyotf.classify.karyotyper import open_model
     from karyotf.cli import main
     from karyotf.detect import Detector
     from karyotf.errors import EvaluateError, KaryogramError
-    from karyotf import evaluate as evaluate_mod
+    from karyotf import scorefloor as evaluate_mod
     from karyotf.evaluate import evaluate
     from karyotf.karyogram import from_detector, karyograms
     from karyotf.records import read_examples
@@ -359,9 +360,9 @@ def test_agnostic_detector_finds_and_a_classifier_names(export_records, tmp_path
     train_classifier(export_records, run, epochs=1, progress=False,
                      config=ClassifierConfig(size=32, width=4, embed=16, heads=2))
     clf = export_classifier(run, tmp_path / "clf")
-    report = evaluate(out, export_records, limit=1, plots=False, classifier=clf)
+    report = evaluate(out, export_records, limit=1, plots=False, finder=open_model(out, classifier=clf))
     assert report.images == 1 and report.model.endswith("+classifier")
-    res = karyograms([image], tmp_path / "kk", model=out, classifier=clf, progress=False)
+    res = karyograms([image], tmp_path / "kk", model=open_model(out, classifier=clf), progress=False)
     assert all(b.name in classes.NAMES for b in res[0].boxes)
     assert res[0].source["min_score"] == 0.3  # no tuned floor yet: the default
 
@@ -371,7 +372,7 @@ def test_agnostic_detector_finds_and_a_classifier_names(export_records, tmp_path
     meta = json.loads((out / "karyotf.json").read_text())
     assert meta["min_score"] in evaluate_mod.SCORE_GRID and meta["min_score_tuning"]["split"] == "val"
     assert len(meta["min_score_tuning"]["table"]) == len(evaluate_mod.SCORE_GRID)
-    res = karyograms([image], tmp_path / "k3", model=out, classifier=clf, progress=False)
+    res = karyograms([image], tmp_path / "k3", model=open_model(out, classifier=clf), progress=False)
     cal = meta.get("chromosome_probability")  # fitted on the same boxes unless they all share one score
     if cal is not None:  # the joint labelling chooses which boxes above the candidate floor count
         assert cal["split"] == "val" and cal["p"] == sorted(cal["p"]) and len(cal["scores"]) == len(cal["p"])

@@ -16,7 +16,8 @@ from karyotf import classes
 from karyotf.annotations import Box, load_dataset, read_voc
 from karyotf.cli import main
 from karyotf.errors import KaryogramError
-from karyotf.karyogram import build_karyogram, class_agnostic_nms, from_annotation, parse_rows
+from karyotf.find import Finder, class_agnostic_nms
+from karyotf.karyogram import build_karyogram, from_annotation, parse_rows
 from karyotf.karyogram import ideogram
 from karyotf.karyogram.cutout import cut_out, cut_out_all
 from karyotf.karyogram.layout import ROW_PRESETS, render
@@ -261,7 +262,7 @@ def test_cli_karyogram_errors(tmp_path, sample_dir, capsys):
     assert rc == 2 and "not found" in capsys.readouterr().err
 
 
-class _FakeDetector:
+class _FakeDetector(Finder):
     """Stands in for karyotf.detect.Detector: returns ``boxes`` for any image."""
 
     boxes: list[Box] = []

@@ -331,7 +331,9 @@ def test_browser_review_by_keyboard_and_mouse(cells, tmp_path):
             page.keyboard.type("22")
             page.wait_for_function("document.getElementById('call').textContent === '47,XY,+22'")
 
-            # 2. mouse: drag a 21 from its slot to the 22 slot of the karyogram
+            # 2. mouse: drag a 21 from its slot to the 22 slot of the karyogram (scrolled into view: the cut-outs
+            #    are shown at a readable size, so the karyogram pane may scroll)
+            page.locator(".slot[data-cls='22']").scroll_into_view_if_needed()
             tile = page.locator(".slot[data-cls='21'] canvas.tile").first.bounding_box()
             slot = page.locator(".slot[data-cls='22']").bounding_box()
             page.mouse.move(tile["x"] + tile["width"] / 2, tile["y"] + tile["height"] / 2)

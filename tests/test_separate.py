@@ -331,3 +331,51 @@ def test_karyogram_cli_separate_and_straighten(tmp_path, sample_dir):
     assert all("karyogram_box" in d for d in det["detections"])  # every chromosome placed
     report = json.loads((out / "report.json").read_text())
     assert "separation_uncertain" in json.dumps(report)  # a crowded cell: its clusters are listed for review
+
+
+# ------------------------------------------------------------------------------------- training, resume, export
+
+
+def test_train_resumes_exports_and_loads(tmp_path, sample_dir):
+    from karyotf.records import build_records
+    from karyotf.separate.model import SeparateConfig
+    from karyotf.separate.separator import Separator, separate
+    from karyotf.separate.train import export, read_run, train
+
+    records = tmp_path / "records"
+    build_records(sample_dir, records, fractions=(0.6, 0.2, 0.2), progress=False)
+    cfg = SeparateConfig(size=32, width=4, train_samples=24, val_samples=8, batch=8, epochs=1)
+    run = tmp_path / "run"
+    state = train(records, run, cfg, progress=False)
+    assert state["epoch"] == 1 and state["samples"] == {"train": 24, "val": 8}
+    assert (run / "best" / "model.weights.h5").is_file() and list((run / "cache").glob("windows-*.npz"))
+    # a rerun with more epochs resumes at epoch 1 (the cached windows are reused)
+    cfg.epochs = 2
+    state = train(records, run, cfg, progress=False)
+    assert state["epoch"] == 2 and read_run(run)["epoch"] == 2
+    out = export(run, tmp_path / "exported")
+    sep = Separator(out)
+    assert sep.cfg.size == 32
+    img = rod_cell([(10, 10, 20, 60), (60, 10, 70, 60)])
+    res = separate(img, [Box(9, 9, 21, 61, "1"), Box(59, 9, 71, 61, "2")], sep)
+    assert len(res.cutouts) == 2 and all(c.mask.any() for c in res.cutouts)
+
+
+def test_train_refuses_another_shape_in_the_same_run(tmp_path):
+    from karyotf.errors import SeparateError
+    from karyotf.separate.model import SeparateConfig
+    from karyotf.separate.train import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "separate.json").write_text('{"config": {"size": 80, "width": 16}, "epoch": 3}')
+    with pytest.raises(SeparateError, match="size 80, width 16"):
+        train(tmp_path / "records", run, SeparateConfig(size=64, width=8), progress=False)
+
+
+def test_export_of_an_empty_run_names_the_fix(tmp_path):
+    from karyotf.errors import SeparateError
+    from karyotf.separate.train import export
+
+    with pytest.raises(SeparateError, match="karyotf separate train"):
+        export(tmp_path, tmp_path / "out")

@@ -176,9 +176,9 @@ def test_cli_train_exit_status_on_sigint(records, tmp_path):
 
 def test_stop_flag_sigint_then_a_second_sigint(tmp_path):
     """The handler behind `karyotf train`'s status 130: a first SIGINT sets the flag, a second stops at once."""
-    from karyotf.train import _StopFlag
+    from karyotf.loop import StopFlag
 
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         assert not stop
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.1)

@@ -145,7 +145,8 @@ def test_config_refusals(records, tmp_path, capsys):
 
 def test_config_writes_filled_json(records, tmp_path):
     from karyotf.pipelines import read_info
-    from karyotf.yolo import config, is_yolo_dir, records_of
+    from karyotf.rundir import is_yolo_dir, yolo_records as records_of
+    from karyotf.yolo import config
 
     assert _config(records, tmp_path / "y", "--augment", "hflip,rot90", "--learning-rate", "0.002") == 0
     cfg = config.read(tmp_path / "y")

@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from .. import defaults, images
-from ..annotations import Annotation, Box
+from ..annotations import Annotation, Box, load_dataset, write_voc
 from ..errors import AugmentError
 from ..images import draw_boxes
+from ..io import atomic_path, atomic_write_bytes, atomic_write_json
 from .ops import Op, augment_one, parse_ops
+
+# Imports inside functions, and why: Pillow (heavy: loaded when an image is decoded or drawn).
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +33,6 @@ load_image = images.load
 
 def _save_jpeg(image: np.ndarray, path: Path, quality: int = 95) -> None:
     from PIL import Image
-
-    from ..io import atomic_path
 
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
@@ -78,9 +80,6 @@ def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = defaults
     (``<source><original>``), so ``karyotf records`` keeps a cell and its copies in one split (and val/test free of
     copies).
     """
-    from ..annotations import load_dataset, write_voc
-    from ..io import atomic_write_json
-
     if copies < 0:
         raise AugmentError(f"copies must be >= 0, got {copies}")
     if ops and not isinstance(ops, str) and all(isinstance(o, Op) for o in ops):
@@ -96,8 +95,6 @@ def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = defaults
     grid_rows = []
     iterator = annotations
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(annotations, desc="augmenting", unit="image", leave=False)
     for ann in iterator:
         image = ann.pixels()
@@ -106,7 +103,6 @@ def augment_dataset(src: str | Path, out_dir: str | Path, copies: int = defaults
         result.boxes_in += len(ann.boxes)
         row = [(image, ann.boxes, "original")]
         if include_originals:  # the original image file as it is (no re-encoding) and its XML
-            from ..io import atomic_write_bytes
 
             copy = atomic_write_bytes(img_dir / ann.image_path.name, ann.image_path.read_bytes())
             write_voc(Annotation(image_path=copy, width=ann.width, height=ann.height, boxes=list(ann.boxes),
@@ -156,8 +152,6 @@ def grid_figure(rows: Sequence[Sequence[tuple[np.ndarray, Sequence[Box], str]]],
                 cell: int = 260) -> Path:
     """A grid picture: one row per original, its augmentations beside it, boxes drawn, op names above."""
     from PIL import Image, ImageDraw
-
-    from ..io import atomic_path
 
     ncols = max(len(r) for r in rows)
     pad, title = 6, 14

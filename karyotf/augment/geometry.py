@@ -11,6 +11,8 @@ from ..annotations import Box
 from ..errors import AugmentError
 from .masks import _box_window, _gray, foreground_mask
 
+# Imports inside functions, and why: OpenCV (heavy: loaded when an image is decoded or drawn).
+
 
 def _clip_box(box: Box, x0: float, y0: float, x1: float, y1: float, width: int, height: int, **kw) -> Box:
     x0, x1 = min(max(0.0, x0), float(width)), min(max(0.0, x1), float(width))

@@ -7,6 +7,8 @@ import numpy as np
 
 from ..annotations import Box
 
+# Imports inside functions, and why: OpenCV (heavy: loaded when an image is decoded or drawn).
+
 
 def _gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:

@@ -6,6 +6,9 @@ from typing import Callable, Sequence
 from ..errors import AugmentError
 from .ops import parse_ops
 
+# Imports inside functions, and why: protobuf (loaded with the OD API's protos when a config is parsed); karyotf.odapi
+# (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is about to run).
+
 
 _ODAPI_STEPS: dict[str, Callable[[tuple[float, ...]], list[str]] | str] = {
     "hflip": lambda p: ["random_horizontal_flip {\n  }"],

@@ -10,15 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
-from .. import classes
+from .. import classes, images
 from ..annotations import Annotation
 from ..errors import ClassifierError
+from ..io import atomic_path
+from ..records import read_examples, split_files
 from .crops import FEATURES, SIZE, cell_crops
 
 CACHE_VERSION = 1
@@ -46,8 +50,6 @@ class CellSet:
         return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
 
     def save(self, path: Path) -> Path:
-        from ..io import atomic_path
-
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, crops=self.crops, features=self.features, labels=self.labels, offsets=self.offsets,
@@ -63,8 +65,6 @@ class CellSet:
 def from_cells(cells: Sequence[tuple[np.ndarray, Annotation]], size: int = SIZE, progress: bool = False,
                desc: str = "crops") -> CellSet:
     """A :class:`CellSet` from ``(RGB image, annotation)`` pairs (truth boxes give the labels)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     def one(item):
         image, ann = item
         return cell_crops(image, ann.boxes, size), [classes.NAMES.index(b.name) for b in ann.boxes]
@@ -72,8 +72,6 @@ def from_cells(cells: Sequence[tuple[np.ndarray, Annotation]], size: int = SIZE,
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         results = pool.map(one, cells)
         if progress:
-            from tqdm import tqdm
-
             results = tqdm(results, total=len(cells), desc=desc, unit="cell", leave=False)
         results = list(results)
     crops = [r[0].crops for r in results]
@@ -88,8 +86,6 @@ def from_cells(cells: Sequence[tuple[np.ndarray, Annotation]], size: int = SIZE,
 
 
 def _records_key(records_dir: Path, split: str, size: int) -> str:
-    from ..records import split_files
-
     files = split_files(records_dir, split)
     manifest = records_dir / "manifest.json"
     h = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "size": size, "features": FEATURES, "split": split,
@@ -102,9 +98,6 @@ def _records_key(records_dir: Path, split: str, size: int) -> str:
 def from_records(records_dir: str | Path, split: str, size: int = SIZE, cache_dir: str | Path | None = None,
                  progress: bool = True, limit: int | None = None) -> CellSet:
     """Every cell of one split of a records dir (its truth boxes and classes), cropped; cached in ``cache_dir``."""
-    from .. import images
-    from ..records import read_examples, split_files
-
     records_dir = Path(records_dir)
     if not records_dir.is_dir():
         raise ClassifierError(f"records folder {records_dir} does not exist (fix: build it with `karyotf records "

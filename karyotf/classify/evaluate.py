@@ -11,16 +11,21 @@ Written to ``out_dir``: ``metrics.json``, ``table.md``, ``confusion_matrix.png``
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import classes
+from .. import classes, plots as P, rundir
+from ..annotations import Box
 from ..errors import ClassifierError
 from ..io import atomic_write_json, atomic_write_text
+from ..karyogram.call import count_call
+from .joint import joint_labels, prior_of
+
+# Imports inside functions, and why: karyotf.classify.data (it loads OpenCV at its top); karyotf.classify.export (it
+# loads OpenCV at its top); karyotf.classify.train (it loads OpenCV at its top).
 
 
 CELL_FLAGS = ("close_call", "close_alternative", "beyond_prior", "unclassifiable", "left_out")
@@ -105,20 +110,7 @@ class ClassifierReport:
 def _call(names):
     """The count call of a cell's class names (from truth boxes: the boxes themselves play no part, so they are
     laid side by side, never overlapping)."""
-    from ..annotations import Box
-    from ..karyogram.call import count_call
-
     return count_call([Box(10.0 * i, 0.0, 10.0 * i + 8.0, 30.0, n) for i, n in enumerate(names)])
-
-
-def records_of(path: Path) -> str | None:
-    for name in ("karyotf.json", "classifier.json"):
-        p = path / name
-        if p.is_file():
-            rec = json.loads(p.read_text()).get("records")
-            if rec:
-                return rec
-    return None
 
 
 def evaluate(model: str | Path, records_dir: str | Path | None = None, split: str = "test",
@@ -130,16 +122,15 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
     :data:`karyotf.defaults.PRIOR`)."""
     from .data import from_records
     from .export import VIEWS, Classifier
-    from .joint import joint_labels, prior_of
 
     prior = prior_of(prior)
     model = Path(model)
     clf = Classifier(model, views=VIEWS if views is None else views)
     if records_dir is None:
-        records_dir = records_of(model)
+        records_dir = rundir.classifier_records(model)
         if records_dir is None:
             raise ClassifierError(f"{model}: does not say which records it was trained on (fix: pass --records DIR)")
-    cache = model / "cache" if (model / "classifier.json").is_file() else None
+    cache = model / "cache" if (model / rundir.CLASSIFIER_RUN).is_file() else None
     cs = from_records(records_dir, split, clf.size, cache, progress, limit)
     if cs.cells == 0:
         raise ClassifierError(f"{records_dir}: split {split!r} has no cells")
@@ -185,8 +176,6 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
     report.files["metrics"] = atomic_write_json(out / "metrics.json", report.to_dict())
     report.files["table"] = atomic_write_text(out / "table.md", report.table())
     if plots:
-        from .. import plots as P
-
         report.files["confusion"] = P.matrix(confusion, classes.NAMES, classes.NAMES, out / "confusion_matrix.png",
                                              title=f"Classifier confusion on {split} (joint labels, truth boxes)")
     return report

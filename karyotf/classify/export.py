@@ -5,13 +5,13 @@
     saved_model/      signature ``serving_default``: crops uint8 (N, S, S) + features float32 (N, F) of ONE cell
                       -> ``probabilities`` float32 (N, 24), columns in label-map order (ids 1..24)
     label_map.pbtxt   the 24 classes (ids 1..24, as the detectors' label maps)
-    karyotf.json      kind "classifier", crop size, feature names, context, the run and its best val top-1
+    karyotf.json      kind "classifier" (:mod:`karyotf.rundir`'s schema), crop size, feature names, context, the
+                      run and its best val top-1
 
 Written atomically (a temporary folder renamed into place).
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -20,14 +20,18 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import classes
+from .. import classes, rundir
 from ..annotations import Box
 from ..errors import ClassifierError
 from ..io import replace_dir
 from . import VIEWS
 from .crops import FEATURES, cell_crops
 
-META = "karyotf.json"
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.classify.train (it loads OpenCV at its top); karyotf.odapi (importing it loads TensorFlow and applies the OD
+# API's compatibility shims: only where TensorFlow is about to run).
+
+META = rundir.INFO
 
 
 def view(crops: np.ndarray, k: int) -> np.ndarray:
@@ -72,12 +76,12 @@ def export(run_dir: str | Path, out_dir: str | Path = "exported/classifier") -> 
         tf.saved_model.save(module, str(tmp / "saved_model"), signatures={"serving_default": module.serve})
         classes.write_label_map(tmp / "label_map.pbtxt")
         state = meta_in.get("state", {})
-        (tmp / META).write_text(json.dumps({
-            "kind": "classifier", "version": 1, "size": size, "features": list(FEATURES), "context": cfg.context,
+        rundir.write_info(tmp, {
+            "version": 1, "size": size, "features": list(FEATURES), "context": cfg.context,
             "config": meta_in["config"], "source_run": str(run_dir.resolve()),
             "records": meta_in.get("records"), "epochs_trained": state.get("epoch"),
             "best_val_top1": state.get("best_val_top1"), "best_epoch": state.get("best_epoch"),
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n")
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, "classifier")
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -101,7 +105,7 @@ class Classifier:
             raise ClassifierError(f"views={views}: 1 (the crop as it is) to 8 (every flip and quarter turn)")
         self.views = int(views)
         if (self.path / META).is_file() and (self.path / "saved_model").is_dir():
-            self.info = json.loads((self.path / META).read_text())
+            self.info = rundir.read_info(self.path)
             if self.info.get("kind") != "classifier":
                 raise ClassifierError(f"{self.path}: karyotf.json says kind {self.info.get('kind')!r}, not a "
                                       "classifier (fix: pass the folder written by `karyotf classifier export`)")
@@ -110,7 +114,7 @@ class Classifier:
             self._keep = loaded
             self._run = lambda c, f: fn(crops=tf.constant(c), features=tf.constant(f))["probabilities"].numpy()
             self.size = int(self.info["size"])
-        elif (self.path / "classifier.json").is_file():
+        elif (self.path / rundir.CLASSIFIER_RUN).is_file():
             from .train import load_model
 
             model, cfg = load_model(self.path)

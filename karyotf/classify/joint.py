@@ -904,7 +904,7 @@ def joint_labels(probs, prior: KaryotypePrior | str | None = None, close_log_lr:
     ``probs``: (N, 24) classifier probabilities, columns in :data:`karyotf.classes.NAMES` order; rows are
     renormalised, and each probability is floored at ``eps`` before its log (a classifier's 0 is not
     certainty).  ``real``: optional (N,) probability that each box is a chromosome at all (from the detector's
-    score, calibrated on val: :func:`karyotf.evaluate.tune_min_score`); with it the labelling may also leave a
+    score, calibrated on val: :func:`karyotf.scorefloor.tune_min_score`); with it the labelling may also leave a
     box out of the count (a duplicate, a fragment, a stray), at a cost of log(1 - r) against log r for counting
     it (see "Which boxes count").  Returns a :class:`JointLabels`; call ``.flags()`` for the review flags.
     """

@@ -1,12 +1,13 @@
 """Detector + classifier as one thing: the detector finds chromosomes, the classifier names them, the joint
 labelling weighs the whole cell against a karyotype prior (never forcing pairs).
 
-A :class:`Karyotyper` stands wherever a :class:`karyotf.detect.Detector` does (``karyotf karyogram``,
-``karyotf eval``): ``detect(image)`` returns named boxes in pixels with the detector's scores.  The detector's
-own classes are ignored (a 24-class detector works; a one-class "chromosome" detector is what it is for).
+A :class:`Karyotyper` is a :class:`karyotf.find.ChromosomeFinder`, as a :class:`karyotf.detect.Detector` is: it
+stands wherever one does (``karyotf karyogram``, ``karyotf eval``): ``detect(image)`` returns named boxes in
+pixels with the detector's scores.  The detector's own classes are ignored (a 24-class detector works; a one-class
+"chromosome" detector is what it is for).
 
-For one cell (:meth:`Karyotyper.karyotype`): detections scoring at least ``min_score`` go through a
-class-agnostic NMS at ``nms_iou``; the kept boxes are classified together and labelled jointly; the removed and
+For one cell (:meth:`Karyotyper.find`): the detector finds (:func:`karyotf.find.find`: detections scoring at
+least ``min_score`` go through a class-agnostic NMS at ``nms_iou``); the kept boxes are classified together and labelled jointly; the removed and
 the low-scoring ones are named by the classifier's top-1 (seen beside the kept boxes, measured against
 them) and listed, never silently dropped.
 
@@ -22,41 +23,25 @@ chromosome numbers are those of the karyogram.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .. import classes
+from .. import calibration, classes
 from ..annotations import Box
+from ..defaults import NMS_IOU
+from ..errors import KaryogramError
+from ..find import Found, Removed, find
+from ..images import load
+from ..karyogram.call import Flag
+from .joint import joint_labels
 
-
-@dataclass
-class NamedCell:
-    """One cell named: ``boxes`` (kept, joint labels, detector scores), ``details`` (one dict a kept box: the
-    classifier's top-1 and probabilities, whether the joint step changed it), ``suppressed`` ``(removed, kept,
-    IoU)`` and ``below`` (named by top-1), ``flags`` (from the joint labelling), ``joint`` (its result)."""
-
-    boxes: list[Box]
-    details: list[dict]
-    suppressed: list[tuple[Box, Box, float]] = field(default_factory=list)
-    below: list[Box] = field(default_factory=list)
-    flags: list = field(default_factory=list)
-    joint: object = None
-    left_out: list[tuple[Box, float]] = field(default_factory=list)
-    """Boxes the joint labelling left out of the count (named by top-1), with their P(chromosome)."""
-
-    @property
-    def call(self):
-        """The cell's ISCN count call (:func:`karyotf.karyogram.call.count_call` of the counted boxes, with the
-        NMS-removed boxes for its flags) and every flag of the naming: what ``karyotf karyogram`` reports, without
-        the files."""
-        from ..karyogram.call import count_call
-
-        call = count_call(self.boxes, suppressed=self.suppressed)
-        call.add_flags(self.flags)
-        return call
+# Imports inside functions, and why: karyotf.karyogram.build (it loads OpenCV and Pillow at its top);
+# karyotf.detect.Detector (looked up when a model is loaded, so that a caller may stand another Detector in
+# karyotf.detect, as the tests do); karyotf.classify.crops (it loads OpenCV at its top); karyotf.classify.export (it
+# loads OpenCV at its top).
 
 
 def _renamed(boxes: Sequence[Box], names: Sequence[str]) -> list[Box]:
@@ -66,7 +51,14 @@ def _renamed(boxes: Sequence[Box], names: Sequence[str]) -> list[Box]:
 class Karyotyper:
     """``Karyotyper(detector, classifier)``: each an object or a path (an export dir).  ``joint``: label the
     cell jointly (else each box by its top-1); ``choose``: with a calibrated detector, let the joint labelling
-    choose which boxes count (else every box above the floor counts)."""
+    choose which boxes count (else every box above the floor counts).
+
+    A :class:`karyotf.find.ChromosomeFinder`: the ``detector`` is one too (a :class:`karyotf.detect.Detector`,
+    or anything derived from :class:`karyotf.find.Finder`); the ``classifier`` has ``size``,
+    ``probabilities_of(crops, features)`` and ``path`` (a :class:`karyotf.classify.export.Classifier`)."""
+
+    names = True
+    """Its boxes carry chromosome names (the classifier's)."""
 
     def __init__(self, detector, classifier, joint: bool = True, choose: bool = True):
         if isinstance(detector, (str, Path)):
@@ -78,13 +70,11 @@ class Karyotyper:
 
             classifier = Classifier(classifier)
         self.detector, self.classifier, self.joint = detector, classifier, joint
-        self.export_dir = getattr(detector, "export_dir", None)
-        self.model_name = f"{getattr(detector, 'model_name', 'detector')}+classifier"
-        self.kind = getattr(detector, "kind", None)
-        self.info = getattr(detector, "info", None) or {}  # the detector's export info (its tuned score floor)
-        from ..calibration import of
-
-        self.calibration = of(detector) if joint and choose else None  # P(chromosome | score), fitted on val
+        self.export_dir = detector.export_dir
+        self.model_name = f"{detector.model_name}+classifier"
+        self.info = detector.info  # the detector's export info (its tuned score floor)
+        # P(chromosome | score), fitted on val
+        self.calibration = calibration.of(detector.info) if joint and choose else None
         self.last_seconds = None
 
     @classmethod
@@ -94,6 +84,20 @@ class Karyotyper:
 
         detector, classifier = default_pair()
         return cls(detector, classifier, **kw)
+
+    @property
+    def min_score(self) -> float:
+        """The floor when none is given: the calibration's candidate floor (the joint labelling chooses which boxes
+        above it count), else the detector's (:attr:`karyotf.find.Finder.min_score`)."""
+        return float(self.calibration.floor) if self.calibration is not None else self.detector.min_score
+
+    @property
+    def kind(self) -> str:
+        """What its detector loaded (``saved_model`` or ``frozen_graph``)."""
+        return self.detector.kind
+
+    def describe(self) -> dict:
+        return {**self.detector.describe(), "model": self.model_name, "classifier": str(self.classifier.path)}
 
     def name(self, image: np.ndarray, boxes: Sequence[Box]) -> tuple[list[str], list[dict], object]:
         """Joint labels (or top-1 with ``joint=False``), per-box details and the joint result for one cell."""
@@ -105,9 +109,7 @@ class Karyotyper:
         blank) or one holding no pixel darker than the cell's foreground threshold (no chromosome in it?).  Each
         stays in the count under the name it got, flagged ``unclassifiable``.  ``cc`` / ``probs``: the boxes' crops
         and probabilities when already computed."""
-        from ..karyogram.call import Flag
         from .crops import FEATURES, cell_crops
-        from .joint import joint_labels
 
         if cc is None:
             cc = cell_crops(image, boxes, self.classifier.size)
@@ -132,24 +134,17 @@ class Karyotyper:
                                   "could not see: check it", (n,)))
         return labels, details, result, flags
 
-    def karyotype(self, image, min_score: float | None = None, nms_iou: float | None = None) -> NamedCell:
-        """One cell found and named (see the module doc); ``.call`` of the result is its count call.
-        ``min_score`` / ``nms_iou`` default to the karyogram's (the calibration's candidate floor, ``NMS_IOU``)."""
-        import time
-
-        from ..images import load
-        from ..karyogram.build import suppress
-        from ..karyogram.defaults import NMS_IOU, min_score_of
-
-        min_score = min_score_of(self) if min_score is None else min_score
+    def find(self, image, min_score: float | None = None, nms_iou: float | None = None) -> Found:
+        """One cell found and named (see the module doc); ``min_score`` None: :attr:`min_score`, ``nms_iou`` None:
+        :data:`karyotf.defaults.NMS_IOU`."""
+        min_score = self.min_score if min_score is None else min_score
         nms_iou = NMS_IOU if nms_iou is None else nms_iou
-        arr = load(image)
-        t0 = time.perf_counter()
-        everything = self.detector.detect(arr, min_score=0.0)
-        below = [d for d in everything if d.score is not None and d.score < min_score]
         if self.calibration is not None and self.calibration.nms_iou is not None:
             nms_iou = self.calibration.nms_iou  # the probabilities hold for the boxes that NMS keeps
-        kept, removed = suppress([d for d in everything if d.score is None or d.score >= min_score], nms_iou)
+        arr = load(image)
+        t0 = time.perf_counter()
+        found = find(self.detector, arr, min_score, nms_iou)
+        kept, removed, below = found.boxes, found.suppressed, found.below
         cc = probs = None
         left_out, left_flags, by_kept = [], [], {}
         if self.calibration is not None and kept:
@@ -170,18 +165,28 @@ class Karyotyper:
             other_names = [classes.NAMES[k] for k in np.argmax(probs, axis=1)]
         back = dict(zip(map(id, others), _renamed(others, other_names)))
         by_kept.update(zip(map(id, kept), named))
-        suppressed = [(back[id(d)], by_kept[id(k)], v) for d, k, v in removed]
+        suppressed = [Removed(back[id(d)], by_kept[id(k)], v) for d, k, v in removed]
         self.last_seconds = time.perf_counter() - t0
         flags = (list(result.flags()) if result is not None else []) + unseen + left_flags
-        return NamedCell(boxes=named, details=details, suppressed=suppressed,
-                         below=[back[id(d)] for d in below], flags=flags, joint=result, left_out=left_out)
+        return Found(boxes=named, suppressed=suppressed, below=[back[id(d)] for d in below], min_score=min_score,
+                     nms_iou=nms_iou, details=details, flags=flags, left_out=left_out, joint=result)
+
+    karyotype = find
+    """The name this method had first (tests and notebooks call it)."""
+
+    def call(self, image):
+        """The cell's ISCN count call (:class:`karyotf.karyogram.call.Call`) with every flag, review level first, as
+        ``karyotf karyogram`` reports it, without drawing or writing anything
+        (:func:`karyotf.karyogram.build.call_of`)."""
+        from ..karyogram.build import call_of
+
+        arr = load(image)
+        return call_of(arr, self.find(arr))
 
     def _choose(self, arr: np.ndarray, boxes: list[Box]):
         """Which of ``boxes`` count (see the module doc): (counted boxes, their crops and probabilities, the boxes
         left out as ``(box named by top-1, P)``, a flag for those whose counting is within the close-call ratio)."""
-        from ..karyogram.call import Flag
         from .crops import CellCrops, cell_crops
-        from .joint import joint_labels
 
         real = self.calibration([b.score if b.score is not None else 1.0 for b in boxes])
         likely = [i for i, r in enumerate(real) if r >= 0.5]  # measured against the likely chromosomes
@@ -209,16 +214,35 @@ class Karyotyper:
 
     def detect(self, image, min_score: float = 0.0, find_score: float | None = None,
                nms_iou: float | None = None) -> list[Box]:
-        """Named boxes of one cell, best score first: those counted at ``find_score`` (default the karyogram's
-        floor: the calibration's candidate floor, the export's tuned one, else ``MIN_SCORE``) labelled jointly, the
-        rest (NMS-removed, left out, below the floor) by top-1; only boxes scoring at least ``min_score``."""
-        from ..karyogram.defaults import NMS_IOU, min_score_of
-
-        cell = self.karyotype(image, min_score_of(self) if find_score is None else find_score,
-                              NMS_IOU if nms_iou is None else nms_iou)
-        out = cell.boxes + [d for d, _, _ in cell.suppressed] + [d for d, _ in cell.left_out] + cell.below
-        return sorted((b for b in out if b.score is None or b.score >= min_score),
-                      key=lambda b: -(b.score if b.score is not None else 1.0))
+        """Named boxes of one cell, best score first: those counted at the floor ``find_score`` (default
+        :attr:`min_score`) labelled jointly, the rest (NMS-removed, left out, below the floor) by top-1; only boxes
+        scoring at least ``min_score`` (an output filter: see :mod:`karyotf.find`)."""
+        return [b for b in self.find(image, find_score, nms_iou).everything()
+                if b.score is None or b.score >= min_score]
 
     def __repr__(self) -> str:
         return f"Karyotyper({self.detector!r}, {self.classifier!r}, joint={self.joint})"
+
+
+def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None,
+               default: bool = False):
+    """The model object of an export dir (``--model`` / ``--classifier``; a :class:`karyotf.find.ChromosomeFinder`):
+    its :class:`karyotf.detect.Detector` (``use``: which export it loads), or, with ``classifier`` (an exported
+    classifier), a :class:`Karyotyper` whose classifier names what the detector finds; without ``model`` (then
+    ``classifier`` is an error), the model pair shipped with karyotf if ``default``
+    (:meth:`Karyotyper.default`), else None.  A detector alone must name what it finds
+    (:func:`karyotf.karyogram.build.check_names`).  What ``karyotf karyogram``, ``karyotf case`` and ``karyotf
+    eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`."""
+    from ..karyogram.build import check_names
+
+    if model is None:
+        if classifier is not None:
+            raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
+        return Karyotyper.default() if default else None
+    from ..detect import Detector
+
+    detector = Detector(model, use=use)
+    if classifier is not None:  # the detector finds, the classifier names
+        return Karyotyper(detector, classifier)
+    check_names(detector)
+    return detector

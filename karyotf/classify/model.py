@@ -9,6 +9,7 @@ neighbours' sizes and staining, not alone.  Output: logits (B, N, 24) in ``class
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from .. import classes
@@ -69,8 +70,6 @@ class ChromosomeClassifier(tf.keras.Model):
 
     def build_for(self):
         """Create the variables with a dummy cell (so checkpoints restore before the first step)."""
-        import numpy as np
-
         self({"crops": np.full((1, 2, self.size, self.size), 255, np.uint8),
               "features": np.zeros((1, 2, self.n_features), np.float32), "mask": np.ones((1, 2), bool)})
         return self

@@ -46,13 +46,24 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
+from .. import calibration, images, rundir
 from ..annotations import Box
 from ..errors import ClassifierError, RecordsError
+from ..find import find
 from ..io import atomic_write_json, replace_dir
+from ..loop import StopFlag
+from ..records import read_examples
 from .crops import FEATURES as CROP_FEATURES
 from .crops import cell_crops
 from .data import CellSet, batches, pad_cells
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
+# about to run); karyotf.classify.train (it loads OpenCV at its top); karyotf.classify.model (it loads TensorFlow at
+# its top); karyotf.detect.Detector (looked up when a model is loaded, so that a caller may stand another Detector in
+# karyotf.detect, as the tests do).
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +79,7 @@ MATCH_IOU = 0.5
 INSIDE = 0.7
 """Share of a box's area inside another that makes it "inside" (a fragment; a chromosome under a box over two)."""
 RUN_FILE = "second_look.json"
-META = "karyotf.json"
+META = rundir.INFO
 KIND = "second_look"
 CANDIDATE_FLOOR = 0.1
 """Candidate floor when the detector carries no calibration (its candidate floor is used when it does)."""
@@ -144,17 +155,12 @@ def inputs(image: np.ndarray, boxes: Sequence[Box], size: int):
 def candidates(detector, image: np.ndarray, min_score: float, nms_iou: float) -> list[Box]:
     """The boxes the Karyotyper would weigh: the detector's, at or above ``min_score``, after the class-agnostic
     NMS at ``nms_iou``, best score first."""
-    from ..karyogram.build import suppress
-
-    return suppress([d for d in detector.detect(image, min_score=0.0)
-                     if d.score is None or d.score >= min_score], nms_iou)[0]
+    return find(detector, image, min_score, nms_iou).boxes
 
 
 def candidate_settings(detector) -> tuple[float, float]:
     """(candidate floor, NMS IoU): the detector's calibration's when it has one, else the module's."""
-    from ..calibration import of
-
-    cal = of(detector)
+    cal = calibration.of(detector.info)
     if cal is None:
         return CANDIDATE_FLOOR, CANDIDATE_NMS_IOU
     return float(cal.floor), float(cal.nms_iou if cal.nms_iou is not None else CANDIDATE_NMS_IOU)
@@ -163,14 +169,9 @@ def candidate_settings(detector) -> tuple[float, float]:
 def candidate_set(detector, records_dir: str | Path, split: str, size: int, min_score: float, nms_iou: float,
                   limit: int | None = None, progress: bool = True) -> CellSet:
     """Every cell of one split: the detector's candidates, their inputs and kinds (``labels``)."""
-    from .. import images
-    from ..records import read_examples
-
     crops, feats, labels, sizes, ids = [], [], [], [], []
     it = read_examples(records_dir, split)
     if progress:
-        from tqdm import tqdm
-
         it = tqdm(it, desc=f"second look: candidates {split}", unit="cell", leave=False)
     for k, (data, ann) in enumerate(it):
         if limit is not None and k >= limit:
@@ -295,8 +296,7 @@ def train(detector, records_dir: str | Path, out_dir: str | Path = "runs/second_
     import tensorflow as tf
 
     from .. import odapi  # noqa: F401  (quiet TF logs)
-    from ..train import _StopFlag
-    from .train import _augment, _lr
+    from .train import augment, lr_at
 
     out = Path(out_dir)
     if epochs is not None and minutes is not None:
@@ -360,7 +360,7 @@ def train(detector, records_dir: str | Path, out_dir: str | Path = "runs/second_
     @tf.function(reduce_retracing=True)
     def train_step(crops, feats, mask, labels):
         if config.augment:
-            crops, _ = _augment(tf, crops, feats, mask, [])  # the geometry is exact: no noise on the measurements
+            crops, _ = augment(tf, crops, feats, mask, [])  # the geometry is exact: no noise on the measurements
         with tf.GradientTape() as tape:
             logits = model({"crops": crops, "features": feats, "mask": mask}, training=True)
             per = loss_fn(tf.maximum(labels, 0), logits)
@@ -379,7 +379,7 @@ def train(detector, records_dir: str | Path, out_dir: str | Path = "runs/second_
         atomic_write_json(out / RUN_FILE, {
             "kind": "karyotf-second-look", "version": 1, "config": asdict(config), "kinds": list(KINDS),
             "features": list(FEATURES), "records": str(Path(records_dir).resolve()),
-            "detector": str(getattr(detector, "export_dir", "") or ""), "min_score": min_score, "nms_iou": nms_iou,
+            "detector": str(detector.export_dir or ""), "min_score": min_score, "nms_iou": nms_iou,
             "epochs": epochs, "minutes": minutes, "limit": limit, "val_limit": val_limit, "counts": counts,
             "state": {**state, "step": int(step_var.numpy())}})
 
@@ -403,11 +403,9 @@ def train(detector, records_dir: str | Path, out_dir: str | Path = "runs/second_
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=total_steps, initial=int(step_var.numpy()), unit="step", desc="second look")
     t_start = time.perf_counter() - state["elapsed"]
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while not done() and not stop:
             rng = np.random.default_rng(config.seed + 1000 * state["epoch"])
             skip = int(step_var.numpy()) - state["epoch"] * steps_per_epoch
@@ -416,7 +414,7 @@ def train(detector, records_dir: str | Path, out_dir: str | Path = "runs/second_
                 if k < skip:
                     continue
                 step = int(step_var.numpy())
-                lr.assign(_lr(config, (state["elapsed"] / budget) if budget else step / max(1, total_steps)))
+                lr.assign(lr_at(config, (state["elapsed"] / budget) if budget else step / max(1, total_steps)))
                 if batch["mask"].any():
                     losses.append(float(train_step(batch["crops"], batch["features"], batch["mask"],
                                                    batch["labels"])))
@@ -477,13 +475,13 @@ def export(run_dir: str | Path, out_dir: str | Path = "exported/second_look") ->
         module = Serving(model)
         tf.saved_model.save(module, str(tmp / "saved_model"), signatures={"serving_default": module.serve})
         state = meta.get("state", {})
-        (tmp / META).write_text(json.dumps({
-            "kind": KIND, "version": 1, "size": size, "features": list(FEATURES), "kinds": list(KINDS),
+        rundir.write_info(tmp, {
+            "version": 1, "size": size, "features": list(FEATURES), "kinds": list(KINDS),
             "config": meta["config"], "min_score": meta["min_score"], "nms_iou": meta["nms_iou"],
             "detector": meta.get("detector"), "records": meta.get("records"), "source_run": str(run_dir.resolve()),
             "epochs_trained": state.get("epoch"), "best_val_whole_log_loss": state.get("best_val_loss"),
             "best_epoch": state.get("best_epoch"), "counts": meta.get("counts"),
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n")
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, KIND)
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -503,7 +501,7 @@ class SecondLook:
 
         self.path = Path(path)
         if (self.path / META).is_file() and (self.path / "saved_model").is_dir():
-            self.info = json.loads((self.path / META).read_text())
+            self.info = rundir.read_info(self.path)
             if self.info.get("kind") != KIND:
                 raise ClassifierError(f"{self.path}: karyotf.json says kind {self.info.get('kind')!r}, not a second "
                                       "look (fix: pass the folder written by `karyotf second-look export`)")

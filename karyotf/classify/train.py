@@ -17,20 +17,28 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from .. import rundir
 from ..errors import ClassifierError
 from ..io import atomic_write_json
+from ..loop import StopFlag
 from .crops import FEATURES, SIZE
 from .data import CellSet, batches, from_records, pad_cells
 
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
+# about to run); karyotf.classify.model (it loads TensorFlow at its top).
+
 log = logging.getLogger(__name__)
 
-RUN_FILE = "classifier.json"
+RUN_FILE = rundir.CLASSIFIER_RUN
 
 
 @dataclass
@@ -139,7 +147,7 @@ def top_k(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float((top == labels[ok, None]).any(axis=1).mean())
 
 
-def _augment(tf, crops, feats, mask, rng_layers):
+def augment(tf, crops, feats, mask, rng_layers):
     """Flips, 90-degree turns, small rotations and zoom, contrast and brightness jitter; feature noise."""
     shape = tf.shape(crops)
     b, n, s = shape[0], shape[1], shape[2]
@@ -158,7 +166,8 @@ def _augment(tf, crops, feats, mask, rng_layers):
     return crops, feats
 
 
-def _lr(cfg: ClassifierConfig, fraction: float) -> float:
+def lr_at(cfg: ClassifierConfig, fraction: float) -> float:
+    """The learning rate at ``fraction`` (0..1) of the run: linear warm-up, then cosine decay to 0."""
     fraction = min(max(fraction, 0.0), 1.0)
     if fraction < cfg.warmup:
         return cfg.learning_rate * fraction / cfg.warmup
@@ -173,8 +182,6 @@ def _clock(kind: str):
     """Seconds of the budget: wall time, or this process's CPU time over the cores (a budget that others' jobs on
     a shared machine do not eat: 20 CPU minutes on 2 cores is 40 minutes of CPU time)."""
     if kind == "cpu":
-        import os
-
         cores = os.cpu_count() or 1
         return lambda: time.process_time() / cores
     return time.perf_counter
@@ -194,7 +201,6 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
     import tensorflow as tf
 
     from .. import odapi  # noqa: F401  (quiet TF logs)
-    from ..train import _StopFlag
 
     out = Path(out_dir)
     if epochs is not None and minutes is not None:
@@ -248,7 +254,7 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
     @tf.function(reduce_retracing=True)
     def train_step(crops, feats, mask, labels):
         if config.augment:
-            crops, feats = _augment(tf, crops, feats, mask, rng_layers)
+            crops, feats = augment(tf, crops, feats, mask, rng_layers)
         with tf.GradientTape() as tape:
             logits = model({"crops": crops, "features": feats, "mask": mask}, training=True)
             onehot = tf.one_hot(tf.maximum(labels, 0), num_classes)
@@ -298,13 +304,11 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=total_steps if total_steps else None, initial=int(step_var.numpy()), unit="step",
                    desc="classifier", leave=True)
     now = _clock(clock)
     t_start = now() - state["elapsed"]
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while not done() and not stop:
             rng = np.random.default_rng(config.seed + 1000 * state["epoch"])
             skip = int(step_var.numpy()) - state["epoch"] * steps_per_epoch  # steps of this epoch already done
@@ -314,7 +318,7 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
                     continue
                 step = int(step_var.numpy())
                 fraction = (state["elapsed"] / budget) if budget else step / max(1, total_steps)
-                lr.assign(_lr(config, fraction))
+                lr.assign(lr_at(config, fraction))
                 loss = float(train_step(batch["crops"], batch["features"], batch["mask"], batch["labels"]))
                 losses.append(loss)
                 state["elapsed"] = now() - t_start

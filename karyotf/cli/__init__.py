@@ -15,6 +15,9 @@ import sys
 
 from .. import __version__
 
+# Imports inside functions, and why: the command's stage and its helpers, imported when the command runs (so that
+# `karyotf --help` and every other command start without them).
+
 GROUPS = ("karyotf.cli.doctor", "karyotf.cli.records", "karyotf.cli.augment", "karyotf.cli.roboflow", "karyotf.cli.zoo",
           "karyotf.cli.config", "karyotf.cli.train", "karyotf.cli.export", "karyotf.cli.detect", "karyotf.cli.evaluate",
           "karyotf.cli.karyogram", "karyotf.cli.classifier", "karyotf.cli.demo", "karyotf.cli.review",

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Imports inside functions, and why: the command's stage and its helpers, imported when the command runs (so that
+# `karyotf --help` and every other command start without them).
+
 
 def register(sub) -> None:
     from .. import defaults as D
@@ -47,7 +50,7 @@ def register(sub) -> None:
 
 def _case(args) -> int:
     from ..case import Rules, run_cases
-    from ..karyogram.build import open_model
+    from ..classify.karyotyper import open_model
     from . import CliError
 
     try:

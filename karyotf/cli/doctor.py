@@ -1,6 +1,9 @@
 """``karyotf doctor``."""
 from __future__ import annotations
 
+# Imports inside functions, and why: the command's stage and its helpers, imported when the command runs (so that
+# `karyotf --help` and every other command start without them).
+
 
 def register(sub) -> None:
     p = sub.add_parser("doctor", help="print versions and check that the OD API imports and builds a model")

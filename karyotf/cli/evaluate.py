@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Imports inside functions, and why: the command's stage and its helpers, imported when the command runs (so that
+# `karyotf --help` and every other command start without them).
+
 
 def register(sub) -> None:
     from .. import defaults as D
@@ -51,7 +54,8 @@ def model_path(model: str, model_dir: Path | None) -> Path:
 
 
 def _eval(args) -> int:
-    from ..evaluate import evaluate, table_markdown, tune_min_score
+    from ..evaluate import evaluate, table_markdown
+    from ..scorefloor import tune_min_score
 
     if args.model == "default" and args.model_dir is None:  # the shipped pair: read-only, inside the package
         from ..errors import EvaluateError
@@ -67,10 +71,16 @@ def _eval(args) -> int:
         floor = tune_min_score(model_path(args.model, args.model_dir), args.records, split="val", use=args.use,
                                limit=args.limit)
         print(floor.text())
+    finder = None
+    if args.classifier is not None:  # the model object: the model finds, the classifier names
+        from ..classify.karyotyper import open_model
+        from ..evaluate import resolve_export
+
+        finder = open_model(resolve_export(model_path(args.model, args.model_dir)), use=args.use,
+                            classifier=args.classifier)
     report = evaluate(model_path(args.model, args.model_dir), args.records, split=args.split,
                       score_threshold=args.score_threshold, iou=args.iou, out_dir=args.out, use=args.use,
-                      limit=args.limit, plots=not args.no_plots,
-                      classifier=args.classifier)
+                      limit=args.limit, plots=not args.no_plots, finder=finder)
     print(table_markdown([report]), end="")
     print(f"written to {report.out_dir}: " + ", ".join(p.name for p in report.files.values()))
     return 0

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Imports inside functions, and why: the command's stage and its helpers, imported when the command runs (so that
+# `karyotf --help` and every other command start without them).
+
 
 def register(sub) -> None:
     from ..paths import DEFAULT_EXPORTED, DEFAULT_RUNS
@@ -48,7 +51,8 @@ def _export(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m karyotf.export ARGS``: the same as ``karyotf export ARGS``."""
+    """``karyotf export ARGS`` as a function (``argv`` default: ``sys.argv[1:]``); ``python -m karyotf.export ARGS``
+    runs ``python -m karyotf export ARGS``."""
     import sys
 
     from . import main as cli_main

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Imports inside functions, and why: the command's stage and its helpers, imported when the command runs (so that
+# `karyotf --help` and every other command start without them).
+
 
 def register(sub) -> None:
     from .. import defaults as D
@@ -69,11 +72,14 @@ def register(sub) -> None:
 
 
 def _karyogram(args) -> int:
+    from ..classify.karyotyper import open_model
     from ..karyogram.build import karyograms
 
-    results = karyograms(args.images, args.out, model=args.model, annotations=args.annotations,
-                         min_score=args.min_score, nms_iou=args.nms_iou, use=args.use, rows=args.rows,
-                         classifier=args.classifier, separate=args.separate, straighten=args.straighten,
+    # the model object: the detector, or the detector and the classifier that names what it finds
+    model = open_model(args.model, use=args.use, classifier=args.classifier)
+    results = karyograms(args.images, args.out, model=model, annotations=args.annotations,
+                         min_score=args.min_score, nms_iou=args.nms_iou, rows=args.rows,
+                         separate=args.separate, straighten=args.straighten,
                          low_score=args.low_score, longest=args.longest, resolution=args.bands)
     from ..karyogram.build import KaryogramFailure
 

@@ -2,6 +2,9 @@
 chromosomes (``karyogram``, ``eval``, ``classifier eval``)."""
 from __future__ import annotations
 
+# Imports inside functions, and why: the command's stage and its helpers, imported when the command runs (so that
+# `karyotf --help` and every other command start without them).
+
 
 def add_prior_option(parser) -> None:
     from ..defaults import PRIOR, PRIOR_PRESETS

@@ -3,7 +3,7 @@
 cut out (:mod:`.cutout`) -> orient (:mod:`.orient`) -> lay out beside ISCN ideograms (:mod:`.layout`,
 :mod:`.ideogram`) -> count call (:mod:`.call`) -> report (:mod:`.report`).  :mod:`.dataset` turns annotated
 metaphases into annotated karyogram images; :mod:`.agreement` checks the call against a dataset's karyotype
-list.  Works from VOC annotations (no model) and from a Detector.
+list.  Works from VOC annotations (no model) and from a model object (:class:`karyotf.find.ChromosomeFinder`).
 
 Names are imported on first use, so ``import karyotf.karyogram`` (and the CLI) stays light.
 """
@@ -13,7 +13,7 @@ import importlib
 
 _EXPORTS = {
     "build_karyogram": "build", "from_annotation": "build", "from_detector": "build", "karyograms": "build",
-    "make_karyogram": "build", "class_agnostic_nms": "build", "load_image": "build", "KaryogramResult": "build",
+    "make_karyogram": "build", "load_image": "build", "KaryogramResult": "build",
     "count_call": "call", "iscn": "call", "Call": "call", "Flag": "call", "FLAG_CODES": "call",
     "parse_rows": "layout", "ROW_PRESETS": "defaults", "build_karyograms_dataset": "dataset",
     "check_dataset": "agreement",

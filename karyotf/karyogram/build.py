@@ -1,6 +1,7 @@
 """One cell in, a karyogram and a karyotype out: cut out -> orient -> lay out -> call -> report."""
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import shutil
@@ -10,17 +11,26 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
+from . import ideogram, report
 from .. import classes
 from ..annotations import Annotation, Box, read_voc
-from ..errors import AnnotationError, KaryogramError, KaryotfError
-from ..io import atomic_path, atomic_write_json
-from . import ideogram, report
-from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, count_call
+from ..errors import AnnotationError, ImageError, KaryogramError, KaryotfError
+from ..find import ChromosomeFinder
+from ..images import load, load_ahead
+from ..io import atomic_path, atomic_write_text
+from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, check_call, count_call
 from .cutout import cut_out_all
-from .defaults import LONGEST, NMS_IOU, min_score_of
+from .defaults import LONGEST, NMS_IOU
+from .detections import CellDetections
 from .layout import Layout, Placement, parse_rows, render
 from .orient import orient_all
+
+# Imports inside functions, and why: Pillow (heavy: loaded when an image is decoded or drawn);
+# karyotf.karyogram.layout (it loads OpenCV and Pillow at its top); karyotf.separate.separator (it loads OpenCV at its
+# top); karyotf.separate.straighten (it loads OpenCV at its top); karyotf.detect.Detector (looked up when a model is
+# loaded, so that a caller may stand another Detector in karyotf.detect, as the tests do).
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +71,6 @@ class KaryogramFailure:
 def load_image(image) -> tuple[np.ndarray, str]:
     """(RGB uint8 array, name) from an array, a path or a PIL image, by karyotf's one decoder
     (:mod:`karyotf.images`); a bad image is a :class:`KaryogramError`."""
-    from ..errors import ImageError
-    from ..images import load
-
     if isinstance(image, (str, Path)):
         name = Path(image).name
     else:
@@ -93,18 +100,6 @@ def _check_boxes(boxes: Sequence[Box], shape, name: str) -> list[Box]:
     return out
 
 
-def _check_contents(call: Call, arr: np.ndarray, boxes: Sequence[Box]) -> None:
-    """Empty and duplicate boxes (:mod:`karyotf.boxcheck`) flagged on the call; an image that does not match its
-    boxes gets no call."""
-    from ..boxcheck import check_boxes
-
-    checked = check_boxes(arr, boxes)
-    call.box_check = checked
-    call.add_flags(checked.flags([b.name for b in boxes]))
-    if checked.mismatch and call.iscn is not None:
-        call.iscn, call.no_call = None, f"the image does not match its boxes ({checked.mismatch})"
-
-
 def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONGEST, low_score: float = LOW_SCORE,
                    low_mean_score: float = LOW_MEAN_SCORE, overlap_iou: float = OVERLAP_IOU,
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
@@ -122,10 +117,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     boxes = _check_boxes(list(boxes), arr.shape, name)
     t = {}
     t0 = time.perf_counter()
-    call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
-                      suppressed=suppressed)
-    call.add_flags(extra_flags)
-    _check_contents(call, arr, boxes)
+    call = _call(arr, boxes, low_score, low_mean_score, overlap_iou, suppressed, extra_flags)
     if separate is not None:
         from ..separate.separator import load, separate as separate_cell
 
@@ -148,6 +140,25 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     t3 = time.perf_counter()
     t.update(call_cutout=1000 * (t1 - t0), orient=1000 * (t2 - t1), layout=1000 * (t3 - t2))
     return call, layout, t, boxes
+
+
+def _call(arr: np.ndarray, boxes: list[Box], low_score: float, low_mean_score: float, overlap_iou: float,
+          suppressed: Sequence[tuple[Box, Box, float]], extra_flags: Sequence[Flag]) -> Call:
+    call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
+                      suppressed=suppressed)
+    call.add_flags(extra_flags)
+    check_call(call, arr, boxes)  # empty, duplicate boxes; an image that does not match its boxes
+    return call
+
+
+def call_of(image, found, low_score: float = LOW_SCORE, low_mean_score: float = LOW_MEAN_SCORE,
+            overlap_iou: float = OVERLAP_IOU) -> Call:
+    """The count call of one cell from what a model found in it (a :class:`karyotf.find.Found`: the counted boxes,
+    those the NMS removed, a naming model's flags), with the box checks of a karyogram, nothing drawn or written:
+    the call ``karyotf karyogram`` reports."""
+    arr, name = load_image(image)
+    boxes = _check_boxes(list(found.boxes), arr.shape, name)
+    return _call(arr, boxes, low_score, low_mean_score, overlap_iou, found.suppressed, found.flags or ())
 
 
 def _keep_image(image, arr: np.ndarray, name: str, out: Path) -> Path:
@@ -254,11 +265,10 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
         paths["image"] = _keep_image(image, arr, name, out)
     params = {"longest": longest, "low_score": low_score, "low_mean_score": low_mean_score,
               "overlap_iou": overlap_iou, "resolution": resolution}
-    atomic_write_json(paths["detections"], {"image": source["image"], "width": w, "height": h, "source": source,
-                                            "count": len(boxes), "call": call.iscn, "text": call.text,
-                                            "detections": dets, "not_counted": not_counted,
-                                            "image_file": paths["image"].name if keep_image else None,
-                                            "rows": [list(r) for r in parse_rows(rows)], "params": params})
+    CellDetections(image=source["image"], width=w, height=h, source=source, call=call.iscn, text=call.text,
+                   detections=dets, not_counted=not_counted,
+                   image_file=paths["image"].name if keep_image else None,
+                   rows=[list(r) for r in parse_rows(rows)], params=params).write(paths["detections"])
     timings["write"] = 1000 * (time.perf_counter() - tw)
     timings["total"] = 1000 * (time.perf_counter() - t0)
     report.write_html(paths["report_html"], call, png, source, timings, not_counted,
@@ -278,70 +288,42 @@ def from_annotation(xml: str | Path | Annotation, out_dir: str | Path, image=Non
     return build_karyogram(img, ann.boxes, out_dir, source=src, **kw)
 
 
-def suppress(boxes: Sequence[Box], iou: float) -> tuple[list[Box], list[tuple[Box, Box, float]]]:
-    """Class-agnostic NMS that says what it removed: (kept boxes, ``(removed, the kept box it overlaps, IoU)``).
-
-    The best-scoring box is kept where boxes of any class overlap by more than ``iou`` (one chromosome detected as
-    two classes counts once).  ``iou >= 1`` keeps everything."""
-    ordered = sorted(boxes, key=lambda x: -(x.score if x.score is not None else 1.0))
-    if iou >= 1:
-        return ordered, []
-    kept: list[Box] = []
-    removed: list[tuple[Box, Box, float]] = []
-    for b in ordered:
-        over = max(((b.iou(k), k) for k in kept), key=lambda t: t[0], default=(0.0, None))
-        if over[1] is not None and over[0] > iou:
-            removed.append((b, over[1], over[0]))
-        else:
-            kept.append(b)
-    return kept, removed
-
-
-def class_agnostic_nms(boxes: Sequence[Box], iou: float) -> list[Box]:
-    """The boxes :func:`suppress` keeps."""
-    return suppress(boxes, iou)[0]
-
-
-def check_names(detector) -> None:
+def check_names(model: ChromosomeFinder) -> None:
     """A class-agnostic detector finds chromosomes but names none: a karyogram needs a classifier beside it."""
-    if getattr(detector, "agnostic", False) and not hasattr(detector, "karyotype"):
-        raise KaryogramError(f"{getattr(detector, 'export_dir', 'the model')}: a class-agnostic detector (one class, "
+    if not model.names:
+        raise KaryogramError(f"{model.export_dir or 'the model'}: a class-agnostic detector (one class, "
                              f"'{classes.AGNOSTIC}') finds chromosomes but does not name them (fix: add "
                              "--classifier exported/classifier, a classifier from `karyotf classifier export`)")
 
 
-def from_detector(detector, image, out_dir: str | Path, min_score: float | None = None, nms_iou: float = NMS_IOU,
-                  pixels: np.ndarray | None = None, **kw) -> KaryogramResult:
-    """Karyogram of a cell from a :class:`karyotf.detect.Detector`: detections with ``score >= min_score``, after a
-    class-agnostic NMS at ``nms_iou`` (the OD API's NMS is per class).
+def from_detector(model: ChromosomeFinder, image, out_dir: str | Path, min_score: float | None = None,
+                  nms_iou: float = NMS_IOU, pixels: np.ndarray | None = None, **kw) -> KaryogramResult:
+    """Karyogram of a cell from a model (a :class:`karyotf.find.ChromosomeFinder`: a
+    :class:`karyotf.detect.Detector`, or a :class:`karyotf.classify.karyotyper.Karyotyper` whose classifier names
+    what its detector finds): ``model.find`` (:mod:`karyotf.find`: detections with ``score >= min_score``, after
+    a class-agnostic NMS at ``nms_iou``; the OD API's NMS is per class).  ``min_score`` None: the model's floor
+    (``model.min_score``: the export's tuned floor, else MIN_SCORE).
 
     Nothing is dropped unseen: detections below ``min_score`` and those the NMS removed are listed in
     ``detections.json`` and the report, and a removed box scoring at least ``low_score`` whose class differs from
     the box that kept it is flagged (``suppressed_other_class``): a third 21 lying over a 22 stays visible.
     ``pixels``: the image already decoded (:func:`karyotf.images.load_ahead`); ``image`` then names its file."""
-    check_names(detector)
-    if min_score is None:  # the export's tuned floor, else MIN_SCORE
-        min_score = min_score_of(detector)
+    check_names(model)
     arr = pixels if pixels is not None else load_image(image)[0]
     t0 = time.perf_counter()
-    extra = {}
-    if hasattr(detector, "karyotype"):  # a Karyotyper: the detector finds, the classifier names the cell jointly
-        cell = detector.karyotype(arr, min_score, nms_iou)
-        dets, removed, below = cell.boxes, cell.suppressed, cell.below
-        extra = {"extra_flags": cell.flags, "details": cell.details, "left_out": cell.left_out}
-    else:
-        everything = detector.detect(arr, min_score=0.0)
-        below = [d for d in everything if d.score is not None and d.score < min_score]
-        dets, removed = suppress([d for d in everything if d.score is None or d.score >= min_score], nms_iou)
+    cell = model.find(arr, min_score, nms_iou)
     detect_ms = 1000 * (time.perf_counter() - t0)
-    src = {"kind": "model", "from": str(getattr(detector, "export_dir", "") or getattr(detector, "model_name", "")),
-           "model": getattr(detector, "model_name", None), "min_score": min_score, "nms_iou": nms_iou,
-           "image": str(image) if isinstance(image, (str, Path)) else "image"}
-    if hasattr(detector, "classifier"):
-        src["classifier"] = str(getattr(detector.classifier, "path", ""))
+    extra = {}
+    if cell.details is not None:  # a model that names (a Karyotyper): its joint labelling's flags and details
+        extra = {"extra_flags": cell.flags, "details": cell.details, "left_out": cell.left_out}
+    described = model.describe()
+    src = {"kind": "model", "from": described["from"], "model": described["model"], "min_score": cell.min_score,
+           "nms_iou": nms_iou, "image": str(image) if isinstance(image, (str, Path)) else "image"}
+    if "classifier" in described:
+        src["classifier"] = described["classifier"]
     kept = image if isinstance(image, (str, Path)) else arr  # a path: the review folder keeps the file itself
-    res = build_karyogram(kept, dets, out_dir, source=src, suppressed=removed, below_min_score=below, **extra,
-                          pixels=arr, **kw)
+    res = build_karyogram(kept, cell.boxes, out_dir, source=src, suppressed=cell.suppressed,
+                          below_min_score=cell.below, **extra, pixels=arr, **kw)
     res.timings["detect"] = detect_ms
     return res
 
@@ -360,40 +342,14 @@ def read_annotation_for(image: Path, annotations: Path) -> Annotation:
     return read_voc(xml, image_dir=image.parent, image=image)
 
 
-def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None,
-               default: bool = False):
-    """The model object a karyogram runs (``--model`` / ``--classifier``): a Detector, or a Karyotyper when a
-    classifier names what the detector finds; without ``model`` (then ``classifier`` is an error), the model pair
-    shipped with karyotf if ``default`` (:meth:`karyotf.classify.karyotyper.Karyotyper.default`), else None."""
-    if model is None:
-        if classifier is not None:
-            raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
-        if default:
-            from ..classify.karyotyper import Karyotyper
-
-            return Karyotyper.default()
-        return None
-    try:
-        from ..detect import Detector
-    except ModuleNotFoundError as exc:  # pragma: no cover - detect ships with karyotf
-        raise KaryogramError(f"karyotf.detect is not available ({exc}) (fix: reinstall karyotf)") from None
-    detector = Detector(model, use=use)
-    if classifier is not None:  # the detector finds, the classifier names
-        from ..classify.karyotyper import Karyotyper
-
-        return Karyotyper(detector, classifier)
-    check_names(detector)
-    return detector
-
-
-def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
-               annotations: str | Path | None = None, min_score: float | None = None, nms_iou: float = NMS_IOU,
-               use: str = "auto", progress: bool = True, classifier: str | Path | None = None,
+def karyograms(images: Sequence[str | Path], out_dir: str | Path,
+               model: ChromosomeFinder | str | Path | None = None, annotations: str | Path | None = None,
+               min_score: float | None = None, nms_iou: float = NMS_IOU, use: str = "auto", progress: bool = True,
                **kw) -> list[KaryogramResult]:
-    """Karyograms of several images, from a model (``model``: an export dir; with ``classifier``, an exported
-    classifier names what the model finds), from annotations (``annotations``: an XML file for one image, or a
-    folder of XML named after the images), or, with neither, from the model pair shipped with karyotf
-    (:meth:`karyotf.classify.karyotyper.Karyotyper.default`).
+    """Karyograms of several images, from a model (``model``: a :class:`karyotf.find.ChromosomeFinder` the caller
+    built, such as a :class:`karyotf.classify.karyotyper.Karyotyper` whose classifier names what its detector
+    finds, or an export dir, loaded as a :class:`karyotf.detect.Detector` with ``use``) or from annotations
+    (``annotations``: an XML file for one image, or a folder of XML named after the images).
 
     One image writes into ``out_dir``; several write into ``out_dir/<image stem>/`` and add ``out_dir/calls.csv``.
     One image that fails raises; of several, a cell that fails (no XML, a damaged file, a bad box) does not stop
@@ -405,9 +361,9 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     parse_rows(kw.get("rows"))  # a bad --rows fails before a model is loaded
     if not images:
         raise KaryogramError("no image given (fix: name one or more metaphase images)")
-    if model is not None and annotations is not None:
+    if (model is None) == (annotations is None):
         raise KaryogramError("give either --model EXPORT_DIR (detect) or --annotations XML (ground truth), "
-                             "not both")
+                             "not both and not neither")
     if annotations is not None and len(images) > 1 and Path(annotations).is_file():
         raise KaryogramError(f"{annotations}: one XML file for {len(images)} images "
                              "(fix: give a folder of XML files named after the images)")
@@ -417,18 +373,16 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
     if len(images) == 1 and not images[0].is_file():
         raise KaryogramError(f"{images[0]}: image not found (fix: check the path)")
     out = Path(out_dir)
-    if model is not None and not isinstance(model, (str, Path)):  # a model object the caller built
-        detector = model
-    else:  # neither model nor annotations: the model pair shipped with karyotf
-        detector = open_model(model, use=use, classifier=classifier, default=annotations is None)
+    if isinstance(model, (str, Path)):
+        from ..detect import Detector
+
+        model = Detector(model, use=use)
+    if model is not None:
+        check_names(model)
     results = []
-    from ..images import load_ahead
-
-    # a stream: the model loaded once, the next image decoded on the other core while this one is karyotyped
-    iterator = load_ahead(images) if detector is not None else ((p, None, None) for p in images)
+    # a stream: the model loaded once, the next image decoded on another core while this one is karyotyped
+    iterator = load_ahead(images) if model is not None else ((p, None, None) for p in images)
     if progress and len(images) > 1:
-        from tqdm import tqdm
-
         iterator = tqdm(iterator, desc="karyograms", unit="image", total=len(images))
     for img, pixels, error in iterator:
         dst = out if len(images) == 1 else out / img.stem
@@ -437,9 +391,9 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
                 raise KaryogramError(f"{img}: image not found (fix: check the path)")
             if error is not None:
                 raise KaryogramError(str(error))
-            if detector is not None:
-                results.append(from_detector(detector, img, dst, min_score=min_score, nms_iou=nms_iou,
-                                             pixels=pixels, **kw))
+            if model is not None:
+                results.append(from_detector(model, img, dst, min_score=min_score, nms_iou=nms_iou, pixels=pixels,
+                                             **kw))
             else:
                 ann = read_annotation_for(img, Path(annotations))
                 results.append(from_annotation(ann, dst, image=img, **kw))
@@ -449,8 +403,6 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
             log.warning("%s: failed, going on with the others: %s", img.name, exc)
             results.append(KaryogramFailure(image=img, error=str(exc)))
     if len(images) > 1:
-        import csv
-
         buf = io.StringIO()
         wr = csv.writer(buf, lineterminator="\n")
         wr.writerow(["image", "call", "total", "review", "flags", "folder", "error"])
@@ -460,7 +412,6 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path, model: str | P
             else:
                 wr.writerow([img.name, r.call.text, r.call.total, ";".join(r.call.review_codes),
                              ";".join(r.call.flag_codes), img.stem, ""])
-        from ..io import atomic_write_text
 
         atomic_write_text(out / "calls.csv", buf.getvalue())
     return results

@@ -21,6 +21,8 @@ from typing import Iterable, Sequence
 
 from .. import classes
 from ..annotations import Box
+from ..boxcheck import BoxCheck, check_boxes
+from ..defaults import DUPLICATE_IOU
 from .defaults import CALL_MAX_TOTAL, CALL_MIN_TOTAL, LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU  # noqa: F401
 
 NORMAL_SEX = ("XX", "XY")
@@ -316,3 +318,37 @@ def count_call(boxes: Iterable[Box], low_score: float = LOW_SCORE, low_mean_scor
     return Call(total=total, counts=full, sex=sex, changes=changes, iscn=text, flags=review_first(flags),
                 mean_score=mean_score,
                 class_scores=class_scores, low_confidence=low, overlaps=overlaps, no_call=no_call)
+
+
+def box_check_flags(checked: BoxCheck, names: Sequence[str]) -> list[Flag]:
+    """Review flags of a :class:`karyotf.boxcheck.BoxCheck`: ``image_mismatch``, ``empty_box``, ``duplicate_box``;
+    ``names``: the boxes' class names (for the messages)."""
+    out = []
+    if checked.mismatch:
+        out.append(Flag("image_mismatch", f"the image does not match its boxes: {checked.mismatch}; the count "
+                                          "is not a call of this image"))
+    if checked.empty:
+        listed = ", ".join(f"#{i} ({names[i]}, {100 * checked.foreground[i]:.0f}% dark)" for i in checked.empty[:12])
+        more = f", ... ({len(checked.empty) - 12} more)" if len(checked.empty) > 12 else ""
+        out.append(Flag("empty_box", f"{len(checked.empty)} box(es) with (almost) no chromosome pixels, counted "
+                                     f"as chromosomes: {listed}{more}",
+                        tuple(dict.fromkeys(names[i] for i in checked.empty))))
+    if checked.duplicates:
+        listed = ", ".join(f"#{i} ({names[i]}) and #{j} ({names[j]}), IoU {v:.2f}" for i, j, v in checked.duplicates)
+        out.append(Flag("duplicate_box", f"{len(checked.duplicates)} pair(s) of near-identical boxes (IoU >= "
+                                         f"{DUPLICATE_IOU:g}), each counted: one chromosome counted twice? "
+                                         f"{listed}",
+                        tuple(dict.fromkeys(names[k] for i, j, _ in checked.duplicates for k in (i, j)))))
+    return out
+
+
+def check_call(call: Call, image, boxes: Sequence[Box]) -> BoxCheck:
+    """Check ``boxes`` in ``image`` (:func:`karyotf.boxcheck.check_boxes`) and put the result on ``call`` (the
+    :class:`Call` of those boxes): its ``box_check``, the flags, and no call when the image does not match its
+    boxes.  The karyogram and the review app both call this (one rule)."""
+    checked = check_boxes(image, boxes)
+    call.box_check = checked
+    call.add_flags(box_check_flags(checked, [b.name for b in boxes]))
+    if checked.mismatch and call.iscn is not None:
+        call.iscn, call.no_call = None, f"the image does not match its boxes ({checked.mismatch})"
+    return checked

@@ -17,11 +17,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .. import __version__
 from ..annotations import Annotation, Box, load_dataset, write_voc
 from ..errors import AnnotationError, KaryogramError
 from ..io import atomic_path, atomic_write_json, atomic_write_text
 from .build import LONGEST, make_karyogram
+
+# Imports inside functions, and why: karyotf.karyogram.layout (it loads OpenCV and Pillow at its top).
 
 log = logging.getLogger(__name__)
 FORMATS = ("png", "jpg")
@@ -82,8 +86,6 @@ def build_karyograms_dataset(src: str | Path, out_dir: str | Path, rows=None, lo
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     iterator = anns
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(anns, desc="karyograms", unit="cell")
     for ann in iterator:
         name = f"{ann.image_id}.{fmt}"

@@ -18,18 +18,6 @@ MAX_PER_CLASS = 6
 """At most this many chromosomes of one class are drawn (the rest are counted in the picture and reported)."""
 
 
-def min_score_of(detector) -> float:
-    """The score floor for ``detector``'s karyograms when none is given: for a Karyotyper whose detector carries a
-    score calibration, the calibration's candidate floor (the joint labelling chooses which boxes above it count);
-    else the floor ``karyotf eval --tune-min-score`` chose on val and stored with the export (``karyotf.json``
-    ``min_score``), else :data:`MIN_SCORE`."""
-    cal = getattr(detector, "calibration", None)
-    if cal is not None:
-        return float(cal.floor)
-    value = (getattr(detector, "info", None) or {}).get("min_score")
-    return MIN_SCORE if value is None else float(value)
-
-
 CALL_MIN_TOTAL = 44
 CALL_MAX_TOTAL = 49
 """A count call (an ISCN string) is written only for a cell with CALL_MIN_TOTAL..CALL_MAX_TOTAL chromosomes and at

@@ -21,6 +21,8 @@ from . import ideogram
 from .defaults import DEFAULT_ROWS, LONGEST, MAX_PER_CLASS, ROW_PRESETS  # noqa: F401  (re-exported)
 from .orient import Oriented
 
+# Imports inside functions, and why: matplotlib (heavy: loaded when an image is decoded or drawn).
+
 WHITE = (255, 255, 255)
 INK = (20, 20, 20)
 GREY = (120, 120, 120)

@@ -23,7 +23,9 @@ import threading
 from pathlib import Path
 
 from .. import defaults as D
+from ..case import Rules, _safe, case_karyotype, read_cell, write_case_report
 from ..errors import ReviewError
+from ..records import case_of
 from .store import MAX_COMMENT, ReviewConflict, ReviewFolder, UnknownCell, utc_now
 
 CASES = "cases"
@@ -34,8 +36,6 @@ class CaseReview:
     """The cases of a :class:`ReviewFolder` and the case-level review operations (the web app's ``/api/cases``)."""
 
     def __init__(self, folder: ReviewFolder, case_pattern: str = D.CASE_PATTERN, rules=None):
-        from ..case import Rules
-
         self.folder = folder
         self.case_pattern = case_pattern
         self.rules = rules or Rules()
@@ -44,9 +44,6 @@ class CaseReview:
     # ------------------------------------------------------------------------------------------ reading
     def _cases(self) -> dict[str, list]:
         """case id -> [(review cell id, CellCall)], from the cells as they stand now."""
-        from ..case import read_cell
-        from ..records import case_of
-
         out: dict[str, list] = {}
         for cell in self.folder.cells(refresh=True).values():
             cc = read_cell(cell.folder)
@@ -55,8 +52,6 @@ class CaseReview:
         return dict(sorted(out.items()))
 
     def _dir(self, case_id: str) -> Path:
-        from ..case import _safe
-
         return self.folder.root / CASES / _safe(case_id) / REVIEWED
 
     def version(self, case_id: str) -> str:
@@ -76,8 +71,6 @@ class CaseReview:
         return rep.get("review") if isinstance(rep, dict) and isinstance(rep.get("review"), dict) else None
 
     def _state(self, case_id: str, members: list) -> tuple:
-        from ..case import case_karyotype
-
         case = case_karyotype([cc for _, cc in members], case_id, self.rules)
         versions = {cid: self.folder.version(self.folder.cell(cid)) for cid, _ in members}
         review = self._accepted(case_id)
@@ -122,8 +115,6 @@ class CaseReview:
     # ------------------------------------------------------------------------------------------ writing
     def accept(self, case_id: str, payload: dict, reviewer: str | None = None) -> dict:
         """Accept the case as a whole (see the module doc); ``payload``: ``{"version", "comment"}``."""
-        from ..case import write_case_report
-
         if not isinstance(payload, dict):
             raise ReviewError("the request body must be a JSON object {version, comment}")
         comment = payload.get("comment") or ""

@@ -25,6 +25,7 @@ address (a DNS-rebinding page cannot talk to it).
 from __future__ import annotations
 
 import hmac
+import html as _html
 import ipaddress
 import json
 import logging
@@ -36,8 +37,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from .. import defaults as D
 from ..errors import ReviewError
-from .store import ReviewConflict, ReviewFolder, UnknownCell, inside
+from .cases import CaseReview
+from .store import ReviewConflict, ReviewFolder, UnknownCell, inside, parse_boxes
 
 log = logging.getLogger(__name__)
 
@@ -223,12 +226,8 @@ class Handler(BaseHTTPRequestHandler):
         raise HttpError(HTTPStatus.NOT_FOUND, f"no such page {path!r}")
 
     def _case_review(self):
-        from .cases import CaseReview
-
         srv = self.server
         if getattr(srv, "case_review", None) is None:
-            from .. import defaults as D
-
             srv.case_review = CaseReview(srv.folder, case_pattern=getattr(srv, "case_pattern", None) or D.CASE_PATTERN)
         return srv.case_review
 
@@ -238,16 +237,15 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body()
             if not isinstance(body, dict):
                 raise HttpError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object {boxes, cell}")
-            from .store import parse_boxes
 
             folder = self.server.folder
-            params = None
+            params = image = None
             width = height = 1e9
             if body.get("cell") is not None:
                 m = folder._model(folder.cell(str(body["cell"])))
-                params, width, height = m["params"], m["width"], m["height"]
+                params, width, height, image = m["params"], m["width"], m["height"], m["image"]
             boxes = [b for b, _ in parse_boxes(body.get("boxes"), width, height)]
-            return self._json(200, folder.call(boxes, params))
+            return self._json(200, folder.call(boxes, params, image))
         if path.startswith("/api/cells/") and path.endswith("/accept"):
             cid = urllib.parse.unquote(path[len("/api/cells/"):-len("/accept")])
             body = self._body()
@@ -261,7 +259,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _page(self, name: str = "index.html"):
         html = (STATIC_DIR / name).read_text(encoding="utf-8")
-        import html as _html
 
         folder = self.server.folder
         html = (html.replace("{{TOKEN}}", self.server.token)

@@ -20,18 +20,29 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import getpass
 import hashlib
 import json
 import math
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import classes
+from .. import classes, images
 from ..annotations import Annotation, Box, read_voc, write_voc
 from ..errors import AnnotationError, KaryotfError, ReviewError
 from ..io import atomic_path, atomic_write_bytes
+from ..karyogram import ideogram
+from ..karyogram.call import check_call, count_call
+from ..karyogram.defaults import LONGEST, LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU
+from ..karyogram.detections import CellDetections
+
+# Imports inside functions, and why: fcntl (optional or platform-specific: tried, with a fallback);
+# karyotf.karyogram.layout (it loads OpenCV and Pillow at its top); msvcrt (optional or platform-specific: tried, with
+# a fallback); time (optional or platform-specific: tried, with a fallback); karyotf.karyogram.build (it loads OpenCV
+# and Pillow at its top).
 
 DETECTIONS = "detections.json"
 REVIEWED = "reviewed"
@@ -135,20 +146,34 @@ def parse_boxes(items, width: int, height: int) -> list[tuple[Box, int | None]]:
     return out
 
 
-def not_counted(det: dict) -> list[dict]:
+def ideograms(resolution=None) -> dict:
+    """The ISCN ideogram of each class for the page to draw beside its karyogram slot: ``{class: {"length": ISCN
+    length relative to chromosome 1, "bands": [[start, stop, grey, stain], ...] as fractions of the length}}``."""
+    res = int(resolution) if resolution in ideogram.RESOLUTIONS else ideogram.DEFAULT_RESOLUTION
+    table = ideogram.bands(res)
+    longest = table["1"][-1].stop
+    out = {}
+    for name, bands in table.items():
+        total = bands[-1].stop
+        out[name] = {"length": round(total / longest, 4),
+                     "bands": [[round(b.start / total, 4), round(b.stop / total, 4), b.grey, b.stain] for b in bands]}
+    return out
+
+
+def not_counted(det: CellDetections) -> list[dict]:
     """The model's detections that the karyogram did not count (``detections.json``'s ``not_counted``: boxes
     suppressed by NMS, below the minimum score), for the page to offer back: ``[{class, box, score, why}]``.
     Folders written before that key existed have none."""
-    out = []
-    groups = det.get("not_counted")
-    for why, items in (groups.items() if isinstance(groups, dict) else ()):
-        for d in items if isinstance(items, list) else ():
-            try:
-                box = [float(v) for v in d["box"]]
-                out.append({"class": classes.canonical(d["class"]), "box": box, "score": d.get("score"), "why": why})
-            except (KeyError, TypeError, ValueError, classes.UnknownClassError):
-                continue
-    return out
+    return det.not_counted_entries()
+
+
+def _read_detections(path: Path) -> CellDetections:
+    """A cell's ``detections.json`` (:class:`karyotf.karyogram.detections.CellDetections`); ReviewError naming the
+    file and the fix."""
+    try:
+        return CellDetections.from_dict(_read_json(path))
+    except ValueError as exc:
+        raise ReviewError(f"{path}: unexpected content ({exc}) (fix: rebuild the cell with karyotf karyogram)") from None
 
 
 class ReviewFolder:
@@ -162,6 +187,7 @@ class ReviewFolder:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._cells: dict[str, Cell] | None = None
+        self._pixel_cache: tuple | None = None
 
     # ------------------------------------------------------------------------------------------ discovery
     def cells(self, refresh: bool = False) -> dict[str, Cell]:
@@ -211,31 +237,29 @@ class ReviewFolder:
 
     # ------------------------------------------------------------------------------------------ reading
     def _model(self, cell: Cell) -> dict:
-        det = _read_json(cell.folder / DETECTIONS)
+        det = _read_detections(cell.folder / DETECTIONS)
+        width, height = det.width, det.height
         try:
-            width, height = int(det["width"]), int(det["height"])
-            boxes = [Box(*map(float, d["box"]), classes.canonical(d["class"]), score=d.get("score"))
-                     for d in det.get("detections", [])]
-        except (KeyError, TypeError, ValueError, classes.UnknownClassError) as exc:
+            boxes = det.boxes()
+        except ValueError as exc:
             raise ReviewError(f"{cell.folder / DETECTIONS}: unexpected content ({exc}) "
                               "(fix: rebuild the cell with karyotf karyogram)") from None
         image = self._image(cell, det)
-        from ..karyogram.defaults import LONGEST, LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU
 
         params = {"longest": LONGEST, "low_score": LOW_SCORE, "low_mean_score": LOW_MEAN_SCORE,
                   "overlap_iou": OVERLAP_IOU}
-        params.update(det.get("params") or {})
+        params.update(det.params)
         from ..karyogram.layout import parse_rows
 
         try:
-            rows = [list(r) for r in parse_rows(det.get("rows"))]
+            rows = [list(r) for r in parse_rows(det.rows)]
         except KaryotfError as exc:
             raise ReviewError(f"{cell.folder / DETECTIONS}: {exc}") from None
         return {"det": det, "width": width, "height": height, "boxes": boxes, "image": image, "params": params,
                 "rows": rows}
 
-    def _image(self, cell: Cell, det: dict) -> Path | None:
-        names = [det.get("image_file"), Path(str(det.get("image", ""))).name]
+    def _image(self, cell: Cell, det: CellDetections) -> Path | None:
+        names = [det.image_file, Path(det.image).name]
         for name in filter(None, names):
             p = cell.folder / Path(name).name
             if p.is_file() and inside(self.root, p):
@@ -257,14 +281,27 @@ class ReviewFolder:
         rep = _read_json(p)
         return rep if isinstance(rep.get("review"), dict) else None
 
-    def call(self, boxes: list[Box], params: dict | None = None) -> dict:
-        """The count call (:func:`karyotf.karyogram.call.count_call`, the one implementation) as a dict."""
-        from ..karyogram.call import count_call
-
+    def call(self, boxes: list[Box], params: dict | None = None, image: Path | None = None) -> dict:
+        """The count call (:func:`karyotf.karyogram.call.count_call`, the one implementation) as a dict; with the
+        cell's ``image``, the box check too (:func:`karyotf.karyogram.call.check_call`: empty and duplicate boxes,
+        an image that does not match its boxes), as the karyogram has it."""
         p = params or {}
         kw = {k: p[k] for k in ("low_score", "low_mean_score", "overlap_iou") if k in p}
         c = count_call(boxes, **kw)
+        if image is not None and boxes:
+            check_call(c, self._pixels(image), boxes)
         return {**c.to_dict(), "low_confidence": c.low_confidence}
+
+    def _pixels(self, image: Path):
+        """The decoded image of a cell, kept for the next call on the same cell (one at a time)."""
+        key = (str(image), image.stat().st_mtime_ns)
+        with self._locks_guard:
+            if self._pixel_cache is not None and self._pixel_cache[0] == key:
+                return self._pixel_cache[1]
+        arr = images.load(image)
+        with self._locks_guard:
+            self._pixel_cache = (key, arr)
+        return arr
 
     def summary(self, cell: Cell) -> dict:
         """One line of the cell list: id, name, status, call, open flags, reviewer."""
@@ -272,9 +309,9 @@ class ReviewFolder:
         try:
             rep = self._review(cell)
             if rep is None:
-                det = _read_json(cell.folder / DETECTIONS)
+                det = _read_detections(cell.folder / DETECTIONS)
                 rep0 = _read_json(cell.folder / "report.json") if (cell.folder / "report.json").is_file() else {}
-                out.update(status="to review", call=det.get("call"), flags=len(rep0.get("flags", [])),
+                out.update(status="to review", call=det.call, flags=len(rep0.get("flags", [])),
                            review=sum(f.get("level", "review") == "review" for f in rep0.get("flags", [])))
             else:
                 r = rep["review"]
@@ -297,16 +334,16 @@ class ReviewFolder:
         url = "/files/" + ("" if rel == "." else rel + "/")
         det = m["det"]
         original = []
-        for i, (b, d) in enumerate(zip(m["boxes"], det.get("detections", []))):
+        for i, (b, d) in enumerate(zip(m["boxes"], det.detections)):
             original.append({"class": b.name, "box": list(b.as_tuple()), "score": b.score, "origin": i,
                              "kbox": d.get("karyogram_box")})
         rep = self._review(cell)
         if rep is not None:
-            rdet = _read_json(cell.folder / REVIEWED / DETECTIONS)
+            rdet = _read_detections(cell.folder / REVIEWED / DETECTIONS)
             r = rep["review"]
-            origins = r.get("origins") or [None] * len(rdet.get("detections", []))
+            origins = r.get("origins") or [None] * len(rdet.detections)
             boxes = [{"class": d["class"], "box": d["box"], "score": d.get("score"), "origin": o,
-                      "kbox": d.get("karyogram_box")} for d, o in zip(rdet.get("detections", []), origins)]
+                      "kbox": d.get("karyogram_box")} for d, o in zip(rdet.detections, origins)]
             karyogram = url + REVIEWED + "/karyogram.png"
             current = [Box(*map(float, b["box"]), b["class"], score=b["score"]) for b in boxes]
         else:
@@ -319,10 +356,11 @@ class ReviewFolder:
                 f"the image of {cell.id} is not inside its folder (fix: rebuild it with karyotf karyogram, which "
                 "keeps a copy of the image beside the karyogram)"),
             "karyogram": karyogram, "original_karyogram": url + "karyogram.png",
-            "rows": m["rows"], "params": m["params"], "source": det.get("source", {}),
-            "boxes": boxes, "original": {"boxes": original, "call": self.call(m["boxes"], m["params"])},
-            "call": self.call(current, m["params"]), "review": r, "version": self.version(cell),
-            "status": self.summary(cell)["status"],
+            "rows": m["rows"], "params": m["params"], "source": det.source,
+            "boxes": boxes,
+            "original": {"boxes": original, "call": self.call(m["boxes"], m["params"], m["image"])},
+            "call": self.call(current, m["params"], m["image"]), "review": r, "version": self.version(cell),
+            "status": self.summary(cell)["status"], "ideograms": ideograms(m["params"].get("resolution")),
         }
 
     # ------------------------------------------------------------------------------------------ writing
@@ -370,7 +408,7 @@ class ReviewFolder:
                 # the model's score stays only on untouched boxes; a client's score is never trusted here
                 boxes.append(model[o] if same else b.with_coords(*b.as_tuple(), score=None))
                 origins.append(o)
-            call = self.call(boxes, m["params"])
+            call = self.call(boxes, m["params"], m["image"])
             codes = [f["code"] for f in call["flags"]]
             resolved = [c for c in codes if c in set(resolved)]
             kept = {o for o in origins if o is not None}
@@ -388,7 +426,7 @@ class ReviewFolder:
                 "revision": int(((prev or {}).get("review") or {}).get("revision", 0)) + 1,
                 "comment": comment, "resolved_flags": resolved, "open_flags": [c for c in codes if c not in resolved],
                 "changes": changes, "origins": origins,
-                "model": {"call": m["det"].get("call"), "count": len(model), "source": m["det"].get("source", {}),
+                "model": {"call": m["det"].call, "count": len(model), "source": m["det"].source,
                           "files": {"karyogram": "../karyogram.png", "detections": f"../{DETECTIONS}",
                                     "report_json": "../report.json"}},
                 "annotation": f"../{m['image'].stem}.xml",
@@ -403,7 +441,7 @@ class ReviewFolder:
             kw = {k: params[k] for k in ("longest", "low_score", "low_mean_score", "overlap_iou", "resolution")
                   if k in params}
             src = {"kind": "review", "image": m["image"].name, "reviewer": review["reviewer"],
-                   "from": (m["det"].get("source") or {}).get("kind")}
+                   "from": m["det"].source.get("kind")}
             try:
                 build_karyogram(m["image"], boxes, out, rows=m["rows"], source=src,
                                 keep_image=False, report_extra={"review": review}, **kw)
@@ -418,8 +456,6 @@ class ReviewFolder:
 
 
 def _default_reviewer() -> str:
-    import getpass
-
     try:
         return getpass.getuser()
     except Exception:  # no user name in this environment
@@ -445,8 +481,6 @@ class ExportResult:
 def export_voc(root: str | Path, out: str | Path) -> ExportResult:
     """Gather the reviewed cells of ``root`` into ``out/images`` + ``out/annotations`` (VOC), a dataset for
     ``karyotf records``.  Each XML is read back with :func:`karyotf.annotations.read_voc` before it is copied."""
-    import shutil
-
     folder = ReviewFolder(root)
     out = Path(out)
     picked: dict[str, tuple[Cell, Annotation]] = {}

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 from .inputs import CONTEXT, SIZE
 
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path).
+
 
 @dataclass
 class SeparateConfig:

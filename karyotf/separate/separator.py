@@ -29,11 +29,16 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from .. import classes
 from ..annotations import Box
 from ..karyogram.call import Flag
 from ..karyogram.cutout import MARGIN, Cutout, cut_out, foreground, foreground_threshold, to_gray
+from ..paths import SEPARATE_DIR
 from .inputs import darkness, make_input, paste, window_of
 from .synth import background_level
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.separate.train (it loads OpenCV at its top).
 
 MIN_CONFIDENCE = 0.6
 """A U-Net mask is used when the model is sure (probability > 0.8) of at least this fraction of the foreground
@@ -114,8 +119,6 @@ class Separator:
     @classmethod
     def default(cls, min_confidence: float = MIN_CONFIDENCE) -> "Separator":
         """The separation model shipped with karyotf (:data:`karyotf.paths.SEPARATE_DIR`)."""
-        from ..paths import SEPARATE_DIR
-
         return cls(SEPARATE_DIR, min_confidence=min_confidence)
 
     def __repr__(self) -> str:
@@ -216,8 +219,6 @@ def separate(image: np.ndarray, boxes: Sequence[Box], separator: "Separator | No
 
 
 def _class_key(name: str):
-    from .. import classes
-
     return classes.NAMES.index(name) if name in classes.NAMES else len(classes.NAMES)
 
 

@@ -24,9 +24,12 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
+from tqdm import tqdm
 
+from .. import images
 from ..annotations import Box
 from ..karyogram.cutout import MARGIN, foreground, foreground_threshold, to_gray
+from ..records import read_examples
 
 MIN_AREA = 60
 """Smallest isolated chromosome kept (pixels of its mask): smaller components are debris or fragments."""
@@ -148,14 +151,9 @@ def isolated(image: np.ndarray, boxes: Sequence[Box], cell: str = "", min_area: 
 def isolated_from_records(records_dir, split: str, limit: int | None = None,
                           progress: bool = False) -> list[Chromosome]:
     """The isolated chromosomes of every cell of one split of a records dir (``limit`` cells at most)."""
-    from .. import images
-    from ..records import read_examples
-
     out: list[Chromosome] = []
     items: Iterable = read_examples(records_dir, split)
     if progress:
-        from tqdm import tqdm
-
         items = tqdm(items, desc=f"isolated chromosomes ({split})", unit="cell", leave=False)
     for k, (data, ann) in enumerate(items):
         if limit is not None and k >= limit:

@@ -16,16 +16,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
+import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import SeparateError
-from ..io import atomic_write_json, replace_dir
+from ..io import atomic_path, atomic_write_json, replace_dir
 from .inputs import darkness, make_input, target_of
 from .model import SeparateConfig, build_unet
+
+# Imports inside functions, and why: karyotf.separate (it loads heavy libraries at its top); TensorFlow / KerasCV /
+# the OD API (heavy: kept off the import path).
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +81,6 @@ def build_data(records_dir: str | Path, split: str, n: int, cfg: SeparateConfig,
     data = windows(synth.scenes(chromosomes, n, seed=seed, touch_p=cfg.touch_p, extra=cfg.extra),
                    cfg.size, cfg.context, n)
     if cache is not None:
-        from ..io import atomic_path
-
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cache) as tmp:
             with open(tmp, "wb") as f:
@@ -116,8 +121,6 @@ def read_run(run_dir: str | Path) -> dict:
 def train(records_dir: str | Path, run_dir: str | Path, cfg: SeparateConfig | None = None,
           progress: bool = True) -> dict:
     """Train (or resume) a separation run; returns the run's state (``best_iou``, ``best_epoch``, ...)."""
-    import signal
-
     import tensorflow as tf
 
     run_dir = Path(run_dir)
@@ -190,8 +193,6 @@ def train(records_dir: str | Path, run_dir: str | Path, cfg: SeparateConfig | No
             order = rng.permutation(n)
             it = range(steps_per_epoch)
             if progress:
-                from tqdm import tqdm
-
                 it = tqdm(it, desc=f"separate epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
             losses = []
             for s in it:
@@ -232,8 +233,6 @@ def evaluate_windows(model, data: dict[str, np.ndarray], batch: int = 64) -> flo
 
 
 def _save_weights(model, folder: Path) -> None:
-    import tempfile
-
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     model.save_weights(str(tmp / WEIGHTS))
@@ -242,9 +241,6 @@ def _save_weights(model, folder: Path) -> None:
 
 def export(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Write the run's best weights and settings to ``out_dir`` (``separate.json`` + ``model.weights.h5``)."""
-    import shutil
-    import tempfile
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     state = read_run(run_dir)
     best = run_dir / "best" / WEIGHTS

@@ -13,41 +13,14 @@ TensorFlow is KerasCV's YOLOv8 (``keras_cv.models.YOLOV8Detector``), which this 
 - :mod:`karyotf.yolo.train`: exact steps, resume, SIGINT / SIGTERM checkpoint, progress bar, TensorBoard
 - :mod:`karyotf.yolo.export`: the export directory
 
-The rest of karyotf reaches this package through :func:`is_yolo_dir` hooks (train, export, eval); importing
+The rest of karyotf tells a yolo dir by :func:`karyotf.rundir.is_yolo_dir` (train, export, eval); importing
 this module loads no TensorFlow.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from .. import rundir
 
 MODEL = "yolo"
-CONFIG_NAME = "yolo.json"
-"""The filled config in a yolo model dir (and a copy in its exports): what marks a dir as a yolo one."""
-
-
-def is_yolo_dir(path: str | Path) -> bool:
-    """True for a yolo model dir (``runs/yolo``) or a yolo export dir: it holds ``yolo.json``."""
-    return (Path(path) / CONFIG_NAME).is_file()
-
-
-def records_of(path: str | Path) -> Path | None:
-    """The records dir a yolo model dir or export was configured with, else None (not a yolo dir)."""
-    path = Path(path)
-    for d in (path, _source_of(path)):
-        if d is not None and is_yolo_dir(d):
-            try:
-                records = json.loads((d / CONFIG_NAME).read_text()).get("records_dir")
-            except (OSError, ValueError):
-                continue
-            if records:
-                return Path(records)
-    return None
-
-
-def _source_of(path: Path) -> Path | None:
-    try:
-        source = json.loads((path / "karyotf.json").read_text()).get("source_model_dir")
-    except (OSError, ValueError):
-        return None
-    return Path(source) if source else None
+CONFIG_NAME = rundir.YOLO_CONFIG
+"""The filled config in a yolo model dir (and a copy in its exports): what marks a dir as a yolo one
+(:func:`karyotf.rundir.is_yolo_dir`; :func:`karyotf.rundir.yolo_records` reads its records dir)."""

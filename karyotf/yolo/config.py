@@ -10,10 +10,12 @@ import json
 import math
 from pathlib import Path
 
+from . import CONFIG_NAME, MODEL
+from .. import rundir
 from ..errors import PipelineConfigError
 from ..io import atomic_write_json
-from ..paths import TEMPLATES_DIR
-from . import CONFIG_NAME, MODEL
+from ..paths import DEFAULT_RUNS, TEMPLATES_DIR
+from ..pipelines import ConfigResult, _records_paths, label_map_classes
 
 TEMPLATE = TEMPLATES_DIR / "yolo.json"
 
@@ -146,8 +148,6 @@ def fill(records_dir: str | Path, *, steps: int | None = None, batch: int | None
          image_size: int | None = None, learning_rate: float | None = None, augment: list[str] | None = None,
          backbone: str | None = None, weights: str | None = None, template: str | Path | None = None) -> dict:
     """The template with ``records_dir`` and the given overrides, validated (nothing written)."""
-    from ..pipelines import _records_paths, label_map_classes
-
     cfg = load_template(template)
     cfg.pop("_comment", None)
     for key, value in (("steps", steps), ("batch", batch), ("image_size", image_size),
@@ -175,16 +175,12 @@ def signature(cfg: dict) -> dict:
 
 def configure(records_dir: str | Path, out_dir: str | Path | None = None, **kwargs):
     """``karyotf config yolo``: write ``out_dir/yolo.json`` and ``out_dir/karyotf.json``; return a ConfigResult."""
-    from ..paths import DEFAULT_RUNS
-    from ..pipelines import INFO_NAME, PIPELINE_NAME, ConfigResult
-    from ..train import latest_checkpoint
-
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_RUNS / MODEL
     cfg = fill(records_dir, **kwargs)
-    existing = latest_checkpoint(out_dir) if out_dir.is_dir() else None
+    existing = rundir.latest_checkpoint(out_dir) if out_dir.is_dir() else None
     if existing is not None:
         if not (out_dir / CONFIG_NAME).is_file():
-            other = " (an OD API model: it has a pipeline.config)" if (out_dir / PIPELINE_NAME).is_file() else ""
+            other = " (an OD API model: it has a pipeline.config)" if (out_dir / rundir.PIPELINE).is_file() else ""
             raise PipelineConfigError(f"{out_dir}: holds checkpoint {existing[0]} but no {CONFIG_NAME}{other} "
                                       "(fix: --out a new model dir)")
         old = signature(read(out_dir))
@@ -212,20 +208,18 @@ def configure(records_dir: str | Path, out_dir: str | Path | None = None, **kwar
         "fine_tune": cfg["weights"],
         "fine_tune_type": "backbone" if cfg["weights"] else None,
     }
-    info_path = atomic_write_json(out_dir / INFO_NAME, info)
+    info_path = rundir.write_info(out_dir, info, "run")
     return ConfigResult(path, info_path, info)
 
 
 def update_steps(model_dir: str | Path, steps: int) -> None:
     """Set the total steps of an existing yolo model dir (yolo.json and karyotf.json)."""
-    from ..pipelines import INFO_NAME, read_info
-
     cfg = read(model_dir)
     if cfg["steps"] == steps:
         return
     cfg["steps"] = steps
     write(cfg, model_dir)
-    info = read_info(model_dir)
+    info = rundir.read_info(model_dir)
     if info:
         info["steps"] = steps
-        atomic_write_json(Path(model_dir) / INFO_NAME, info)
+        rundir.write_info(model_dir, info, "run")

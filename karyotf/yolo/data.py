@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import RecordsError
+from ..records import split_files
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path).
+
 BOX_FORMAT = "xyxy"
 
 _FEATURES = None
@@ -104,9 +109,6 @@ def parse_fn(image_size: int, max_boxes: int, augment: list[str] | tuple[str, ..
 
 
 def shard_files(records_dir: str | Path, split: str) -> list[str]:
-    from ..errors import RecordsError
-    from ..records import split_files
-
     files = [str(p) for p in split_files(records_dir, split)]
     if not files:
         raise RecordsError(f"{records_dir}: no {split}.record-* shards (fix: `karyotf records SRC --out {records_dir}`)")

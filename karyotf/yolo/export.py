@@ -25,9 +25,18 @@ import shutil
 import time
 from pathlib import Path
 
-from .. import rundir
-from ..errors import ExportError, PipelineConfigError
-from . import CONFIG_NAME, MODEL
+from . import CONFIG_NAME, MODEL, config
+from .. import classes, rundir
+from ..errors import DetectError, ExportError, PipelineConfigError
+from ..io import replace_dir
+from ..rundir import FROZEN_GRAPH, SAVED_MODEL, resolve_checkpoint, staging_dir
+from ..serving import INPUT_NAME, OUTPUT_NAMES, rename_frozen_io
+from .model import build
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
+# karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
+# about to run); karyotf.detect.Detector (looked up when a model is loaded, so that a caller may stand another
+# Detector in karyotf.detect, as the tests do).
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +78,6 @@ def _export_into(model_dir: Path, cfg: dict, checkpoint: str, out: Path) -> None
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     from .. import odapi
-    from ..export import FROZEN_GRAPH, INPUT_NAME, OUTPUT_NAMES, SAVED_MODEL, _rename_frozen_io
-    from .model import build
 
     model = build(cfg, load_weights=False)
     try:
@@ -89,7 +96,7 @@ def _export_into(model_dir: Path, cfg: dict, checkpoint: str, out: Path) -> None
     (input_tensor,) = [t for t in frozen.inputs if t.dtype == tf.uint8]
     order = tf.nest.flatten({key: key for key in concrete.structured_outputs})
     outputs = {name: frozen.outputs[order.index(name)].name for name in OUTPUT_NAMES}
-    graph_def = _rename_frozen_io(frozen.graph.as_graph_def(), input_tensor.op.name, outputs)
+    graph_def = rename_frozen_io(frozen.graph.as_graph_def(), input_tensor.op.name, outputs)
     (out / FROZEN_GRAPH).write_bytes(graph_def.SerializeToString())
     return {"input": INPUT_NAME}
 
@@ -97,12 +104,7 @@ def _export_into(model_dir: Path, cfg: dict, checkpoint: str, out: Path) -> None
 def export(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
            tflite: bool = False) -> Path:
     """Export the yolo model of ``model_dir`` to ``out_dir`` atomically (layout above); return ``out_dir``."""
-    from .. import classes
     from ..detect import read_class_names as read_label_map
-    from ..errors import DetectError
-    from ..export import FROZEN_GRAPH, INPUT_NAME, OUTPUT_NAMES, SAVED_MODEL, resolve_checkpoint, staging_dir
-    from ..io import replace_dir
-    from . import config
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if tflite:

@@ -8,10 +8,13 @@ needs network).
 from __future__ import annotations
 
 import logging
+import math
 
 from ..errors import TrainError
 from .config import BACKBONES, PRESET_PREFIX
 from .data import BOX_FORMAT
+
+# Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path).
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +70,6 @@ def init_head_biases(model, cfg: dict) -> None:
     KerasCV starts the class biases at 0, so every one of the ~8400 anchors x 24 classes scores 0.5 and the
     summed cross-entropy of the first steps is in the hundreds; from scratch on a CPU budget that costs many steps.
     """
-    import math
-
     size, classes = cfg["image_size"], cfg["num_classes"]
     for level, stride in enumerate((8, 16, 32), start=1):
         cls = model.get_layer(f"yolo_v8_head_{level}_class_3_conv")

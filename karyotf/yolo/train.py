@@ -11,9 +11,18 @@ import logging
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
+from . import MODEL, config
 from ..errors import TrainError
-from ..train import TrainResult, _peak_rss_mb, _quiet, _StopFlag, latest_checkpoint, save_last, step_done
-from . import MODEL
+from ..loop import StopFlag, TrainResult, peak_rss_mb, quiet, save_last, step_done
+from ..rundir import latest_checkpoint
+from .data import dataset, shard_files
+from .model import build, compile_model
+
+# Imports inside functions, and why: karyotf.odapi (importing it loads TensorFlow and applies the OD API's
+# compatibility shims: only where TensorFlow is about to run); TensorFlow / KerasCV / the OD API (heavy: kept off the
+# import path).
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +32,6 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
           verbose: bool = False, callback=None, seed: int | None = None, **_ignored) -> TrainResult:
     """Train the yolo model of ``model_dir`` (made by ``karyotf config yolo``) until its step is ``steps``."""
     from .. import odapi
-    from . import config
 
     model_dir = Path(model_dir)
     cfg = config.read(model_dir)
@@ -34,7 +42,6 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
         steps = cfg["steps"]
     if steps < 1:
         raise TrainError(f"steps must be >= 1, not {steps}")
-    from .data import shard_files
 
     shard_files(cfg["records_dir"], "train")  # RecordsError naming the fix
     latest = latest_checkpoint(model_dir)
@@ -56,13 +63,8 @@ def train(model_dir: str | Path, steps: int | None = None, *, strategy: str = "d
 def _train(model_dir: str, steps: int, checkpoint_every: int = 500, keep: int = 7, summary_every: int = 100,
            progress: bool = True, verbose: bool = False, seed: int | None = None, callback=None) -> TrainResult:
     import tensorflow as tf
-    from tqdm import tqdm
 
-    from . import config
-    from .data import dataset
-    from .model import build, compile_model
-
-    _quiet(verbose)
+    quiet(verbose)
     cfg = config.read(model_dir)
     latest = latest_checkpoint(model_dir)
     if seed is not None:
@@ -92,7 +94,7 @@ def _train(model_dir: str, steps: int, checkpoint_every: int = 500, keep: int = 
     bar = tqdm(total=steps, initial=min(start, steps), unit="step", desc=f"train {MODEL}", disable=not progress,
                dynamic_ncols=True)
     saved_step = start
-    with writer.as_default(), _StopFlag() as stop:
+    with writer.as_default(), StopFlag() as stop:
         try:
             while int(global_step.numpy()) < steps and not stop:
                 t0 = time.perf_counter()
@@ -119,4 +121,4 @@ def _train(model_dir: str, steps: int, checkpoint_every: int = 500, keep: int = 
     found = latest_checkpoint(model_dir)
     return TrainResult(model_dir=str(model_dir), model=MODEL, tf="tf2", start_step=start, final_step=step,
                        target_steps=steps, checkpoint=found[0] if found else None, interrupted=step < steps,
-                       step_seconds=step_seconds, losses=losses, peak_rss_mb=_peak_rss_mb())
+                       step_seconds=step_seconds, losses=losses, peak_rss_mb=peak_rss_mb())

@@ -13,7 +13,14 @@ const S = {
   cells: [], cellId: null, cell: null, boxes: [], selected: null, resolved: new Set(), comment: "",
   undo: [], dirty: false, call: null, callSeq: 0, drafts: {}, nextUid: 1, karyImg: null, metaImg: null,
   digitBuf: "", digitTimer: null, busy: false,
+  view: null,                    // the metaphase region shown, [x, y, w, h] in image pixels (null: the whole image)
 };
+const ZOOM_STEP = 1.25;          // one wheel notch or +/- key
+const MIN_VIEW = 48;             // the narrowest region shown (image pixels): about 8x on a CIL cell
+const LABEL_PX = 13;             // box labels and stroke stay this size on screen at any zoom
+const MAX_TILE_SCALE = 2.5;      // karyogram cut-outs are enlarged to fill their pane up to this factor
+const READABLE_PX = 40;          // ... and never shown smaller than this for the small ones (19-22, Y: median
+                                 // height on screen); the rows then wrap and the pane scrolls
 
 // ------------------------------------------------------------------------------------------ server
 async function api(method, url, body) {
@@ -85,6 +92,7 @@ async function openCell(id, {keepDraft = true} = {}) {
     message(e.message, "error");
     return;
   }
+  if (S.cellId !== id) S.view = null;
   S.cellId = id;
   S.cell = cell;
   S.selected = null;
@@ -270,6 +278,7 @@ function step(delta) {
 
 function select(uid) {
   S.selected = uid;
+  showBox(byUid(uid));
   renderAll();
   const tile = document.querySelector(`canvas.tile[data-uid="${uid}"]`);
   if (tile) tile.scrollIntoView({block: "nearest", inline: "nearest"});
@@ -369,9 +378,23 @@ const SVGNS = "http://www.w3.org/2000/svg";
 function renderOverlay() {
   const svg = $("overlay");
   if (!S.cell) return;
-  svg.setAttribute("viewBox", `0 0 ${S.cell.width} ${S.cell.height}`);
+  const [vx, vy, vw, vh] = currentView();
+  svg.setAttribute("viewBox", `${vx} ${vy} ${vw} ${vh}`);
   svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
   svg.textContent = "";
+  if (S.metaImg) {   // the image is drawn inside the SVG, so that zoom and pan move image and boxes together
+    const im = document.createElementNS(SVGNS, "image");
+    im.setAttribute("href", S.metaImg.src);
+    im.setAttribute("x", 0); im.setAttribute("y", 0);
+    im.setAttribute("width", S.cell.width); im.setAttribute("height", S.cell.height);
+    im.setAttribute("preserveAspectRatio", "none");
+    im.setAttribute("class", "metaimg");
+    svg.appendChild(im);
+  }
+  const px = 1 / screenScale();                      // image pixels per screen pixel
+  svg.style.setProperty("--fs", `${(LABEL_PX * px).toFixed(3)}px`);
+  svg.style.setProperty("--halo", `${(3 * px).toFixed(3)}px`);
+  renderZoom();
   const sel0 = S.boxes.filter((b) => b.uid === S.selected);
   for (const b of S.boxes.filter((x) => x.uid !== S.selected).concat(sel0)) {  // the selected one on top
     const [x0, y0, x1, y1] = b.box;
@@ -387,7 +410,7 @@ function renderOverlay() {
     svg.appendChild(r);
     const t = document.createElementNS(SVGNS, "text");
     t.setAttribute("x", x0);
-    t.setAttribute("y", Math.max(12, y0 - 3));
+    t.setAttribute("y", Math.max(vy + 12 * px, y0 - 3 * px));
     t.setAttribute("class", `${k}${sel}`);
     t.textContent = b.cls === null ? "?" : b.cls;
     svg.appendChild(t);
@@ -407,12 +430,65 @@ function renderOverlay() {
     r.appendChild(title);
     svg.appendChild(r);
     const t = document.createElementNS(SVGNS, "text");
-    t.setAttribute("x", x0); t.setAttribute("y", Math.max(12, y0 - 3));
+    t.setAttribute("x", x0); t.setAttribute("y", Math.max(vy + 12 * px, y0 - 3 * px));
     t.setAttribute("class", "ghost");
     t.dataset.ghost = i;
     t.textContent = `${g.class}?`;
     svg.appendChild(t);
   });
+}
+
+// ------------------------------------------------------------------------------------------ zoom and pan
+function currentView() {
+  return S.view || [0, 0, S.cell.width, S.cell.height];
+}
+
+function screenScale() {
+  // screen pixels per image pixel at the current view (the SVG keeps the image's aspect ratio: "meet")
+  const el = $("stage");
+  const [, , vw, vh] = currentView();
+  const w = el.clientWidth || 1, h = el.clientHeight || 1;
+  return Math.min(w / vw, h / vh);
+}
+
+function setView(x, y, w) {
+  const W = S.cell.width, H = S.cell.height;
+  w = Math.max(Math.min(MIN_VIEW, W), Math.min(W, w));
+  const h = w * H / W;
+  if (w >= W - 1e-6) { S.view = null; renderOverlay(); return; }
+  x = Math.max(0, Math.min(W - w, x));
+  y = Math.max(0, Math.min(H - h, y));
+  S.view = [x, y, w, h];
+  renderOverlay();
+}
+
+function zoomAt(factor, cx, cy) {
+  // zoom by `factor` (> 1: in) keeping image point (cx, cy) where it is on screen
+  if (!S.cell) return;
+  const [x, y, w, h] = currentView();
+  if (cx === undefined) { cx = x + w / 2; cy = y + h / 2; }
+  const nw = w / factor;
+  const k = Math.max(Math.min(MIN_VIEW, S.cell.width), Math.min(S.cell.width, nw)) / w;
+  setView(cx - (cx - x) * k, cy - (cy - y) * k, w * k);
+}
+
+function zoomFit() { if (S.cell) { S.view = null; renderOverlay(); } }
+
+function showBox(b) {
+  // keep a selected chromosome in view when zoomed in (centre it if it is outside)
+  if (!S.view || !b) return;
+  const [x, y, w, h] = S.view;
+  const [x0, y0, x1, y1] = b.box;
+  if (x0 >= x && y0 >= y && x1 <= x + w && y1 <= y + h) return;
+  setView((x0 + x1) / 2 - w / 2, (y0 + y1) / 2 - h / 2, w);
+}
+
+function renderZoom() {
+  const el = $("zoom-level");
+  if (!el || !S.cell) return;
+  const full = S.cell.width / currentView()[2];
+  el.textContent = `${Math.round(100 * screenScale())}%` + (S.view ? ` (${full.toFixed(1)}\u00d7)` : "");
+  $("zoom-fit").disabled = !S.view;
 }
 
 function metaScale() {
@@ -424,32 +500,102 @@ function metaScale() {
   return r[Math.floor(r.length / 2)];
 }
 
+function tileSource(b, ms) {
+  // [image, sx, sy, sw, sh, natural width, natural height] of a chromosome's cut-out: its place in karyogram.png,
+  // or (a box drawn or moved here) its box in the metaphase at the karyogram's scale
+  if (b.kbox && S.karyImg) {
+    const [sx, sy] = b.kbox, sw = b.kbox[2] - b.kbox[0], sh = b.kbox[3] - b.kbox[1];
+    return [S.karyImg, sx, sy, sw, sh, sw, sh];
+  }
+  if (S.metaImg) {
+    const [sx, sy] = b.box, sw = b.box[2] - b.box[0], sh = b.box[3] - b.box[1];
+    return [S.metaImg, sx, sy, sw, sh, sw * ms, sh * ms];
+  }
+  return null;
+}
+
 function tileFor(b, ms) {
   const c = document.createElement("canvas");
   c.className = `tile ${kind(b)}${b.uid === S.selected ? " sel" : ""}`;
   c.dataset.uid = b.uid;
-  let src = null, sx, sy, sw, sh, dw, dh;
-  if (b.kbox && S.karyImg) {
-    [sx, sy] = b.kbox; sw = b.kbox[2] - b.kbox[0]; sh = b.kbox[3] - b.kbox[1];
-    src = S.karyImg; dw = sw * TILE_SCALE; dh = sh * TILE_SCALE;
-  } else if (S.metaImg) {
-    [sx, sy] = b.box; sw = b.box[2] - b.box[0]; sh = b.box[3] - b.box[1];
-    src = S.metaImg; dw = sw * ms * TILE_SCALE; dh = sh * ms * TILE_SCALE;
-  }
+  const src = tileSource(b, ms);
   if (!src) { c.width = 16; c.height = 30; return c; }
-  c.width = Math.max(4, Math.round(dw)); c.height = Math.max(4, Math.round(dh));
+  const [img, sx, sy, sw, sh, nw, nh] = src;
+  c.width = Math.max(4, Math.round(nw * TILE_SCALE)); c.height = Math.max(4, Math.round(nh * TILE_SCALE));
   const ctx = c.getContext("2d");
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, c.width, c.height);
-  ctx.drawImage(src, sx, sy, sw, sh, 0, 0, c.width, c.height);
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(img, sx, sy, sw, sh, 0, 0, c.width, c.height);
   c.title = b.cls === null ? "new box" : `chromosome ${b.cls}`;
   return c;
+}
+
+function ideogramFor(cls, height) {
+  // the ISCN ideogram of `cls` (bands from the server), `height` px tall, p-ter at top
+  const ideo = S.cell.ideograms && S.cell.ideograms[cls];
+  const c = document.createElement("canvas");
+  c.className = "ideogram";
+  c.dataset.cls = cls;
+  const w = Math.max(6, Math.round(height / 14)), h = Math.max(10, Math.round(height));
+  c.width = w; c.height = h;
+  if (!ideo) return c;
+  const ctx = c.getContext("2d");
+  for (const [a, z, grey, stain] of ideo.bands) {
+    const y0 = a * (h - 1), y1 = z * (h - 1);
+    if (stain === "acen") {
+      ctx.fillStyle = "#cd5050";
+      ctx.beginPath();
+      if (y0 < 0.5 * h && ideo.bands.some((x) => x[3] === "acen" && x[0] > a)) {
+        ctx.moveTo(0, y0); ctx.lineTo(w, y0); ctx.lineTo(w / 2, y1);
+      } else { ctx.moveTo(w / 2, y0); ctx.lineTo(w, y1); ctx.lineTo(0, y1); }
+      ctx.fill();
+      continue;
+    }
+    const inset = stain === "stalk" ? w * 0.3 : 0;
+    ctx.fillStyle = `rgb(${grey},${grey},${grey})`;
+    ctx.fillRect(inset, y0, w - 2 * inset, Math.max(0.5, y1 - y0));
+  }
+  ctx.strokeStyle = "#3c3c3c"; ctx.lineWidth = 1;
+  ctx.strokeRect(0.5, 0.5, w - 1, h - 1);
+  c.title = `ideogram of ${cls} (ISCN)`;
+  return c;
+}
+
+function fitTileScale(rows, by, ms) {
+  // the scale at which the karyogram's rows fill the pane: every row within its width, all rows within its
+  // height (then the cut-outs are as large as the pane allows, not a fixed fraction of karyogram.png)
+  const root = $("karyogram");
+  const W = root.clientWidth - 12, H = root.clientHeight - 8;
+  const SLOT_PAD = 14, TILE_GAP = 5, ROW_PAD = 26;   // slot padding + ideogram, gaps, label + row padding (px)
+  let scaleW = Infinity, sumH = 0, nRows = 0;
+  for (const row of rows) {
+    let nat = 0, fixed = 0, tallest = 0;
+    for (const cls of row) {
+      const list = by[cls] || [];
+      fixed += SLOT_PAD + 10 + TILE_GAP * Math.max(0, list.length - 1);
+      for (const b of list) {
+        const src = tileSource(b, ms);
+        if (!src) continue;
+        nat += src[5]; tallest = Math.max(tallest, src[6]);
+      }
+      if (!list.length) fixed += 24;
+    }
+    if (nat > 0) scaleW = Math.min(scaleW, (W - fixed) / nat);
+    sumH += tallest; nRows++;
+  }
+  const scaleH = sumH > 0 ? (H - nRows * ROW_PAD) / sumH : Infinity;
+  const fit = Math.min(scaleW, scaleH, MAX_TILE_SCALE);
+  const small = ["19", "20", "21", "22", "Y"].flatMap((c) => by[c] || [])
+    .map((b) => (tileSource(b, ms) || [])[6]).filter((h) => h > 0).sort((a, b) => a - b);
+  const readable = small.length ? READABLE_PX / small[small.length >> 1] : 0;
+  const s = Math.min(Math.max(fit, readable), MAX_TILE_SCALE);
+  return Number.isFinite(s) && s > 0 ? s : 0.5;
 }
 
 function renderKaryogram() {
   const root = $("karyogram");
   if (!S.cell) return;
   root.textContent = "";
-  if (S.karyImg) TILE_SCALE = Math.max(0.35, Math.min(1, (root.clientWidth - 60) / S.karyImg.width));
   const ms = metaScale();
   const by = {};
   for (const b of S.boxes) (by[b.cls === null ? "?" : b.cls] ||= []).push(b);
@@ -457,6 +603,11 @@ function renderKaryogram() {
   const hasY = (by.Y || []).length > 0;
   const rows = S.cell.rows.slice();
   if ((by["?"] || []).length) rows.push(["?"]);
+  TILE_SCALE = fitTileScale(rows, by, ms);
+  root.dataset.scale = TILE_SCALE.toFixed(3);
+  // one ideogram height per chromosome length: chromosome 1's ideogram as tall as the cell's tallest 1-3 cut-out
+  const tall = ["1", "2", "3"].flatMap((c) => by[c] || []).map((b) => (tileSource(b, ms) || [])[6] || 0);
+  const ref = (tall.length ? Math.max(...tall) : 0) * TILE_SCALE || 120 * TILE_SCALE;
   for (const row of rows) {
     const div = document.createElement("div");
     div.className = "krow";
@@ -468,6 +619,9 @@ function renderKaryogram() {
       slot.dataset.cls = cls;
       const tiles = document.createElement("div");
       tiles.className = "tiles";
+      if (cls !== "?" && S.cell.ideograms && S.cell.ideograms[cls]) {
+        tiles.appendChild(ideogramFor(cls, ref * S.cell.ideograms[cls].length));
+      }
       for (const b of list) tiles.appendChild(tileFor(b, ms));
       if (!list.length) {
         const e = document.createElement("div");
@@ -500,8 +654,24 @@ function svgPoint(evt) {
 function setupMetaphaseMouse() {
   const svg = $("overlay");
   let start = null, rubber = null;
+  let pan = null;
+  svg.addEventListener("wheel", (e) => {
+    if (!S.cell) return;
+    e.preventDefault();
+    const p = svgPoint(e);
+    zoomAt(e.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP, p.x, p.y);
+  }, {passive: false});
   svg.addEventListener("pointerdown", (e) => {
-    if (!S.cell || e.button !== 0) return;
+    if (!S.cell) return;
+    if (e.button === 1 || (e.button === 0 && (e.shiftKey || S.spaceDown))) {   // pan
+      if (!S.view) return;
+      pan = {x: e.clientX, y: e.clientY, view: S.view.slice(), scale: screenScale()};
+      svg.setPointerCapture(e.pointerId);
+      svg.classList.add("panning");
+      e.preventDefault();
+      return;
+    }
+    if (e.button !== 0) return;
     const uid = e.target.dataset && e.target.dataset.uid;
     if (uid) { select(Number(uid)); e.preventDefault(); return; }
     const ghost = e.target.dataset && e.target.dataset.ghost;
@@ -514,12 +684,18 @@ function setupMetaphaseMouse() {
     e.preventDefault();
   });
   svg.addEventListener("pointermove", (e) => {
+    if (pan) {
+      const [x, y, w] = pan.view;
+      setView(x - (e.clientX - pan.x) / pan.scale, y - (e.clientY - pan.y) / pan.scale, w);
+      return;
+    }
     if (!start) return;
     const p = svgPoint(e);
     rubber.setAttribute("x", Math.min(start.x, p.x)); rubber.setAttribute("y", Math.min(start.y, p.y));
     rubber.setAttribute("width", Math.abs(p.x - start.x)); rubber.setAttribute("height", Math.abs(p.y - start.y));
   });
   svg.addEventListener("pointerup", (e) => {
+    if (pan) { pan = null; svg.classList.remove("panning"); return; }
     if (!start) return;
     const p = svgPoint(e);
     const W = S.cell.width, H = S.cell.height;
@@ -653,6 +829,10 @@ function onKey(e) {
     case "z": case "Z": e.preventDefault(); undo(); break;
     case "r": case "R": e.preventDefault(); reloadCell(); break;
     case "Escape": S.digitBuf = ""; S.selected = null; renderAll(); break;
+    case "+": case "=": e.preventDefault(); zoomAt(ZOOM_STEP); break;
+    case "-": case "_": e.preventDefault(); zoomAt(1 / ZOOM_STEP); break;
+    case "Home": case "w": case "W": e.preventDefault(); zoomFit(); break;
+    case " ": e.preventDefault(); S.spaceDown = true; break;
     case "]": case "PageDown": e.preventDefault(); moveCell(1); break;
     case "[": case "PageUp": e.preventDefault(); moveCell(-1); break;
     default: break;
@@ -712,13 +892,30 @@ async function accept() {
 // ------------------------------------------------------------------------------------------ start
 function setup() {
   document.addEventListener("keydown", onKey);
+  document.addEventListener("keyup", (e) => { if (e.key === " ") S.spaceDown = false; });
+  $("zoom-in").addEventListener("click", () => zoomAt(ZOOM_STEP));
+  $("zoom-out").addEventListener("click", () => zoomAt(1 / ZOOM_STEP));
+  $("zoom-fit").addEventListener("click", zoomFit);
   $("accept").addEventListener("click", accept);
   $("undo").addEventListener("click", undo);
   $("reload").addEventListener("click", reloadCell);
   $("comment").addEventListener("input", () => { if (!S.dirty) { S.dirty = true; renderList(); } });
   setupMetaphaseMouse();
   setupKaryogramMouse();
-  window.addEventListener("resize", () => renderKaryogram());
+  window.addEventListener("resize", () => { renderKaryogram(); renderOverlay(); });
+  if (window.ResizeObserver) {   // the flags list grows and shrinks with the call: the panes give way, so redraw
+    let w = 0, h = 0, kw = 0, kh = 0;
+    new ResizeObserver(() => {
+      const el = $("stage");
+      if (el.clientWidth !== w || el.clientHeight !== h) { w = el.clientWidth; h = el.clientHeight; renderOverlay(); }
+    }).observe($("stage"));
+    new ResizeObserver(() => {
+      const el = $("karyogram");
+      if (el.clientWidth !== kw || el.clientHeight !== kh) {
+        kw = el.clientWidth; kh = el.clientHeight; renderKaryogram();
+      }
+    }).observe($("karyogram"));
+  }
   window.addEventListener("beforeunload", (e) => {
     saveDraft();
     if (Object.values(S.drafts).some((d) => d.dirty)) { e.preventDefault(); e.returnValue = ""; }
