@@ -90,8 +90,13 @@ def end_to_end_row(detector: Path, classifier: Path, records: Path, split: str) 
 
     from karyotf.evaluate import evaluate_detections
 
+    from karyotf import calibration, rundir
+
+    # the boxes counted are those the joint labelling kept above the calibration's candidate floor; the detections
+    # also hold the boxes below it (for the PR curve), which the thresholded metrics must not count
+    floor = calibration.of(rundir.read_info(detector)).floor
     truth, detections, seconds, cells = end_to_end(detector, records, classifier, None, split=split)
-    report = evaluate_detections(truth, detections, score_threshold=0.0, model="default", split=split,
+    report = evaluate_detections(truth, detections, score_threshold=floor, model="default", split=split,
                                  source=detector, records_dir=records, seconds_per_image=seconds)
     imgs = report.metrics.found.images
     found, det, tru = (sum(getattr(i, k) for i in imgs) for k in ("found", "detected", "truth"))
@@ -197,7 +202,7 @@ def main() -> None:
         step("export_classifier", lambda: karyotf("classifier", "export", crun, "--out", cexp))
     info = json.loads((exp / "karyotf.json").read_text())
     if not info.get("chromosome_probability"):  # what `karyotf eval --tune-min-score` does first, without its
-        from karyotf.evaluate import tune_min_score  # evaluation pass over val (the rows below hold val)
+        from karyotf.scorefloor import tune_min_score  # evaluation pass over val (the rows below hold val)
 
         step("calibrate", lambda: print(tune_min_score(exp, records, split="val").text(), flush=True))
     rows = state.setdefault("rows", {})

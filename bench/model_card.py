@@ -15,7 +15,7 @@ def card_text(state: dict) -> str:
     lines = [
         "# Model card: karyotf's default model pair", "",
         "Two models that work together, shipped inside the package and used whenever no `--model` is given "
-        "(`karyotf karyogram CELL.jpg`, `karyotf.Karyotyper.default().karyotype(image)`):", "",
+        "(`karyotf karyogram CELL.jpg`, `karyotf.Karyotyper.default().call(image)`):", "",
         f"- **detector/**: a class-agnostic SSD MobileNet v2 (TF OD API, `ssd_mobilenet_v2_keras`, "
         f"{r.get('image_size')}x{r.get('image_size')} px input) that finds chromosomes, trained from scratch for "
         f"{r.get('steps')} steps at batch {r.get('batch')} (peak learning rate {r.get('learning_rate')}, cosine "

@@ -230,13 +230,13 @@ class DetectRun:
     results: list[dict] = field(default_factory=list)
 
 
-def detect_images(images: Sequence[str | Path], model=None, out_dir: str | Path = defaults.DETECTIONS_DIR,
+def detect_images(images: Sequence[str | Path], model, out_dir: str | Path = defaults.DETECTIONS_DIR,
                   min_score: float = defaults.MIN_SCORE, use: str = defaults.USE, draw: bool = True) -> DetectRun:
     """Run ``model`` on image files; write ``out_dir/detections.json`` and ``<image>_detections.png``.
 
-    ``model``: an export dir, a model object (a :class:`Detector` or a
-    :class:`karyotf.classify.karyotyper.Karyotyper`), or None: the model pair shipped with karyotf, whose boxes
-    are named by its classifier (:mod:`karyotf.models`).
+    ``model``: an export dir, or a model object the caller built (a :class:`Detector`, or a
+    :class:`karyotf.classify.karyotyper.Karyotyper` whose classifier names the boxes, such as the model pair
+    shipped with karyotf, ``Karyotyper.default()``).
 
     ``detections.json``: ``{"model", "export_dir", "kind", "tf", "min_score", "images": [{"image", "width",
     "height", "seconds", "count", "detections": [{"class", "label", "box": [xmin, ymin, xmax, ymax], "score"}]}]}``
@@ -250,11 +250,7 @@ def detect_images(images: Sequence[str | Path], model=None, out_dir: str | Path 
             raise DetectError(f"{p}: no such image file")
     out_dir = Path(out_dir)
     t_load = time.perf_counter()
-    if model is None:
-        from .classify.karyotyper import Karyotyper
-
-        det = Karyotyper.default()
-    elif isinstance(model, (str, Path)):
+    if isinstance(model, (str, Path)):
         det = Detector(model, use=use)
     else:
         det = model

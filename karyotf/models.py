@@ -5,9 +5,9 @@ chromosomes (with its P(chromosome | score) calibration fitted on val) and the c
 both trained by ``bench/default_model.py`` on the CIL:54816 training cells (CC BY 3.0, see the model card).  Every
 command that needs a model takes it when no ``--model`` is given, and the Python API has one call for it::
 
-    from karyotf.classify.karyotyper import Karyotyper
-    cell = Karyotyper.default().karyotype("metaphase.jpg")
-    print(cell.call.text)
+    import karyotf
+    call = karyotf.Karyotyper.default().call("metaphase.jpg")
+    print(call.text, call.review_codes)
 
 The folder holds ``detector/`` (SavedModel, label map, ``karyotf.json``), ``classifier/`` (the same for the
 classifier), :data:`CARD` and :data:`MANIFEST`: every file's sha256 and size, checked each time the pair is loaded,

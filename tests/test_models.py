@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from karyotf import models
+from karyotf import classes, models
 from karyotf.errors import ModelError
 
 
@@ -95,10 +95,12 @@ def test_default_karyotypes_a_sample_cell_with_no_path(sample_dir):
     import karyotf
 
     k = karyotf.Karyotyper.default()
-    cell = k.karyotype(sample_dir / "images" / "1055712.jpg")
-    assert 40 <= len(cell.boxes) <= 52
-    call = cell.call
+    image = sample_dir / "images" / "1055712.jpg"
+    cell = k.karyotype(image)
+    assert 40 <= len(cell.boxes) <= 52 and all(b.name in classes.NAMES for b in cell.boxes)
+    call = k.call(image)
     assert call.total == len(cell.boxes) and call.text
+    assert call.flags == sorted(call.flags, key=lambda f: not f.review)  # review flags first
 
 
 def test_karyogram_cli_uses_the_default_pair_without_model(tmp_path, sample_dir, capsys):

@@ -39,7 +39,12 @@ def model_export_dir(model: str) -> Path:
 def _detect(args) -> int:
     from ..detect import detect_images
 
-    model = None if args.model is None else model_export_dir(args.model)
+    if args.model is None:  # the model pair shipped with karyotf: its classifier names the boxes
+        from ..classify.karyotyper import Karyotyper
+
+        model = Karyotyper.default()
+    else:
+        model = model_export_dir(args.model)
     run = detect_images(args.images, model, out_dir=args.out, min_score=args.min_score,
                         use=args.use, draw=not args.no_draw)
     for r in run.results:

@@ -76,7 +76,8 @@ def _karyogram(args) -> int:
     from ..karyogram.build import karyograms
 
     # the model object: the detector, or the detector and the classifier that names what it finds
-    model = open_model(args.model, use=args.use, classifier=args.classifier)
+    model = open_model(args.model, use=args.use, classifier=args.classifier,
+                       default=args.annotations is None)  # neither: the model pair shipped with karyotf
     results = karyograms(args.images, args.out, model=model, annotations=args.annotations,
                          min_score=args.min_score, nms_iou=args.nms_iou, rows=args.rows,
                          separate=args.separate, straighten=args.straighten,
