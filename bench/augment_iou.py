@@ -46,21 +46,21 @@ def measure(src: str | Path, n_images: int = 8, angles=(15.0, 30.0, 45.0, 60.0))
     for ann in anns:
         image = A.load_image(ann.image_path)
         h, w = image.shape[:2]
-        gray = A._gray(image)
+        gray = A.gray_of(image)
         masks = []
         for b in ann.boxes:
-            x0, y0, x1, y1 = A._box_window(b, w, h)
+            x0, y0, x1, y1 = A.box_window(b, w, h)
             masks.append(((x0, y0), A.foreground_mask(image, b, gray=gray).astype(np.uint8)))
         for angle in angles:
             rotated, tight = A.rotate(image, ann.boxes, angle)
             _, corner = A.rotate(image, ann.boxes, angle, tight=False)
             m, nw, nh = A.rotation_matrix(angle, w, h)
-            rotated_gray = A._gray(rotated)
+            rotated_gray = A.gray_of(rotated)
             for b, mk, t, c in zip(ann.boxes, masks, tight, corner):
                 n_boxes += 1
                 # warp the mask window onto the loose box's window only (same map, local coordinates)
                 (ix, iy), mask = mk
-                ox, oy, ox1, oy1 = A._box_window(c, nw, nh)
+                ox, oy, ox1, oy1 = A.box_window(c, nw, nh)
                 m_local = m.copy()
                 m_local[:, 2] = m[:, :2] @ np.array([ix, iy]) + m[:, 2] - np.array([ox, oy])
                 local = _bbox(A.warp(mask, m_local, ox1 - ox, oy1 - oy, 0, nearest=True))
@@ -74,7 +74,7 @@ def measure(src: str | Path, n_images: int = 8, angles=(15.0, 30.0, 45.0, 60.0))
                 reseg = A.foreground_mask(rotated, c, gray=rotated_gray)
                 rb = _bbox(reseg)
                 if rb is not None:
-                    x0, y0, _, _ = A._box_window(c, nw, nh)
+                    x0, y0, _, _ = A.box_window(c, nw, nh)
                     ref2 = Box(rb[0] + x0, rb[1] + y0, rb[2] + x0, rb[3] + y0, b.name)
                     iou[("tight", "resegment")].append(t.iou(ref2))
                     iou[("corner", "resegment")].append(c.iou(ref2))

@@ -153,7 +153,7 @@ def main(argv=None) -> int:
                   "`karyotf/models/` when this file was written (the default pair is issue 24's). Rerun with "
                   "`--model EXPORT_DIR --classifier EXPORT_DIR` to add the rows.", ""]
     else:
-        from karyotf.karyogram.build import open_model
+        from karyotf.classify.karyotyper import open_model
 
         model = open_model(args.model, classifier=args.classifier)
         with tempfile.TemporaryDirectory(prefix="karyotf-case-bench-") as tmp:

@@ -104,12 +104,20 @@ def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: floa
         got = count_call(cell.boxes, suppressed=cell.suppressed)
         want = count_call(ann.boxes)
         flags = got.flag_codes + [f.code for f in cell.flags if f.code in CELL_FLAGS]
+        got.add_flags(cell.flags)
         truth.append(ann)
         detections.append(cell.boxes + cell.below)
-        cells.append({"image": ann.image_id, "call": got.text, "annotation": want.text, "normal": want.is_normal,
-                      "right": got.iscn is not None and got.iscn == want.iscn, "flagged": bool(flags),
-                      "flags": flags, "counted": len(cell.boxes), "truth": len(ann.boxes)})
+        cells.append(cell_row(ann.image_id, got, want, flags, len(cell.boxes), len(ann.boxes)))
     return truth, detections, sum(times) / max(1, len(times)), cells
+
+
+def cell_row(image: str, got, want, flags: list[str], counted: int, truth: int) -> dict:
+    """One cell of the end-to-end table: its call against the annotation's, its flags (``flags``: the codes that
+    count as flagged, as before issue 23; ``review``: the codes of the review level, issue 23)."""
+    return {"image": image, "call": got.text, "annotation": want.text, "normal": want.is_normal,
+            "right": got.iscn is not None and got.iscn == want.iscn, "flagged": bool(flags), "flags": flags,
+            "review": got.review_codes, "all_flags": got.flag_codes, "called_normal": got.is_normal,
+            "counted": counted, "truth": truth}
 
 
 def call_summary(cells: list[dict]) -> dict:
@@ -123,8 +131,37 @@ def call_summary(cells: list[dict]) -> dict:
             "flagged_normal": share(lambda c: c["normal"], lambda c: c["flagged"]),
             "abnormal_right_or_flagged": share(lambda c: not c["normal"], lambda c: c["right"] or c["flagged"]),
             "normal_cells": sum(c["normal"] for c in cells), "abnormal_cells": sum(not c["normal"] for c in cells),
+            **({} if not cells or "review" not in cells[0] else {
+                "normal_called_abnormal": share(lambda c: c["normal"], lambda c: not c["called_normal"]),
+                "review_normal": share(lambda c: c["normal"], lambda c: c["review"]),
+                "review_abnormal": share(lambda c: not c["normal"], lambda c: c["review"]),
+                "abnormal_right_or_review": share(lambda c: not c["normal"], lambda c: c["right"] or c["review"]),
+                "wrong_without_review": share(lambda c: True, lambda c: not c["right"] and not c["review"]),
+                "flag_rates": flag_rates(cells)}),
             "count_error_mean": sum(abs(c["counted"] - c["truth"]) for c in cells) / max(1, len(cells)),
             "count_exact": share(lambda c: True, lambda c: c["counted"] == c["truth"])}
+
+
+def flag_rates(cells: list[dict]) -> dict:
+    """Each flag code's share of right and of wrong calls (every flag the karyogram shows, review and note)."""
+    right = [c for c in cells if c["right"]]
+    wrong = [c for c in cells if not c["right"]]
+    codes = sorted({f for c in cells for f in c.get("all_flags", c["flags"])})
+    rate = lambda sel, f: None if not sel else round(sum(f in c.get("all_flags", c["flags"]) for c in sel) / len(sel), 3)  # noqa: E731
+    return {f: {"right": rate(right, f), "wrong": rate(wrong, f)} for f in codes}
+
+
+def aneuploidy_table(rows: list[tuple[str, dict]]) -> list[str]:
+    """The issue-23 rows of end-to-end summaries (``(row name, call_summary)``), each beside the others."""
+    lines = ["| row | cells (normal / abnormal) | abnormal called right | normal called right | normal called "
+             "abnormal | normal with a review flag | abnormal with a review flag | abnormal right or reviewed | "
+             "wrong calls without a review flag |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, e in rows:
+        lines.append(f"| {name} | {e['normal_cells']} / {e['abnormal_cells']} | {_f(e['call_right_abnormal'], 2)} | "
+                     f"{_f(e['call_right_normal'], 2)} | {_f(e.get('normal_called_abnormal'), 3)} | "
+                     f"{_f(e.get('review_normal'), 2)} | {_f(e.get('review_abnormal'), 2)} | "
+                     f"{_f(e.get('abnormal_right_or_review'), 2)} | {_f(e.get('wrong_without_review'), 3)} |")
+    return lines
 
 
 def run_model(model: str, variant: str, records: Path, work: Path, args) -> dict:
@@ -468,6 +505,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
                 f"{_f(e['call_right_normal'], 2)} / {_f(e['call_right_abnormal'], 2)} ({e['normal_cells']} / "
                 f"{e['abnormal_cells']} cells) | {_f(e['call_right'], 2)} | {_f(e['flagged_normal'], 2)} | "
                 f"{_f(e['abnormal_right_or_flagged'], 2)} |")
+        levels = [(f"{r['variant']} {_name(r)}", r["end_to_end"]) for r in e2e if "review_normal" in r["end_to_end"]]
+        if levels:
+            lines += ["", "Aneuploidy and flag levels (issue 23): review flags say the call may be wrong "
+                      "(`karyotf.karyogram.call.FLAG_LEVELS`); the same cells as the table above.", ""]
+            lines += aneuploidy_table(levels)
     lines += [
         "", "Thesis (augmented karyograms, GPU, pretrained): YOLOv5 R 0.98 / P 0.83 / F1 0.89; R-FCN ResNet101 "
         "0.68 / 0.72 / 0.69; SSD MobileNet v2 0.60 / 0.69 / 0.64; Faster R-CNN Inception v2 0.66 / 0.59 / 0.62.",

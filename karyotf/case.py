@@ -718,12 +718,13 @@ def run_cases(sources: Sequence[str | Path], out_dir: str | Path, model=None, an
     if progress and len(cases) > 1:
         iterator = tqdm(cases, desc="case reports", unit="case")
     for c in iterator:
-        write_case_report(c, out / "cases" / _safe(c.case), thumbnails=thumbnails)
+        write_case_report(c, out / "cases" / safe_name(c.case), thumbnails=thumbnails)
     run.paths.update(write_summary(cases, out))
     return run
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """``name`` as a folder name (anything but letters, digits and ``._-`` becomes ``_``)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "case"
 
 
@@ -879,10 +880,10 @@ def write_summary(cases: Sequence[CaseKaryotype], out_dir: str | Path) -> dict[s
     for c in cases:
         n = c.counts()
         wr.writerow([c.case, c.text, n["given"], n["counted"], n["analysed"], n["uncounted"], n["non_clonal"],
-                     ";".join(c.flag_codes), f"cases/{_safe(c.case)}"])
+                     ";".join(c.flag_codes), f"cases/{safe_name(c.case)}"])
     paths = {"cases_csv": out / "cases.csv", "cases_json": out / "cases.json"}
     atomic_write_text(paths["cases_csv"], buf.getvalue())
     atomic_write_json(paths["cases_json"], {"cases": [
         {"case": c.case, "karyotype": c.karyotype, "text": c.text, "flags": c.flag_codes, "counts": c.counts(),
-         "folder": f"cases/{_safe(c.case)}"} for c in cases]})
+         "folder": f"cases/{safe_name(c.case)}"} for c in cases]})
     return paths

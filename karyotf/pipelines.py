@@ -254,7 +254,8 @@ def label_map_classes(path: str | Path) -> dict[int, str]:
                                      "with --records")
 
 
-def _records_paths(records_dir: Path) -> tuple[str, str, Path]:
+def records_paths(records_dir: Path) -> tuple[str, str, Path]:
+    """(train shard pattern, eval shard pattern, label map) of a records dir (eval: val, else test, else train)."""
     train = split_pattern(records_dir, "train")  # raises RecordsError naming the fix
     eval_split = next((s for s in ("val", "test") if split_files(records_dir, s)), "train")
     if eval_split == "train":
@@ -327,7 +328,7 @@ def fill(model: str, records_dir: str | Path, *, steps: int | None = None, batch
             f"{s.template}: feature extractor {feature_extractor_type(cfg)!r} is a {tf_mode(cfg)} extractor but "
             f"model {model} is registered as {s.tf} (fix: a TF2 template needs a *_keras extractor)")
     records_dir = Path(records_dir).resolve()
-    train_pattern, eval_pattern, label_map = _records_paths(records_dir)
+    train_pattern, eval_pattern, label_map = records_paths(records_dir)
     classes = label_map_classes(label_map)
     if agnostic_label_map is not None:
         label_map = Path(agnostic_label_map).resolve()

@@ -12,6 +12,7 @@ from karyotf import classes
 from karyotf.annotations import Box
 from karyotf.classify import joint as J
 from karyotf.classify.joint import KaryotypePrior, joint_labels
+from karyotf.find import Finder
 from karyotf.karyogram.call import FLAG_CODES, FLAG_LEVELS, NOTE, REVIEW, count_call, level_of
 
 IDX = {n: i for i, n in enumerate(classes.NAMES)}
@@ -240,3 +241,92 @@ def test_flag_rates_on_planted_cells():
     for code, n in fired_right.items():                      # chatty flags are notes by construction
         if n > 0.5 * right:
             assert level_of(code) == NOTE, (code, n, right)
+
+
+# ------------------------------------------------------------------------------------------- the Karyotyper
+class _Detector(Finder):
+    """The truth boxes of one cell plus planted ones, at planted scores; its export carries a calibration (P =
+    score)."""
+
+    def __init__(self, boxes):
+        self.boxes, self.export_dir, self.model_name = boxes, "planted", "planted"
+        self.agnostic = True
+        self.info = {"chromosome_probability": {"scores": [0.0, 1.0], "p": [0.0, 1.0], "floor": 0.1}}
+
+    def detect(self, image, min_score=0.0):
+        return [b for b in self.boxes if b.score >= min_score]
+
+
+class _Classifier:
+    """Reads the class a planted crop carries in its first pixel: 0.95 on it."""
+
+    size, path = 16, "planted"
+
+    def probabilities_of(self, crops, features):
+        p = np.full((len(crops), 24), 0.05 / 23)
+        p[np.arange(len(crops)), crops[:, 0, 0].astype(int)] = 0.95
+        return p
+
+
+class _SecondLook:
+    """P(whole chromosome) planted by box position: ``sure`` maps (xmin, ymin) to P, every other box 0.9995."""
+
+    path, min_score, nms_iou = "planted", 0.1, 0.5
+
+    def __init__(self, sure):
+        self.sure = sure
+
+    def p_whole(self, image, boxes):
+        return np.array([self.sure.get((b.xmin, b.ymin), 0.9995) for b in boxes])
+
+
+def _planted_crops(image, boxes, size=16, reference=None):
+    from karyotf.classify.crops import CellCrops
+
+    crops = np.zeros((len(boxes), size, size), np.uint8)
+    crops[:, 0, 0] = [classes.NAMES.index(b.name) for b in boxes]
+    return CellCrops(crops, np.full((len(boxes), 5), 0.5, np.float32), [])
+
+
+def test_karyotyper_counts_what_the_second_look_is_sure_of(sample_dir, monkeypatch, tmp_path):
+    """A third 18 the detector scores 0.6 (the calibration leaves it out) is counted on the second look's 0.9995;
+    a second box on a 21 the detector scores 0.995 (the calibration counts it: +21) is left out on its 0.01."""
+    from karyotf.annotations import read_voc
+    from karyotf.classify import crops as crops_mod
+    from karyotf.classify.karyotyper import Karyotyper
+    from karyotf.karyogram import from_detector
+
+    monkeypatch.setattr(crops_mod, "cell_crops", _planted_crops)
+    ann = read_voc(sample_dir / "annotations" / "1054642.xml")
+    found = [b.with_coords(*b.as_tuple(), score=0.99) for b in ann.boxes]
+    third18 = Box(3.0, 3.0, 30.0, 50.0, "18", score=0.6)
+    a21 = next(b for b in ann.boxes if b.name == "21")
+    dup21 = Box(a21.xmin + 0.4 * a21.width, a21.ymin, a21.xmax + 0.4 * a21.width, a21.ymax, "21", score=0.995)
+    assert a21.iou(dup21) < 0.5
+    det = _Detector(found + [third18, dup21])
+    by_score = Karyotyper(det, _Classifier())
+    cell = by_score.find(ann.image_path)
+    assert count_call(cell.boxes).iscn == f"47,{ann_sex(ann)},+21"      # the score counts the duplicate
+    look = _SecondLook({(dup21.xmin, dup21.ymin): 0.01})
+    k = Karyotyper(det, _Classifier(), second_look=look, prior="prenatal")
+    assert k.min_score == 0.1 and k.candidate_nms_iou == 0.5 and k.chooses
+    cell = k.find(ann.image_path)
+    assert count_call(cell.boxes).iscn == f"47,{ann_sex(ann)},+18"
+    assert [(b.name, p) for b, p in cell.left_out] == [("21", pytest.approx(0.01))]
+    assert not [f for f in cell.flags if f.code == "left_out"]
+    # the same third 18 the second look doubts (0.9): left out, and a person is asked about a third 18
+    k = Karyotyper(det, _Classifier(), second_look=_SecondLook({(dup21.xmin, dup21.ymin): 0.01,
+                                                                (third18.xmin, third18.ymin): 0.9}))
+    cell = k.find(ann.image_path)
+    assert count_call(cell.boxes).iscn == f"46,{ann_sex(ann)}"
+    flag = next(f for f in cell.flags if f.code == "left_out")
+    assert flag.review and flag.classes == ("18",) and "a third 18 left out (box at 3,3, score 0.60" in flag.message
+    res = from_detector(k, ann.image_path, tmp_path / "k")
+    rep = (tmp_path / "k" / "report.html").read_text()
+    assert rep.index("Review: the call may be wrong") < rep.index("a third 18 left out")
+    assert res.call.review_flags[0].code in ("left_out", "extra_copy", "total_not_46") and res.call.flags[0].review
+    assert k.describe()["prior"] == "prenatal"
+
+
+def ann_sex(ann) -> str:
+    return "".join(sorted(b.name for b in ann.boxes if b.name in ("X", "Y")))

@@ -100,7 +100,7 @@ def test_karyotyper_leaves_out_a_duplicate_lists_it_and_counts_a_weak_pair_partn
                                                                          nms_iou=0.7)
     assert [(b.name, p) for b, p in cell.left_out] == [("21", pytest.approx(0.8))]
     flag = next(f for f in cell.flags if f.code == "left_out")
-    assert "21 at 2,2" in flag.message and flag.classes == ("21",)
+    assert "a third 21 left out (box at 2,2" in flag.message and flag.classes == ("21",) and flag.review
     res = from_detector(k, ann.image_path, tmp_path / "k")                      # min_score: the candidate floor
     assert res.source["min_score"] == 0.1 and res.call.total == 46
     d = json.loads((tmp_path / "k" / "detections.json").read_text())

@@ -41,7 +41,7 @@ from __future__ import annotations
 from .dataset import AugmentResult, augment_dataset, draw_boxes, grid_figure, image_rng, load_image
 from .geometry import (background_colour, corner_box, crop, hflip, mask_box, rot90, rotate,
                        rotation_matrix, vflip, warp)
-from .masks import _box_window, _gray, foreground_mask
+from .masks import box_window, foreground_mask, gray_of
 from .ops import DEFAULT_OPS, OPS, PRESETS, Op, OpSpec, augment_one, parse_op, parse_ops
 from ..errors import AugmentError
 from .steps import odapi_augmentation, validate_odapi_snippets
@@ -49,4 +49,4 @@ from .steps import odapi_augmentation, validate_odapi_snippets
 __all__ = ["AugmentError", "AugmentResult", "DEFAULT_OPS", "OPS", "Op", "OpSpec", "PRESETS", "augment_dataset",
            "augment_one", "background_colour", "corner_box", "crop", "draw_boxes", "foreground_mask", "grid_figure",
            "hflip", "image_rng", "load_image", "mask_box", "odapi_augmentation", "parse_op", "parse_ops", "rot90",
-           "rotate", "rotation_matrix", "validate_odapi_snippets", "vflip", "warp", "_box_window", "_gray"]
+           "rotate", "rotation_matrix", "validate_odapi_snippets", "vflip", "warp", "box_window", "gray_of"]

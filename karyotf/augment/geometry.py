@@ -9,7 +9,7 @@ import numpy as np
 
 from ..annotations import Box
 from ..errors import AugmentError
-from .masks import _box_window, _gray, foreground_mask
+from .masks import box_window, foreground_mask, gray_of
 
 # Imports inside functions, and why: OpenCV (heavy: loaded when an image is decoded or drawn).
 
@@ -137,12 +137,12 @@ def rotate(image: np.ndarray, boxes: Sequence[Box], angle: float, tight: bool = 
         fill = background_colour(image)
     out = warp(image, m, new_w, new_h, fill)
     new_boxes = []
-    gray = _gray(image) if tight else None
+    gray = gray_of(image) if tight else None
     for b in boxes:
         loose = corner_box(b, m)
         coords = loose
         if tight:
-            x0, y0, _, _ = _box_window(b, w, h)
+            x0, y0, _, _ = box_window(b, w, h)
             found = mask_box(foreground_mask(image, b, gray=gray), (x0, y0), m)
             if found is not None:
                 # the chromosome lies inside its box, so its rotation lies inside the rotated box

@@ -10,13 +10,14 @@ from ..annotations import Box
 # Imports inside functions, and why: OpenCV (heavy: loaded when an image is decoded or drawn).
 
 
-def _gray(image: np.ndarray) -> np.ndarray:
+def gray_of(image: np.ndarray) -> np.ndarray:
+    """``image`` as one grey channel (an HxW image as it is)."""
     if image.ndim == 2:
         return image
     return (image[..., :3].sum(axis=2, dtype=np.uint16) // image[..., :3].shape[2]).astype(np.uint8)
 
 
-def _box_window(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
+def box_window(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
     """Integer pixel window ``(x0, y0, x1, y1)`` covering the box, inside the image."""
     x0 = max(0, int(math.floor(box.xmin)))
     y0 = max(0, int(math.floor(box.ymin)))
@@ -38,8 +39,8 @@ def foreground_mask(image: np.ndarray, box: Box, min_part: float = 0.2, gray: np
     import cv2
 
     h_img, w_img = image.shape[:2]
-    x0, y0, x1, y1 = _box_window(box, w_img, h_img)
-    patch = (_gray(image) if gray is None else gray)[y0:y1, x0:x1]
+    x0, y0, x1, y1 = box_window(box, w_img, h_img)
+    patch = (gray_of(image) if gray is None else gray)[y0:y1, x0:x1]
     if patch.size == 0:
         return np.zeros((y1 - y0, x1 - x0), bool)
     if int(patch.max()) == int(patch.min()):

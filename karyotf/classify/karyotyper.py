@@ -11,7 +11,11 @@ least ``min_score`` go through a class-agnostic NMS at ``nms_iou``); the kept bo
 the low-scoring ones are named by the classifier's top-1 (seen beside the kept boxes, measured against
 them) and listed, never silently dropped.
 
-When the detector's export carries a score calibration (``karyotf eval --tune-min-score`` fits it on val:
+Which boxes count, when the Karyotyper is given a second look (:mod:`karyotf.classify.second_look`, a model of
+its own that looks at each candidate's crop, its geometry among the others and the cell, ``second_look=``): the
+joint labelling weighs each candidate by its P(whole single chromosome) from the second look, over the candidates
+the second look was trained on (its candidate floor and NMS).  Otherwise, when the detector's export carries a
+score calibration (``karyotf eval --tune-min-score`` fits it on val:
 :mod:`karyotf.calibration`), the joint labelling also decides which kept boxes count: each gets its
 P(chromosome | score), and a duplicate, a fragment or a stray the karyotype prior finds implausible is left out
 (listed as ``left_out`` with its P, flagged when counting it is within the close-call likelihood ratio), while a weak
@@ -22,7 +26,6 @@ chromosome numbers are those of the karyogram.
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Sequence
@@ -36,12 +39,12 @@ from ..errors import KaryogramError
 from ..find import Found, Removed, find
 from ..images import load
 from ..karyogram.call import Flag
-from .joint import joint_labels
+from .joint import joint_labels, prior_of
 
 # Imports inside functions, and why: karyotf.karyogram.build (it loads OpenCV and Pillow at its top);
 # karyotf.detect.Detector (looked up when a model is loaded, so that a caller may stand another Detector in
 # karyotf.detect, as the tests do); karyotf.classify.crops (it loads OpenCV at its top); karyotf.classify.export (it
-# loads OpenCV at its top).
+# loads OpenCV at its top); karyotf.classify.second_look (it loads OpenCV, through crops, at its top).
 
 
 def _renamed(boxes: Sequence[Box], names: Sequence[str]) -> list[Box]:
@@ -60,7 +63,8 @@ class Karyotyper:
     names = True
     """Its boxes carry chromosome names (the classifier's)."""
 
-    def __init__(self, detector, classifier, joint: bool = True, choose: bool = True):
+    def __init__(self, detector, classifier, joint: bool = True, choose: bool = True, prior=None,
+                 second_look=None):
         if isinstance(detector, (str, Path)):
             from ..detect import Detector
 
@@ -75,6 +79,12 @@ class Karyotyper:
         self.info = detector.info  # the detector's export info (its tuned score floor)
         # P(chromosome | score), fitted on val
         self.calibration = calibration.of(detector.info) if joint and choose else None
+        self.prior = prior_of(prior)  # the karyotype prior (a preset's name, a KaryotypePrior; None: the default)
+        if isinstance(second_look, (str, Path)):
+            from .second_look import SecondLook
+
+            second_look = SecondLook(second_look)
+        self.second_look = second_look if joint and choose else None  # P(whole chromosome) of each candidate
         self.last_seconds = None
 
     @classmethod
@@ -86,9 +96,16 @@ class Karyotyper:
         return cls(detector, classifier, **kw)
 
     @property
+    def chooses(self) -> bool:
+        """The joint labelling chooses which candidates count (a second look, or a score calibration)."""
+        return self.second_look is not None or self.calibration is not None
+
+    @property
     def min_score(self) -> float:
-        """The floor when none is given: the calibration's candidate floor (the joint labelling chooses which boxes
-        above it count), else the detector's (:attr:`karyotf.find.Finder.min_score`)."""
+        """The floor when none is given: the second look's candidate floor, else the calibration's (the joint
+        labelling chooses which boxes above it count), else the detector's (:attr:`karyotf.find.Finder.min_score`)."""
+        if self.second_look is not None:
+            return float(self.second_look.min_score)
         return float(self.calibration.floor) if self.calibration is not None else self.detector.min_score
 
     @property
@@ -96,8 +113,31 @@ class Karyotyper:
         """What its detector loaded (``saved_model`` or ``frozen_graph``)."""
         return self.detector.kind
 
+    @property
+    def candidate_nms_iou(self) -> float | None:
+        """The class-agnostic NMS the candidates go through when the joint labelling chooses (the one its
+        probabilities were fitted at), else None."""
+        if self.second_look is not None:
+            return float(self.second_look.nms_iou)
+        return None if self.calibration is None else self.calibration.nms_iou
+
+    def weigh(self, arr: np.ndarray, boxes: Sequence[Box]):
+        """(classifier probabilities (N, 24), P(chromosome) (N,), crops) of one cell's candidate boxes: P from the
+        second look when there is one, else from the detector's calibrated score."""
+        from .crops import cell_crops
+
+        if self.second_look is not None:
+            real = self.second_look.p_whole(arr, boxes)
+        else:
+            real = self.calibration([b.score if b.score is not None else 1.0 for b in boxes])
+        likely = [i for i, r in enumerate(real) if r >= 0.5]  # measured against the likely chromosomes
+        cc = cell_crops(arr, boxes, self.classifier.size, reference=likely or None)
+        return self.classifier.probabilities_of(cc.crops, cc.features), np.asarray(real, float), cc
+
     def describe(self) -> dict:
-        return {**self.detector.describe(), "model": self.model_name, "classifier": str(self.classifier.path)}
+        return {**self.detector.describe(), "model": self.model_name, "classifier": str(self.classifier.path),
+                "prior": self.prior.name,
+                **({"second_look": str(self.second_look.path)} if self.second_look is not None else {})}
 
     def name(self, image: np.ndarray, boxes: Sequence[Box]) -> tuple[list[str], list[dict], object]:
         """Joint labels (or top-1 with ``joint=False``), per-box details and the joint result for one cell."""
@@ -116,7 +156,7 @@ class Karyotyper:
         if probs is None:
             probs = self.classifier.probabilities_of(cc.crops, cc.features)
         top = [classes.NAMES[k] for k in np.argmax(probs, axis=1)] if len(boxes) else []
-        result = joint_labels(probs) if self.joint and len(boxes) else None
+        result = joint_labels(probs, prior=self.prior) if self.joint and len(boxes) else None
         labels = list(result.labels) if result is not None else top
         fill = FEATURES.index("fill")
         unseen = {i: "too small to cut out" for i in cc.too_small}
@@ -139,15 +179,15 @@ class Karyotyper:
         :data:`karyotf.defaults.NMS_IOU`."""
         min_score = self.min_score if min_score is None else min_score
         nms_iou = NMS_IOU if nms_iou is None else nms_iou
-        if self.calibration is not None and self.calibration.nms_iou is not None:
-            nms_iou = self.calibration.nms_iou  # the probabilities hold for the boxes that NMS keeps
+        if self.candidate_nms_iou is not None:
+            nms_iou = self.candidate_nms_iou  # the probabilities hold for the boxes that NMS keeps
         arr = load(image)
         t0 = time.perf_counter()
         found = find(self.detector, arr, min_score, nms_iou)
         kept, removed, below = found.boxes, found.suppressed, found.below
         cc = probs = None
         left_out, left_flags, by_kept = [], [], {}
-        if self.calibration is not None and kept:
+        if self.chooses and kept:
             candidates = kept
             kept, cc, probs, left_out, left_flags = self._choose(arr, kept)
             counted = set(map(id, kept))  # a box the NMS removed under one left out points at the named copy
@@ -185,29 +225,19 @@ class Karyotyper:
 
     def _choose(self, arr: np.ndarray, boxes: list[Box]):
         """Which of ``boxes`` count (see the module doc): (counted boxes, their crops and probabilities, the boxes
-        left out as ``(box named by top-1, P)``, a flag for those whose counting is within the close-call ratio)."""
-        from .crops import CellCrops, cell_crops
+        left out as ``(box named by top-1, P)``, the flags of the doubted ones:
+        :meth:`karyotf.classify.joint.JointLabels.left_out_flags`)."""
+        from .crops import CellCrops
 
-        real = self.calibration([b.score if b.score is not None else 1.0 for b in boxes])
-        likely = [i for i, r in enumerate(real) if r >= 0.5]  # measured against the likely chromosomes
-        cc = cell_crops(arr, boxes, self.classifier.size, reference=likely or None)
-        probs = self.classifier.probabilities_of(cc.crops, cc.features)
-        first = joint_labels(probs, real=real)
+        probs, real, cc = self.weigh(arr, boxes)
+        first = joint_labels(probs, real=real, prior=self.prior)
         out = set(first.left_out)
         keep = [i for i in range(len(boxes)) if i not in out]
         left = [(boxes[i].with_coords(*boxes[i].as_tuple(), name=first.top1[i]), float(real[i]))
                 for i in first.left_out]
-        flags = []
-        doubted = [(named, v) for named, i, v in zip(left, first.left_out, first.left_out_log_lr)
-                   if i in first.doubted]
-        if doubted:
-            flags.append(Flag("left_out", f"{len(doubted)} box(es) left out of the count by the joint labelling "
-                              f"although counting them is within a likelihood ratio of "
-                              f"{math.exp(first.close_log_lr):.0f}: " + ", ".join(
-                                  f"{b.name} at {b.xmin:.0f},{b.ymin:.0f} (score {b.score:.2f}, P(chromosome) "
-                                  f"{p:.2f}, ratio {math.exp(min(v, 50)):.3g})" for (b, p), v in doubted)
-                              + "; a person must decide (see 'not counted')",
-                              tuple(sorted({b.name for (b, _), _ in doubted}, key=classes.LABEL_OF.get))))
+        where = {i: f"box at {boxes[i].xmin:.0f},{boxes[i].ymin:.0f}"
+                    + (f", score {boxes[i].score:.2f}" if boxes[i].score is not None else "") for i in first.left_out}
+        flags = first.left_out_flags(where)
         position = {i: k for k, i in enumerate(keep)}
         sub = CellCrops(cc.crops[keep], cc.features[keep], [position[i] for i in cc.too_small if i in position])
         return [boxes[i] for i in keep], sub, probs[keep], left, flags
@@ -221,16 +251,18 @@ class Karyotyper:
                 if b.score is None or b.score >= min_score]
 
     def __repr__(self) -> str:
-        return f"Karyotyper({self.detector!r}, {self.classifier!r}, joint={self.joint})"
+        return (f"Karyotyper({self.detector!r}, {self.classifier!r}, joint={self.joint}, prior={self.prior.name!r}"
+                + (f", second_look={self.second_look!r}" if self.second_look is not None else "") + ")")
 
 
-def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None,
-               default: bool = False):
+def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None, prior=None,
+               second_look: str | Path | None = None, default: bool = False):
     """The model object of an export dir (``--model`` / ``--classifier``; a :class:`karyotf.find.ChromosomeFinder`):
     its :class:`karyotf.detect.Detector` (``use``: which export it loads), or, with ``classifier`` (an exported
     classifier), a :class:`Karyotyper` whose classifier names what the detector finds; without ``model`` (then
-    ``classifier`` is an error), the model pair shipped with karyotf if ``default``
-    (:meth:`Karyotyper.default`), else None.  A detector alone must name what it finds
+    ``classifier`` is an error), the model pair shipped with karyotf if ``default`` (:meth:`Karyotyper.default`,
+    with ``prior``), else None.  ``prior``: the joint labelling's karyotype prior (a preset's name);
+    ``second_look``: an exported second look that weighs each candidate box (with ``classifier`` only).  A detector alone must name what it finds
     (:func:`karyotf.karyogram.build.check_names`).  What ``karyotf karyogram``, ``karyotf case`` and ``karyotf
     eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`."""
     from ..karyogram.build import check_names
@@ -238,11 +270,16 @@ def open_model(model: str | Path | None, use: str = "auto", classifier: str | Pa
     if model is None:
         if classifier is not None:
             raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
-        return Karyotyper.default() if default else None
+        if second_look is not None:
+            raise KaryogramError("--second-look weighs the candidates of a model: give --model EXPORT_DIR and "
+                                 "--classifier with it")
+        return Karyotyper.default(prior=prior) if default else None
     from ..detect import Detector
 
     detector = Detector(model, use=use)
     if classifier is not None:  # the detector finds, the classifier names
-        return Karyotyper(detector, classifier)
+        return Karyotyper(detector, classifier, prior=prior, second_look=second_look)
+    if second_look is not None:
+        raise KaryogramError("--second-look weighs the candidates a classifier then names: give --classifier with it")
     check_names(detector)
     return detector

@@ -20,8 +20,8 @@ from .. import __version__
 
 GROUPS = ("karyotf.cli.doctor", "karyotf.cli.records", "karyotf.cli.augment", "karyotf.cli.roboflow", "karyotf.cli.zoo",
           "karyotf.cli.config", "karyotf.cli.train", "karyotf.cli.export", "karyotf.cli.detect", "karyotf.cli.evaluate",
-          "karyotf.cli.karyogram", "karyotf.cli.classifier", "karyotf.cli.demo", "karyotf.cli.review",
-          "karyotf.cli.case", "karyotf.cli.separate", "karyotf.cli.models")
+          "karyotf.cli.karyogram", "karyotf.cli.classifier", "karyotf.cli.second_look", "karyotf.cli.demo",
+          "karyotf.cli.review", "karyotf.cli.case", "karyotf.cli.separate", "karyotf.cli.models")
 
 
 class CliError(Exception):

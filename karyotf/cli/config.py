@@ -14,7 +14,8 @@ def _models_help() -> str:
                       for m in MODELS.values()] + ["yolo: KerasCV YOLOv8 (n/s/m), config pipelines/yolo.json"])
 
 
-def _all_models() -> list[str]:
+def all_models() -> list[str]:
+    """Every model `karyotf config` and `karyotf train` know: the OD API templates and yolo."""
     from ..pipelines import MODELS
     from ..yolo import MODEL as YOLO
 
@@ -30,7 +31,7 @@ def register(sub) -> None:
         description="Fill pipelines/MODEL.config: num_classes from the label map, record and label map paths, steps, "
                     "batch, image size, learning rate, augmentation, fine-tune checkpoint; validate it with the OD "
                     "API's pipeline_pb2 and write MODEL_DIR/pipeline.config + karyotf.json.  Models: " + _models_help())
-    p.add_argument("model", choices=_all_models(), help="model to configure")
+    p.add_argument("model", choices=all_models(), help="model to configure")
     p.add_argument("--records", type=Path, default=D.RECORDS_DIR,
                    help="records dir from `karyotf records`")
     p.add_argument("--out", type=Path, default=None, help="model dir to write (default: runs/MODEL)")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from .prior import add_prior_option
     from .. import defaults as D
 
     DEFAULT_RUNS, DEFAULT_EXPORTED = D.RUNS_DIR, D.EXPORTED_DIR
@@ -39,6 +40,10 @@ def register(sub) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--classifier", type=Path, default=None,
                    help="exported chromosome classifier: the model finds, it names (end-to-end metrics)")
+    p.add_argument("--second-look", type=Path, default=None,
+                   help="exported second look: P(whole single chromosome) of every candidate box decides which boxes "
+                        "count (with --classifier)")
+    add_prior_option(p)
     p.add_argument("--tune-min-score", action="store_true",
                    help="first choose the karyogram's score floor on the val split (class-agnostic F1 of the boxes "
                         "a karyogram counts) and store it in the export's karyotf.json: `karyotf karyogram` uses it "
@@ -77,7 +82,7 @@ def _eval(args) -> int:
         from ..evaluate import resolve_export
 
         finder = open_model(resolve_export(model_path(args.model, args.model_dir)), use=args.use,
-                            classifier=args.classifier)
+                            classifier=args.classifier, prior=args.prior, second_look=args.second_look)
     report = evaluate(model_path(args.model, args.model_dir), args.records, split=args.split,
                       score_threshold=args.score_threshold, iou=args.iou, out_dir=args.out, use=args.use,
                       limit=args.limit, plots=not args.no_plots, finder=finder)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 def register(sub) -> None:
     from .. import defaults as D
+    from .prior import add_prior_option
     from ..karyogram.defaults import DEFAULT_ROWS, LONGEST, LOW_SCORE, MIN_SCORE, NMS_IOU, ROW_PRESETS
     from ..karyogram.ideogram import DEFAULT_RESOLUTION, RESOLUTIONS
     from ..paths import SEPARATE_DIR
@@ -32,6 +33,10 @@ def register(sub) -> None:
     p.add_argument("--classifier", type=Path, metavar="EXPORT_DIR", default=None,
                    help="exported chromosome classifier (karyotf classifier export): the model finds, it names "
                         "each chromosome with the whole cell as context (--model)")
+    p.add_argument("--second-look", type=Path, metavar="EXPORT_DIR", default=None,
+                   help="exported second look (karyotf second-look export): P(whole single chromosome) of every "
+                        "candidate box decides which boxes count (--model with --classifier)")
+    add_prior_option(p)
     p.add_argument("--out", type=Path, default=D.KARYOGRAM_DIR, help="output folder")
     p.add_argument("--rows", default=DEFAULT_ROWS, help=rows_help)
     p.add_argument("--min-score", type=float, default=None,
@@ -76,7 +81,8 @@ def _karyogram(args) -> int:
     from ..karyogram.build import karyograms
 
     # the model object: the detector, or the detector and the classifier that names what it finds
-    model = open_model(args.model, use=args.use, classifier=args.classifier,
+    model = open_model(args.model, use=args.use, classifier=args.classifier, prior=args.prior,
+                       second_look=args.second_look,
                        default=args.annotations is None)  # neither: the model pair shipped with karyotf
     results = karyograms(args.images, args.out, model=model, annotations=args.annotations,
                          min_score=args.min_score, nms_iou=args.nms_iou, rows=args.rows,

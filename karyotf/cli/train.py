@@ -10,7 +10,7 @@ from pathlib import Path
 def register(sub) -> None:
     from .. import defaults as D
     from ..train import STRATEGIES
-    from .config import _all_models
+    from .config import all_models
 
     t = sub.add_parser(
         "train", help="train a configured model for exactly N steps (resumes; Ctrl-C saves a checkpoint)",
@@ -18,7 +18,7 @@ def register(sub) -> None:
                     "TensorBoard summaries (MODEL_DIR/train) and checkpoints.  Re-running resumes from the newest "
                     "checkpoint.  SIGINT/SIGTERM finish the step, save a checkpoint and exit (status 130).  "
                     "faster_rcnn (TF1) trains in a TF1 child process.")
-    t.add_argument("model", choices=_all_models(), help="model to train")
+    t.add_argument("model", choices=all_models(), help="model to train")
     t.add_argument("--model-dir", type=Path, default=None, help="model dir from `karyotf config` (default: runs/MODEL)")
     t.add_argument("--steps", type=int, default=None,
                    help="train until this global step (a total, not an increment; default: the config's num_steps)")

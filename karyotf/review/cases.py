@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 
 from .. import defaults as D
-from ..case import Rules, _safe, case_karyotype, read_cell, write_case_report
+from ..case import Rules, safe_name, case_karyotype, read_cell, write_case_report
 from ..errors import ReviewError
 from ..records import case_of
 from .store import MAX_COMMENT, ReviewConflict, ReviewFolder, UnknownCell, utc_now
@@ -52,7 +52,7 @@ class CaseReview:
         return dict(sorted(out.items()))
 
     def _dir(self, case_id: str) -> Path:
-        return self.folder.root / CASES / _safe(case_id) / REVIEWED
+        return self.folder.root / CASES / safe_name(case_id) / REVIEWED
 
     def version(self, case_id: str) -> str:
         try:

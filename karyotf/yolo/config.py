@@ -15,7 +15,7 @@ from .. import rundir
 from ..errors import PipelineConfigError
 from ..io import atomic_write_json
 from ..paths import DEFAULT_RUNS, TEMPLATES_DIR
-from ..pipelines import ConfigResult, _records_paths, label_map_classes
+from ..pipelines import ConfigResult, records_paths, label_map_classes
 
 TEMPLATE = TEMPLATES_DIR / "yolo.json"
 
@@ -157,7 +157,7 @@ def fill(records_dir: str | Path, *, steps: int | None = None, batch: int | None
     if augment is not None:
         cfg["augment"] = [a.strip() for a in augment if a.strip() and a.strip().lower() != "none"]
     records_dir = Path(records_dir).resolve()
-    _records_paths(records_dir)  # train shards must exist (RecordsError naming the fix)
+    records_paths(records_dir)  # train shards must exist (RecordsError naming the fix)
     label_map = records_dir / "label_map.pbtxt"
     classes = label_map_classes(label_map)
     cfg.update(records_dir=str(records_dir), label_map=str(label_map), num_classes=len(classes))

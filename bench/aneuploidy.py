@@ -1,0 +1,255 @@
+"""Catch the aneuploidy (issue 23): end to end on one split of the records, each way of choosing which candidate
+boxes count beside the others, on the same cells, and the karyotype prior's trade-off curve.
+
+    .venv/bin/python bench/aneuploidy.py --detector /work/full/exported/ssd --classifier /work/full/exported/classifier \\
+        --records /work/full/records --split val --second-look /work/full/exported/second_look
+
+Rows (each on every cell of the split): ``score calibration`` (P(chromosome | score), fitted on val, when the
+detector's export carries one), ``second look`` (P(whole chromosome) from :mod:`karyotf.classify.second_look`,
+with ``--second-look``), ``floor`` (every box above the detector's floor counts: no choosing).  Each row: the
+end-to-end table of ``bench/quality.py`` (:func:`quality.call_summary`: calls right on normal and on abnormal
+cells, normal cells called abnormal, review flags on normal and on abnormal cells, wrong calls without a review
+flag) and each flag code's rate on right and on wrong calls.
+
+The trade-off: the prior's gains (every trisomy ratio and every abnormal sex complement's share) multiplied by
+a factor from 0.01 to 100, the joint labelling run again on each cell's candidates (their classifier
+probabilities and P(chromosome), computed once): abnormal cells called right against normal cells called
+abnormal, one curve per row (the Karyotyper's second labelling of the counted boxes alone is left out of the
+sweep: it can only rename within the counted boxes).
+
+Writes ``bench/results/aneuploidy.md``, ``aneuploidy.json`` and ``prior_tradeoff.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SCALES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def scaled_prior(name: str, scale: float):
+    """The preset ``name`` with every gain (trisomy ratios, abnormal sex complements' shares) times ``scale``,
+    each gain capped so that gain * loss <= 1 (the prior stays concave)."""
+    from karyotf.classify.joint import PRESETS, KaryotypePrior, NORMAL_SEXES
+
+    r = dict(PRESETS[name]["rates"])
+    loss_max = max([r.get("loss_floor", 0.0)] + list((r.get("loss") or {}).values()))
+    cap = lambda v: min(v * scale, 0.999 / loss_max)  # noqa: E731
+    r["gain"] = {k: cap(v) for k, v in (r.get("gain") or {}).items()}
+    r["gain_floor"] = cap(r["gain_floor"])
+    r["sex"] = {k: (v if k in NORMAL_SEXES else v * scale) for k, v in r["sex"].items()}
+    r["sex_floor"] = r["sex_floor"] * scale
+    return KaryotypePrior.from_rates(**r, name=f"{name}x{scale:g}")
+
+
+def run_row(name, k, cells_in, sweep: bool):
+    """Every cell through the Karyotyper ``k``; per-cell rows, and the candidates' inputs for the sweep."""
+    from quality import cell_row
+
+    from karyotf.classify.second_look import kinds
+    from karyotf.find import find
+    from karyotf.karyogram import count_call
+
+    rows, inputs, t = [], [], []
+    for arr, ann in cells_in:
+        t0 = time.perf_counter()
+        found = k.find(arr)
+        t.append(time.perf_counter() - t0)
+        got = count_call(found.boxes, suppressed=found.suppressed)
+        want = count_call(ann.boxes)
+        got.add_flags(found.flags)
+        rows.append(cell_row(ann.image_id, got, want, got.review_codes, len(found.boxes), len(ann.boxes)))
+        if sweep and k.chooses:
+            cands = find(k.detector, arr, k.min_score, k.candidate_nms_iou).boxes
+            probs, real, _ = k.weigh(arr, cands)
+            inputs.append((probs, real, want.iscn, want.is_normal, kinds(cands, ann.boxes)))
+    return rows, inputs, sum(t) / max(1, len(t))
+
+
+def p_quality(inputs) -> dict:
+    """How good P(chromosome) is on the candidates (labelled by their geometry against the truth): log loss,
+    AUC, and the share of chromosomes / of other boxes at P >= 0.99 (sure enough to count a third copy)."""
+    import numpy as np
+
+    p = np.concatenate([x[1] for x in inputs]) if inputs else np.zeros(0)
+    y = np.concatenate([x[4] == 0 for x in inputs]) if inputs else np.zeros(0, bool)
+    if not len(p) or y.all() or not y.any():
+        return {}
+    q = np.clip(p, 1e-4, 1 - 1e-4)
+    order = np.argsort(p, kind="stable")
+    ranks = np.empty(len(p))
+    ranks[order] = np.arange(1, len(p) + 1)
+    auc = (ranks[y].sum() - y.sum() * (y.sum() + 1) / 2) / (y.sum() * (~y).sum())
+    return {"candidates": int(len(p)), "chromosomes": int(y.sum()),
+            "log_loss": round(float(-np.mean(np.where(y, np.log(q), np.log1p(-q)))), 4), "auc": round(float(auc), 4),
+            "chromosomes_p_099": round(float((p[y] >= 0.99).mean()), 3),
+            "others_p_099": round(float((p[~y] >= 0.99).mean()), 3),
+            "others_p_05": round(float((p[~y] >= 0.5).mean()), 3)}
+
+
+def sweep(inputs, prior_name: str) -> list[dict]:
+    from karyotf.classify.joint import joint_labels
+    from karyotf.karyogram.call import iscn
+
+    out = []
+    for s in SCALES:
+        prior = scaled_prior(prior_name, s)
+        right_ab = n_ab = called_ab = n_norm = 0
+        for probs, real, want, normal, _ in inputs:
+            res = joint_labels(probs, prior=prior, real=real)
+            call = iscn(res.counts)[0]
+            if normal:
+                n_norm += 1
+                called_ab += not res.is_normal
+            else:
+                n_ab += 1
+                right_ab += call == want
+        out.append({"scale": s, "abnormal_right": right_ab / n_ab if n_ab else None,
+                    "normal_called_abnormal": called_ab / n_norm if n_norm else None})
+    return out
+
+
+def plot(curves: dict, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, pts in curves.items():
+        xs = [p["normal_called_abnormal"] for p in pts]
+        ys = [p["abnormal_right"] for p in pts]
+        ax.plot(xs, ys, marker="o", label=name)
+        for p in pts:
+            ax.annotate(f"x{p['scale']:g}", (p["normal_called_abnormal"], p["abnormal_right"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    ax.set_xlabel("normal cells called abnormal")
+    ax.set_ylabel("numerically abnormal cells called right")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--detector", type=Path, required=True)
+    p.add_argument("--classifier", type=Path, required=True)
+    p.add_argument("--records", type=Path, required=True)
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--second-look", type=Path, default=None)
+    p.add_argument("--prior", default="prenatal")
+    p.add_argument("--limit", type=int, default=None, help="only the first N cells")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--no-floor", action="store_true", help="skip the `floor` row")
+    args = p.parse_args(argv)
+
+    from quality import aneuploidy_table, call_summary, flag_rates
+
+    from karyotf import images
+    from karyotf.classify.export import Classifier
+    from karyotf.classify.karyotyper import Karyotyper
+    from karyotf.detect import Detector
+    from karyotf.records import read_examples
+
+    det, clf = Detector(args.detector), Classifier(args.classifier)
+    memo, detect = {}, det.detect
+
+    def remembered(image, min_score=0.0):  # each row sees the same detections: the detector runs once a cell
+        import hashlib
+
+        import numpy as np
+
+        key = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
+        if key not in memo:
+            memo[key] = detect(image, min_score=0.0)
+        return [b for b in memo[key] if b.score is None or b.score >= min_score]
+
+    det.detect = remembered
+    cells = []
+    for i, (data, ann) in enumerate(read_examples(args.records, args.split)):
+        if args.limit is not None and i >= args.limit:
+            break
+        cells.append((images.load(data), ann))
+    rows = []
+    if not args.no_floor:
+        rows.append(("floor", Karyotyper(det, clf, choose=False, prior=args.prior)))
+    if (det.info or {}).get("chromosome_probability"):
+        rows.append(("score calibration", Karyotyper(det, clf, prior=args.prior)))
+    if args.second_look is not None:
+        rows.append(("second look", Karyotyper(det, clf, prior=args.prior, second_look=args.second_look)))
+    result = {"detector": str(args.detector), "classifier": str(args.classifier), "records": str(args.records),
+              "split": args.split, "cells": len(cells), "prior": args.prior, "second_look": str(args.second_look),
+              "rows": {}}
+    curves = {}
+    for name, k in rows:
+        t0 = time.time()
+        per_cell, inputs, sec = run_row(name, k, cells, sweep=True)
+        summary = call_summary(per_cell)
+        summary["seconds_per_cell"] = round(sec, 3)
+        summary["flag_rates"] = flag_rates(per_cell)
+        if inputs:
+            curves[name] = summary["tradeoff"] = sweep(inputs, args.prior)
+            summary["p_chromosome"] = p_quality(inputs)
+        result["rows"][name] = {**summary, "cells": per_cell}
+        print(f"{name}: {time.time() - t0:.0f} s; " + ", ".join(
+            f"{k2} {v:.3f}" for k2, v in summary.items() if isinstance(v, float)), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "aneuploidy.json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = [f"# Catch the aneuploidy (issue 23): {args.split} split of `{args.records}`, {len(cells)} cells",
+             "", f"Detector `{args.detector}`, classifier `{args.classifier}`, second look `{args.second_look}`, "
+             f"prior `{args.prior}`. Written by `bench/aneuploidy.py` (its docstring says what each row is).", ""]
+    lines += aneuploidy_table([(n, result["rows"][n]) for n in result["rows"]])
+    lines += ["", "| row | call right (all) | count exact | counted - truth per cell | s per cell |",
+              "|---|---|---|---|---|"]
+    for n, e in result["rows"].items():
+        lines.append(f"| {n} | {e['call_right']:.3f} | {e['count_exact']:.3f} | {e['count_error_mean']:.2f} | "
+                     f"{e['seconds_per_cell']:.3f} |")
+    q = {n: e["p_chromosome"] for n, e in result["rows"].items() if e.get("p_chromosome")}
+    if q:
+        lines += ["", "P(chromosome) of the candidates (labelled by geometry against the truth, "
+                  "`second_look.kinds`): how sure it is where it should be:", "",
+                  "| row | candidates (chromosomes) | log loss | AUC | chromosomes at P >= 0.99 | other boxes at P >= "
+                  "0.99 | other boxes at P >= 0.5 |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {n} | {v['candidates']} ({v['chromosomes']}) | {v['log_loss']} | {v['auc']} | "
+                  f"{v['chromosomes_p_099']} | {v['others_p_099']} | {v['others_p_05']} |" for n, v in q.items()]
+    codes = sorted({c for e in result["rows"].values() for c in e["flag_rates"]})
+    from karyotf.karyogram.call import level_of
+
+    lines += ["", "Each flag's rate on right / wrong calls (every flag the karyogram shows):", "",
+              "| flag | level | " + " | ".join(result["rows"]) + " |", "|---|---|" + "---|" * len(result["rows"])]
+    for c in codes:
+        cells_txt = []
+        for e in result["rows"].values():
+            r = e["flag_rates"].get(c)
+            cells_txt.append("-" if r is None else f"{r['right'] if r['right'] is not None else '-'} / "
+                                                   f"{r['wrong'] if r['wrong'] is not None else '-'}")
+        lines.append(f"| `{c}` | {level_of(c)} | " + " | ".join(cells_txt) + " |")
+    if curves:
+        plot(curves, args.out / "prior_tradeoff.png",
+             f"prior `{args.prior}`, gains x0.01-x100, {args.split} ({len(cells)} cells)")
+        lines += ["", "The prior trade-off (`prior_tradeoff.png`): every gain of the prior times a factor, the joint "
+                  "labelling again on each cell's candidates:", "",
+                  "| row | factor | abnormal called right | normal called abnormal |", "|---|---|---|---|"]
+        for n, pts in curves.items():
+            lines += [f"| {n} | x{q['scale']:g} | {q['abnormal_right']:.3f} | {q['normal_called_abnormal']:.3f} |"
+                      for q in pts]
+    (args.out / "aneuploidy.md").write_text("\n".join(lines) + "\n")
+    print(f"written {args.out / 'aneuploidy.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
