@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test test-fast bench-quality bench-speed clean
+.PHONY: install demo demo-train default-model test test-fast bench-quality bench-speed clean
 
 install: $(VENV)/.installed
 
@@ -24,8 +24,17 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
+# the main job: the model pair shipped with karyotf karyotypes the built-in sample (about a minute)
 demo: install
 	$(BIN)/karyotf demo
+
+# the training walk-through: records, a demo-length detector and classifier, export, eval, karyograms (minutes)
+demo-train: install
+	$(BIN)/karyotf demo --train
+
+# the recipe of the shipped pair (hours on 2 cores; resumable): CIL_TRAIN= the output of ../shared/tools/cil54816_train.py
+default-model: install
+	$(BIN)/python bench/default_model.py --cil-train $(CIL_TRAIN) --pack
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -78,9 +78,11 @@ def count_call_agreement(truth, detections, karyotypes: Path, min_score: float) 
             "min_score": min_score, "per_cell": cells}
 
 
-def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: float, choose: bool = True):
+def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: float | None, choose: bool = True,
+               split: str = "test"):
     """The model finds, the classifier names (joint labelling), as ``karyotf karyogram --classifier`` does, on
-    every test cell: (truth, detections, seconds per cell, per-cell calls).  The detections are the boxes the
+    every cell of ``split`` (test): (truth, detections, seconds per cell, per-cell calls); ``min_score`` None: the
+    karyogram's own floor (the calibration's candidate floor).  The detections are the boxes the
     karyogram counts (kept after the class-agnostic NMS, named jointly) plus those scoring below ``min_score``
     (named by top-1; below the metrics' threshold, they only feed the PR curve): NMS duplicates are left out."""
     from karyotf import images
@@ -94,7 +96,7 @@ def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: floa
 
     k = Karyotyper(Detector(resolve_export(model_dir)), classifier, choose=choose)
     truth, detections, cells, times = [], [], [], []
-    for data, ann in read_examples(records, "test"):
+    for data, ann in read_examples(records, split):
         image = images.load(data)
         t0 = time.perf_counter()
         cell = k.karyotype(image, min_score, NMS_IOU)

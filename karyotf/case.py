@@ -628,15 +628,17 @@ def make_cells(images: Sequence[Path], out_dir: str | Path, model=None, annotati
                resume: bool = True, **kw) -> list[CellCall]:
     """Each image's karyogram (``karyotf karyogram``'s outputs) into ``out_dir/<image stem>/`` and its call.
 
-    ``model``: a model object (:func:`karyotf.classify.karyotyper.open_model`) or None with ``annotations`` (an XML
-    file for one image, or a folder of XML named after the images).  A cell that fails (unreadable image, no or
+    ``model``: a model object (:func:`karyotf.classify.karyotyper.open_model`), or None with ``annotations`` (an
+    XML file for one image, or a folder of XML named after the images); with neither, the model pair shipped with
+    karyotf calls the images.  A cell that fails (unreadable image, no or
     bad XML, a box outside the image) is a failed cell naming the file and the fix: listed, the case goes on.
     ``resume``: a cell folder made earlier from the same image and source, newer than both, is read, not remade."""
     from .karyogram.build import from_annotation, from_detector, read_annotation_for
 
-    if model is None and annotations is None and images:
-        raise CaseError(f"{len(images)} image(s) to call but no model and no annotations (fix: give --model "
-                        "EXPORT_DIR [--classifier DIR], or --annotations XML_DIR for truth boxes)")
+    if model is None and annotations is None and images:  # the model pair shipped with karyotf
+        from .classify.karyotyper import open_model
+
+        model = open_model(None, default=True)
     out = Path(out_dir)
     cells: list[CellCall] = []
     stems = Counter(p.stem for p in images)

@@ -1,5 +1,11 @@
-"""``karyotf demo``: the whole pipeline on the built-in sample, in minutes on a laptop CPU.
+"""``karyotf demo``: karyotf's main job on the built-in sample, then (``--train``) the whole pipeline in minutes.
 
+``karyotf demo`` (:func:`karyotype_demo`, what ``make demo`` runs): the model pair shipped with karyotf
+(:mod:`karyotf.models`, trained on CIL:54816 cells of other cases) karyotypes every cell of the built-in sample:
+a karyogram, report and ISCN count call per cell with its review flags, the call from each cell's annotation beside
+it, a picture of both karyograms of one cell side by side, and a summary of how many calls agree.
+
+``karyotf demo --train`` (:func:`run_demo`, ``make demo-train``): the training walk-through:
 records (32 sample cells, split by case) -> config + train SSD MobileNet v2 for a demo-length run as a class-agnostic
 detector (it finds chromosomes) -> train the chromosome classifier (it names them) -> export both -> evaluate end to
 end on the test split (COCO mAP + thesis P/R/F1) -> for one sample cell, a karyogram and the ISCN count call from
@@ -317,3 +323,116 @@ def _headline(report) -> dict[str, float | None]:
     """Overall precision / recall / F1 (at the score threshold) and the COCO mAPs of an EvalReport."""
     return {"images": report.images, "precision": report.precision, "recall": report.recall, "F1": report.f1,
             "mAP@0.5": report.map50, "mAP@[.5:.95]": report.map}
+
+
+KARYOTYPE_OUT = Path("demo")
+
+
+@dataclass
+class KaryotypeDemo:
+    """What :func:`karyotype_demo` produced: one row a cell (image, model call, annotation call, agree, flags)."""
+
+    out_dir: Path
+    cells: list[dict] = field(default_factory=list)
+    outputs: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    model: str = ""
+
+    @property
+    def agree(self) -> int:
+        return sum(c["agree"] for c in self.cells)
+
+    def to_dict(self) -> dict:
+        return {"out_dir": str(self.out_dir), "model": self.model, "cells": self.cells, "agree": self.agree,
+                "outputs": {k: str(v) for k, v in self.outputs.items()},
+                "seconds": {k: round(v, 1) for k, v in self.seconds.items()}}
+
+    def text(self) -> str:
+        n = len(self.cells)
+        lines = [f"karyotf demo: {n} sample cells karyotyped by {self.model} in {self.seconds.get('karyotype', 0):.0f} s"
+                 f" (model loaded in {self.seconds.get('load', 0):.0f} s)", "",
+                 f"{'cell':10s} {'model call':22s} {'annotation':22s} agree  review flags (notes: see the reports)"]
+        for c in self.cells:
+            flags = c["flags"]
+            shown = ", ".join(flags[:MAX_FLAGS_SHOWN]) + (f" (+{len(flags) - MAX_FLAGS_SHOWN})"
+                                                          if len(flags) > MAX_FLAGS_SHOWN else "")
+            lines.append(f"{c['image']:10s} {c['model']:22s} {c['annotation']:22s} "
+                         f"{'yes' if c['agree'] else 'NO ':5s}  {shown}")
+        abnormal = [c for c in self.cells if not c["annotation_normal"]]
+        lines += ["", f"the model's call equals the annotation's on {self.agree} of {n} cells"
+                  + (f" ({sum(c['agree'] for c in abnormal)} of {len(abnormal)} numerically abnormal)" if abnormal
+                     else "")
+                  + f"; {sum(bool(c['flags']) for c in self.cells)} cells carry review flags (the call may be wrong: "
+                    "check those first).", "", "outputs:"]
+        width = max((len(k) for k in self.outputs), default=0)
+        lines += [f"  {k:{width}s}  {v}" for k, v in self.outputs.items()]
+        lines += ["", "NOTE: research and teaching only, not a diagnostic device: every call must be checked by a "
+                      "qualified person (the model card: `karyotf models --card`)."]
+        return "\n".join(lines)
+
+
+def karyotype_demo(out_dir: str | Path = KARYOTYPE_OUT, *, src: str | Path | None = None, detector=None,
+                   cell: str | None = None, progress: bool = True) -> KaryotypeDemo:
+    """Karyotype every cell of ``src`` (default: the built-in sample) with ``detector`` (default: the shipped pair,
+    :meth:`karyotf.classify.karyotyper.Karyotyper.default`), beside the call from each cell's annotation.
+
+    Writes ``out_dir/karyograms/<cell>/`` (karyogram, detections, report) and ``calls.csv``, ``out_dir/demo.csv``
+    (model call, annotation call, agree, flags a cell), for one cell (``cell``, default an abnormal one) both
+    karyograms side by side, and ``summary.json`` / ``summary.txt``."""
+    import io as _io
+
+    from .annotations import find_xml_files, read_voc
+    from .io import atomic_write_json, atomic_write_text
+    from .karyogram import count_call, from_annotation
+    from .karyogram.build import karyograms
+    from .paths import SAMPLE_DIR
+
+    out_dir = Path(out_dir)
+    src = Path(src) if src is not None else SAMPLE_DIR
+    result = KaryotypeDemo(out_dir=out_dir)
+    xmls = {x.stem: x for x in find_xml_files(src)}
+    image_dir = src / "images" if (src / "images").is_dir() else src
+    images = sorted(p for p in image_dir.iterdir() if p.stem in xmls and p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not images:
+        raise DemoError(f"{src}: no annotated image (fix: images/ + annotations/ with XML named after the images)")
+    with _timed(result, "load"):
+        if detector is None:
+            from .classify.karyotyper import Karyotyper
+
+            detector = Karyotyper.default()
+    result.model = "the default pair" if getattr(detector, "export_dir", None) is None or "models" in str(
+        getattr(detector, "export_dir", "")) else str(getattr(detector, "export_dir"))
+    with _timed(result, "karyotype"):
+        res = karyograms(images, out_dir / "karyograms", model=detector, progress=progress)
+    listed = listed_karyotypes(src)
+    for img, r in zip(images, res):
+        ann = read_voc(xmls[img.stem], image_dir=image_dir)
+        truth = count_call(ann.boxes)
+        call = r.call  # None: the cell failed (a KaryogramFailure, listed with its error in calls.csv)
+        result.cells.append({"image": img.stem, "model": call.text if call else f"error: {r.error}",
+                             "annotation": truth.text,
+                             "agree": call is not None and call.iscn is not None and call.iscn == truth.iscn,
+                             "annotation_normal": truth.is_normal, "flags": call.review_codes if call else ["error"],
+                             "notes": [f.code for f in call.notes] if call else [],
+                             "listed": listed.get(img.stem)})
+    chosen = cell or next((c["image"] for c in result.cells if not c["annotation_normal"]), result.cells[0]["image"])
+    if chosen not in {c["image"] for c in result.cells}:
+        raise DemoError(f"cell {chosen!r} is not among the demo's cells")
+    truth_res = from_annotation(xmls[chosen], out_dir / "annotation" / chosen, image=image_dir / f"{chosen}.jpg")
+    model_pic = out_dir / "karyograms" / chosen / "karyogram.png"
+    pair = side_by_side(_picture(truth_res), model_pic, ("from the annotation (the truth)",
+                                                         "from the default model pair"),
+                        out_dir / f"side_by_side_{chosen}.png")
+    buf = _io.StringIO()
+    wr = csv.writer(buf, lineterminator="\n")
+    wr.writerow(["image", "model_call", "annotation_call", "agree", "review", "notes"])
+    for c in result.cells:
+        wr.writerow([c["image"], c["model"], c["annotation"], int(c["agree"]), ";".join(c["flags"]),
+                     ";".join(c["notes"])])
+    result.outputs["karyograms, reports (one folder a cell) and calls.csv"] = out_dir / "karyograms"
+    result.outputs["model call beside annotation call"] = atomic_write_text(out_dir / "demo.csv", buf.getvalue())
+    result.outputs[f"karyograms of cell {chosen} side by side"] = pair
+    result.outputs["review them in the browser"] = Path(f"karyotf review {out_dir / 'karyograms'}")
+    result.outputs["summary"] = atomic_write_json(out_dir / "summary.json", result.to_dict())
+    atomic_write_text(out_dir / "summary.txt", result.text() + "\n")
+    return result

@@ -230,9 +230,13 @@ class DetectRun:
     results: list[dict] = field(default_factory=list)
 
 
-def detect_images(images: Sequence[str | Path], model: str | Path, out_dir: str | Path = defaults.DETECTIONS_DIR,
+def detect_images(images: Sequence[str | Path], model, out_dir: str | Path = defaults.DETECTIONS_DIR,
                   min_score: float = defaults.MIN_SCORE, use: str = defaults.USE, draw: bool = True) -> DetectRun:
-    """Run the exported ``model`` on image files; write ``out_dir/detections.json`` and ``<image>_detections.png``.
+    """Run ``model`` on image files; write ``out_dir/detections.json`` and ``<image>_detections.png``.
+
+    ``model``: an export dir, or a model object the caller built (a :class:`Detector`, or a
+    :class:`karyotf.classify.karyotyper.Karyotyper` whose classifier names the boxes, such as the model pair
+    shipped with karyotf, ``Karyotyper.default()``).
 
     ``detections.json``: ``{"model", "export_dir", "kind", "tf", "min_score", "images": [{"image", "width",
     "height", "seconds", "count", "detections": [{"class", "label", "box": [xmin, ymin, xmax, ymax], "score"}]}]}``
@@ -246,7 +250,10 @@ def detect_images(images: Sequence[str | Path], model: str | Path, out_dir: str 
             raise DetectError(f"{p}: no such image file")
     out_dir = Path(out_dir)
     t_load = time.perf_counter()
-    det = Detector(model, use=use)
+    if isinstance(model, (str, Path)):
+        det = Detector(model, use=use)
+    else:
+        det = model
     load_seconds = time.perf_counter() - t_load
     run = DetectRun(json_path=out_dir / "detections.json")
     stems: dict[str, int] = {}
@@ -269,6 +276,6 @@ def detect_images(images: Sequence[str | Path], model: str | Path, out_dir: str 
             run.pictures.append(picture)
         run.results.append(entry)
     atomic_write_json(run.json_path, {
-        "model": det.model_name, "export_dir": str(det.export_dir), "kind": det.kind, "tf": det.tf,
+        "model": det.model_name, "export_dir": str(det.export_dir), "kind": det.kind, "tf": det.info.get("tf"),
         "min_score": min_score, "load_seconds": round(load_seconds, 3), "images": run.results})
     return run

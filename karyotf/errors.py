@@ -91,5 +91,9 @@ class ReviewError(KaryotfError):
     """A review folder, cell or correction that cannot be served or written: names the cell and the fix."""
 
 
+class ModelError(KaryotfError):
+    """The shipped (or a packed) model pair is missing, damaged or not a model pair (:mod:`karyotf.models`)."""
+
+
 class SeparateError(KaryotfError):
     """A separation run or export that cannot be trained, exported or loaded: names the folder and the fix."""

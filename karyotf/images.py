@@ -264,3 +264,26 @@ def draw_boxes(image: np.ndarray, boxes, line: int = 2):
         draw.rectangle([tx - 1, ty, tx + tw + 1, ty + 10], fill=colour)
         draw.text((tx, ty), label, fill=(255, 255, 255), font=font)
     return im
+
+
+def load_ahead(paths, ahead: int = 1):
+    """Yield ``(path, pixels, error)`` for each path in order, decoding the next ``ahead`` images on a worker
+    thread while the caller works on the current one (PIL decodes with the GIL released, so on 2 cores the decoding
+    runs beside the model).  A file that does not decode gives ``pixels`` None and its ``ImageError`` (or
+    ``OSError``): the caller lists it and goes on."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = list(paths)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="karyotf-decode") as pool:
+        queue = deque()
+        for p in paths[:ahead + 1]:
+            queue.append(pool.submit(load, p))
+        for i, p in enumerate(paths):
+            future = queue.popleft()
+            if i + ahead + 1 < len(paths):
+                queue.append(pool.submit(load, paths[i + ahead + 1]))
+            try:
+                yield p, future.result(), None
+            except (ImageError, OSError) as exc:
+                yield p, None, exc

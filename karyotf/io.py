@@ -1,4 +1,4 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename over it.
+"""Atomic file writes (write to a temporary file beside the target, then rename over it) and file digests.
 
 A reader never sees a half-written file, and an interrupted run leaves only the old file (or none).
 """
@@ -64,3 +64,14 @@ def replace_dir(tmp: str | Path, out: str | Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_of(path: str | Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import http.client
 import logging
 import os
@@ -42,7 +41,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import ZooError
-from .io import atomic_write_text
+from .io import atomic_write_text, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +148,6 @@ class Pulled:
 
 
 # ------------------------------------------------------------------------------------------------ cache helpers
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _sha_path(archive: Path) -> Path:
     return archive.with_name(archive.name + ".sha256")

@@ -23,8 +23,9 @@ INTRO = """\
 From labelled G-banded metaphase images (Pascal VOC, 24 classes) to a trained TF Object Detection API model, the
 thesis-style metrics table, an exported model and a karyogram with its ISCN count call.
 
-Run the cells top to bottom. **Runtime > Change runtime type > GPU** makes training use the GPU. The parameters
-cell below is all you need to change; the defaults train SSD MobileNet v2 on the 32 sample cells that ship with
+Run the cells top to bottom. **Runtime > Change runtime type > GPU** makes training use the GPU. Section 2
+karyotypes a sample cell with the model pair shipped with karyotf, before any training. The parameters cell
+below is all you need to change; the defaults train SSD MobileNet v2 on the 32 sample cells that ship with
 karyotf. Optional: mount Google Drive (to keep data and models) and pull a dataset from Roboflow (needs an API key
 in Colab's *Secrets* as `ROBOFLOW_API_KEY`); both are skipped outside Colab or without a key.
 
@@ -152,8 +153,25 @@ else:
     print("Roboflow: skipped (" + ("no API key" if not key else "no workspace/project set") + ")")
 """
 
+DEFAULT_MD = """\
+## 2. Karyotype a cell with the model pair shipped with karyotf
+
+karyotf installs with a default pair (a class-agnostic SSD that finds chromosomes and the classifier that names
+them, trained on CIL:54816 cells of other cases than the built-in sample's; its model card: `karyotf models --card`).
+One cell, with no path to a model: the karyogram and its ISCN count call with the review flags. Train your own
+below.
+"""
+
+DEFAULT_CELL = """\
+SAMPLE = Path(subprocess.run([PYTHON, "-c", "import karyotf.paths as p; print(p.SAMPLE_DIR)"],
+                             capture_output=True, text=True, check=True).stdout.strip())
+karyotf("models")
+karyotf("karyogram", SAMPLE / "images" / "1055911.jpg", "--out", WORK / "default-karyogram")
+display(Image(filename=str(WORK / "default-karyogram" / "karyogram.png"), width=900))
+"""
+
 DATA_MD = """\
-## 2. Data and records
+## 3. Data and records
 
 TFRecords split by case (all cells of a patient in one split), the label map and the class distribution.
 """
@@ -184,7 +202,7 @@ display(Image(filename=str(RECORDS / "class_distribution.png"), width=900))
 """
 
 TRAIN_MD = """\
-## 3. Config and training
+## 4. Config and training
 
 `karyotf config` fills the model's pipeline.config template (classes, record paths, steps, batch, image size,
 augmentation) and validates it with the OD API; with `FINE_TUNE = "coco"` it first fetches the OD API model zoo
@@ -218,7 +236,7 @@ if CLASSIFIER_EPOCHS:
 """
 
 EXPORT_MD = """\
-## 4. Export and evaluation
+## 5. Export and evaluation
 
 The exported model (SavedModel + frozen graph) is what the Detector, `karyotf eval` and `karyotf karyogram` load.
 The table has the shape of the thesis's Table 5.1 (precision, recall and F1 at IoU 0.5 and the score threshold)
@@ -237,7 +255,7 @@ for png in sorted(EVAL.glob("*.png")):
 """
 
 KARYO_MD = """\
-## 5. Karyogram
+## 6. Karyogram
 
 One test-split cell: the karyogram and the ISCN count call from the trained model, and from the cell's own
 annotation for comparison.
@@ -282,7 +300,8 @@ def build() -> nbformat.NotebookNode:
     params = new_code_cell(PARAMETERS)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [new_markdown_cell(INTRO), params, new_code_cell(SETUP), new_markdown_cell(INSTALL_MD),
-                new_code_cell(INSTALL), new_code_cell(DRIVE), new_code_cell(ROBOFLOW), new_markdown_cell(DATA_MD),
+                new_code_cell(INSTALL), new_code_cell(DRIVE), new_code_cell(ROBOFLOW), new_markdown_cell(DEFAULT_MD),
+                new_code_cell(DEFAULT_CELL), new_markdown_cell(DATA_MD),
                 new_code_cell(DATA_CELL), new_markdown_cell(TRAIN_MD), new_code_cell(TRAIN),
                 new_markdown_cell(EXPORT_MD), new_code_cell(EXPORT), new_markdown_cell(KARYO_MD),
                 new_code_cell(KARYO), new_markdown_cell(OUTRO), new_code_cell(SUMMARY)]

@@ -314,11 +314,14 @@ def test_cli_case_from_truth_boxes_report_and_rerun_from_karyograms(tmp_path, sa
     assert by["107139"]["counts"]["counted"] == 3 and by["107139"]["counts"]["non_clonal"] == 1
 
 
-def test_cli_images_without_a_model_or_annotations_is_a_clear_error(tmp_path, sample_dir, capsys):
+def test_cli_images_without_a_model_or_annotations_are_called_by_the_shipped_pair(tmp_path, sample_dir):
+    import json
+
     from karyotf.cli import main
 
-    assert main(["case", str(sample_dir / "images" / "1055911.jpg"), "--out", str(tmp_path / "o")]) == 2
-    assert "--annotations" in capsys.readouterr().err
+    assert main(["case", str(sample_dir / "images" / "1055911.jpg"), "--out", str(tmp_path / "o")]) == 0
+    det = json.loads(next((tmp_path / "o").rglob("detections.json")).read_text())
+    assert det["source"]["kind"] == "model" and "models" in det["source"]["from"]
 
 
 def test_progress_bar_over_many_cells(tmp_path, capsys):

@@ -66,12 +66,12 @@ def test_cli_demo_passes_its_options_to_run_demo(monkeypatch, capsys, tmp_path):
         return demo.DemoResult(out_dir=Path(out_dir), model=kw["model"], steps=kw["steps"])
 
     monkeypatch.setattr(demo, "run_demo", fake)
-    assert main(["demo", "--out", str(tmp_path), "--steps", "7", "--image-size", "128", "--augment", "hflip,vflip",
+    assert main(["demo", "--train", "--out", str(tmp_path), "--steps", "7", "--image-size", "128", "--augment", "hflip,vflip",
                  "--cell", "1055911"]) == 0
     assert seen["out_dir"] == tmp_path and seen["steps"] == 7 and seen["image_size"] == 128
     assert seen["augment"] == ["hflip", "vflip"] and seen["cell"] == "1055911" and seen["fresh"] is True
     assert "not a diagnostic one" in capsys.readouterr().out
-    assert main(["demo", "--augment", "", "--resume"]) == 0 and seen["augment"] == [] and seen["fresh"] is False
+    assert main(["demo", "--train", "--augment", "", "--resume"]) == 0 and seen["augment"] == [] and seen["fresh"] is False
 
 
 def test_demo_refuses_zero_steps(tmp_path):

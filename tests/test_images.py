@@ -125,3 +125,19 @@ def test_exif_orientation_read_as_stored_unless_asked(tmp_path):
     turned = images.load(path, exif_transpose=True)
     assert turned.shape == (31, 23, 3)
     assert not images.inspect(path, exif_transpose=True).stored_as_is  # records then store the turned pixels
+
+
+def test_load_ahead_keeps_the_order_and_lists_a_bad_file_without_stopping(tmp_path, sample_dir):
+    from karyotf.images import load, load_ahead
+
+    good = sorted((sample_dir / "images").glob("*.jpg"))[:3]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    paths = [good[0], bad, good[1], tmp_path / "missing.jpg", good[2]]
+    out = list(load_ahead(paths, ahead=2))
+    assert [p for p, _, _ in out] == paths
+    for (p, pixels, error) in out:
+        if p in good:
+            assert error is None and (pixels == load(p)).all()
+        else:
+            assert pixels is None and error is not None

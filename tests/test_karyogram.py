@@ -255,8 +255,8 @@ def test_cli_karyogram_from_annotations(tmp_path, sample_dir, capsys):
 
 def test_cli_karyogram_errors(tmp_path, sample_dir, capsys):
     img = sample_dir / "images" / "1101021.jpg"
-    with pytest.raises(SystemExit):  # --model or --annotations is required
-        main(["karyogram", str(img), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):  # --model and --annotations exclude each other (neither: the shipped pair)
+        main(["karyogram", str(img), "--model", str(tmp_path), "--annotations", str(tmp_path), "--out", str(tmp_path)])
     rc = main(["karyogram", str(tmp_path / "missing.jpg"), "--annotations", str(sample_dir / "annotations"),
                "--out", str(tmp_path)])
     assert rc == 2 and "not found" in capsys.readouterr().err

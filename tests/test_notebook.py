@@ -111,5 +111,9 @@ def test_notebook_runs_headless_with_tiny_parameters(tmp_path, monkeypatch):
     assert list((work / "karyogram").rglob("karyogram.png"))
     markdown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "text/markdown" in o.get("data", {})]
     assert any("| Model |" in o["data"]["text/markdown"] for o in markdown), "metrics table not shown inline"
-    karyo_cell = next(c for c in nb.cells if c.cell_type == "code" and 'karyotf("karyogram"' in c.source)
+    default_cell, karyo_cell = [c for c in nb.cells if c.cell_type == "code" and 'karyotf("karyogram"' in c.source]
     assert sum("image/png" in o.get("data", {}) for o in karyo_cell.outputs) == 2, "karyograms not shown inline"
+    # the model pair shipped with karyotf karyotypes a cell before any training
+    assert (work / "default-karyogram" / "report.json").is_file()
+    assert sum("image/png" in o.get("data", {}) for o in default_cell.outputs) == 1
+    assert "* default" in text

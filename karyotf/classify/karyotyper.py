@@ -87,6 +87,14 @@ class Karyotyper:
         self.second_look = second_look if joint and choose else None  # P(whole chromosome) of each candidate
         self.last_seconds = None
 
+    @classmethod
+    def default(cls, **kw) -> "Karyotyper":
+        """The model pair shipped with karyotf (:mod:`karyotf.models`; every file's sha256 checked first)."""
+        from ..models import default_pair
+
+        detector, classifier = default_pair()
+        return cls(detector, classifier, **kw)
+
     @property
     def chooses(self) -> bool:
         """The joint labelling chooses which candidates count (a second look, or a score calibration)."""
@@ -99,6 +107,11 @@ class Karyotyper:
         if self.second_look is not None:
             return float(self.second_look.min_score)
         return float(self.calibration.floor) if self.calibration is not None else self.detector.min_score
+
+    @property
+    def kind(self) -> str:
+        """What its detector loaded (``saved_model`` or ``frozen_graph``)."""
+        return self.detector.kind
 
     @property
     def candidate_nms_iou(self) -> float | None:
@@ -201,6 +214,15 @@ class Karyotyper:
     karyotype = find
     """The name this method had first (tests and notebooks call it)."""
 
+    def call(self, image):
+        """The cell's ISCN count call (:class:`karyotf.karyogram.call.Call`) with every flag, review level first, as
+        ``karyotf karyogram`` reports it, without drawing or writing anything
+        (:func:`karyotf.karyogram.build.call_of`)."""
+        from ..karyogram.build import call_of
+
+        arr = load(image)
+        return call_of(arr, self.find(arr))
+
     def _choose(self, arr: np.ndarray, boxes: list[Box]):
         """Which of ``boxes`` count (see the module doc): (counted boxes, their crops and probabilities, the boxes
         left out as ``(box named by top-1, P)``, the flags of the doubted ones:
@@ -234,11 +256,12 @@ class Karyotyper:
 
 
 def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None, prior=None,
-               second_look: str | Path | None = None):
+               second_look: str | Path | None = None, default: bool = False):
     """The model object of an export dir (``--model`` / ``--classifier``; a :class:`karyotf.find.ChromosomeFinder`):
     its :class:`karyotf.detect.Detector` (``use``: which export it loads), or, with ``classifier`` (an exported
-    classifier), a :class:`Karyotyper` whose classifier names what the detector finds; None without ``model``
-    (then ``classifier`` is an error).  ``prior``: the joint labelling's karyotype prior (a preset's name);
+    classifier), a :class:`Karyotyper` whose classifier names what the detector finds; without ``model`` (then
+    ``classifier`` is an error), the model pair shipped with karyotf if ``default`` (:meth:`Karyotyper.default`,
+    with ``prior``), else None.  ``prior``: the joint labelling's karyotype prior (a preset's name);
     ``second_look``: an exported second look that weighs each candidate box (with ``classifier`` only).  A detector alone must name what it finds
     (:func:`karyotf.karyogram.build.check_names`).  What ``karyotf karyogram``, ``karyotf case`` and ``karyotf
     eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`."""
@@ -247,7 +270,10 @@ def open_model(model: str | Path | None, use: str = "auto", classifier: str | Pa
     if model is None:
         if classifier is not None:
             raise KaryogramError("--classifier names what a model finds: give --model EXPORT_DIR with it")
-        return None
+        if second_look is not None:
+            raise KaryogramError("--second-look weighs the candidates of a model: give --model EXPORT_DIR and "
+                                 "--classifier with it")
+        return Karyotyper.default(prior=prior) if default else None
     from ..detect import Detector
 
     detector = Detector(model, use=use)

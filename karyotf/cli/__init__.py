@@ -2,7 +2,7 @@
 
 Each module is named after its command (``doctor``, ``records``, ``augment``, ``roboflow``: roboflow pull, import;
 ``zoo``: zoo list, pull; ``config``, ``train``, ``export``, ``detect``, ``evaluate``: eval; ``karyogram``: karyogram,
-karyograms-dataset; ``classifier``: classifier train, eval, export; ``demo``; ``review``; ``case``).  Each module has
+karyograms-dataset; ``classifier``: classifier train, eval, export; ``demo``; ``review``; ``case``; ``models``).  Each module has
 ``register(subparsers)`` that adds its commands, each with ``func=`` set to a handler taking the parsed args.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .. import __version__
 GROUPS = ("karyotf.cli.doctor", "karyotf.cli.records", "karyotf.cli.augment", "karyotf.cli.roboflow", "karyotf.cli.zoo",
           "karyotf.cli.config", "karyotf.cli.train", "karyotf.cli.export", "karyotf.cli.detect", "karyotf.cli.evaluate",
           "karyotf.cli.karyogram", "karyotf.cli.classifier", "karyotf.cli.second_look", "karyotf.cli.demo",
-          "karyotf.cli.review", "karyotf.cli.case", "karyotf.cli.separate")
+          "karyotf.cli.review", "karyotf.cli.case", "karyotf.cli.separate", "karyotf.cli.models")
 
 
 class CliError(Exception):

@@ -17,8 +17,9 @@ def register(sub) -> None:
                     "image: boxes in pixels, classes, scores, image size, seconds; plus model and load time) and "
                     "OUT/<image>_detections.png with the boxes drawn (coloured by Denver group).")
     d.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (JPEG, PNG, ...)")
-    d.add_argument("--model", required=True,
-                   help=f"export dir, or a model name meaning {DEFAULT_EXPORTED}/MODEL")
+    d.add_argument("--model", default=None,
+                   help=f"export dir, or a model name meaning {DEFAULT_EXPORTED}/MODEL (default: the model pair "
+                        "shipped with karyotf, its boxes named by its classifier; `karyotf models`)")
     d.add_argument("--out", type=Path, default=D.DETECTIONS_DIR, help="output dir")
     d.add_argument("--min-score", type=float, default=D.MIN_SCORE,
                    help="keep detections scoring at least this")
@@ -38,7 +39,13 @@ def model_export_dir(model: str) -> Path:
 def _detect(args) -> int:
     from ..detect import detect_images
 
-    run = detect_images(args.images, model_export_dir(args.model), out_dir=args.out, min_score=args.min_score,
+    if args.model is None:  # the model pair shipped with karyotf: its classifier names the boxes
+        from ..classify.karyotyper import Karyotyper
+
+        model = Karyotyper.default()
+    else:
+        model = model_export_dir(args.model)
+    run = detect_images(args.images, model, out_dir=args.out, min_score=args.min_score,
                         use=args.use, draw=not args.no_draw)
     for r in run.results:
         print(f"{r['image']}: {r['count']} chromosomes at score >= {args.min_score} ({r['seconds'] * 1000:.0f} ms)")

@@ -19,8 +19,10 @@ def register(sub) -> None:
                     "Table 5.1 row plus mAP@0.5 and mAP@[.5:.95]) and PNG plots (PR curve, confusion matrix, "
                     "per-class P/R/F1, chromosomes per image). A model dir is exported from its latest checkpoint "
                     "into MODEL_DIR/export-ckpt-N first (kept for next time).")
-    p.add_argument("model", help=f"a model name (its dir is {DEFAULT_RUNS}/MODEL, else {DEFAULT_EXPORTED}/MODEL) or "
-                                 "the path of a model dir or an export dir")
+    p.add_argument("model", nargs="?", default="default",
+                   help=f"a model name (its dir is {DEFAULT_RUNS}/MODEL, else {DEFAULT_EXPORTED}/MODEL), the path of a "
+                        "model dir or an export dir, or 'default': the model pair shipped with karyotf (detector + "
+                        "classifier; report in eval/default unless --out)")
     p.add_argument("--model-dir", type=Path, default=None,
                    help=f"model or export dir (default: MODEL if it is a dir, else {DEFAULT_RUNS}/MODEL, else "
                         f"{DEFAULT_EXPORTED}/MODEL)")
@@ -60,6 +62,16 @@ def _eval(args) -> int:
     from ..evaluate import evaluate, table_markdown
     from ..scorefloor import tune_min_score
 
+    if args.model == "default" and args.model_dir is None:  # the shipped pair: read-only, inside the package
+        from ..errors import EvaluateError
+        from ..models import default_pair
+
+        if args.tune_min_score:
+            raise EvaluateError("--tune-min-score writes into the model's export: the shipped default pair is "
+                                "read-only (fix: evaluate your own export, `karyotf eval ssd --model-dir DIR`)")
+        detector, classifier = default_pair()
+        args.model_dir, args.classifier = detector, args.classifier or classifier
+        args.out = args.out or Path("eval") / "default"
     if args.tune_min_score:
         floor = tune_min_score(model_path(args.model, args.model_dir), args.records, split="val", use=args.use,
                                limit=args.limit)

@@ -19,12 +19,15 @@ def register(sub) -> None:
     p = sub.add_parser(
         "karyogram",
         help="metaphase image(s) -> karyogram.png, detections.json, report.html/json with the ISCN count call",
-        description="Build the karyogram and the ISCN count call (e.g. 47,XY,+21) of metaphase images, from an "
-                    "exported model (--model) or from VOC annotations (--annotations, ground truth). One image "
+        description="Build the karyogram and the ISCN count call (e.g. 47,XY,+21) of metaphase images, from the "
+                    "model pair shipped with karyotf (the default), an exported model (--model) or from VOC "
+                    "annotations (--annotations, ground truth). One image "
                     "writes into --out; several write into --out/<image stem>/ plus --out/calls.csv.")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="metaphase image(s), JPEG or PNG")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", type=Path, metavar="EXPORT_DIR", help="exported model dir (karyotf export)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", type=Path, metavar="EXPORT_DIR",
+                     help="exported model dir (karyotf export); without --model and --annotations, the model pair "
+                          "shipped with karyotf finds and names (`karyotf models`)")
     src.add_argument("--annotations", type=Path, metavar="XML",
                      help="VOC XML of the image, or a folder of XML named after the images")
     p.add_argument("--classifier", type=Path, metavar="EXPORT_DIR", default=None,
@@ -79,7 +82,8 @@ def _karyogram(args) -> int:
 
     # the model object: the detector, or the detector and the classifier that names what it finds
     model = open_model(args.model, use=args.use, classifier=args.classifier, prior=args.prior,
-                       second_look=args.second_look)
+                       second_look=args.second_look,
+                       default=args.annotations is None)  # neither: the model pair shipped with karyotf
     results = karyograms(args.images, args.out, model=model, annotations=args.annotations,
                          min_score=args.min_score, nms_iou=args.nms_iou, rows=args.rows,
                          separate=args.separate, straighten=args.straighten,

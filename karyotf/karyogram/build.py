@@ -18,7 +18,7 @@ from .. import classes
 from ..annotations import Annotation, Box, read_voc
 from ..errors import AnnotationError, ImageError, KaryogramError, KaryotfError
 from ..find import ChromosomeFinder
-from ..images import load
+from ..images import load, load_ahead
 from ..io import atomic_path, atomic_write_text
 from .call import LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU, Call, Flag, check_call, count_call
 from .cutout import cut_out_all
@@ -117,10 +117,7 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     boxes = _check_boxes(list(boxes), arr.shape, name)
     t = {}
     t0 = time.perf_counter()
-    call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
-                      suppressed=suppressed)
-    call.add_flags(extra_flags)
-    check_call(call, arr, boxes)  # empty, duplicate boxes; an image that does not match its boxes
+    call = _call(arr, boxes, low_score, low_mean_score, overlap_iou, suppressed, extra_flags)
     if separate is not None:
         from ..separate.separator import load, separate as separate_cell
 
@@ -143,6 +140,25 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
     t3 = time.perf_counter()
     t.update(call_cutout=1000 * (t1 - t0), orient=1000 * (t2 - t1), layout=1000 * (t3 - t2))
     return call, layout, t, boxes
+
+
+def _call(arr: np.ndarray, boxes: list[Box], low_score: float, low_mean_score: float, overlap_iou: float,
+          suppressed: Sequence[tuple[Box, Box, float]], extra_flags: Sequence[Flag]) -> Call:
+    call = count_call(boxes, low_score=low_score, low_mean_score=low_mean_score, overlap_iou=overlap_iou,
+                      suppressed=suppressed)
+    call.add_flags(extra_flags)
+    check_call(call, arr, boxes)  # empty, duplicate boxes; an image that does not match its boxes
+    return call
+
+
+def call_of(image, found, low_score: float = LOW_SCORE, low_mean_score: float = LOW_MEAN_SCORE,
+            overlap_iou: float = OVERLAP_IOU) -> Call:
+    """The count call of one cell from what a model found in it (a :class:`karyotf.find.Found`: the counted boxes,
+    those the NMS removed, a naming model's flags), with the box checks of a karyogram, nothing drawn or written:
+    the call ``karyotf karyogram`` reports."""
+    arr, name = load_image(image)
+    boxes = _check_boxes(list(found.boxes), arr.shape, name)
+    return _call(arr, boxes, low_score, low_mean_score, overlap_iou, found.suppressed, found.flags or ())
 
 
 def _keep_image(image, arr: np.ndarray, name: str, out: Path) -> Path:
@@ -174,7 +190,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                     report_extra: dict | None = None, extra_flags: Sequence[Flag] = (),
                     details: Sequence[dict] | None = None,
                     left_out: Sequence[tuple[Box, float]] = (), separate=None,
-                    straighten: bool = False) -> KaryogramResult:
+                    straighten: bool = False, pixels: np.ndarray | None = None) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
     ``report.json`` into ``out_dir`` (atomically), and a copy of the image (``keep_image``; ``paths['image']``).
 
@@ -192,7 +208,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     ``separate`` / ``straighten``: see :func:`make_karyogram`.
     """
     t0 = time.perf_counter()
-    arr, name = load_image(image)
+    arr, name = (pixels, "image") if pixels is not None else load_image(image)  # pixels: decoded by the caller
     if isinstance(image, (str, Path)):
         name = str(image)
     source = dict(source or {})
@@ -281,7 +297,7 @@ def check_names(model: ChromosomeFinder) -> None:
 
 
 def from_detector(model: ChromosomeFinder, image, out_dir: str | Path, min_score: float | None = None,
-                  nms_iou: float = NMS_IOU, **kw) -> KaryogramResult:
+                  nms_iou: float = NMS_IOU, pixels: np.ndarray | None = None, **kw) -> KaryogramResult:
     """Karyogram of a cell from a model (a :class:`karyotf.find.ChromosomeFinder`: a
     :class:`karyotf.detect.Detector`, or a :class:`karyotf.classify.karyotyper.Karyotyper` whose classifier names
     what its detector finds): ``model.find`` (:mod:`karyotf.find`: detections with ``score >= min_score``, after
@@ -290,9 +306,10 @@ def from_detector(model: ChromosomeFinder, image, out_dir: str | Path, min_score
 
     Nothing is dropped unseen: detections below ``min_score`` and those the NMS removed are listed in
     ``detections.json`` and the report, and a removed box scoring at least ``low_score`` whose class differs from
-    the box that kept it is flagged (``suppressed_other_class``): a third 21 lying over a 22 stays visible."""
+    the box that kept it is flagged (``suppressed_other_class``): a third 21 lying over a 22 stays visible.
+    ``pixels``: the image already decoded (:func:`karyotf.images.load_ahead`); ``image`` then names its file."""
     check_names(model)
-    arr, _ = load_image(image)
+    arr = pixels if pixels is not None else load_image(image)[0]
     t0 = time.perf_counter()
     cell = model.find(arr, min_score, nms_iou)
     detect_ms = 1000 * (time.perf_counter() - t0)
@@ -306,7 +323,7 @@ def from_detector(model: ChromosomeFinder, image, out_dir: str | Path, min_score
         src["classifier"] = described["classifier"]
     kept = image if isinstance(image, (str, Path)) else arr  # a path: the review folder keeps the file itself
     res = build_karyogram(kept, cell.boxes, out_dir, source=src, suppressed=cell.suppressed,
-                          below_min_score=cell.below, **extra, **kw)
+                          below_min_score=cell.below, **extra, pixels=arr, **kw)
     res.timings["detect"] = detect_ms
     return res
 
@@ -363,16 +380,20 @@ def karyograms(images: Sequence[str | Path], out_dir: str | Path,
     if model is not None:
         check_names(model)
     results = []
-    iterator = images
+    # a stream: the model loaded once, the next image decoded on another core while this one is karyotyped
+    iterator = load_ahead(images) if model is not None else ((p, None, None) for p in images)
     if progress and len(images) > 1:
-        iterator = tqdm(images, desc="karyograms", unit="image")
-    for img in iterator:
+        iterator = tqdm(iterator, desc="karyograms", unit="image", total=len(images))
+    for img, pixels, error in iterator:
         dst = out if len(images) == 1 else out / img.stem
         try:
             if not img.is_file():
                 raise KaryogramError(f"{img}: image not found (fix: check the path)")
+            if error is not None:
+                raise KaryogramError(str(error))
             if model is not None:
-                results.append(from_detector(model, img, dst, min_score=min_score, nms_iou=nms_iou, **kw))
+                results.append(from_detector(model, img, dst, min_score=min_score, nms_iou=nms_iou, pixels=pixels,
+                                             **kw))
             else:
                 ann = read_annotation_for(img, Path(annotations))
                 results.append(from_annotation(ann, dst, image=img, **kw))
