@@ -400,8 +400,9 @@ def karyotype_demo(out_dir: str | Path = KARYOTYPE_OUT, *, src: str | Path | Non
             from .classify.karyotyper import Karyotyper
 
             detector = Karyotyper.default()
-    result.model = "the default pair" if getattr(detector, "export_dir", None) is None or "models" in str(
-        getattr(detector, "export_dir", "")) else str(getattr(detector, "export_dir"))
+            result.model = "the default pair"
+        else:
+            result.model = detector.describe()["model"]
     with _timed(result, "karyotype"):
         res = karyograms(images, out_dir / "karyograms", model=detector, progress=progress)
     listed = listed_karyotypes(src)
