@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 from .. import classes
 from ..annotations import Box
-from ..boxcheck import BoxCheck, check_boxes
+from ..boxcheck import BoxCheck, check_boxes, duplicate_pairs
 from ..defaults import DUPLICATE_IOU
 from .defaults import CALL_MAX_TOTAL, CALL_MIN_TOTAL, LOW_MEAN_SCORE, LOW_SCORE, OVERLAP_IOU  # noqa: F401
 
@@ -225,16 +225,6 @@ def iscn(counts: Counter | dict) -> tuple[str, str, list[str]]:
     return ",".join([str(total), sex, *changes]), sex, changes
 
 
-def _overlapping_pairs(boxes: Sequence[Box], iou: float) -> list[tuple[int, int, float]]:
-    pairs = []
-    for i in range(len(boxes)):
-        for j in range(i + 1, len(boxes)):
-            v = boxes[i].iou(boxes[j])
-            if v >= iou:
-                pairs.append((i, j, v))
-    return pairs
-
-
 def count_call(boxes: Iterable[Box], low_score: float = LOW_SCORE, low_mean_score: float = LOW_MEAN_SCORE,
                overlap_iou: float = OVERLAP_IOU, suppressed: Sequence[tuple[Box, Box, float]] = ()) -> Call:
     """Count the chromosomes per class and write the ISCN numerical call with its review flags.
@@ -302,7 +292,7 @@ def count_call(boxes: Iterable[Box], low_score: float = LOW_SCORE, low_mean_scor
                           tuple(sorted({boxes[i].name for i in low}, key=classes.LABEL_OF.get))))
     if mean_score is not None and mean_score < low_mean_score:
         flags.append(Flag("low_mean_confidence", f"mean score {mean_score:.2f} below {low_mean_score:g}"))
-    overlaps = _overlapping_pairs(boxes, overlap_iou)
+    overlaps = duplicate_pairs(boxes, overlap_iou)
     if overlaps:
         names = tuple(sorted({boxes[k].name for i, j, _ in overlaps for k in (i, j)}, key=classes.LABEL_OF.get))
         flags.append(Flag("overlapping_boxes", f"{len(overlaps)} pair(s) of boxes overlap with IoU >= {overlap_iou:g}",

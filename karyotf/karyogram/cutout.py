@@ -248,7 +248,15 @@ def cut_out(image: np.ndarray, box: Box, index: int = 0, gray: np.ndarray | None
         method = "box"
     else:
         mask = ndi.binary_dilation(mask, iterations=1)  # the threshold cuts the chromosome's soft edge
-    crop = image[y0:y1, x0:x1]
+    return masked(image, box, index, mask, (x0, y0), method)
+
+
+def masked(image: np.ndarray, box: Box, index: int, mask: np.ndarray, origin: tuple[int, int],
+           method: str) -> Cutout:
+    """The :class:`Cutout` of ``mask`` (over the image window at ``origin``): the window's RGB pixels inside the
+    mask, white outside."""
+    x0, y0 = origin
+    crop = image[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]]
     if crop.ndim == 2:
         crop = np.stack([crop] * 3, axis=-1)
     crop = crop[..., :3]

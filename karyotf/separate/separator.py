@@ -32,7 +32,7 @@ from scipy import ndimage as ndi
 from .. import classes
 from ..annotations import Box
 from ..karyogram.call import Flag
-from ..karyogram.cutout import MARGIN, Cutout, cut_out, foreground, foreground_threshold, to_gray
+from ..karyogram.cutout import MARGIN, Cutout, cut_out, foreground, foreground_threshold, masked, to_gray
 from ..paths import SEPARATE_DIR
 from .inputs import darkness, make_input, paste, window_of
 from .synth import background_level
@@ -91,13 +91,7 @@ def _to_cutout(image: np.ndarray, box: Box, index: int, mask_cell: np.ndarray, o
     sy0, sx0 = max(y0, oy), max(x0, ox)
     sy1, sx1 = min(y1, oy + mask_cell.shape[0]), min(x1, ox + mask_cell.shape[1])
     mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = mask_cell[sy0 - oy:sy1 - oy, sx0 - ox:sx1 - ox]
-    crop = image[y0:y1, x0:x1]
-    if crop.ndim == 2:
-        crop = np.stack([crop] * 3, axis=-1)
-    crop = crop[..., :3]
-    out = np.full_like(crop, 255)
-    out[mask] = crop[mask]
-    return Cutout(box=box, index=index, image=out, mask=mask, origin=(x0, y0), method=method)
+    return masked(image, box, index, mask, (x0, y0), method)
 
 
 class Separator:
