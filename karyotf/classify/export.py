@@ -45,16 +45,13 @@ def view(crops: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(v)
 
 
-def export(run_dir: str | Path, out_dir: str | Path = "exported/classifier") -> Path:
-    """Export the best weights of a classifier run (``runs/classifier``) to ``out_dir``; return ``out_dir``."""
+def save_cell_model(model, size: int, features: int, path: Path) -> None:
+    """Save a model of one cell's chromosomes (the classifier, the second look) as a SavedModel whose
+    ``serving_default`` takes ``crops`` uint8 (N, S, S) and ``features`` float32 (N, F) of ONE cell and returns
+    ``probabilities``, the softmax of its logits (N, K); ``features``: F, the measurements a crop comes with."""
     import tensorflow as tf
 
-    from .train import load_model, read_run
-
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    meta_in = read_run(run_dir)
-    model, cfg = load_model(run_dir)
-    size, nf = cfg.size, len(FEATURES)
+    nf = features
 
     class Serving(tf.Module):
         def __init__(self, m):
@@ -69,11 +66,23 @@ def export(run_dir: str | Path, out_dir: str | Path = "exported/classifier") -> 
                                  "mask": tf.ones([1, n], tf.bool)}, training=False)
             return {"probabilities": tf.nn.softmax(logits[0])}
 
+    module = Serving(model)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+
+
+def export(run_dir: str | Path, out_dir: str | Path = "exported/classifier") -> Path:
+    """Export the best weights of a classifier run (``runs/classifier``) to ``out_dir``; return ``out_dir``."""
+    from .train import load_model, read_run
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    meta_in = read_run(run_dir)
+    model, cfg = load_model(run_dir)
+    size, nf = cfg.size, len(FEATURES)
+
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        module = Serving(model)
-        tf.saved_model.save(module, str(tmp / "saved_model"), signatures={"serving_default": module.serve})
+        save_cell_model(model, size, nf, tmp / "saved_model")
         classes.write_label_map(tmp / "label_map.pbtxt")
         state = meta_in.get("state", {})
         rundir.write_info(tmp, {

@@ -58,6 +58,7 @@ from ..records import read_examples
 from .crops import FEATURES as CROP_FEATURES
 from .crops import cell_crops
 from .data import CellSet, batches, pad_cells
+from .export import save_cell_model
 
 # Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
 # karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
@@ -450,30 +451,14 @@ def train(detector, records_dir: str | Path, out_dir: str | Path = "runs/second_
 # ---------------------------------------------------------------------------------------------- export, load
 def export(run_dir: str | Path, out_dir: str | Path = "exported/second_look") -> Path:
     """Export the best weights of a second-look run to ``out_dir`` (SavedModel + ``karyotf.json``), atomically."""
-    import tensorflow as tf
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     model, cfg, meta = load_model(run_dir)
     size, nf = cfg.size, len(FEATURES)
 
-    class Serving(tf.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.model = m
-
-        @tf.function(input_signature=[tf.TensorSpec([None, size, size], tf.uint8, name="crops"),
-                                      tf.TensorSpec([None, nf], tf.float32, name="features")])
-        def serve(self, crops, features):
-            n = tf.shape(crops)[0]
-            logits = self.model({"crops": crops[None], "features": features[None],
-                                 "mask": tf.ones([1, n], tf.bool)}, training=False)
-            return {"probabilities": tf.nn.softmax(logits[0])}
-
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        module = Serving(model)
-        tf.saved_model.save(module, str(tmp / "saved_model"), signatures={"serving_default": module.serve})
+        save_cell_model(model, size, nf, tmp / "saved_model")
         state = meta.get("state", {})
         rundir.write_info(tmp, {
             "version": 1, "size": size, "features": list(FEATURES), "kinds": list(KINDS),
