@@ -37,7 +37,7 @@ from pathlib import Path
 
 from . import defaults, pipelines, train
 from .annotations import find_xml_files
-from .classify.karyotyper import Karyotyper
+from .classify.karyotyper import Karyotyper, open_model
 from .errors import DemoError
 from .evaluate import evaluate
 from .export import export
@@ -267,10 +267,13 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
         exported = Path(export(model_dir, export_dir))
     result.outputs["exported model (SavedModel + frozen graph)"] = exported
 
+    # the model object: the detector, named by the classifier when there is one
+    detector = open_model(exported, classifier=classifier) if classifier is not None else None
+
     # 4. evaluate on the test split
     with _timed(result, "eval"):
         report = evaluate(exported, records_dir, split="test", score_threshold=score_threshold, out_dir=eval_dir,
-                          classifier=classifier)
+                          finder=detector)
         result.metrics = _headline(report)
     result.outputs["evaluation (metrics.json, table.md, plots)"] = eval_dir
 
@@ -284,9 +287,8 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, src: str | Path | None = None
         result.expected = listed.get(result.cell)
         xml = _xml_of(src, result.cell)
         truth = from_annotation(xml, karyo_dir / "annotation")
-        detector = Detector(exported)
-        if classifier is not None:
-            detector = Karyotyper(detector, classifier)
+        if detector is None:
+            detector = Detector(exported)
         floor = score_threshold  # not tuned on val: a demo-length model's best floor can be "nothing at all"
         pred = from_detector(detector, truth.source["image"], karyo_dir / "model", min_score=floor)
         for source, res in (("annotation", truth), ("model", pred)):
@@ -397,8 +399,6 @@ def karyotype_demo(out_dir: str | Path = KARYOTYPE_OUT, *, src: str | Path | Non
         raise DemoError(f"{src}: no annotated image (fix: images/ + annotations/ with XML named after the images)")
     with _timed(result, "load"):
         if detector is None:
-            from .classify.karyotyper import Karyotyper
-
             detector = Karyotyper.default()
             result.model = "the default pair"
         else:
