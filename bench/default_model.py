@@ -81,6 +81,9 @@ def data_view(cil_train: Path, out: Path) -> dict:
             if not dst.is_symlink():
                 dst.symlink_to(src.resolve())
         kept += 1
+    listed = cil_train / "karyotypes.csv"  # the abnormal cells the dataset lists (bench/case.py reads it)
+    if listed.is_file() and not (out / listed.name).is_symlink():
+        (out / listed.name).symlink_to(listed.resolve())
     return {"cells": kept, "left_out_sample_cases_or_no_xml": dropped}
 
 
