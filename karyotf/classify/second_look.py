@@ -247,17 +247,13 @@ def read_run(run_dir: str | Path) -> dict:
 
 def load_model(run_dir: str | Path, which: str = "best"):
     """The model of a run dir with its ``best`` (or ``latest``) weights, and its config and run info."""
-    import tensorflow as tf
+    from .train import restore
 
     run_dir = Path(run_dir)
     meta = read_run(run_dir)
     cfg = SecondLookConfig(**meta["config"])
     model = cfg.model()
-    best = run_dir / "best" / "checkpoint"
-    prefix = tf.train.latest_checkpoint(str(run_dir / ("best" if which == "best" and best.is_file() else "ckpt")))
-    if prefix is None:
-        raise ClassifierError(f"{run_dir}: no checkpoint yet (fix: train first)")
-    tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
+    restore(model, run_dir, which)
     return model, cfg, meta
 
 

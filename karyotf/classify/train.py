@@ -107,12 +107,19 @@ def read_run(run_dir: str | Path) -> dict:
 
 def load_model(run_dir: str | Path, which: str = "best"):
     """The model of a run dir with its ``best`` (or ``latest``) weights, and its config."""
-    import tensorflow as tf
-
     run_dir = Path(run_dir)
     meta = read_run(run_dir)
     cfg = ClassifierConfig(**meta["config"])
     model = cfg.model()
+    restore(model, run_dir, which)
+    return model, cfg
+
+
+def restore(model, run_dir: Path, which: str = "best") -> None:
+    """Restore a cell model's ``best`` weights (else its ``latest``, from ``ckpt/``) from a run dir: the
+    classifier's and the second look's runs keep them alike."""
+    import tensorflow as tf
+
     if which == "best" and (run_dir / "best" / "checkpoint").is_file():
         prefix = tf.train.latest_checkpoint(str(run_dir / "best"))
     else:
@@ -120,7 +127,6 @@ def load_model(run_dir: str | Path, which: str = "best"):
     if prefix is None:
         raise ClassifierError(f"{run_dir}: no checkpoint yet (fix: train first)")
     tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
-    return model, cfg
 
 
 def predict(model, cs: CellSet, cells_per_batch: int = 8) -> np.ndarray:
