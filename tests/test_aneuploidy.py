@@ -176,6 +176,55 @@ def test_uncertain_sex_complement_is_a_review_flag():
     assert flag.review and set(flag.classes) == {"X", "Y"} and flag.message.startswith("uncertain sex complement")
 
 
+def test_45x_with_a_duplicate_x_box_is_called_45x_when_the_second_look_says_duplicate():
+    """A 45,X cell whose X got a second box (as sure an X to the classifier): the second look says duplicate
+    (P(whole chromosome) 0.01): after the count shift it is still left out, and the call is 45,X, not 46,XX."""
+    truth = AUTO2 + ["X"]
+    p = np.vstack([table(truth), row(cX=0.93)])
+    look = np.array([SURE] * 45 + [0.01])                        # the second look's P(whole chromosome)
+    res = joint_labels(p, real=J.count_evidence(look))
+    assert res.left_out == [45] and res.iscn == "45,X" and res.labels[45] == "X"
+    # the same box the second look takes for a whole chromosome (0.9): a second X, 46,XX
+    sure = joint_labels(p, real=J.count_evidence(np.array([SURE] * 45 + [0.9])))
+    assert sure.left_out == [] and sure.iscn == "46,XX"
+
+
+def test_count_evidence_shifts_the_logit_and_keeps_the_order():
+    p = np.array([1e-6, 0.01, 0.3, 0.5, 0.9, 0.9995, 1.0])
+    assert np.allclose(J.count_evidence(p, 0.0), np.clip(p, J.REAL_CLIP, 1 - J.REAL_CLIP))
+    q = J.count_evidence(p, 1.5)
+    assert np.all(np.diff(q) >= 0) and np.all((q > J.REAL_CLIP / 2) & (q < 1))
+    assert q[3] == pytest.approx(1 / (1 + math.exp(-1.5)))
+    assert np.allclose(J.count_evidence(p), J.count_evidence(p, J.COUNT_LOGIT_SHIFT))
+
+
+def test_uncertain_sex_flag_fires_on_an_ambiguous_cell_and_not_on_a_clear_one():
+    truth = cell(sex="XX")
+    p = table(truth)
+    p[-1] = row(cX=0.5, cY=0.45)                                 # the second X: or is it a Y?
+    res = joint_labels(p)
+    assert res.iscn == "46,XX" and res.sex == "XX" and res.sex_alt == "XY"
+    assert 0 <= res.sex_log_lr < J.SEX_LOG_LR and 0.2 < res.sex_alt_prob < 0.5
+    flag = next(f for f in res.flags() if f.code == "sex_uncertain")
+    assert flag.review and flag.classes == ("X", "Y") and flag.indices == (45,)
+    assert flag.message.startswith("sex complement uncertain: XX called, XY at P 0.")
+    assert "#45 could be Y, p(Y) 0.45" in flag.message
+    assert "sex_uncertain" in call_flags(res).review_codes
+    assert res.to_dict()["sex_alternative"] == "XY"
+    for sex in ("XX", "XY"):                                     # clear X and Y: no flag
+        clear = joint_labels(table(cell(sex=sex)))
+        assert clear.sex == sex and clear.sex_log_lr > J.SEX_LOG_LR
+        assert "sex_uncertain" not in {f.code for f in clear.flags()}
+    # the threshold is the caller's: 0 turns the flag off
+    assert "sex_uncertain" not in {f.code for f in joint_labels(p, sex_log_lr=0.0).flags()}
+    # a weak Y-looking box in a clear XX cell is named when the flag fires at a wider threshold
+    q = table(cell(sex="XX"))
+    q[10] = row(c6=0.6, cY=0.35)
+    wide = joint_labels(q, sex_log_lr=20.0)
+    f = next(f for f in wide.flags() if f.code == "sex_uncertain")
+    assert "could be Y" in f.message
+
+
 # ------------------------------------------------------------------------------------------- levels
 def test_every_flag_code_has_a_level_and_notes_are_the_chatty_ones():
     from karyotf.classify.joint import JOINT_FLAG_CODES
@@ -186,7 +235,7 @@ def test_every_flag_code_has_a_level_and_notes_are_the_chatty_ones():
                  "label_changed", "low_top1", "left_out_swap"):
         assert level_of(code) == NOTE
     for code in ("left_out", "close_call", "close_alternative", "extra_copy", "missing_copy", "sex_atypical",
-                 "total_not_46", "no_call"):
+                 "total_not_46", "no_call", "sex_uncertain"):
         assert level_of(code) == REVIEW
     assert level_of("some_new_code") == REVIEW            # an unknown doubt is not dismissed
 
