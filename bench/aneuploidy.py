@@ -172,6 +172,44 @@ def shift_sweep(inputs, prior_name: str, shifts=SHIFTS) -> list[dict]:
     return out
 
 
+PRIOR_ALTERNATIVES = ({}, {"sex_x": 4.5e-2}, {"sex_x": 0.1}, {"loss_floor": 1e-2}, {"loss_floor": 1e-3},
+                      {"sex_x": 0.1, "loss_floor": 1e-2})
+"""Other values of the prior's loss terms (45,X: SEX_X; one autosome lost: LOSS_FLOOR) that ``--tune`` reports at
+the chosen shift (the docstring of karyotf.classify.joint cites them)."""
+
+
+def prior_alternatives(inputs, prior_name: str, shift: float, alternatives=PRIOR_ALTERNATIVES) -> list[dict]:
+    """The first labelling on each cell's candidates at ``shift`` under the preset with its 45,X share (``sex_x``)
+    and its autosome loss rate (``loss_floor``) replaced: abnormal right, normal called abnormal, normal right."""
+    from karyotf.classify.joint import PRESETS, KaryotypePrior, count_evidence, joint_labels
+    from karyotf.karyogram.call import iscn
+
+    out = []
+    for alt in alternatives:
+        r = dict(PRESETS[prior_name]["rates"])
+        r["sex"] = dict(r["sex"])
+        if "sex_x" in alt:
+            r["sex"][(1, 0)] = alt["sex_x"]
+        if "loss_floor" in alt:
+            r["loss_floor"] = alt["loss_floor"]
+        prior = KaryotypePrior.from_rates(**r, name=prior_name)
+        right_ab = n_ab = called_ab = right_n = n_norm = 0
+        for probs, real, want, normal, _ in inputs:
+            res = joint_labels(probs, prior=prior, real=count_evidence(real, shift))
+            call = iscn(res.counts)[0]
+            if normal:
+                n_norm += 1
+                called_ab += not res.is_normal
+                right_n += call == want
+            else:
+                n_ab += 1
+                right_ab += call == want
+        out.append({"sex_x": r["sex"][(1, 0)], "loss_floor": r["loss_floor"],
+                    "abnormal_right": right_ab / max(1, n_ab), "normal_called_abnormal": called_ab / max(1, n_norm),
+                    "normal_right": right_n / max(1, n_norm)})
+    return out
+
+
 def choose_shift(points: list[dict], limit: float = NORMAL_ABNORMAL_MAX) -> dict:
     """The rule of the module doc: most abnormal right within the normal-called-abnormal target, then most normal
     right, then the smaller shift; none within it: the fewest normal cells called abnormal."""
@@ -330,6 +368,7 @@ def main(argv=None) -> int:
         if name == "second look, before":   # --tune: the shift on these candidates, then the tuned row
             tuned["shift_sweep"] = shift_sweep(inputs, args.prior)
             tuned["shift"] = choose_shift(tuned["shift_sweep"])
+            tuned["priors"] = prior_alternatives(inputs, args.prior, tuned["shift"]["shift"])
             print("shift sweep: " + "; ".join(f"{q['shift']:g}: abnormal right {q['abnormal_right']:.3f}, normal "
                                               f"called abnormal {q['normal_called_abnormal']:.3f}, normal right "
                                               f"{q['normal_right']:.3f}" for q in tuned["shift_sweep"]), flush=True)
@@ -350,7 +389,8 @@ def main(argv=None) -> int:
             f"{k2} {v:.3f}" for k2, v in summary.items() if isinstance(v, float)), flush=True)
     if tuned:
         result["tuned"] = {"count_logit_shift": tuned["shift"]["shift"], "sex_log_lr": tuned["sex"]["threshold"],
-                           "shift_sweep": tuned["shift_sweep"], "sex_sweep": tuned["sex_sweep"]}
+                           "shift_sweep": tuned["shift_sweep"], "sex_sweep": tuned["sex_sweep"],
+                           "prior_alternatives": tuned["priors"]}
         print(f"chosen on {args.split}: COUNT_LOGIT_SHIFT = {tuned['shift']['shift']:g}, SEX_LOG_LR = "
               f"{tuned['sex']['threshold']:g} (set them in karyotf/classify/joint.py)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -403,6 +443,13 @@ def main(argv=None) -> int:
                   "| shift | abnormal called right | normal called abnormal | normal called right |", "|---|---|---|---|"]
         lines += [f"| {q['shift']:g} | {q['abnormal_right']:.3f} | {q['normal_called_abnormal']:.3f} | "
                   f"{q['normal_right']:.3f} |" for q in tuned["shift_sweep"]]
+        lines += ["", f"The prior's loss terms at the chosen shift ({tuned['shift']['shift']:g}): the same first "
+                  f"labelling with the preset's 45,X share (SEX_X, of cells; XX and XY 0.47 each) and its autosome "
+                  f"loss rate (LOSS_FLOOR, P(1 copy) / P(2 copies)) replaced:", "",
+                  "| SEX_X | LOSS_FLOOR | abnormal called right | normal called abnormal | normal called right |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {q['sex_x']:g} | {q['loss_floor']:g} | {q['abnormal_right']:.3f} | "
+                  f"{q['normal_called_abnormal']:.3f} | {q['normal_right']:.3f} |" for q in tuned["priors"]]
         lines += ["", "The uncertain-sex flag (`--tune`), on the tuned row's cells: `sex_uncertain` where the called "
                   "sex complement is less than the threshold (natural log of the likelihood ratio) ahead of the best "
                   "other one; chosen: the most wrong calls flagged net of right ones, "

@@ -380,3 +380,34 @@ def test_karyotyper_counts_what_the_second_look_is_sure_of(sample_dir, monkeypat
 
 def ann_sex(ann) -> str:
     return "".join(sorted(b.name for b in ann.boxes if b.name in ("X", "Y")))
+
+
+# ------------------------------------------------------------------------------------------- the --tune rules
+def _bench():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import aneuploidy
+
+    return aneuploidy
+
+
+def test_tune_rules_choose_within_the_target_and_flag_net_of_right_calls():
+    a = _bench()
+    pts = [{"shift": 0.0, "abnormal_right": 0.10, "normal_called_abnormal": 0.09, "normal_right": 0.77},
+           {"shift": 1.0, "abnormal_right": 0.02, "normal_called_abnormal": 0.03, "normal_right": 0.79},
+           {"shift": 2.0, "abnormal_right": 0.02, "normal_called_abnormal": 0.02, "normal_right": 0.80}]
+    assert a.choose_shift(pts)["shift"] == 2.0                  # within 3%: equal abnormal right, more normal right
+    assert a.choose_shift(pts, limit=0.01)["shift"] == 2.0       # none within: the fewest normal called abnormal
+    assert a.choose_shift(pts, limit=0.1)["shift"] == 0.0
+    cells = [{"right": False, "normal": True, "review": [], "all_flags": [], "sex_log_lr": 1.0},
+             {"right": False, "normal": True, "review": [], "all_flags": [], "sex_log_lr": 2.5},
+             {"right": True, "normal": True, "review": [], "all_flags": [], "sex_log_lr": 2.0},
+             {"right": True, "normal": True, "review": [], "all_flags": [], "sex_log_lr": 5.0},
+             {"right": True, "normal": False, "review": [], "all_flags": [], "sex_log_lr": None}]
+    sweep = a.sex_sweep(cells, grid=(0.0, 1.5, 3.0, 6.0))
+    assert [(q["wrong_flagged"], q["right_flagged"]) for q in sweep] == [(0, 0), (1, 0), (2, 1), (2, 2)]
+    assert a.choose_sex(sweep)["threshold"] == 1.5               # net 1 at 1.5 and at 3.0: the smaller
+    flagged = a.with_sex_flag(cells, 1.5)
+    assert flagged[0]["review"] == ["sex_uncertain"] and flagged[1]["review"] == [] and cells[0]["review"] == []
