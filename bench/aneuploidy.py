@@ -397,7 +397,8 @@ def main(argv=None) -> int:
     (args.out / "aneuploidy.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# Catch the aneuploidy (issue 23): {args.split} split of `{args.records}`, {len(cells)} cells",
              "", f"Detector `{args.detector}`, classifier `{args.classifier}`, second look `{args.second_look}`, "
-             f"prior `{args.prior}`. Written by `bench/aneuploidy.py` (its docstring says what each row is).", ""]
+             f"prior `{args.prior}`. Written by `bench/aneuploidy.py` (its docstring says what each row is):", "",
+             "```bash", "python bench/aneuploidy.py " + " ".join(sys.argv[1:] if argv is None else argv), "```", ""]
     lines += aneuploidy_table([(n, result["rows"][n]) for n in result["rows"]])
     lines += ["", "| row | call right (all) | count exact | counted - truth per cell | s per cell |",
               "|---|---|---|---|---|"]

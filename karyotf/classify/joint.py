@@ -306,7 +306,7 @@ LOW_TOP1 = 0.5
 REAL_CLIP = 1e-4
 """Probabilities that a box is a chromosome are clipped to [REAL_CLIP, 1 - REAL_CLIP] (no box is certain)."""
 
-COUNT_LOGIT_SHIFT = 1.5
+COUNT_LOGIT_SHIFT = 2.0
 """Nats added to the logit of the second look's P(whole chromosome) before the joint labelling weighs a box with it
 (:func:`count_evidence`; the Karyotyper applies it): the candidates miss chromosomes, so a box that is not one
 whole chromosome is often the only box its chromosome has.  Chosen on val (``bench/aneuploidy.py --tune``, "Which
