@@ -28,9 +28,9 @@ and writes the rows before and after on the same cells:
   the fewest normal cells abnormal.
 * :data:`~karyotf.classify.joint.SEX_LOG_LR` (the uncertain-sex flag): the cells are run end to end with the chosen
   shift (row ``second look, tuned``), each cell's sex log-LR (the called complement's lead over the best other,
-  :attr:`~karyotf.classify.joint.JointLabels.sex_log_lr`) recorded; the threshold chosen among :data:`SEX_GRID` is
-  the one that flags the most wrong calls net of right calls (wrong flagged - right flagged: a cell at the margin is
-  flagged when it is more often wrong than right), ties to the smaller.  The tuned row's review flags are those the
+  :attr:`~karyotf.classify.joint.JointLabels.sex_log_lr`) recorded; the threshold chosen among :data:`SEX_GRID`
+  maximises :data:`SILENT_WRONG_COST` x (wrong calls it newly puts under review, i.e. with no other review flag)
+  - (right calls it newly puts under review), ties to the smaller.  The tuned row's review flags are those the
   pipeline gives with that threshold (``sex_uncertain`` where the log-LR is below it: the flag depends on nothing
   else).
 
@@ -61,6 +61,10 @@ SEX_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0)
 """Uncertain-sex thresholds (natural log of the likelihood ratio) that ``--tune`` tries (SEX_LOG_LR)."""
 NORMAL_ABNORMAL_MAX = 0.03
 """The issue's target for normal cells called abnormal: the shift must keep to it."""
+SILENT_WRONG_COST = 3.0
+"""What a wrong call left without any review flag costs, in needless reviews of right calls (a stated choice: a
+silent wrong answer is the worst bug, a needless review costs a person a minute); the uncertain-sex threshold
+maximises SILENT_WRONG_COST x (wrong calls it newly puts under review) - (right calls it newly puts under review)."""
 
 
 def scaled_prior(name: str, scale: float):
@@ -220,23 +224,28 @@ def choose_shift(points: list[dict], limit: float = NORMAL_ABNORMAL_MAX) -> dict
 
 
 def sex_sweep(cells: list[dict], grid=SEX_GRID) -> list[dict]:
-    """Per threshold: cells whose sex log-LR is below it (the uncertain-sex flag), among wrong and right calls, and
-    the wrong calls left without any review flag."""
+    """Per threshold: cells whose sex log-LR is below it (the uncertain-sex flag) among wrong and right calls, those
+    of them with no other review flag (newly reviewed), normal cells with a review flag then, and the wrong calls
+    left without any review flag (of all cells)."""
     out = []
     wrong = [c for c in cells if not c["right"]]
     right = [c for c in cells if c["right"]]
+    normal = [c for c in cells if c["normal"]]
     for t in grid:
         hit = lambda c: c.get("sex_log_lr") is not None and c["sex_log_lr"] < t  # noqa: E731
+        new = lambda c: hit(c) and not c["review"]  # noqa: E731
         out.append({"threshold": t, "wrong_flagged": sum(map(hit, wrong)), "right_flagged": sum(map(hit, right)),
+                    "wrong_new": sum(map(new, wrong)), "right_new": sum(map(new, right)),
                     "wrong": len(wrong), "right": len(right),
-                    "normal_flagged": sum(hit(c) for c in cells if c["normal"]) / max(1, sum(c["normal"] for c in cells)),
+                    "review_normal": sum(bool(c["review"]) or hit(c) for c in normal) / max(1, len(normal)),
                     "wrong_without_review": sum(not c["review"] and not hit(c) for c in wrong) / max(1, len(cells))})
     return out
 
 
-def choose_sex(points: list[dict]) -> dict:
-    """The threshold that flags the most wrong calls net of right ones, ties to the smaller."""
-    return max(points, key=lambda p: (p["wrong_flagged"] - p["right_flagged"], -p["threshold"]))
+def choose_sex(points: list[dict], cost: float = SILENT_WRONG_COST) -> dict:
+    """The threshold that maximises ``cost`` x (wrong calls newly reviewed) - (right calls newly reviewed), ties to
+    the smaller."""
+    return max(points, key=lambda p: (cost * p["wrong_new"] - p["right_new"], -p["threshold"]))
 
 
 def with_sex_flag(cells: list[dict], threshold: float) -> list[dict]:
@@ -453,12 +462,14 @@ def main(argv=None) -> int:
                   f"{q['normal_called_abnormal']:.3f} | {q['normal_right']:.3f} |" for q in tuned["priors"]]
         lines += ["", "The uncertain-sex flag (`--tune`), on the tuned row's cells: `sex_uncertain` where the called "
                   "sex complement is less than the threshold (natural log of the likelihood ratio) ahead of the best "
-                  "other one; chosen: the most wrong calls flagged net of right ones, "
-                  f"**SEX_LOG_LR = {tuned['sex']['threshold']:g}**:", "",
-                  "| threshold | wrong calls flagged | right calls flagged | normal cells flagged | wrong calls without "
-                  "any review flag (of all cells) |", "|---|---|---|---|---|"]
-        lines += [f"| {q['threshold']:g} | {q['wrong_flagged']} / {q['wrong']} | {q['right_flagged']} / {q['right']} | "
-                  f"{q['normal_flagged']:.3f} | {q['wrong_without_review']:.3f} |" for q in tuned["sex_sweep"]]
+                  f"other one; chosen: the most of {SILENT_WRONG_COST:g} x (wrong calls newly under review) - (right "
+                  f"calls newly under review), **SEX_LOG_LR = {tuned['sex']['threshold']:g}** (newly: the cell has no "
+                  "other review flag; `close_alternative` already reviews any other call within log 20 = 3.0):", "",
+                  "| threshold | wrong calls flagged (newly) | right calls flagged (newly) | normal cells with a review "
+                  "flag | wrong calls without any review flag (of all cells) |", "|---|---|---|---|---|"]
+        lines += [f"| {q['threshold']:g} | {q['wrong_flagged']} ({q['wrong_new']}) / {q['wrong']} | {q['right_flagged']} "
+                  f"({q['right_new']}) / {q['right']} | {q['review_normal']:.3f} | {q['wrong_without_review']:.3f} |"
+                  for q in tuned["sex_sweep"]]
     (args.out / "aneuploidy.md").write_text("\n".join(lines) + "\n")
     print(f"written {args.out / 'aneuploidy.md'}")
     return 0

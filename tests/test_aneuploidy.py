@@ -407,13 +407,17 @@ def test_tune_rules_choose_within_the_target_and_flag_net_of_right_calls():
     assert a.choose_shift(pts)["shift"] == 2.0                  # within 3%: equal abnormal right, more normal right
     assert a.choose_shift(pts, limit=0.01)["shift"] == 2.0       # none within: the fewest normal called abnormal
     assert a.choose_shift(pts, limit=0.1)["shift"] == 0.0
-    cells = [{"right": False, "normal": True, "review": [], "all_flags": [], "sex_log_lr": 1.0},
+    cells = [{"right": False, "normal": True, "review": ["close_alternative"], "all_flags": [], "sex_log_lr": 1.0},
              {"right": False, "normal": True, "review": [], "all_flags": [], "sex_log_lr": 2.5},
              {"right": True, "normal": True, "review": [], "all_flags": [], "sex_log_lr": 2.0},
              {"right": True, "normal": True, "review": [], "all_flags": [], "sex_log_lr": 5.0},
+             {"right": True, "normal": True, "review": [], "all_flags": [], "sex_log_lr": 5.5},
              {"right": True, "normal": False, "review": [], "all_flags": [], "sex_log_lr": None}]
     sweep = a.sex_sweep(cells, grid=(0.0, 1.5, 3.0, 6.0))
-    assert [(q["wrong_flagged"], q["right_flagged"]) for q in sweep] == [(0, 0), (1, 0), (2, 1), (2, 2)]
-    assert a.choose_sex(sweep)["threshold"] == 1.5               # net 1 at 1.5 and at 3.0: the smaller
-    flagged = a.with_sex_flag(cells, 1.5)
-    assert flagged[0]["review"] == ["sex_uncertain"] and flagged[1]["review"] == [] and cells[0]["review"] == []
+    assert [(q["wrong_flagged"], q["right_flagged"]) for q in sweep] == [(0, 0), (1, 0), (2, 1), (2, 3)]
+    assert [(q["wrong_new"], q["right_new"]) for q in sweep] == [(0, 0), (0, 0), (1, 1), (1, 3)]
+    assert a.choose_sex(sweep, cost=3.0)["threshold"] == 3.0     # 3 x 1 - 1 = 2 (6.0: 3 - 3 = 0)
+    assert a.choose_sex(sweep, cost=1.0)["threshold"] == 0.0     # nothing gained net: the smallest
+    assert sweep[2]["wrong_without_review"] == 0.0 and sweep[1]["wrong_without_review"] == pytest.approx(1 / 6)
+    flagged = a.with_sex_flag(cells, 3.0)
+    assert flagged[1]["review"] == ["sex_uncertain"] and flagged[3]["review"] == [] and cells[1]["review"] == []

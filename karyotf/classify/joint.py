@@ -108,7 +108,10 @@ best other one.  Below :data:`SEX_LOG_LR` the cell is flagged ``sex_uncertain`` 
 complement, its P (the complements' best scores normalised: a max-labelling approximation) and the boxes that would
 change ("#17 could be Y, p(Y) 0.35").  XX against XY is where an end-to-end call goes silently wrong most often (the
 classifier's X is weak: a second X at p(X) 0.2 is common); the threshold is chosen on val by ``bench/aneuploidy.py
---tune`` (rule: the most wrong calls flagged net of right calls flagged).
+--tune`` (rule: the most of 3 x wrong calls it newly puts under review - right calls it newly puts under review: a
+silent wrong call weighs three needless reviews).  Below :data:`CLOSE_LOG_LR` it adds no review that
+``close_alternative`` does not already give; above it, on val with the full CIL pair, it caught 8 of 28 silent wrong
+calls at 3.5 for 14 right calls newly reviewed, and 21 of 28 only at 5.0 for 84 (bench/results/aneuploidy.md).
 
 The prior: what each term means
 -------------------------------
@@ -312,10 +315,11 @@ COUNT_LOGIT_SHIFT = 2.0
 whole chromosome is often the only box its chromosome has.  Chosen on val (``bench/aneuploidy.py --tune``, "Which
 boxes count: the shift"); 0 weighs the second look's P as it is."""
 
-SEX_LOG_LR = 3.0
+SEX_LOG_LR = 3.5
 """A called sex complement less than this (natural log of the likelihood ratio) ahead of the best labelling under
 another complement -> ``sex_uncertain`` (review).  Chosen on val (``bench/aneuploidy.py --tune``, "The
-uncertain-sex flag")."""
+uncertain-sex flag"); above CLOSE_LOG_LR, since ``close_alternative`` already reviews any other call closer than
+that."""
 
 NORMAL_SEXES = ((2, 0), (1, 1))
 """(nX, nY) of a normal cell: XX and XY."""
