@@ -199,8 +199,8 @@ Autosomes, per class, as P(k copies) / P(2 copies):
   clone only when three cells share it, because single-cell losses are routine artefacts); the CIL sample lost
   one autosome in 4/560 "normal" cells (0.7%), and an end-to-end detector misses far more.  3e-3 per class means
   about 6% of cells lose some autosome.  On val of the full CIL set 13/352 cells (3.7%) are annotated with one
-  autosome lost, about 1.7e-3 per class: 3e-3 is not below what the data show, and raising it (1e-2, 3e-2) called
-  more normal cells abnormal than it called lost autosomes right.
+  autosome lost, about 1.7e-3 per class: 3e-3 is not below what the data show, and 1e-2 called 3.6% of normal
+  cells abnormal (against 2.0%) and no more abnormal cells right (bench/results/aneuploidy.md).
 * Nullisomy P(0) = P(1)^2 / P(2) (two independent losses), and every copy past the third costs what the third
   did: P(k+1)/P(k) = P(3)/P(2) for k >= 3 (48,+21,+21 is about as rare as two independent trisomies).  These
   are the largest values concavity allows, so the assignment stays exact.
@@ -212,9 +212,10 @@ Sex chromosomes, joint P(nX, nY), as a share of cells (then normalised over the 
   single abnormality in conceptions and prenatal samples, and a spread loses its Y or one X like any other
   chromosome (and X loss rises with age); 6/600 listed plus 21/560 more read 45,X in the CIL sample (4.5%), and
   20/352 val cells of the full CIL set (5.7%, 45,X or 45,Y).  Kept below those shares on purpose: with candidates
-  that miss about two chromosomes a cell, a missed X looks like a lost one, and on val raising it to 0.1 called
-  11% of the 45,X / 45,-N cells right but 24% of normal cells abnormal (bench/results/aneuploidy.md); at 4.5e-2,
-  after the count shift, no more abnormal cells were right than at 3e-2 and more normal cells were called abnormal.
+  that miss about two chromosomes a cell, a missed X looks like a lost one: on val, at the count shift, 4.5e-2
+  called no more abnormal cells right and 2.3% of normal cells abnormal (against 2.0%), 0.1 called 2 of 46
+  abnormal cells right (against 1) and 3.9% of normal cells abnormal (bench/results/aneuploidy.md, "The prior's
+  loss terms").
 * 47,XXY :data:`SEX_XXY` = 8e-3: Klinefelter about 1/600 live-born boys (Nielsen & Wohlert 1991, the
   Arhus newborn survey); 11 listed "47,X" and 10 more XXY in the CIL sample (3.5%, some of them probably
   annotation slips).  Kept below TRISOMY_21 x SEX_NORMAL (P(XXY)/P(XX) = 0.017 < 0.02) on purpose: 21 and Y
