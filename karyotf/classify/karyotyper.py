@@ -88,12 +88,15 @@ class Karyotyper:
         self.last_seconds = None
 
     @classmethod
-    def default(cls, **kw) -> "Karyotyper":
-        """The model pair shipped with karyotf (:mod:`karyotf.models`; every file's sha256 checked first)."""
-        from ..models import default_pair
+    def default(cls, second_look: bool = True, **kw) -> "Karyotyper":
+        """The model pair shipped with karyotf (:mod:`karyotf.models`; every file's sha256 checked first), with its
+        second look when it ships one (``second_look=False``: the detector's calibrated score decides which boxes
+        count instead)."""
+        from ..models import CLASSIFIER, DETECTOR, SECOND_LOOK, default_parts
 
-        detector, classifier = default_pair()
-        return cls(detector, classifier, **kw)
+        parts = default_parts()
+        return cls(parts[DETECTOR], parts[CLASSIFIER], second_look=parts.get(SECOND_LOOK) if second_look else None,
+                   **kw)
 
     @property
     def chooses(self) -> bool:
