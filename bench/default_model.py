@@ -199,6 +199,8 @@ def main() -> None:
     p.add_argument("--second-look-cells", type=int, default=RECIPE["second_look_cells"],
                    help="the second look trains on the candidates of the first N train cells (0: all)")
     p.add_argument("--pack", action="store_true", help="copy the pair into karyotf/data/models/default")
+    p.add_argument("--models-only", action="store_true",
+                   help="train, export and calibrate the models, then stop before the rows (rows and pack later)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "default_model.md")
     args = p.parse_args()
     work = args.work.resolve()
@@ -255,6 +257,9 @@ def main() -> None:
         info = json.loads((lexp / "karyotf.json").read_text())
         info["detector_step"] = exported_step(exp)
         (lexp / "karyotf.json").write_text(json.dumps(info, indent=2) + "\n")
+    if args.models_only:
+        print(f"models ready in {work / 'exported'}; rerun without --models-only for the rows")
+        return
     rows = state.setdefault("rows", {})
     for split in ("val", "test"):
         rows[split] = step(f"rows_{split}", lambda s=split: end_to_end_row(exp, cexp, records, s, lexp))
