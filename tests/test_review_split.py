@@ -107,3 +107,67 @@ def test_a_bad_line_is_a_400_naming_the_chromosome(server, one_cell, line, match
         assert who in err["error"] and match in err["error"] and "fix:" in err["error"]
     assert ReviewFolder(one_cell).load(FIRST)["version"] == "unreviewed"          # nothing was saved
     assert not (one_cell / FIRST / f"{FIRST}.xml").exists()
+
+
+def test_browser_masks_and_a_split_line(one_cell, tmp_path):
+    """In the page: M shows the masks, S and a drag across the selected chromosome split its mask (the server
+    recomputes it), Ctrl+Enter saves the split with the review."""
+    import os
+
+    from review_cells import chromium_missing, launch, screen_point, shot
+
+    why = chromium_missing()
+    if why and os.environ.get("KARYOTF_REQUIRE_BROWSER"):
+        pytest.fail(f"KARYOTF_REQUIRE_BROWSER is set (CI) but {why}")
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    cell = ReviewFolder(one_cell).load(FIRST)
+    ones = sorted((b for b in cell["boxes"] if b["class"] == "1"), key=lambda b: b["box"][0] + b["box"][2])
+    target = ones[0]["box"]                                   # the first chromosome the arrow keys select
+    srv = make_server(one_cell, reviewer="browser-split")
+    srv.start_thread()
+    shots = Path(os.environ["KARYOTF_REVIEW_SHOTS"]) if os.environ.get("KARYOTF_REVIEW_SHOTS") else tmp_path
+    errors = []
+    try:
+        with sync_playwright() as p:
+            ctx = launch(p, tmp_path / "profile")
+            page = ctx.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(srv.url + "#" + FIRST)
+            page.wait_for_selector("body[data-ready='1']")
+            page.keyboard.press("ArrowRight")
+            assert "chromosome 1" in page.locator("#selection").inner_text()
+            page.keyboard.press("m")
+            page.wait_for_selector("#overlay image.mask.sel")
+            page.wait_for_selector("#maskview img.over")
+            assert page.locator("#overlay image.mask").count() == len(cell["boxes"])
+            page.keyboard.press("s")
+            line = across(target)
+            (ax, ay), (bx, by) = (screen_point(page, *pt) for pt in line)
+            page.mouse.move(ax, ay)
+            page.mouse.down()
+            page.mouse.move(bx, by, steps=10)
+            page.mouse.up()
+            page.wait_for_function("(t => t.startsWith('Split ') && !t.startsWith('Split mode'))"
+                                   "(document.getElementById('msg').textContent)")
+            assert "Split of chromosome 1" in page.locator("#msg").inner_text()
+            assert "split by you" in page.locator("#maskview").inner_text()
+            assert page.locator("#overlay polyline.splitline").count() == 1
+            shot(page, shots / "split.png")
+            page.keyboard.press("Escape")                          # ends split mode
+            page.keyboard.press("Control+Enter")
+            page.wait_for_selector("body[data-saved]")
+            ctx.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert not errors, errors
+    rep = json.loads((one_cell / FIRST / "reviewed" / "report.json").read_text())
+    (rec,) = rep["review"]["changes"]["split"]
+    assert rec["classes"] == ["1"] and rep["review"]["reviewer"] == "browser-split"
+    (i,) = rec["chromosomes"]
+    assert json.loads((one_cell / FIRST / "reviewed" / "detections.json").read_text())["detections"][i]["box"] == \
+        pytest.approx(target)
+    assert 0 < rec["areas"][str(i)]["after"] < rec["areas"][str(i)]["before"]
