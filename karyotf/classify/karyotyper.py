@@ -23,6 +23,13 @@ box that completes a pair is counted.  ``min_score`` then defaults to the calibr
 class-agnostic NMS runs at the IoU the calibration was fitted at (its probabilities hold for the boxes that NMS
 keeps), not at ``nms_iou``.  The counted boxes are then labelled jointly once more on their own, so every flag's
 chromosome numbers are those of the karyogram.
+
+What the classifier reads of each box (``input``, default :data:`karyotf.defaults.CLASSIFIER_INPUT`): ``separated``,
+the box window with every pixel outside the chromosome's own mask white (:mod:`karyotf.separate`: a neighbour
+crossing or touching the box is gone; the candidates are separated among themselves), or ``box``, the plain box
+crop it was trained on.  On the truth boxes of the CIL test cells the separated input is right more often on
+crowded chromosomes and as often on the others (``bench/results/separate.md``).  The boxes the count leaves
+aside (NMS-removed, below the floor) are named from box crops.
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ import numpy as np
 
 from .. import calibration, classes
 from ..annotations import Box
-from ..defaults import NMS_IOU
+from ..defaults import CLASSIFIER_INPUT, CLASSIFIER_INPUTS, NMS_IOU
 from ..errors import KaryogramError
 from ..find import Found, Removed, find
 from ..images import load
@@ -64,7 +71,9 @@ class Karyotyper:
     """Its boxes carry chromosome names (the classifier's)."""
 
     def __init__(self, detector, classifier, joint: bool = True, choose: bool = True, prior=None,
-                 second_look=None):
+                 second_look=None, input: str = CLASSIFIER_INPUT, separator=None):
+        if input not in CLASSIFIER_INPUTS:
+            raise KaryogramError(f"classifier input {input!r}: one of {', '.join(CLASSIFIER_INPUTS)}")
         if isinstance(detector, (str, Path)):
             from ..detect import Detector
 
@@ -85,7 +94,22 @@ class Karyotyper:
 
             second_look = SecondLook(second_look)
         self.second_look = second_look if joint and choose else None  # P(whole chromosome) of each candidate
+        self.input = input
+        self.separator = separator  # input "separated": a separation model (dir or Separator); None: the shipped one
         self.last_seconds = None
+
+    def crops(self, arr: np.ndarray, boxes: Sequence[Box], reference=None):
+        """The classifier's input for ``boxes`` of one cell (:func:`karyotf.classify.crops.cell_crops`), as
+        :attr:`input` says: box crops, or each box's window with everything outside its separated mask white."""
+        from .crops import cell_crops
+
+        cutouts = None
+        if self.input == "separated" and len(boxes):
+            from ..paths import SEPARATE_DIR
+            from ..separate.separator import load, separate
+
+            cutouts = separate(arr, boxes, load(self.separator or SEPARATE_DIR)).cutouts
+        return cell_crops(arr, boxes, self.classifier.size, reference=reference, cutouts=cutouts)
 
     @classmethod
     def default(cls, second_look: bool = True, **kw) -> "Karyotyper":
@@ -127,19 +151,17 @@ class Karyotyper:
     def weigh(self, arr: np.ndarray, boxes: Sequence[Box]):
         """(classifier probabilities (N, 24), P(chromosome) (N,), crops) of one cell's candidate boxes: P from the
         second look when there is one, else from the detector's calibrated score."""
-        from .crops import cell_crops
-
         if self.second_look is not None:
             real = self.second_look.p_whole(arr, boxes)
         else:
             real = self.calibration([b.score if b.score is not None else 1.0 for b in boxes])
         likely = [i for i, r in enumerate(real) if r >= 0.5]  # measured against the likely chromosomes
-        cc = cell_crops(arr, boxes, self.classifier.size, reference=likely or None)
+        cc = self.crops(arr, boxes, reference=likely or None)
         return self.classifier.probabilities_of(cc.crops, cc.features), np.asarray(real, float), cc
 
     def describe(self) -> dict:
         return {**self.detector.describe(), "model": self.model_name, "classifier": str(self.classifier.path),
-                "prior": self.prior.name,
+                "prior": self.prior.name, "classifier_input": self.input,
                 **({"second_look": str(self.second_look.path)} if self.second_look is not None else {})}
 
     def name(self, image: np.ndarray, boxes: Sequence[Box]) -> tuple[list[str], list[dict], object]:
@@ -152,10 +174,10 @@ class Karyotyper:
         blank) or one holding no pixel darker than the cell's foreground threshold (no chromosome in it?).  Each
         stays in the count under the name it got, flagged ``unclassifiable``.  ``cc`` / ``probs``: the boxes' crops
         and probabilities when already computed."""
-        from .crops import FEATURES, cell_crops
+        from .crops import FEATURES
 
         if cc is None:
-            cc = cell_crops(image, boxes, self.classifier.size)
+            cc = self.crops(image, boxes)
         if probs is None:
             probs = self.classifier.probabilities_of(cc.crops, cc.features)
         top = [classes.NAMES[k] for k in np.argmax(probs, axis=1)] if len(boxes) else []
@@ -254,12 +276,14 @@ class Karyotyper:
                 if b.score is None or b.score >= min_score]
 
     def __repr__(self) -> str:
-        return (f"Karyotyper({self.detector!r}, {self.classifier!r}, joint={self.joint}, prior={self.prior.name!r}"
+        return (f"Karyotyper({self.detector!r}, {self.classifier!r}, joint={self.joint}, prior={self.prior.name!r}, "
+                f"input={self.input!r}"
                 + (f", second_look={self.second_look!r}" if self.second_look is not None else "") + ")")
 
 
 def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None, prior=None,
-               second_look: str | Path | None = None, default: bool = False):
+               second_look: str | Path | None = None, default: bool = False, input: str | None = None,
+               separator=None):
     """The model object of an export dir (``--model`` / ``--classifier``; a :class:`karyotf.find.ChromosomeFinder`):
     its :class:`karyotf.detect.Detector` (``use``: which export it loads), or, with ``classifier`` (an exported
     classifier), a :class:`Karyotyper` whose classifier names what the detector finds; without ``model`` (then
@@ -267,7 +291,11 @@ def open_model(model: str | Path | None, use: str = "auto", classifier: str | Pa
     with ``prior``), else None.  ``prior``: the joint labelling's karyotype prior (a preset's name);
     ``second_look``: an exported second look that weighs each candidate box (with ``classifier`` only).  A detector alone must name what it finds
     (:func:`karyotf.karyogram.build.check_names`).  What ``karyotf karyogram``, ``karyotf case`` and ``karyotf
-    eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`."""
+    eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`.
+    ``input`` / ``separator``: what the classifier reads (:class:`Karyotyper`; None: the default)."""
+    kw = {"input": input} if input is not None else {}
+    if separator is not None:
+        kw["separator"] = separator
     from ..karyogram.build import check_names
 
     if model is None:
@@ -276,12 +304,12 @@ def open_model(model: str | Path | None, use: str = "auto", classifier: str | Pa
         if second_look is not None:
             raise KaryogramError("--second-look weighs the candidates of a model: give --model EXPORT_DIR and "
                                  "--classifier with it")
-        return Karyotyper.default(prior=prior) if default else None
+        return Karyotyper.default(prior=prior, **kw) if default else None
     from ..detect import Detector
 
     detector = Detector(model, use=use)
     if classifier is not None:  # the detector finds, the classifier names
-        return Karyotyper(detector, classifier, prior=prior, second_look=second_look)
+        return Karyotyper(detector, classifier, prior=prior, second_look=second_look, **kw)
     if second_look is not None:
         raise KaryogramError("--second-look weighs the candidates a classifier then names: give --classifier with it")
     check_names(detector)
