@@ -224,6 +224,14 @@ def classifier_rows(records, separator, classifier, limit=None):
     return out
 
 
+def _pair():
+    """What the shipped pair held when measured: when it was packed and its parts."""
+    from karyotf.models import DEFAULT_DIR, read_manifest
+
+    m = read_manifest(DEFAULT_DIR)
+    return {"packed_at": m.get("packed_at"), "parts": [k for k in ("detector", "classifier", "second_look") if m.get(k)]}
+
+
 def detected_rows(records, limit):
     """The shipped pair (``Karyotyper.default()``) on the first ``limit`` test cells, its classifier reading box
     crops and separated cut-outs: the count call against the annotation's, and the label of each truth chromosome
@@ -255,7 +263,7 @@ def detected_rows(records, limit):
                 if best is not None and t.iou(best) >= 0.5:
                     rows[k]["label_right"].append(best.name == t.name)
                     rows[k]["crowded"].append(c)
-    out = {"cells": min(limit, len(rows["box"]["call_right"])), "rows": {}}
+    out = {"cells": min(limit, len(rows["box"]["call_right"])), "pair": _pair(), "rows": {}}
     for k, r in rows.items():
         lab, cr = np.array(r["label_right"]), np.array(r["crowded"], bool)
         out["rows"][k] = {"call_right": round(float(np.mean(r["call_right"])), 4),
@@ -377,7 +385,8 @@ def detected_markdown(d):
     names = {"box": "box crops", "separated": "separated cut-outs (the default)"}
     lines = ["## The shipped pair reading box crops or separated cut-outs (detected boxes)", "",
              f"`Karyotyper.default(input=...)` on the first {d['cells']} real **test** cells (the shipped pair as "
-             "it stands, its candidates and joint labelling unchanged; only the classifier's input differs): the count call equal to the "
+             f"packed {d['pair']['packed_at']}: {' + '.join(d['pair']['parts'])}; its candidates and joint labelling "
+             "unchanged; only the classifier's input differs): the count call equal to the "
              "annotation's, and the label of each truth chromosome that a counted box matches (IoU >= 0.5). A check "
              "that the default holds on detected boxes (duplicates and fragments among the candidates), not a "
              "choice made on test.", "",

@@ -171,3 +171,26 @@ def test_browser_masks_and_a_split_line(one_cell, tmp_path):
     assert json.loads((one_cell / FIRST / "reviewed" / "detections.json").read_text())["detections"][i]["box"] == \
         pytest.approx(target)
     assert 0 < rec["areas"][str(i)]["after"] < rec["areas"][str(i)]["before"]
+
+
+@pytest.mark.slow  # the U-Net separates a 47-chromosome cell three times (about 20 s on a loaded machine)
+def test_a_separated_cell_is_reviewed_with_its_own_separation_model(tmp_path):
+    """A cell built with --separate records its model in detections.json; the review's masks and its rebuilt
+    karyogram use that model (not the classical cut-out), and say so."""
+    from karyotf.karyogram.build import from_annotation
+    from karyotf.paths import SAMPLE_DIR, SEPARATE_DIR
+
+    from_annotation(SAMPLE_DIR / "annotations" / f"{FIRST}.xml", tmp_path / FIRST, separate=SEPARATE_DIR)
+    det = json.loads((tmp_path / FIRST / "detections.json").read_text())
+    assert det["params"]["separate"] == str(Path(SEPARATE_DIR).resolve())
+    folder = ReviewFolder(tmp_path, reviewer="sep")
+    cell = folder.load(FIRST)
+    masks = folder.masks(FIRST, {"boxes": boxes_of(cell)})
+    assert masks["separate"] == det["params"]["separate"]
+    assert sum(m["method"] == "unet" for m in masks["masks"]) > 30
+    out = folder.accept(FIRST, {"version": cell["version"], "boxes": boxes_of(cell)})
+    rebuilt = json.loads((tmp_path / FIRST / "reviewed" / "detections.json").read_text())
+    assert rebuilt["params"]["separate"] == det["params"]["separate"] and out["review"]["changes"]["split"] == []
+    rep = json.loads((tmp_path / FIRST / "reviewed" / "report.json").read_text())
+    assert any(f["code"] == "separation_uncertain" for f in rep["flags"]) == any(
+        f["code"] == "separation_uncertain" for f in json.loads((tmp_path / FIRST / "report.json").read_text())["flags"])
