@@ -168,7 +168,7 @@ CROWDED = 0.1
 """A chromosome is crowded when its truth box has a box IoU above this with some neighbour's truth box."""
 
 
-def classifier_rows(records, separator, classifier, limit=None):
+def classifier_rows(records, separator, classifier, limit=None, split="test"):
     from tqdm import tqdm
 
     from karyotf import classes, images
@@ -185,7 +185,7 @@ def classifier_rows(records, separator, classifier, limit=None):
     hits = {k: {"top1": [], "joint": []} for k in inputs}
     crowded, methods, cells = [], {}, 0
     t0 = time.perf_counter()
-    for k, (data, ann) in enumerate(tqdm(read_examples(records, "test"), desc="cells", unit="cell",
+    for k, (data, ann) in enumerate(tqdm(read_examples(records, split), desc="cells", unit="cell",
                                          total=limit)):
         if limit is not None and k >= limit:
             break
@@ -208,6 +208,7 @@ def classifier_rows(records, separator, classifier, limit=None):
             hits[name]["joint"] += list(np.array([classes.NAMES.index(n) for n in j.labels]) == truth)
     crowded = np.array(crowded, bool)
     out = {"classifier": str(classifier), "views": clf.views, "prior": PRIOR, "cells": cells, "limit": limit,
+           "split": split,
            "crowded_iou": CROWDED, "separated_methods": methods, "seconds": round(time.perf_counter() - t0, 1),
            "rows": {}}
     for name in inputs:
@@ -284,6 +285,9 @@ def main(argv=None):
     ap.add_argument("--classifier", type=Path, help="a classifier export trained on the records' train split: adds "
                     "its top-1 on crowded chromosomes from box crops and from cut-outs")
     ap.add_argument("--cells", type=int, help="the first N test cells for the classifier rows (default: all)")
+    ap.add_argument("--split", default="test", choices=("test", "val"),
+                    help="the classifier rows' split: test for the rows, val to check the choice of the input "
+                         "where choices are made (kept beside the test rows as `classifier_val`)")
     ap.add_argument("--detected", type=int, default=0, metavar="N",
                     help="also the shipped pair on the first N test cells, box crops against separated cut-outs")
     ap.add_argument("--only", choices=("classifier", "detected"), help="run only this section; the rest of "
@@ -300,7 +304,8 @@ def main(argv=None):
         if args.classifier is None:
             ap.error("--only classifier needs --classifier DIR")
         res = json.loads((args.out / "separate.json").read_text())
-        res["classifier"] = classifier_rows(args.records, separator, args.classifier, args.cells)
+        key = "classifier" if args.split == "test" else f"classifier_{args.split}"
+        res[key] = classifier_rows(args.records, separator, args.classifier, args.cells, args.split)
         _write(args.out, res)
         return
     if args.only == "detected":
@@ -375,6 +380,17 @@ def markdown(res):
               f"and the separator's mask (right); red titles with `?` are flagged `separation_uncertain` "
               f"({c['flagged']} of {c['chromosomes']}). Masks used: {c['methods_after']}.", ""]
     lines += classifier_markdown(res.get("classifier"))
+    if res.get("classifier_val"):  # the same rows on val, where the choice of the input is made
+        v = res["classifier_val"]
+        lines += [f"The choice checked on the **val** split ({v['cells']} cells, truth boxes; the same classifier):",
+                  "", "| input | crowded top-1 | crowded joint | not crowded top-1 | all top-1 | all joint |",
+                  "|---|---|---|---|---|---|"]
+        for k in ("box", "separated", "cutout"):
+            x = v["rows"][k]
+            lines.append(f"| {k} | {x['crowded']['top1']:.3f} (n {x['crowded']['n']}) | "
+                         f"{x['crowded']['joint_top1']:.3f} | {x['not_crowded']['top1']:.3f} | {x['all']['top1']:.3f} "
+                         f"| {x['all']['joint_top1']:.3f} |")
+        lines.append("")
     lines += detected_markdown(res.get("detected"))
     return "\n".join(lines)
 
