@@ -13,11 +13,15 @@ every sitting is added up in ``WORK/recipe.json``.
 2. ``karyotf records`` (split by case, seed 0, 80/10/10): train for training, val for every choice (the score
    calibration, the classifier's best epoch), test for the bench rows.
 3. ``karyotf config ssd --agnostic`` + ``karyotf train ssd`` + ``karyotf export``: the finder.
+   A later sitting with more ``--steps`` trains on from the newest checkpoint and exports anew.
 4. ``karyotf classifier train`` + ``export``: the namer.
 5. ``karyotf eval ... --tune-min-score``: P(chromosome | score) fitted on val, stored with the detector's export.
-6. End-to-end rows on val and on test of the records (the model finds, the classifier names, the joint labelling
-   counts, as ``karyotf karyogram`` does): ``bench/results/default_model.md`` / ``.json``.
-7. ``--pack``: copy the pair into the package with its model card and sha256 manifest (:func:`karyotf.models.pack`).
+6. ``karyotf second-look train`` + ``export``: P(whole single chromosome) of each candidate box of this detector,
+   trained on the train cells' candidates (issue 23); the joint labelling weighs the boxes with it.
+7. End-to-end rows on val and on test of the records (the model finds, the second look and the classifier weigh
+   and name, the joint labelling counts, as ``karyotf karyogram`` does): ``bench/results/default_model.md`` / ``.json``.
+8. ``--pack``: copy the three models into the package with the model card and sha256 manifest
+   (:func:`karyotf.models.pack`).
 """
 from __future__ import annotations
 
@@ -36,14 +40,20 @@ sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RECIPE = {"model": "ssd", "agnostic": True, "image_size": 512, "batch": 8, "learning_rate": 0.04,
-          "augment": "hflip,vflip,rot90", "steps": 1800, "classifier_epochs": 6, "classifier_width": 16,
-          "classifier_size": 64, "seed": 0, "split": "0.8,0.1,0.1"}
+          "augment": "hflip,vflip,rot90", "steps": 3400, "classifier_epochs": 6, "classifier_width": 16,
+          "classifier_size": 64, "second_look_epochs": 6, "second_look_cells": 0, "seed": 0,
+          "split": "0.8,0.1,0.1"}
 """The recipe.  Detector: the class-agnostic SSD MobileNet v2 template at 512 px, batch 8, peak learning rate 0.04
 from scratch (measured in ``bench/results/quality.md``: from scratch 0.0002 learns nothing in a CPU budget, and the
 agnostic detector + classifier beat the 24-class detector); steps: what one session's CPU allowed beside other
-work (the first sitting was set to 2,800 and cut to 1,800 at step 700, ``pipelines.update_steps``, when the
-machine slowed to 3.4 s a step).  Classifier: the
-default network (16-128 filters, 64 px crops, cell context; ``bench/results/classifier.md`` row ``w16``)."""
+work, in sittings: the first was set to 2,800 and cut to 1,800 at step 700 (``pipelines.update_steps``) when the
+machine slowed to 3.4 s a step; a later one resumed from step 1,800 to 3,400 (``--steps 3400``: the cosine schedule
+is stretched to the new total, so the learning rate rose from ~0 back to 0.015 at step 1,800, a warm restart, and
+decayed again).  The rows of the pair as first shipped (1,800 steps, no second look) are kept in
+``default_model.json`` under ``previous`` and printed beside the new ones.  Classifier: the default network (16-128 filters, 64 px crops, cell context;
+``bench/results/classifier.md`` row ``w16``).  Second look: the default network on the candidates of all the
+train cells (``second_look_cells`` 0), trained anew for every detector checkpoint exported, its epoch chosen by
+val log loss."""
 
 
 def cpu_children() -> float:
@@ -87,8 +97,24 @@ def data_view(cil_train: Path, out: Path) -> dict:
     return {"cells": kept, "left_out_sample_cases_or_no_xml": dropped}
 
 
-def end_to_end_row(detector: Path, classifier: Path, records: Path, split: str) -> dict:
-    """The shipped pipeline on one split of the records (as ``karyotf karyogram`` counts and calls)."""
+def exported_step(export: Path) -> int | None:
+    """The training step of the checkpoint an export was made from (None: no export)."""
+    info = export / "karyotf.json"
+    return json.loads(info.read_text()).get("checkpoint_step") if info.is_file() else None
+
+
+def trained_step(run: Path) -> int | None:
+    """The step of a run's newest checkpoint (None: none)."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(run))
+    return int(latest.rsplit("-", 1)[1]) if latest else None
+
+
+def end_to_end_row(detector: Path, classifier: Path, records: Path, split: str,
+                   second_look: Path | None = None) -> dict:
+    """The shipped pipeline on one split of the records (as ``karyotf karyogram`` counts and calls; with the
+    second look when given)."""
     from quality import call_summary, end_to_end
 
     from karyotf.evaluate import evaluate_detections
@@ -98,7 +124,8 @@ def end_to_end_row(detector: Path, classifier: Path, records: Path, split: str) 
     # the boxes counted are those the joint labelling kept above the calibration's candidate floor; the detections
     # also hold the boxes below it (for the PR curve), which the thresholded metrics must not count
     floor = calibration.of(rundir.read_info(detector)).floor
-    truth, detections, seconds, cells = end_to_end(detector, records, classifier, None, split=split)
+    truth, detections, seconds, cells = end_to_end(detector, records, classifier, None, split=split,
+                                                   second_look=second_look)
     report = evaluate_detections(truth, detections, score_threshold=floor, model="default", split=split,
                                  source=detector, records_dir=records, seconds_per_image=seconds)
     imgs = report.metrics.found.images
@@ -145,8 +172,10 @@ def markdown(state: dict) -> str:
              "normal / abnormal | normal called abnormal | review-flagged: normal / abnormal | abnormal right or "
              "review-flagged | wrong calls without a review flag | s per cell |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for split in ("val", "test"):
-        r = rows.get(split)
+    labelled = [(split, rows.get(split)) for split in ("val", "test")]
+    for label, old in state.get("previous", {}).items():  # the rows of earlier recipes, on the same cells
+        labelled += [(f"{split}, {label}", old.get(split)) for split in ("val", "test")]
+    for split, r in labelled:
         if not r:
             continue
         f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -166,14 +195,20 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "default_model")
     p.add_argument("--steps", type=int, default=RECIPE["steps"])
     p.add_argument("--classifier-epochs", type=int, default=RECIPE["classifier_epochs"])
+    p.add_argument("--second-look-epochs", type=int, default=RECIPE["second_look_epochs"])
+    p.add_argument("--second-look-cells", type=int, default=RECIPE["second_look_cells"],
+                   help="the second look trains on the candidates of the first N train cells (0: all)")
     p.add_argument("--pack", action="store_true", help="copy the pair into karyotf/data/models/default")
+    p.add_argument("--models-only", action="store_true",
+                   help="train, export and calibrate the models, then stop before the rows (rows and pack later)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "default_model.md")
     args = p.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     state_path = work / "recipe.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    state["recipe"] = {**RECIPE, "steps": args.steps, "classifier_epochs": args.classifier_epochs}
+    state["recipe"] = {**RECIPE, "steps": args.steps, "classifier_epochs": args.classifier_epochs,
+                       "second_look_epochs": args.second_look_epochs, "second_look_cells": args.second_look_cells}
     cpu = state.setdefault("cpu_seconds", {})
 
     def step(name, fn):
@@ -196,8 +231,8 @@ def main() -> None:
                 "--batch", RECIPE["batch"], "--image-size", RECIPE["image_size"],
                 "--learning-rate", RECIPE["learning_rate"], "--augment", RECIPE["augment"])
     step("train_detector", lambda: karyotf("train", "ssd", "--model-dir", run, "--steps", args.steps))
-    if not (exp / "saved_model").is_dir():
-        step("export_detector", lambda: karyotf("export", "ssd", "--model-dir", run, "--out", exp))
+    if exported_step(exp) != trained_step(run):  # none yet, or trained on since (a later sitting): export anew,
+        step("export_detector", lambda: karyotf("export", "ssd", "--model-dir", run, "--out", exp))  # calibrate anew
     step("train_classifier", lambda: karyotf("classifier", "train", records, "--out", crun,
                                              "--epochs", args.classifier_epochs, "--width",
                                              RECIPE["classifier_width"], "--size", RECIPE["classifier_size"]))
@@ -208,9 +243,26 @@ def main() -> None:
         from karyotf.scorefloor import tune_min_score  # evaluation pass over val (the rows below hold val)
 
         step("calibrate", lambda: print(tune_min_score(exp, records, split="val").text(), flush=True))
+    # the second look, on the candidates of this detector (its run is tied to the detector's checkpoint: a new
+    # checkpoint means new candidates, so a run dir of its own)
+    lrun = work / "runs" / f"second_look_{exported_step(exp)}"
+    lexp = work / "exported" / "second_look"
+    if json.loads((lexp / "karyotf.json").read_text()).get("detector_step") != exported_step(exp) \
+            if (lexp / "karyotf.json").is_file() else True:
+        step("train_second_look", lambda: karyotf("second-look", "train", "--detector", exp, "--records", records,
+                                                  "--out", lrun, "--epochs", args.second_look_epochs,
+                                                  *(["--limit", args.second_look_cells] if args.second_look_cells
+                                                    else [])))
+        step("export_second_look", lambda: karyotf("second-look", "export", lrun, "--out", lexp))
+        info = json.loads((lexp / "karyotf.json").read_text())
+        info["detector_step"] = exported_step(exp)
+        (lexp / "karyotf.json").write_text(json.dumps(info, indent=2) + "\n")
+    if args.models_only:
+        print(f"models ready in {work / 'exported'}; rerun without --models-only for the rows")
+        return
     rows = state.setdefault("rows", {})
     for split in ("val", "test"):
-        rows[split] = step(f"rows_{split}", lambda s=split: end_to_end_row(exp, cexp, records, s))
+        rows[split] = step(f"rows_{split}", lambda s=split: end_to_end_row(exp, cexp, records, s, lexp))
         state_path.write_text(json.dumps(state, indent=2, default=str) + "\n")
     from karyotf.io import atomic_write_json, atomic_write_text
 
@@ -224,8 +276,8 @@ def main() -> None:
 
         numbers = {k: round(rows["val"][k], 3) for k in ("agnostic_f1", "f1", "call_right_normal")
                    if rows.get("val", {}).get(k) is not None}
-        pack(exp, cexp, card_text=card_text(state), meta={"numbers": {f"val {k}": v for k, v in numbers.items()},
-                                                           "recipe": state["recipe"]})
+        pack(exp, cexp, card_text=card_text(state), second_look=lexp,
+             meta={"numbers": {f"val {k}": v for k, v in numbers.items()}, "recipe": state["recipe"]})
         print("packed into karyotf/data/models/default")
 
 

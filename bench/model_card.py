@@ -14,7 +14,7 @@ def card_text(state: dict) -> str:
     all_cpu = sum(cpu.values()) / 60
     lines = [
         "# Model card: karyotf's default model pair", "",
-        "Two models that work together, shipped inside the package and used whenever no `--model` is given "
+        "Three models that work together, shipped inside the package and used whenever no `--model` is given "
         "(`karyotf karyogram CELL.jpg`, `karyotf.Karyotyper.default().call(image)`):", "",
         f"- **detector/**: a class-agnostic SSD MobileNet v2 (TF OD API, `ssd_mobilenet_v2_keras`, "
         f"{r.get('image_size')}x{r.get('image_size')} px input) that finds chromosomes, trained from scratch for "
@@ -24,7 +24,13 @@ def card_text(state: dict) -> str:
         f"- **classifier/**: karyotf's chromosome classifier ({r.get('classifier_width')}-"
         f"{8 * int(r.get('classifier_width') or 16)} filters, {r.get('classifier_size')} px crops, the whole cell "
         f"as context), {r.get('classifier_epochs')} epochs, the weights of its best val epoch; it names each box, "
-        "and the joint labelling weighs the whole cell against a karyotype prior that never forces pairs.", "",
+        "and the joint labelling weighs the whole cell against a karyotype prior that never forces pairs.",
+        f"- **second_look/**: the second look (issue 23): for each candidate box of the detector, from its crop, "
+        f"its geometry among the other boxes and the cell, P(one whole chromosome) against fragment / two "
+        f"chromosomes / duplicate box / background; trained on this detector's own candidates over the train "
+        f"cells ({'all' if not r.get('second_look_cells') else 'the first ' + str(r.get('second_look_cells'))}), "
+        f"{r.get('second_look_epochs')} epochs, its best val epoch. The joint labelling counts a box by this "
+        "probability (the detector's calibration is the fallback when it is switched off).", "",
         "## Data and licence", "",
         "CIL:54816, the Cell Image Library dataset \"24 chromosomes object\" (doi:10.7295/W9CIL54816): G-banded "
         "metaphases of cultured amniotic fluid cells, Taichung Veterans General Hospital, one Pascal VOC box per "
@@ -57,6 +63,15 @@ def card_text(state: dict) -> str:
                          f"({x['normal_cells']} / {x['abnormal_cells']} cells) | {_f(x['normal_called_abnormal'])} "
                          f"| {_f(x['normal_review_flagged'])} / {_f(x['abnormal_review_flagged'])} | "
                          f"{_f(x['wrong_without_review'])} | {_f(x['seconds_per_cell'], 2)} |")
+    for label, old in state.get("previous", {}).items():
+        for split in ("val", "test"):
+            x = old.get(split)
+            if x:
+                lines.append(f"| {split}, {label} | {x['cells']} | {_f(x['f1'])} | {_f(x['agnostic_f1'])} | "
+                             f"{_f(x['count_exact'])} | {_f(x['call_right_normal'])} / "
+                             f"{_f(x['call_right_abnormal'])} | {_f(x['normal_called_abnormal'])} | "
+                             f"{_f(x['normal_review_flagged'])} / {_f(x['abnormal_review_flagged'])} | "
+                             f"{_f(x['wrong_without_review'])} | {_f(x['seconds_per_cell'], 2)} |")
     lines += [
         "", "The test rows are held-out cases of the training cells (never trained on, never used for a choice). ",
         "", "## Intended use and limits", "",

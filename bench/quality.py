@@ -79,12 +79,13 @@ def count_call_agreement(truth, detections, karyotypes: Path, min_score: float) 
 
 
 def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: float | None, choose: bool = True,
-               split: str = "test"):
+               split: str = "test", second_look: Path | None = None):
     """The model finds, the classifier names (joint labelling), as ``karyotf karyogram --classifier`` does, on
     every cell of ``split`` (test): (truth, detections, seconds per cell, per-cell calls); ``min_score`` None: the
     karyogram's own floor (the calibration's candidate floor).  The detections are the boxes the
     karyogram counts (kept after the class-agnostic NMS, named jointly) plus those scoring below ``min_score``
-    (named by top-1; below the metrics' threshold, they only feed the PR curve): NMS duplicates are left out."""
+    (named by top-1; below the metrics' threshold, they only feed the PR curve): NMS duplicates are left out.
+    ``second_look``: an exported second look that decides with the classifier which candidates count."""
     from karyotf import images
     from karyotf.classify.evaluate import CELL_FLAGS
     from karyotf.classify.karyotyper import Karyotyper
@@ -94,7 +95,7 @@ def end_to_end(model_dir: Path, records: Path, classifier: Path, min_score: floa
     from karyotf.karyogram.defaults import NMS_IOU
     from karyotf.records import read_examples
 
-    k = Karyotyper(Detector(resolve_export(model_dir)), classifier, choose=choose)
+    k = Karyotyper(Detector(resolve_export(model_dir)), classifier, choose=choose, second_look=second_look)
     truth, detections, cells, times = [], [], [], []
     for data, ann in read_examples(records, split):
         image = images.load(data)

@@ -86,6 +86,12 @@ LOW_SCORE = _d("LOW_SCORE", 0.5, "a detection scoring below this is a low-confid
 PRIOR = _d("PRIOR", "prenatal", "karyotype prior of the joint labelling: `prenatal`, `postnatal` or `oncology` (how "
            "common each aneuploidy is among the cells the lab sees; `karyotf/classify/joint.py`)",
            "`karyogram --prior`, `eval --prior`, `classifier eval --prior`, `Karyotyper(prior=)`, `joint_labels(prior=)`")
+CLASSIFIER_INPUT = _d("CLASSIFIER_INPUT", "separated",
+                      "what the classifier reads of each chromosome a detector finds: `separated` (its box window with "
+                      "every pixel outside its separated mask white, `karyotf.separate`) or `box` (the plain box crop "
+                      "it was trained on); chosen in bench/results/separate.md",
+                      "`karyogram --classifier-input`, `Karyotyper(input=)`")
+CLASSIFIER_INPUTS = ("separated", "box")
 PRIOR_PRESETS = ("prenatal", "postnatal", "oncology")
 """The names of the shipped priors (:data:`karyotf.classify.joint.PRESETS`), for the CLI's choices."""
 

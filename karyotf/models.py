@@ -2,15 +2,17 @@
 
 karyotf installs with a default pair (``karyotf/data/models/default/``): a class-agnostic SSD MobileNet v2 that finds
 chromosomes (with its P(chromosome | score) calibration fitted on val) and the chromosome classifier that names them,
-both trained by ``bench/default_model.py`` on the CIL:54816 training cells (CC BY 3.0, see the model card).  Every
+with, when packed with one, the second look that asks each candidate box whether it is one whole chromosome
+(:mod:`karyotf.classify.second_look`), all trained by ``bench/default_model.py`` on the CIL:54816 training cells
+(CC BY 3.0, see the model card).  Every
 command that needs a model takes it when no ``--model`` is given, and the Python API has one call for it::
 
     import karyotf
     call = karyotf.Karyotyper.default().call("metaphase.jpg")
     print(call.text, call.review_codes)
 
-The folder holds ``detector/`` (SavedModel, label map, ``karyotf.json``), ``classifier/`` (the same for the
-classifier), :data:`CARD` and :data:`MANIFEST`: every file's sha256 and size, checked each time the pair is loaded,
+The folder holds ``detector/`` (frozen graph, label map, ``karyotf.json``), ``classifier/`` (SavedModel, label map,
+``karyotf.json``), ``second_look/`` (SavedModel, ``karyotf.json``; optional), :data:`CARD` and :data:`MANIFEST`: every file's sha256 and size, checked each time the pair is loaded,
 so a damaged or changed file is named in a :class:`ModelError` rather than giving wrong calls.
 
 :func:`pack` writes such a folder from two export dirs (the recipe script calls it); :func:`list_models` is what
@@ -33,16 +35,17 @@ DEFAULT_DIR = DATA_DIR / "models" / "default"
 """The shipped default pair (installed with the package: ``package_data`` takes ``data/**``)."""
 MANIFEST = "manifest.json"
 CARD = "MODEL_CARD.md"
-DETECTOR, CLASSIFIER = "detector", "classifier"
+DETECTOR, CLASSIFIER, SECOND_LOOK = "detector", "classifier", "second_look"
 SCHEMA = 1
 SHIPPED = {
     DETECTOR: ("frozen_inference_graph.pb", "label_map.pbtxt", "karyotf.json", "pipeline.config"),
     CLASSIFIER: ("saved_model", "label_map.pbtxt", "karyotf.json"),
+    SECOND_LOOK: ("saved_model", "karyotf.json"),
 }
 """What :func:`pack` copies of each export.  The detector ships as its frozen graph: measured on the SSD of the
 default pair, 19 MB against 21 MB for its SavedModel, loaded in 11 s against 29 s on a loaded 2-core machine, the
 same boxes and speed per image (the Detector runs either); its checkpoint and eval reports stay behind.  The
-classifier ships as its SavedModel (1.8 MB)."""
+classifier ships as its SavedModel (1.8 MB), the second look as its SavedModel (0.9 MB)."""
 MAX_MB = 25.0
 """The budget of the shipped pair in git (:func:`pack` refuses a larger one)."""
 
@@ -82,14 +85,22 @@ def verify(directory: str | Path = DEFAULT_DIR) -> dict:
     return manifest
 
 
-def default_pair(directory: str | Path = DEFAULT_DIR, check: bool = True) -> tuple[Path, Path]:
+def default_pair(directory: str | Path | None = None, check: bool = True) -> tuple[Path, Path]:
     """``(detector export dir, classifier export dir)`` of the shipped pair, its files checked (``check``)."""
-    directory = Path(directory)
-    if check:
-        verify(directory)
-    else:
-        read_manifest(directory)
-    return directory / DETECTOR, directory / CLASSIFIER
+    parts = default_parts(directory, check=check)
+    return parts[DETECTOR], parts[CLASSIFIER]
+
+
+def default_parts(directory: str | Path | None = None, check: bool = True) -> dict[str, Path]:
+    """The export dirs of the shipped models by part (:data:`DETECTOR`, :data:`CLASSIFIER` and, when the pair was
+    packed with one, :data:`SECOND_LOOK`), every file checked against the manifest (``check``); ``directory``
+    defaults to :data:`DEFAULT_DIR` (read at call time)."""
+    directory = Path(DEFAULT_DIR if directory is None else directory)
+    manifest = verify(directory) if check else read_manifest(directory)
+    parts = {DETECTOR: directory / DETECTOR, CLASSIFIER: directory / CLASSIFIER}
+    if manifest.get(SECOND_LOOK):
+        parts[SECOND_LOOK] = directory / manifest[SECOND_LOOK]
+    return parts
 
 
 def card(directory: str | Path = DEFAULT_DIR) -> str:
@@ -98,16 +109,20 @@ def card(directory: str | Path = DEFAULT_DIR) -> str:
 
 
 def pack(detector: str | Path, classifier: str | Path, out_dir: str | Path = DEFAULT_DIR, card_text: str = "",
-         meta: dict | None = None, max_mb: float = MAX_MB) -> Path:
-    """Copy what the two exports need into ``out_dir`` with a model card and a sha256 manifest (atomically).
+         meta: dict | None = None, max_mb: float = MAX_MB, second_look: str | Path | None = None) -> Path:
+    """Copy what the exports need into ``out_dir`` with a model card and a sha256 manifest (atomically):
+    the detector, the classifier and, if given, the second look the joint labelling weighs the candidates with.
 
     Absolute paths in the exports' ``karyotf.json`` (the run dirs of the machine that trained them) are cut to
     their last part: they mean nothing on another machine."""
     detector, classifier, out_dir = Path(detector), Path(classifier), Path(out_dir)
+    sources = [(DETECTOR, detector), (CLASSIFIER, classifier)]
+    if second_look is not None:
+        sources.append((SECOND_LOOK, Path(second_look)))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        for part, src in ((DETECTOR, detector), (CLASSIFIER, classifier)):
+        for part, src in sources:
             for name in SHIPPED[part]:
                 s = src / name
                 if s.is_dir():
@@ -127,10 +142,12 @@ def pack(detector: str | Path, classifier: str | Path, out_dir: str | Path = DEF
                 files[p.relative_to(tmp).as_posix()] = {"sha256": sha256_of(p), "size": p.stat().st_size}
         total = sum(e["size"] for e in files.values()) / 1e6
         if total > max_mb:
-            raise ModelError(f"{detector} + {classifier}: {total:.1f} MB, over the {max_mb:g} MB budget of the "
-                             "shipped pair (fix: a smaller model or export format)")
+            raise ModelError(f"{' + '.join(str(s) for _, s in sources)}: {total:.1f} MB, over the {max_mb:g} MB "
+                             "budget of the shipped pair (fix: a smaller model or export format)")
         manifest = {"schema": SCHEMA, "packed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "megabytes": round(total, 2),
-                    "detector": DETECTOR, "classifier": CLASSIFIER, "card": CARD, "files": files, **(meta or {})}
+                    "detector": DETECTOR, "classifier": CLASSIFIER,
+                    **({SECOND_LOOK: SECOND_LOOK} if second_look is not None else {}),
+                    "card": CARD, "files": files, **(meta or {})}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         from .io import replace_dir
 
@@ -179,6 +196,8 @@ def list_models(exported: str | Path | None = None, default_dir: str | Path = DE
         entry = ModelEntry("default", default_dir, "detector + classifier (shipped)", default=True)
         try:
             manifest = verify(default_dir)
+            if manifest.get(SECOND_LOOK):
+                entry.kind = "detector + classifier + second look (shipped)"
             entry.numbers = dict(manifest.get("numbers", {}))
             entry.numbers.setdefault("MB", manifest.get("megabytes"))
         except ModelError as exc:

@@ -335,7 +335,7 @@ class _SecondLook:
         return np.array([self.sure.get((b.xmin, b.ymin), 0.9995) for b in boxes])
 
 
-def _planted_crops(image, boxes, size=16, reference=None):
+def _planted_crops(image, boxes, size=16, reference=None, cutouts=None):
     from karyotf.classify.crops import CellCrops
 
     crops = np.zeros((len(boxes), size, size), np.uint8)

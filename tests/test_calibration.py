@@ -63,7 +63,7 @@ class _Classifier:
         return p
 
 
-def _planted_crops(image, boxes, size=16, reference=None):
+def _planted_crops(image, boxes, size=16, reference=None, cutouts=None):
     from karyotf.classify.crops import CellCrops
 
     crops = np.zeros((len(boxes), size, size), np.uint8)

@@ -41,6 +41,23 @@ def test_pack_writes_every_file_with_its_sha256_and_cuts_machine_paths(packed):
     assert not list(packed.parent.glob(".pair.tmp-*"))
 
 
+def test_pack_with_a_second_look_ships_it_checked_and_found(tmp_path, packed):
+    assert models.SECOND_LOOK not in models.default_parts(packed)  # packed without one: not there, no error
+    det, cls = tmp_path / "det", tmp_path / "cls"
+    look = _fake_export(tmp_path / "look", "second_look")
+    three = models.pack(det, cls, tmp_path / "three", card_text="# card\n", second_look=look)
+    parts = models.default_parts(three)
+    assert parts[models.SECOND_LOOK] == three / "second_look"
+    manifest = models.verify(three)
+    assert "second_look/saved_model/saved_model.pb" in manifest["files"]
+    assert "second_look/frozen_inference_graph.pb" not in manifest["files"]  # only what SHIPPED names
+    assert "second look" in models.list_models(exported=tmp_path / "none", default_dir=three)[0].kind
+    target = three / "second_look" / "saved_model" / "saved_model.pb"
+    target.write_bytes(target.read_bytes()[:-1])
+    with pytest.raises(ModelError, match="second_look/saved_model/saved_model.pb"):
+        models.default_parts(three)
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
 def test_a_damaged_file_is_named_in_the_error(packed, damage):
     target = packed / "classifier" / "saved_model" / "variables" / "variables.data-00000-of-00001"
@@ -122,7 +139,6 @@ def test_a_corrupted_default_stops_the_karyogram_with_the_file_named(tmp_path, m
     pb = copy / "classifier" / "saved_model" / "saved_model.pb"
     pb.write_bytes(pb.read_bytes() + b"x")
     monkeypatch.setattr(models, "DEFAULT_DIR", copy)
-    monkeypatch.setattr(models.default_pair, "__defaults__", (copy, True))
     assert main(["karyogram", str(sample_dir / "images" / "1055911.jpg"), "--out", str(tmp_path / "k")]) == 2
     err = capsys.readouterr().err
     assert str(pb) in err and "sha256" in err

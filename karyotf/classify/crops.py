@@ -57,8 +57,21 @@ def _otsu(g: np.ndarray) -> float:
     return float(t)
 
 
-def crop_box(g: np.ndarray, box: Box, size: int = SIZE) -> np.ndarray | None:
-    """The box of grey image ``g`` on a white square canvas, resized to ``size``; None if the box is too small."""
+def _window(cutout, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """A cut-out's mask over the cell window ``[y0:y1, x0:x1]`` (False where the mask does not reach)."""
+    out = np.zeros((y1 - y0, x1 - x0), bool)
+    cx0, cy0 = cutout.origin
+    h, w = cutout.mask.shape
+    sx0, sy0, sx1, sy1 = max(x0, cx0), max(y0, cy0), min(x1, cx0 + w), min(y1, cy0 + h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = cutout.mask[sy0 - cy0:sy1 - cy0, sx0 - cx0:sx1 - cx0]
+    return out
+
+
+def crop_box(g: np.ndarray, box: Box, size: int = SIZE, cutout=None) -> np.ndarray | None:
+    """The box of grey image ``g`` on a white square canvas, resized to ``size``; None if the box is too small.
+    ``cutout``: a :class:`karyotf.karyogram.cutout.Cutout` of this box: the pixels outside its mask are white (the
+    cut-out's background) before cropping."""
     h, w = g.shape[:2]
     bw, bh = box.xmax - box.xmin, box.ymax - box.ymin
     if min(bw, bh) < MIN_SIDE:
@@ -69,6 +82,8 @@ def crop_box(g: np.ndarray, box: Box, size: int = SIZE) -> np.ndarray | None:
     if x1 - x0 < 1 or y1 - y0 < 1:
         return None
     patch = g[y0:y1, x0:x1]
+    if cutout is not None:
+        patch = np.where(_window(cutout, x0, y0, x1, y1), patch, np.uint8(255)).astype(np.uint8)
     side = max(patch.shape)
     canvas = np.full((side, side), 255, np.uint8)
     oy, ox = (side - patch.shape[0]) // 2, (side - patch.shape[1]) // 2
@@ -78,12 +93,17 @@ def crop_box(g: np.ndarray, box: Box, size: int = SIZE) -> np.ndarray | None:
 
 
 def cell_crops(image: np.ndarray, boxes: Sequence[Box], size: int = SIZE,
-               reference: Sequence[int] | None = None) -> CellCrops:
+               reference: Sequence[int] | None = None, cutouts: Sequence | None = None) -> CellCrops:
     """Crops and measurements of every box of one cell (``image`` RGB or grey uint8, boxes in pixels).
 
     ``reference``: indices of the boxes whose medians the measurements are relative to (default: every box that
     could be cropped); a box that is not the cell's chromosome (a duplicate, a low-scoring one) is measured against
-    the cell's counted chromosomes, not against its own kind."""
+    the cell's counted chromosomes, not against its own kind.
+
+    ``cutouts``: one :class:`karyotf.karyogram.cutout.Cutout` a box (``cutouts[i]`` for ``boxes[i]``, e.g. a
+    :class:`karyotf.separate.separator.Separation`'s): each crop is then the same box window with every pixel
+    outside that chromosome's mask white, as its cut-out fills the background (a neighbour crossing the box is
+    gone).  The measurements stay the box's (what the classifier was trained on)."""
     g = grey(image)
     n = len(boxes)
     crops = np.full((n, size, size), 255, np.uint8)
@@ -96,8 +116,10 @@ def cell_crops(image: np.ndarray, boxes: Sequence[Box], size: int = SIZE,
     area = np.array([max(1e-3, b.area) for b in boxes])
     dark = np.zeros(n)
     fill = np.zeros(n)
+    if cutouts is not None and len(cutouts) != n:
+        raise ValueError(f"cell_crops: {len(cutouts)} cut-outs for {n} boxes (one a box, in the boxes' order)")
     for i, b in enumerate(boxes):
-        c = crop_box(g, b, size)
+        c = crop_box(g, b, size, None if cutouts is None else cutouts[i])
         if c is None:
             too_small.append(i)
             continue

@@ -15,8 +15,8 @@ Which boxes count, when the Karyotyper is given a second look (:mod:`karyotf.cla
 its own that looks at each candidate's crop, its geometry among the others and the cell, ``second_look=``): the
 joint labelling weighs each candidate by its P(whole single chromosome) from the second look, over the candidates
 the second look was trained on (its candidate floor and NMS), its logit shifted by ``count_shift`` (default
-:data:`karyotf.classify.joint.COUNT_LOGIT_SHIFT`, chosen on val: :func:`karyotf.classify.joint.count_evidence`).  Otherwise, when the detector's export carries a
-score calibration (``karyotf eval --tune-min-score`` fits it on val:
+:data:`karyotf.classify.joint.COUNT_LOGIT_SHIFT`, chosen on val: :func:`karyotf.classify.joint.count_evidence`).
+Otherwise, when the detector's export carries a score calibration (``karyotf eval --tune-min-score`` fits it on val:
 :mod:`karyotf.calibration`), the joint labelling also decides which kept boxes count: each gets its
 P(chromosome | score), and a duplicate, a fragment or a stray the karyotype prior finds implausible is left out
 (listed as ``left_out`` with its P, flagged when counting it is within the close-call likelihood ratio), while a weak
@@ -24,6 +24,13 @@ box that completes a pair is counted.  ``min_score`` then defaults to the calibr
 class-agnostic NMS runs at the IoU the calibration was fitted at (its probabilities hold for the boxes that NMS
 keeps), not at ``nms_iou``.  The counted boxes are then labelled jointly once more on their own, so every flag's
 chromosome numbers are those of the karyogram.
+
+What the classifier reads of each box (``input``, default :data:`karyotf.defaults.CLASSIFIER_INPUT`): ``separated``,
+the box window with every pixel outside the chromosome's own mask white (:mod:`karyotf.separate`: a neighbour
+crossing or touching the box is gone; the candidates are separated among themselves), or ``box``, the plain box
+crop it was trained on.  On the truth boxes of the CIL test cells the separated input is right more often on
+crowded chromosomes and as often on the others (``bench/results/separate.md``).  The boxes the count leaves
+aside (NMS-removed, below the floor) are named from box crops.
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ import numpy as np
 
 from .. import calibration, classes
 from ..annotations import Box
-from ..defaults import NMS_IOU
+from ..defaults import CLASSIFIER_INPUT, CLASSIFIER_INPUTS, NMS_IOU
 from ..errors import KaryogramError
 from ..find import Found, Removed, find
 from ..images import load
@@ -65,7 +72,10 @@ class Karyotyper:
     """Its boxes carry chromosome names (the classifier's)."""
 
     def __init__(self, detector, classifier, joint: bool = True, choose: bool = True, prior=None,
-                 second_look=None, count_shift: float | None = None, sex_log_lr: float | None = None):
+                 second_look=None, input: str = CLASSIFIER_INPUT, separator=None, count_shift: float | None = None,
+                 sex_log_lr: float | None = None):
+        if input not in CLASSIFIER_INPUTS:
+            raise KaryogramError(f"classifier input {input!r}: one of {', '.join(CLASSIFIER_INPUTS)}")
         if isinstance(detector, (str, Path)):
             from ..detect import Detector
 
@@ -86,19 +96,37 @@ class Karyotyper:
 
             second_look = SecondLook(second_look)
         self.second_look = second_look if joint and choose else None  # P(whole chromosome) of each candidate
+        self.input = input
+        self.separator = separator  # input "separated": a separation model (dir or Separator); None: the shipped one
         # the second look's P(whole chromosome) -> the P the labelling counts a box with (joint.count_evidence)
         self.count_shift = COUNT_LOGIT_SHIFT if count_shift is None else float(count_shift)
         # the uncertain-sex flag's likelihood ratio (joint.SEX_LOG_LR; 0: never)
         self.sex_log_lr = SEX_LOG_LR if sex_log_lr is None else float(sex_log_lr)
         self.last_seconds = None
 
-    @classmethod
-    def default(cls, **kw) -> "Karyotyper":
-        """The model pair shipped with karyotf (:mod:`karyotf.models`; every file's sha256 checked first)."""
-        from ..models import default_pair
+    def crops(self, arr: np.ndarray, boxes: Sequence[Box], reference=None):
+        """The classifier's input for ``boxes`` of one cell (:func:`karyotf.classify.crops.cell_crops`), as
+        :attr:`input` says: box crops, or each box's window with everything outside its separated mask white."""
+        from .crops import cell_crops
 
-        detector, classifier = default_pair()
-        return cls(detector, classifier, **kw)
+        cutouts = None
+        if self.input == "separated" and len(boxes):
+            from ..paths import SEPARATE_DIR
+            from ..separate.separator import load, separate
+
+            cutouts = separate(arr, boxes, load(self.separator or SEPARATE_DIR)).cutouts
+        return cell_crops(arr, boxes, self.classifier.size, reference=reference, cutouts=cutouts)
+
+    @classmethod
+    def default(cls, second_look: bool = True, **kw) -> "Karyotyper":
+        """The model pair shipped with karyotf (:mod:`karyotf.models`; every file's sha256 checked first), with its
+        second look when it ships one (``second_look=False``: the detector's calibrated score decides which boxes
+        count instead)."""
+        from ..models import CLASSIFIER, DETECTOR, SECOND_LOOK, default_parts
+
+        parts = default_parts()
+        return cls(parts[DETECTOR], parts[CLASSIFIER], second_look=parts.get(SECOND_LOOK) if second_look else None,
+                   **kw)
 
     @property
     def chooses(self) -> bool:
@@ -130,21 +158,19 @@ class Karyotyper:
         """(classifier probabilities (N, 24), P(chromosome) (N,), crops) of one cell's candidate boxes: P from the
         second look when there is one (its logit shifted by ``count_shift``:
         :func:`karyotf.classify.joint.count_evidence`), else from the detector's calibrated score."""
-        from .crops import cell_crops
-
         if self.second_look is not None:
             real = self.second_look.p_whole(arr, boxes)
         else:
             real = self.calibration([b.score if b.score is not None else 1.0 for b in boxes])
         likely = [i for i, r in enumerate(real) if r >= 0.5]  # measured against the likely chromosomes
-        cc = cell_crops(arr, boxes, self.classifier.size, reference=likely or None)
+        cc = self.crops(arr, boxes, reference=likely or None)
         if self.second_look is not None:   # the P the labelling counts a box with (joint.count_evidence)
             real = count_evidence(real, self.count_shift)
         return self.classifier.probabilities_of(cc.crops, cc.features), np.asarray(real, float), cc
 
     def describe(self) -> dict:
         return {**self.detector.describe(), "model": self.model_name, "classifier": str(self.classifier.path),
-                "prior": self.prior.name,
+                "prior": self.prior.name, "classifier_input": self.input,
                 **({"second_look": str(self.second_look.path)} if self.second_look is not None else {})}
 
     def name(self, image: np.ndarray, boxes: Sequence[Box]) -> tuple[list[str], list[dict], object]:
@@ -157,10 +183,10 @@ class Karyotyper:
         blank) or one holding no pixel darker than the cell's foreground threshold (no chromosome in it?).  Each
         stays in the count under the name it got, flagged ``unclassifiable``.  ``cc`` / ``probs``: the boxes' crops
         and probabilities when already computed."""
-        from .crops import FEATURES, cell_crops
+        from .crops import FEATURES
 
         if cc is None:
-            cc = cell_crops(image, boxes, self.classifier.size)
+            cc = self.crops(image, boxes)
         if probs is None:
             probs = self.classifier.probabilities_of(cc.crops, cc.features)
         top = [classes.NAMES[k] for k in np.argmax(probs, axis=1)] if len(boxes) else []
@@ -260,12 +286,14 @@ class Karyotyper:
                 if b.score is None or b.score >= min_score]
 
     def __repr__(self) -> str:
-        return (f"Karyotyper({self.detector!r}, {self.classifier!r}, joint={self.joint}, prior={self.prior.name!r}"
+        return (f"Karyotyper({self.detector!r}, {self.classifier!r}, joint={self.joint}, prior={self.prior.name!r}, "
+                f"input={self.input!r}"
                 + (f", second_look={self.second_look!r}" if self.second_look is not None else "") + ")")
 
 
 def open_model(model: str | Path | None, use: str = "auto", classifier: str | Path | None = None, prior=None,
-               second_look: str | Path | None = None, default: bool = False):
+               second_look: str | Path | None = None, default: bool = False, input: str | None = None,
+               separator=None):
     """The model object of an export dir (``--model`` / ``--classifier``; a :class:`karyotf.find.ChromosomeFinder`):
     its :class:`karyotf.detect.Detector` (``use``: which export it loads), or, with ``classifier`` (an exported
     classifier), a :class:`Karyotyper` whose classifier names what the detector finds; without ``model`` (then
@@ -273,7 +301,11 @@ def open_model(model: str | Path | None, use: str = "auto", classifier: str | Pa
     with ``prior``), else None.  ``prior``: the joint labelling's karyotype prior (a preset's name);
     ``second_look``: an exported second look that weighs each candidate box (with ``classifier`` only).  A detector alone must name what it finds
     (:func:`karyotf.karyogram.build.check_names`).  What ``karyotf karyogram``, ``karyotf case`` and ``karyotf
-    eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`."""
+    eval`` build and hand to :func:`karyotf.karyogram.karyograms` / :func:`karyotf.evaluate.evaluate`.
+    ``input`` / ``separator``: what the classifier reads (:class:`Karyotyper`; None: the default)."""
+    kw = {"input": input} if input is not None else {}
+    if separator is not None:
+        kw["separator"] = separator
     from ..karyogram.build import check_names
 
     if model is None:
@@ -282,12 +314,12 @@ def open_model(model: str | Path | None, use: str = "auto", classifier: str | Pa
         if second_look is not None:
             raise KaryogramError("--second-look weighs the candidates of a model: give --model EXPORT_DIR and "
                                  "--classifier with it")
-        return Karyotyper.default(prior=prior) if default else None
+        return Karyotyper.default(prior=prior, **kw) if default else None
     from ..detect import Detector
 
     detector = Detector(model, use=use)
     if classifier is not None:  # the detector finds, the classifier names
-        return Karyotyper(detector, classifier, prior=prior, second_look=second_look)
+        return Karyotyper(detector, classifier, prior=prior, second_look=second_look, **kw)
     if second_look is not None:
         raise KaryogramError("--second-look weighs the candidates a classifier then names: give --classifier with it")
     check_names(detector)

@@ -64,13 +64,15 @@ def _eval(args) -> int:
 
     if args.model == "default" and args.model_dir is None:  # the shipped pair: read-only, inside the package
         from ..errors import EvaluateError
-        from ..models import default_pair
+        from ..models import CLASSIFIER, DETECTOR, SECOND_LOOK, default_parts
 
         if args.tune_min_score:
             raise EvaluateError("--tune-min-score writes into the model's export: the shipped default pair is "
                                 "read-only (fix: evaluate your own export, `karyotf eval ssd --model-dir DIR`)")
-        detector, classifier = default_pair()
-        args.model_dir, args.classifier = detector, args.classifier or classifier
+        parts = default_parts()
+        args.model_dir, args.classifier = parts[DETECTOR], args.classifier or parts[CLASSIFIER]
+        if args.second_look is None and args.classifier == parts[CLASSIFIER]:
+            args.second_look = parts.get(SECOND_LOOK)
         args.out = args.out or Path("eval") / "default"
     if args.tune_min_score:
         floor = tune_min_score(model_path(args.model, args.model_dir), args.records, split="val", use=args.use,

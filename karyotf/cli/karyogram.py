@@ -55,6 +55,10 @@ def register(sub) -> None:
                    help="each chromosome drawn from its own mask (touching and crossing chromosomes separated, "
                         "uncertain separations flagged) by a separation model (karyotf separate export; alone: the "
                         "one shipped with karyotf); without it: the classical cut-out")
+    p.add_argument("--classifier-input", choices=D.CLASSIFIER_INPUTS, default=D.CLASSIFIER_INPUT,
+                   help="what the classifier reads of each chromosome (a model with a classifier): its box window "
+                        "with everything outside its separated mask white (the --separate model, else the shipped "
+                        "one), or the plain box crop")
     p.add_argument("--straighten", action="store_true",
                    help="lay bent chromosomes straight along their medial axis (bands in order, length kept)")
     p.set_defaults(func=_karyogram)
@@ -82,7 +86,7 @@ def _karyogram(args) -> int:
 
     # the model object: the detector, or the detector and the classifier that names what it finds
     model = open_model(args.model, use=args.use, classifier=args.classifier, prior=args.prior,
-                       second_look=args.second_look,
+                       second_look=args.second_look, input=args.classifier_input, separator=args.separate,
                        default=args.annotations is None)  # neither: the model pair shipped with karyotf
     results = karyograms(args.images, args.out, model=model, annotations=args.annotations,
                          min_score=args.min_score, nms_iou=args.nms_iou, rows=args.rows,

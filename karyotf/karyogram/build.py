@@ -105,14 +105,15 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
                    title: str | None = None, subtitle: str | None = None, ideograms: bool = True,
                    labels: bool = True, marks: bool = True, resolution: int = ideogram.DEFAULT_RESOLUTION,
                    suppressed: Sequence[tuple[Box, Box, float]] = (), extra_flags: Sequence[Flag] = (),
-                   separate=None, straighten: bool = False,
+                   separate=None, straighten: bool = False, splits: Sequence = (),
                    ) -> tuple[Call, Layout, dict[str, float], list[Box]]:
     """Everything but the files: (call, layout with the PIL picture and placements, timings ms, checked boxes).
 
     ``suppressed``: boxes an NMS removed, ``(removed, kept, IoU)``, for the call's flags.  ``separate``: a
     separation model (export dir or :class:`karyotf.separate.separator.Separator`): each chromosome is drawn
     from its own mask, uncertain separations are flagged; ``straighten``: bent chromosomes laid straight
-    (:mod:`karyotf.separate`)."""
+    (:mod:`karyotf.separate`); ``splits``: a person's split lines (:mod:`karyotf.separate.edit`, as the review app
+    stores them), applied in order to the masks."""
     arr, name = load_image(image)
     boxes = _check_boxes(list(boxes), arr.shape, name)
     t = {}
@@ -126,6 +127,10 @@ def make_karyogram(image, boxes: Sequence[Box], rows=None, longest: float = LONG
         call.add_flags(sep.flags)
     else:
         cut = cut_out_all(arr, boxes)
+    if splits:
+        from ..separate.edit import apply_splits
+
+        cut, _ = apply_splits(arr, boxes, cut, splits)
     t1 = time.perf_counter()
     oriented, _scale = orient_all(cut, longest=longest, resolution=resolution)
     if straighten:
@@ -190,7 +195,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                     report_extra: dict | None = None, extra_flags: Sequence[Flag] = (),
                     details: Sequence[dict] | None = None,
                     left_out: Sequence[tuple[Box, float]] = (), separate=None,
-                    straighten: bool = False, pixels: np.ndarray | None = None) -> KaryogramResult:
+                    straighten: bool = False, pixels: np.ndarray | None = None,
+                    splits: Sequence = ()) -> KaryogramResult:
     """Build the karyogram of one cell and write ``karyogram.png``, ``detections.json``, ``report.html`` and
     ``report.json`` into ``out_dir`` (atomically), and a copy of the image (``keep_image``; ``paths['image']``).
 
@@ -205,7 +211,8 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
     (the classifier's own top-1 and probabilities), written beside each detection in ``detections.json``.
     ``detections.json`` also records what a later rebuild needs: ``image_file`` (the copy, relative to
     ``out_dir``), ``rows`` and ``params`` (longest, score and overlap thresholds, ideogram resolution).
-    ``separate`` / ``straighten``: see :func:`make_karyogram`.
+    ``separate`` / ``straighten`` / ``splits``: see :func:`make_karyogram` (``params`` records the first two, as an
+    absolute path and a bool, for the review's rebuild).
     """
     t0 = time.perf_counter()
     arr, name = (pixels, "image") if pixels is not None else load_image(image)  # pixels: decoded by the caller
@@ -223,7 +230,7 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
                                                   low_mean_score=low_mean_score, overlap_iou=overlap_iou,
                                                   subtitle=subtitle, resolution=resolution, suppressed=suppressed,
                                                   extra_flags=extra_flags, separate=separate,
-                                                  straighten=straighten)
+                                                  straighten=straighten, splits=splits)
     not_counted = {
         "suppressed": [{**d.to_dict(), "kept_index": position.get(id(k)), "kept_class": k.name, "iou": round(v, 3)}
                        for d, k, v in suppressed],
@@ -265,6 +272,11 @@ def build_karyogram(image, boxes: Sequence[Box], out_dir: str | Path, rows=None,
         paths["image"] = _keep_image(image, arr, name, out)
     params = {"longest": longest, "low_score": low_score, "low_mean_score": low_mean_score,
               "overlap_iou": overlap_iou, "resolution": resolution}
+    model_path = getattr(separate, "path", separate)
+    if model_path is not None:  # a rebuild (the review's) separates with the same model
+        params["separate"] = str(Path(model_path).resolve())
+    if straighten:
+        params["straighten"] = True
     CellDetections(image=source["image"], width=w, height=h, source=source, call=call.iscn, text=call.text,
                    detections=dets, not_counted=not_counted,
                    image_file=paths["image"].name if keep_image else None,

@@ -12,6 +12,8 @@ Routes (``{id}`` is a cell id, URL-encoded):
 ``GET /api/cells/{id}``     one cell: image, boxes, call, flags, review, version
 ``POST /api/call``          the count call of a list of boxes (``karyotf.karyogram.call.count_call``)
 ``POST /api/cells/{id}/accept``  write the review; 409 when another tab saved the cell since it was loaded
+``POST /api/cells/{id}/masks``   each chromosome's mask and cut-out after the page's split lines (``{boxes,
+                            splits}``; a bad line: 400 naming the chromosome); ``accept`` takes the same ``splits``
 ``GET /cases``              the review-by-case page (:mod:`karyotf.review.cases`)
 ``GET /api/cases``          the cases (cells grouped by the case pattern) with their karyotype as the cells stand
 ``GET /api/cases/{id}``     one case: karyotype, lines, flags, counts, cells, its accepted review, version
@@ -251,6 +253,11 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body()
             self.server.folder.cell(cid)  # 404 before 400 for an unknown cell
             return self._json(200, self.server.folder.accept(cid, body))
+        if path.startswith("/api/cells/") and path.endswith("/masks"):
+            cid = urllib.parse.unquote(path[len("/api/cells/"):-len("/masks")])
+            body = self._body()
+            self.server.folder.cell(cid)  # 404 before 400 for an unknown cell
+            return self._json(200, self.server.folder.masks(cid, body))
         if path.startswith("/api/cases/") and path.endswith("/accept"):
             cid = urllib.parse.unquote(path[len("/api/cases/"):-len("/accept")])
             body = self._body()

@@ -7,7 +7,10 @@ A *cell* is a folder under the review root holding ``detections.json`` (the root
   takes the cell folder (or the whole review root) as it is;
 - ``reviewed/``: the karyogram rebuilt from the corrected boxes (``karyogram.png``, ``detections.json``,
   ``report.html``) and ``report.json`` with a ``review`` section (reviewer, UTC time, comment, resolved and open
-  flags, what changed against the model output, the revision).  ``report.json`` is written last: it is the
+  flags, what changed against the model output, the revision).  The rebuild separates the chromosomes as the
+  model's karyogram did (the same separation model, straightening) and applies the reviewer's split lines
+  (:mod:`karyotf.separate.edit`; listed under ``changes.split``, with the pixels each chromosome had before and
+  after).  ``report.json`` is written last: it is the
   commit point and its hash is the cell's version.
 
 The model output (``karyogram.png``, ``detections.json``, ``report.*`` in the cell folder) is never touched.
@@ -30,6 +33,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .. import classes, images
 from ..annotations import Annotation, Box, read_voc, write_voc
 from ..errors import AnnotationError, KaryotfError, ReviewError
@@ -42,7 +47,7 @@ from ..karyogram.detections import CellDetections
 # Imports inside functions, and why: fcntl (optional or platform-specific: tried, with a fallback);
 # karyotf.karyogram.layout (it loads OpenCV and Pillow at its top); msvcrt (optional or platform-specific: tried, with
 # a fallback); time (optional or platform-specific: tried, with a fallback); karyotf.karyogram.build (it loads OpenCV
-# and Pillow at its top).
+# and Pillow at its top); karyotf.separate (OpenCV, and TensorFlow for a separation model); PIL (the mask PNGs).
 
 DETECTIONS = "detections.json"
 REVIEWED = "reviewed"
@@ -303,6 +308,63 @@ class ReviewFolder:
             self._pixel_cache = (key, arr)
         return arr
 
+    def _separation(self, cell: Cell, m: dict, boxes: list[Box]):
+        """(pixels, :class:`karyotf.separate.separator.Separation`) of ``boxes`` on the cell's image, with the model
+        the cell's karyogram was separated with (``params.separate``), else the classical cut-out."""
+        from ..separate.separator import load, separate
+
+        if m["image"] is None:
+            raise ReviewError(f"the image of {cell.id} is not inside its folder (fix: rebuild the cell with "
+                              "karyotf karyogram)")
+        arr = self._pixels(m["image"])
+        model = m["params"].get("separate")
+        if model and not Path(model).is_dir():
+            raise ReviewError(f"cell {cell.id} was separated with the model {model}, which is gone (fix: put it "
+                              "back, or rebuild the cell with karyotf karyogram --separate MODEL)")
+        return arr, separate(arr, boxes, load(model) if model else None)
+
+    def _splits(self, cell: Cell, m: dict, boxes: list[Box], splits) -> tuple[list, list[dict], object]:
+        """The split lines of a request applied to the masks of ``boxes``: (cut-outs, one record a split, the
+        separation before them); a bad line is a :class:`ReviewError` naming the chromosome."""
+        from ..separate.edit import SplitError, apply_splits
+
+        if splits is None:
+            splits = []
+        if not isinstance(splits, list):
+            raise ReviewError("'splits' must be a list of {chromosomes: [i] or [i, j], line: [[x, y], ...]}")
+        arr, sep = self._separation(cell, m, boxes)
+        try:
+            cuts, records = apply_splits(arr, boxes, sep.cutouts, splits)
+        except SplitError as exc:
+            raise ReviewError(f"cell {cell.id}: {exc}") from None
+        return cuts, records, sep
+
+    def masks(self, cell_id: str, payload: dict) -> dict:
+        """Each chromosome's mask as the karyogram draws it, after the split lines of ``payload`` (``{"boxes",
+        "splits", "show"}``: the boxes as the page has them, the splits on their indices, optionally the indices
+        to return): ``{"masks": [{index, class, origin, size, method, uncertain, area, mask, cutout}], "splits":
+        [records]}``; ``mask`` (the mask, coloured, transparent elsewhere) and ``cutout`` are PNG data URLs of the
+        mask's window at ``origin`` in the cell's pixels."""
+        if not isinstance(payload, dict):
+            raise ReviewError("the request body must be a JSON object {boxes, splits}")
+        cell = self.cell(cell_id)
+        m = self._model(cell)
+        boxes = [b for b, _ in parse_boxes(payload.get("boxes"), m["width"], m["height"])]
+        cuts, records, sep = self._splits(cell, m, boxes, payload.get("splits"))
+        show = payload.get("show")
+        if show is None:
+            show = range(len(boxes))
+        elif not isinstance(show, list) or not all(isinstance(i, int) and 0 <= i < len(boxes) for i in show):
+            raise ReviewError(f"'show' must be a list of box indices (0..{len(boxes) - 1})")
+        out = []
+        for i in show:
+            c = cuts[i]
+            out.append({"index": i, "class": boxes[i].name, "origin": list(c.origin),
+                        "size": [int(c.mask.shape[1]), int(c.mask.shape[0])], "method": c.method,
+                        "uncertain": sep.uncertain.get(i), "area": c.area, "mask": _png_url(_tint(c.mask)),
+                        "cutout": _png_url(c.image)})
+        return {"masks": out, "splits": records, "separate": m["params"].get("separate")}
+
     def summary(self, cell: Cell) -> dict:
         """One line of the cell list: id, name, status, call, open flags, reviewer."""
         out = {"id": cell.id, "name": cell.folder.name if cell.folder != self.root else self.root.name}
@@ -408,6 +470,8 @@ class ReviewFolder:
                 # the model's score stays only on untouched boxes; a client's score is never trusted here
                 boxes.append(model[o] if same else b.with_coords(*b.as_tuple(), score=None))
                 origins.append(o)
+            splits = payload.get("splits") or []
+            split_records = self._splits(cell, m, boxes, splits)[1] if splits else []
             call = self.call(boxes, m["params"], m["image"])
             codes = [f["code"] for f in call["flags"]]
             resolved = [c for c in codes if c in set(resolved)]
@@ -419,6 +483,7 @@ class ReviewFolder:
                           if o is not None and model[o].as_tuple() != b.as_tuple()],
                 "deleted": [i for i in range(len(model)) if i not in kept],
                 "added": sum(o is None for o in origins),
+                "split": split_records,
             }
             prev = self._review(cell)
             review = {
@@ -444,7 +509,9 @@ class ReviewFolder:
                    "from": m["det"].source.get("kind")}
             try:
                 build_karyogram(m["image"], boxes, out, rows=m["rows"], source=src,
-                                keep_image=False, report_extra={"review": review}, **kw)
+                                keep_image=False, report_extra={"review": review},
+                                separate=params.get("separate") or None,
+                                straighten=bool(params.get("straighten")), splits=splits, **kw)
             except Exception as exc:  # a KaryogramError or worse: say which cell, keep the server up
                 if old_xml is None:  # the XML must not claim a review that was not written
                     xml.unlink(missing_ok=True)
@@ -453,6 +520,23 @@ class ReviewFolder:
                 raise ReviewError(f"cell {cell.id}: the karyogram could not be rebuilt ({exc}); nothing was "
                                   "saved") from exc
         return self.load(cell.id)
+
+
+def _tint(mask, rgba=(230, 0, 150, 120)):
+    out = np.zeros(mask.shape + (4,), np.uint8)
+    out[mask] = rgba
+    return out
+
+
+def _png_url(arr) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _default_reviewer() -> str:

@@ -14,6 +14,8 @@ const S = {
   undo: [], dirty: false, call: null, callSeq: 0, drafts: {}, nextUid: 1, karyImg: null, metaImg: null,
   digitBuf: "", digitTimer: null, busy: false,
   view: null,                    // the metaphase region shown, [x, y, w, h] in image pixels (null: the whole image)
+  splits: [],                    // split lines: {uids: [uid] or [uid, uid], line: [[x, y], ...]} (image pixels)
+  showMasks: false, splitMode: false, masks: null, masksKey: null, masksSeq: 0,
 };
 const ZOOM_STEP = 1.25;          // one wheel notch or +/- key
 const MIN_VIEW = 48;             // the narrowest region shown (image pixels): about 8x on a CIL cell
@@ -80,7 +82,7 @@ function renderList() {
 function saveDraft() {
   if (!S.cellId) return;
   S.drafts[S.cellId] = {boxes: S.boxes, resolved: S.resolved, comment: $("comment").value, undo: S.undo,
-                        dirty: S.dirty, version: S.cell && S.cell.version};
+                        dirty: S.dirty, version: S.cell && S.cell.version, splits: S.splits};
 }
 
 async function openCell(id, {keepDraft = true} = {}) {
@@ -96,13 +98,15 @@ async function openCell(id, {keepDraft = true} = {}) {
   S.cellId = id;
   S.cell = cell;
   S.selected = null;
+  S.masks = null; S.masksKey = null;
   const draft = keepDraft ? S.drafts[id] : null;
   let stale = false;
   if (draft && (draft.version === cell.version || draft.dirty)) {
     // unsaved edits are never dropped: made on an older version, they keep it, and accepting them gets the 409
     stale = draft.version !== cell.version;
     cell.version = draft.version;
-    Object.assign(S, {boxes: draft.boxes, resolved: draft.resolved, undo: draft.undo, dirty: draft.dirty});
+    Object.assign(S, {boxes: draft.boxes, resolved: draft.resolved, undo: draft.undo, dirty: draft.dirty,
+                      splits: draft.splits || []});
     $("comment").value = draft.comment;
   } else {
     fromServer(cell);
@@ -124,6 +128,9 @@ function fromServer(cell) {
   S.boxes = cell.boxes.map((b) => ({uid: S.nextUid++, cls: b.class, box: b.box.slice(), score: b.score,
                                     origin: b.origin, kbox: b.kbox}));
   S.resolved = new Set(cell.review ? cell.review.resolved_flags : []);
+  // the reviewed split lines, on the reviewed boxes' indices (the order the server lists them in)
+  const stored = (cell.review && cell.review.changes && cell.review.changes.split) || [];
+  S.splits = stored.map((sp) => ({uids: sp.chromosomes.map((i) => S.boxes[i].uid), line: sp.line}));
   $("comment").value = cell.review ? cell.review.comment : "";
   S.undo = [];
   S.dirty = false;
@@ -178,7 +185,7 @@ function kind(b) {
 
 function snapshot() {
   S.undo.push({boxes: S.boxes.map((b) => ({...b, box: b.box.slice()})), resolved: new Set(S.resolved),
-               selected: S.selected});
+               selected: S.selected, splits: S.splits.slice()});
   if (S.undo.length > 200) S.undo.shift();
   S.dirty = true;
 }
@@ -259,6 +266,7 @@ function undo() {
   S.boxes = s.boxes;
   S.resolved = s.resolved;
   S.selected = s.selected;
+  S.splits = s.splits || [];
   S.dirty = S.undo.length > 0;
   changed();
 }
@@ -322,6 +330,122 @@ function renderAll() {
   renderKaryogram();
   renderSelection();
   $("undo").disabled = !S.undo.length;
+  renderMaskView();
+  if (S.showMasks) refreshMasks();
+}
+
+// ------------------------------------------------------------------------------------------ masks and split lines
+// The masks are the server's (POST /api/cells/{id}/masks: karyotf.separate, the karyogram's own separation, with
+// the split lines applied there): nothing about a mask is computed here.
+function classed() { return ordered().filter((b) => b.cls !== null); }
+
+function splitsOn(list) {
+  // the split lines on the indices of `list` (a line whose chromosome was deleted is dropped)
+  const at = new Map(list.map((b, i) => [b.uid, i]));
+  return S.splits.filter((sp) => sp.uids.every((u) => at.has(u)))
+    .map((sp) => ({chromosomes: sp.uids.map((u) => at.get(u)), line: sp.line}));
+}
+
+async function fetchMasks(splits) {
+  const list = classed();
+  const res = await api("POST", `/api/cells/${encodeURIComponent(S.cellId)}/masks`, {
+    boxes: list.map((b) => ({class: b.cls, box: b.box})), splits: splits || splitsOn(list)});
+  return res.masks.map((m) => ({...m, uid: list[m.index].uid}));
+}
+
+async function refreshMasks() {
+  if (!S.cell) return;
+  const key = JSON.stringify([classed().map((b) => [b.uid, b.cls, b.box]), S.splits]);
+  if (key === S.masksKey) return;
+  S.masksKey = key;
+  const seq = ++S.masksSeq;
+  try {
+    const masks = await fetchMasks();
+    if (seq !== S.masksSeq) return;
+    S.masks = masks;
+    renderOverlay();
+    renderMaskView();
+  } catch (e) {
+    if (seq === S.masksSeq) { S.masksKey = null; message(`Masks: ${e.message}`, "error"); }
+  }
+}
+
+function toggleMasks(on) {
+  S.showMasks = on === undefined ? !S.showMasks : on;
+  $("show-masks").setAttribute("aria-pressed", String(S.showMasks));
+  if (S.showMasks) refreshMasks();
+  renderOverlay();
+  renderMaskView();
+}
+
+function toggleSplit(on) {
+  S.splitMode = on === undefined ? !S.splitMode : on;
+  $("split-mode").setAttribute("aria-pressed", String(S.splitMode));
+  $("stage").classList.toggle("splitting", S.splitMode);
+  if (S.splitMode) {
+    toggleMasks(true);
+    message(S.selected === null ? "Split mode: select a chromosome, then drag a line across it where it should be cut." :
+      "Split mode: drag a line across the selected chromosome where it should be cut (\u201cbetween two\u201d: where " +
+      "it parts from the neighbour the line also crosses). S or Esc ends.", "");
+  }
+}
+
+function renderMaskView() {
+  // the selected chromosome's cut-out, its mask over it while masks are shown
+  const el = $("maskview");
+  if (!el) return;
+  el.textContent = "";
+  const m = S.masks && S.showMasks && S.masks.find((x) => x.uid === S.selected);
+  el.hidden = !m;
+  if (!m) return;
+  const fig = document.createElement("div");
+  fig.className = "maskfig";
+  for (const [src, cls] of [[m.cutout, "cut"], [m.mask, "over"]]) {
+    const im = document.createElement("img");
+    im.src = src; im.className = cls; im.alt = cls === "cut" ? "cut-out" : "mask";
+    fig.appendChild(im);
+  }
+  el.appendChild(fig);
+  const cap = document.createElement("div");
+  cap.textContent = `${m.class}: ${m.area} px, ${m.method === "split" ? "split by you" : "mask: " + m.method}` +
+    (m.uncertain ? ` \u2014 uncertain: ${m.uncertain}` : "");
+  if (m.uncertain) cap.className = "unsure";
+  el.appendChild(cap);
+}
+
+function boxHits(b, line) {
+  const [x0, y0, x1, y1] = b.box;
+  return line.filter(([x, y]) => x >= x0 && x <= x1 && y >= y0 && y <= y1).length;
+}
+
+async function addSplit(line) {
+  const b = byUid(S.selected);
+  if (!b || b.cls === null) { message("Split: select a classed chromosome first.", "error"); return; }
+  const uids = [b.uid];
+  if ($("split-pair").checked) {
+    const other = S.boxes.filter((o) => o.uid !== b.uid && o.cls !== null)
+      .map((o) => [boxHits(o, line), o]).filter(([n]) => n > 0).sort((p, q) => q[0] - p[0])[0];
+    if (!other) { message("Split between two: the line crosses no other chromosome's box.", "error"); return; }
+    uids.push(other[1].uid);
+  }
+  const sp = {uids, line: line.map(([x, y]) => [Math.round(x * 10) / 10, Math.round(y * 10) / 10])};
+  const list = classed();
+  try {   // the server checks the line and recomputes the masks; a bad line is refused with the reason
+    const on = splitsOn(list);
+    const at = new Map(list.map((x, i) => [x.uid, i]));
+    on.push({chromosomes: sp.uids.map((u) => at.get(u)), line: sp.line});
+    const masks = await fetchMasks(on);
+    snapshot();
+    S.splits.push(sp);
+    S.masks = masks;
+    S.masksKey = JSON.stringify([list.map((x) => [x.uid, x.cls, x.box]), S.splits]);
+    changed(false);
+    message(`Split ${uids.length === 2 ? "between two chromosomes" : "of chromosome " + b.cls} saved with ` +
+            "the review on accept (Z undoes it).", "ok");
+  } catch (e) {
+    message(`Split refused: ${e.message}`, "error");
+    renderOverlay();
+  }
 }
 
 function renderCall() {
@@ -390,6 +514,25 @@ function renderOverlay() {
     im.setAttribute("preserveAspectRatio", "none");
     im.setAttribute("class", "metaimg");
     svg.appendChild(im);
+  }
+  if (S.showMasks && S.masks) {   // each chromosome's mask as the karyogram draws it (the selected one stronger)
+    for (const m of S.masks) {
+      const b = byUid(m.uid);
+      if (!b) continue;
+      const im = document.createElementNS(SVGNS, "image");
+      im.setAttribute("href", m.mask);
+      im.setAttribute("x", m.origin[0]); im.setAttribute("y", m.origin[1]);
+      im.setAttribute("width", m.size[0]); im.setAttribute("height", m.size[1]);
+      im.setAttribute("preserveAspectRatio", "none");
+      im.setAttribute("class", `mask${m.uid === S.selected ? " sel" : ""}${m.uncertain ? " unsure" : ""}`);
+      svg.appendChild(im);
+    }
+  }
+  for (const sp of S.splits) {
+    const pl = document.createElementNS(SVGNS, "polyline");
+    pl.setAttribute("points", sp.line.map((p) => p.join(",")).join(" "));
+    pl.setAttribute("class", "splitline");
+    svg.appendChild(pl);
   }
   const px = 1 / screenScale();                      // image pixels per screen pixel
   svg.style.setProperty("--fs", `${(LABEL_PX * px).toFixed(3)}px`);
@@ -653,7 +796,7 @@ function svgPoint(evt) {
 
 function setupMetaphaseMouse() {
   const svg = $("overlay");
-  let start = null, rubber = null;
+  let start = null, rubber = null, line = null;
   let pan = null;
   svg.addEventListener("wheel", (e) => {
     if (!S.cell) return;
@@ -672,6 +815,15 @@ function setupMetaphaseMouse() {
       return;
     }
     if (e.button !== 0) return;
+    if (S.splitMode) {
+      line = [svgPoint(e)].map((p) => [p.x, p.y]);
+      rubber = document.createElementNS(SVGNS, "polyline");
+      rubber.setAttribute("class", "splitline drawing");
+      svg.appendChild(rubber);
+      svg.setPointerCapture(e.pointerId);
+      e.preventDefault();
+      return;
+    }
     const uid = e.target.dataset && e.target.dataset.uid;
     if (uid) { select(Number(uid)); e.preventDefault(); return; }
     const ghost = e.target.dataset && e.target.dataset.ghost;
@@ -689,6 +841,13 @@ function setupMetaphaseMouse() {
       setView(x - (e.clientX - pan.x) / pan.scale, y - (e.clientY - pan.y) / pan.scale, w);
       return;
     }
+    if (line) {
+      const p = svgPoint(e);
+      const last = line[line.length - 1];
+      if (Math.hypot(p.x - last[0], p.y - last[1]) * screenScale() >= 4) line.push([p.x, p.y]);
+      rubber.setAttribute("points", line.concat([[p.x, p.y]]).map((q) => q.join(",")).join(" "));
+      return;
+    }
     if (!start) return;
     const p = svgPoint(e);
     rubber.setAttribute("x", Math.min(start.x, p.x)); rubber.setAttribute("y", Math.min(start.y, p.y));
@@ -696,6 +855,14 @@ function setupMetaphaseMouse() {
   });
   svg.addEventListener("pointerup", (e) => {
     if (pan) { pan = null; svg.classList.remove("panning"); return; }
+    if (line) {
+      const p = svgPoint(e);
+      const drawn = line.concat([[p.x, p.y]]);
+      line = null;
+      rubber.remove();
+      addSplit(drawn.length > 200 ? drawn.filter((_, i) => i % Math.ceil(drawn.length / 200) === 0) : drawn);
+      return;
+    }
     if (!start) return;
     const p = svgPoint(e);
     const W = S.cell.width, H = S.cell.height;
@@ -828,7 +995,11 @@ function onKey(e) {
     case "c": case "C": e.preventDefault(); $("comment").focus(); break;
     case "z": case "Z": e.preventDefault(); undo(); break;
     case "r": case "R": e.preventDefault(); reloadCell(); break;
-    case "Escape": S.digitBuf = ""; S.selected = null; renderAll(); break;
+    case "m": case "M": e.preventDefault(); toggleMasks(); break;
+    case "s": case "S": e.preventDefault(); toggleSplit(); break;
+    case "Escape":
+      if (S.splitMode) { toggleSplit(false); break; }
+      S.digitBuf = ""; S.selected = null; renderAll(); break;
     case "+": case "=": e.preventDefault(); zoomAt(ZOOM_STEP); break;
     case "-": case "_": e.preventDefault(); zoomAt(1 / ZOOM_STEP); break;
     case "Home": case "w": case "W": e.preventDefault(); zoomFit(); break;
@@ -858,11 +1029,13 @@ async function accept() {
   commitDigits();
   const pending = S.boxes.filter((b) => b.cls === null).length;
   if (pending) { message(`${pending} new box(es) have no class yet: type one (1-22, X, Y) first.`, "error"); return; }
+  const sent = ordered();
   const body = {
     version: S.cell.version,
-    boxes: ordered().map((b) => ({class: b.cls, box: b.box, origin: b.origin})),
+    boxes: sent.map((b) => ({class: b.cls, box: b.box, origin: b.origin})),
     resolved: Array.from(S.resolved),
     comment: $("comment").value,
+    splits: splitsOn(sent),
   };
   S.busy = true;
   $("accept").disabled = true;
@@ -899,6 +1072,8 @@ function setup() {
   $("accept").addEventListener("click", accept);
   $("undo").addEventListener("click", undo);
   $("reload").addEventListener("click", reloadCell);
+  $("show-masks").addEventListener("click", () => toggleMasks());
+  $("split-mode").addEventListener("click", () => toggleSplit());
   $("comment").addEventListener("input", () => { if (!S.dirty) { S.dirty = true; renderList(); } });
   setupMetaphaseMouse();
   setupKaryogramMouse();
