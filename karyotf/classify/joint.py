@@ -86,6 +86,33 @@ top-1 and never dropped unseen; one whose counting is within the close-call rati
 chosen labelling is flagged ``left_out`` (one more solve per box left out, under each sex complement that could
 be close).
 
+The second look's P and the count shift
+---------------------------------------
+With a second look, ``real`` is :func:`count_evidence` of its P(whole chromosome): the logit shifted by
+:data:`COUNT_LOGIT_SHIFT` (the Karyotyper does it).  Why a shift, when that P is calibrated (on 352 val cells of the
+full CIL set, the candidates at P 0.1-0.2 are chromosomes 17% of the time, at 0.4-0.6 54%, at 0.9-0.95 92%)?
+Because the count asks another question: "does this box stand for a chromosome that no other box stands for?".  The
+candidates (the second look's floor and NMS) miss 4.1% of the annotated chromosomes at IoU 0.5 (about 2 a cell;
+every chromosome is among them in 23% of val cells only), and a fragment or a loose box is then the only box its
+chromosome has: counting it is right for the count although the box is not one whole chromosome.  The shift is
+chosen on val by ``bench/aneuploidy.py --tune`` (rule: the most abnormal cells called right among the shifts that
+call at most 3% of normal cells abnormal), and must be chosen again for another detector or second look.  What it
+cannot do: a chromosome the candidates missed and one the cell lost look the same, so with a detector that misses
+about two a cell, a 45-chromosome cell is called 46 (bench/results/aneuploidy.md: no shift, no prior factor calls
+more than a few of val's 45,X and 45,-N cells right without calling a tenth of normal cells abnormal).
+
+The uncertain-sex flag
+----------------------
+Each sex complement's best labelling is solved anyway (above); ``sex_log_lr`` is how far the chosen one leads the
+best other one.  Below :data:`SEX_LOG_LR` the cell is flagged ``sex_uncertain`` (review), naming the other
+complement, its P (the complements' best scores normalised: a max-labelling approximation) and the boxes that would
+change ("#17 could be Y, p(Y) 0.35").  XX against XY is where an end-to-end call goes silently wrong most often (the
+classifier's X is weak: a second X at p(X) 0.2 is common); the threshold is chosen on val by ``bench/aneuploidy.py
+--tune`` (rule: the most of 3 x wrong calls it newly puts under review - right calls it newly puts under review: a
+silent wrong call weighs three needless reviews).  Below :data:`CLOSE_LOG_LR` it adds no review that
+``close_alternative`` does not already give; above it, on val with the full CIL pair, it caught 8 of 28 silent wrong
+calls at 3.5 for 14 right calls newly reviewed, and 21 of 28 only at 5.0 for 84 (bench/results/aneuploidy.md).
+
 The prior: what each term means
 -------------------------------
 Each term is a probability about one metaphase of the population the lab sees, before its image is looked at:
@@ -171,7 +198,9 @@ Autosomes, per class, as P(k copies) / P(2 copies):
   never viable, but a metaphase spread loses a chromosome at random in a few % of cells (ISCN counts a loss as a
   clone only when three cells share it, because single-cell losses are routine artefacts); the CIL sample lost
   one autosome in 4/560 "normal" cells (0.7%), and an end-to-end detector misses far more.  3e-3 per class means
-  about 6% of cells lose some autosome.
+  about 6% of cells lose some autosome.  On val of the full CIL set 13/352 cells (3.7%) are annotated with one
+  autosome lost, about 1.7e-3 per class: 3e-3 is not below what the data show, and 1e-2 called 3.6% of normal
+  cells abnormal (against 2.0%) and no more abnormal cells right (bench/results/aneuploidy.md).
 * Nullisomy P(0) = P(1)^2 / P(2) (two independent losses), and every copy past the third costs what the third
   did: P(k+1)/P(k) = P(3)/P(2) for k >= 3 (48,+21,+21 is about as rare as two independent trisomies).  These
   are the largest values concavity allows, so the assignment stays exact.
@@ -181,7 +210,12 @@ Sex chromosomes, joint P(nX, nY), as a share of cells (then normalised over the 
 * XX and XY, :data:`SEX_NORMAL` = 0.47 each (half the cells are female).
 * 45,X  :data:`SEX_X` = 3e-2: Turner syndrome about 1/2500 live-born girls, but 45,X is the commonest
   single abnormality in conceptions and prenatal samples, and a spread loses its Y or one X like any other
-  chromosome (and X loss rises with age); 6/600 listed plus 21/560 more read 45,X in the CIL sample.
+  chromosome (and X loss rises with age); 6/600 listed plus 21/560 more read 45,X in the CIL sample (4.5%), and
+  20/352 val cells of the full CIL set (5.7%, 45,X or 45,Y).  Kept below those shares on purpose: with candidates
+  that miss about two chromosomes a cell, a missed X looks like a lost one: on val, at the count shift, 4.5e-2
+  called no more abnormal cells right and 2.3% of normal cells abnormal (against 2.0%), 0.1 called 2 of 46
+  abnormal cells right (against 1) and 3.9% of normal cells abnormal (bench/results/aneuploidy.md, "The prior's
+  loss terms").
 * 47,XXY :data:`SEX_XXY` = 8e-3: Klinefelter about 1/600 live-born boys (Nielsen & Wohlert 1991, the
   Arhus newborn survey); 11 listed "47,X" and 10 more XXY in the CIL sample (3.5%, some of them probably
   annotation slips).  Kept below TRISOMY_21 x SEX_NORMAL (P(XXY)/P(XX) = 0.017 < 0.02) on purpose: 21 and Y
@@ -275,6 +309,18 @@ LOW_TOP1 = 0.5
 
 REAL_CLIP = 1e-4
 """Probabilities that a box is a chromosome are clipped to [REAL_CLIP, 1 - REAL_CLIP] (no box is certain)."""
+
+COUNT_LOGIT_SHIFT = 2.0
+"""Nats added to the logit of the second look's P(whole chromosome) before the joint labelling weighs a box with it
+(:func:`count_evidence`; the Karyotyper applies it): the candidates miss chromosomes, so a box that is not one
+whole chromosome is often the only box its chromosome has.  Chosen on val (``bench/aneuploidy.py --tune``, "Which
+boxes count: the shift"); 0 weighs the second look's P as it is."""
+
+SEX_LOG_LR = 3.5
+"""A called sex complement less than this (natural log of the likelihood ratio) ahead of the best labelling under
+another complement -> ``sex_uncertain`` (review).  Chosen on val (``bench/aneuploidy.py --tune``, "The
+uncertain-sex flag"); above CLOSE_LOG_LR, since ``close_alternative`` already reviews any other call closer than
+that."""
 
 NORMAL_SEXES = ((2, 0), (1, 1))
 """(nX, nY) of a normal cell: XX and XY."""
@@ -525,6 +571,9 @@ JOINT_FLAG_CODES = {
                 "third copy: a possible aneuploidy), is within the close-call likelihood ratio",
     "left_out_swap": "a box left out that could stand in for a counted one (a second box on one chromosome) "
                      "without changing the call",
+    "sex_uncertain": "the best labelling under another sex complement (46,XX against 46,XY, 45,X against 46,XX) is "
+                     "within the uncertain-sex likelihood ratio (SEX_LOG_LR) of the chosen one: names the complement, "
+                     "its P and the boxes that would change",
 }
 """Every flag code :meth:`JointLabels.flags` can raise, with its meaning."""
 
@@ -569,6 +618,53 @@ class JointLabels:
     ratio was looked for)."""
     prior_name: str = "custom"
     """The prior the labelling used (a preset's name, or ``custom``)."""
+    sex_scores: dict[str, float] = field(default_factory=dict)
+    """Score of the best labelling under each sex complement the prior allows (``XX``, ``XY``, ``X``, ...)."""
+    sex_alt: str | None = None
+    """The sex complement of the best labelling under another complement than the chosen one."""
+    sex_alt_boxes: list[tuple[int, str | None, float | None]] = field(default_factory=list)
+    """The boxes that labelling changes to or from X or Y: (index, its label there, classifier P of that label)."""
+    sex_threshold: float = SEX_LOG_LR
+    """``sex_uncertain`` fires when :attr:`sex_log_lr` is below this."""
+
+    @property
+    def sex(self) -> str:
+        """The chosen sex complement (``XX``, ``XY``, ``X``, ...)."""
+        return _sex_name((self.counts.get("X", 0), self.counts.get("Y", 0)))
+
+    @property
+    def sex_log_lr(self) -> float | None:
+        """How much better (natural log) the chosen labelling is than the best one under another sex complement
+        (None: no other complement is possible)."""
+        if self.sex_alt is None or self.sex not in self.sex_scores:
+            return None
+        return self.sex_scores[self.sex] - self.sex_scores[self.sex_alt]
+
+    @property
+    def sex_alt_prob(self) -> float | None:
+        """P(the other complement) among all complements (max-labelling approximation: each complement's best
+        labelling's score, normalised)."""
+        if self.sex_alt is None:
+            return None
+        v = np.array(list(self.sex_scores.values()))
+        return float(math.exp(self.sex_scores[self.sex_alt] - float(np.logaddexp.reduce(v))))
+
+    def sex_flag(self) -> "JointFlag | None":
+        """``sex_uncertain`` (review) when another sex complement is within :attr:`sex_threshold` of the chosen
+        one, naming it, its P and the boxes that would change (``sex complement uncertain: XY at P 0.20 (#17
+        could be Y, p(Y) 0.35)``); else None."""
+        lr = self.sex_log_lr
+        if lr is None or not lr < self.sex_threshold:
+            return None
+        idx = tuple(i for i, _, _ in self.sex_alt_boxes)
+        which = ", ".join(f"#{i} could be {name}, p({name}) {q:.2f}" if name is not None else f"#{i} left out"
+                          for i, name, q in self.sex_alt_boxes)
+        return JointFlag(
+            "sex_uncertain",
+            f"sex complement uncertain: {self.sex} called, {self.sex_alt} at P {self.sex_alt_prob:.2f} (a likelihood "
+            f"ratio of {math.exp(lr):.3g} behind, log {lr:.2f} < {self.sex_threshold:.2f})"
+            + (f" ({which})" if which else "") + ": a person must decide",
+            tuple(n for n in ("X", "Y")), idx)
 
     @property
     def doubted(self) -> tuple[int, ...]:
@@ -688,6 +784,9 @@ class JointLabels:
                 + ", ".join(f"#{i} {self.top1[i]} ({self.top1_prob[i]:.2f})" for i in low),
                 tuple(sorted({self.top1[i] for i in low}, key=classes.LABEL_OF.get)), low))
         out += self.left_out_flags()
+        sex = self.sex_flag()
+        if sex is not None:
+            out.append(sex)
         if self.beyond_prior:
             out.append(JointFlag(
                 "beyond_prior",
@@ -706,8 +805,14 @@ class JointLabels:
             "left_out": list(self.left_out),
             "real_prob": None if self.real_prob is None else [r(x) for x in self.real_prob],
             "prior": self.prior_name,
+            "sex_log_lr": r(self.sex_log_lr), "sex_alternative": self.sex_alt,
             "flags": [f.to_dict() for f in self.flags()],
         }
+
+
+def _sex_name(sx: tuple[int, int]) -> str:
+    """(nX, nY) as ISCN writes it: ``XX``, ``XY``, ``X``, ``XXY``; ``--`` for neither."""
+    return "X" * sx[0] + "Y" * sx[1] or "--"
 
 
 def _ordinal(k: int) -> str:
@@ -897,8 +1002,19 @@ def validate_real(real, n: int) -> np.ndarray:
     return np.clip(a, REAL_CLIP, 1.0 - REAL_CLIP)
 
 
+def count_evidence(p_whole, shift: float | None = None) -> np.ndarray:
+    """The P(chromosome) the joint labelling weighs a box with, from the second look's P(whole chromosome):
+    sigmoid(logit(p) + ``shift``) (``shift`` None: :data:`COUNT_LOGIT_SHIFT`; 0: ``p`` itself, clipped to
+    [REAL_CLIP, 1 - REAL_CLIP])."""
+    shift = COUNT_LOGIT_SHIFT if shift is None else float(shift)
+    p = np.clip(np.asarray(p_whole, dtype=float), REAL_CLIP, 1.0 - REAL_CLIP)
+    if shift == 0.0:
+        return p
+    return 1.0 / (1.0 + np.exp(-(np.log(p) - np.log1p(-p) + shift)))
+
+
 def joint_labels(probs, prior: KaryotypePrior | str | None = None, close_log_lr: float = CLOSE_LOG_LR,
-                 eps: float = 1e-6, real=None) -> JointLabels:
+                 eps: float = 1e-6, real=None, sex_log_lr: float = SEX_LOG_LR) -> JointLabels:
     """The most likely labelling of one cell's chromosomes under ``prior``, with its normal/abnormal comparison.
 
     ``probs``: (N, 24) classifier probabilities, columns in :data:`karyotf.classes.NAMES` order; rows are
@@ -906,7 +1022,9 @@ def joint_labels(probs, prior: KaryotypePrior | str | None = None, close_log_lr:
     certainty).  ``real``: optional (N,) probability that each box is a chromosome at all (from the detector's
     score, calibrated on val: :func:`karyotf.scorefloor.tune_min_score`); with it the labelling may also leave a
     box out of the count (a duplicate, a fragment, a stray), at a cost of log(1 - r) against log r for counting
-    it (see "Which boxes count").  Returns a :class:`JointLabels`; call ``.flags()`` for the review flags.
+    it (see "Which boxes count").  ``sex_log_lr``: a called sex complement less than this ahead of the best
+    labelling under another complement is flagged ``sex_uncertain`` (0: never).  Returns a :class:`JointLabels`;
+    call ``.flags()`` for the review flags.
     """
     p = validate_probs(probs)
     prior = prior_of(prior)
@@ -914,6 +1032,8 @@ def joint_labels(probs, prior: KaryotypePrior | str | None = None, close_log_lr:
         raise ValueError(f"eps must be in (0, 1), got {eps!r}")
     if not close_log_lr >= 0:
         raise ValueError(f"close_log_lr must be >= 0, got {close_log_lr!r}")
+    if not sex_log_lr >= 0:
+        raise ValueError(f"sex_log_lr must be >= 0, got {sex_log_lr!r}")
     n = p.shape[0]
     r = None if real is None else validate_real(real, n)
     names = np.array(classes.NAMES)
@@ -921,7 +1041,7 @@ def joint_labels(probs, prior: KaryotypePrior | str | None = None, close_log_lr:
         zero = {c: 0 for c in classes.NAMES}
         s = prior.log_prior(zero)
         return JointLabels([], [], [], s, None, s, None, False, zero, None, [], [], [], close_log_lr,
-                           real_prob=None if r is None else [], prior_name=prior.name)
+                           real_prob=None if r is None else [], prior_name=prior.name, sex_threshold=sex_log_lr)
     logp = np.log(np.maximum(p, eps))
     solver = _Solver(logp, prior, r)
     can_be_normal = n == 46 if r is None else n >= 46
@@ -999,6 +1119,18 @@ def joint_labels(probs, prior: KaryotypePrior | str | None = None, close_log_lr:
         left_lr.append(best - counted)
         left_alt.append(_names(alt))
 
+    # the best labelling under another sex complement, and the boxes that would change sex (the uncertain-sex flag)
+    sex_alt, sex_boxes = None, []
+    others = [sx for sx in by_sex if sx != best_sex]
+    if others:
+        sex_alt = max(others, key=lambda sx: by_sex[sx][0])
+        alt_lab = by_sex[sex_alt][1]
+        sex_boxes = [(int(i), classes.NAMES[alt_lab[i]] if alt_lab[i] >= 0 else None,
+                      float(p[i, alt_lab[i]]) if alt_lab[i] >= 0 else None)
+                     for i in np.nonzero(alt_lab != labels)[0]
+                     if _IX in (labels[i], alt_lab[i]) or _IY in (labels[i], alt_lab[i])]
+    sex_scores = {_sex_name(sx): float(v[0]) for sx, v in by_sex.items()}
+
     log_lr = None if best_normal is None or best_abnormal is None else abs(best_normal - best_abnormal)
     top = p.argmax(axis=1)
     rows = np.arange(n)
@@ -1030,4 +1162,8 @@ def joint_labels(probs, prior: KaryotypePrior | str | None = None, close_log_lr:
         left_out_log_lr=[float(x) for x in left_lr],
         left_out_alt=left_alt,
         prior_name=prior.name,
+        sex_scores=sex_scores,
+        sex_alt=None if sex_alt is None else _sex_name(sex_alt),
+        sex_alt_boxes=sex_boxes,
+        sex_threshold=sex_log_lr,
     )

@@ -14,8 +14,9 @@ them) and listed, never silently dropped.
 Which boxes count, when the Karyotyper is given a second look (:mod:`karyotf.classify.second_look`, a model of
 its own that looks at each candidate's crop, its geometry among the others and the cell, ``second_look=``): the
 joint labelling weighs each candidate by its P(whole single chromosome) from the second look, over the candidates
-the second look was trained on (its candidate floor and NMS).  Otherwise, when the detector's export carries a
-score calibration (``karyotf eval --tune-min-score`` fits it on val:
+the second look was trained on (its candidate floor and NMS), its logit shifted by ``count_shift`` (default
+:data:`karyotf.classify.joint.COUNT_LOGIT_SHIFT`, chosen on val: :func:`karyotf.classify.joint.count_evidence`).
+Otherwise, when the detector's export carries a score calibration (``karyotf eval --tune-min-score`` fits it on val:
 :mod:`karyotf.calibration`), the joint labelling also decides which kept boxes count: each gets its
 P(chromosome | score), and a duplicate, a fragment or a stray the karyotype prior finds implausible is left out
 (listed as ``left_out`` with its P, flagged when counting it is within the close-call likelihood ratio), while a weak
@@ -46,7 +47,7 @@ from ..errors import KaryogramError
 from ..find import Found, Removed, find
 from ..images import load
 from ..karyogram.call import Flag
-from .joint import joint_labels, prior_of
+from .joint import COUNT_LOGIT_SHIFT, SEX_LOG_LR, count_evidence, joint_labels, prior_of
 
 # Imports inside functions, and why: karyotf.karyogram.build (it loads OpenCV and Pillow at its top);
 # karyotf.detect.Detector (looked up when a model is loaded, so that a caller may stand another Detector in
@@ -71,7 +72,8 @@ class Karyotyper:
     """Its boxes carry chromosome names (the classifier's)."""
 
     def __init__(self, detector, classifier, joint: bool = True, choose: bool = True, prior=None,
-                 second_look=None, input: str = CLASSIFIER_INPUT, separator=None):
+                 second_look=None, input: str = CLASSIFIER_INPUT, separator=None, count_shift: float | None = None,
+                 sex_log_lr: float | None = None):
         if input not in CLASSIFIER_INPUTS:
             raise KaryogramError(f"classifier input {input!r}: one of {', '.join(CLASSIFIER_INPUTS)}")
         if isinstance(detector, (str, Path)):
@@ -96,6 +98,10 @@ class Karyotyper:
         self.second_look = second_look if joint and choose else None  # P(whole chromosome) of each candidate
         self.input = input
         self.separator = separator  # input "separated": a separation model (dir or Separator); None: the shipped one
+        # the second look's P(whole chromosome) -> the P the labelling counts a box with (joint.count_evidence)
+        self.count_shift = COUNT_LOGIT_SHIFT if count_shift is None else float(count_shift)
+        # the uncertain-sex flag's likelihood ratio (joint.SEX_LOG_LR; 0: never)
+        self.sex_log_lr = SEX_LOG_LR if sex_log_lr is None else float(sex_log_lr)
         self.last_seconds = None
 
     def crops(self, arr: np.ndarray, boxes: Sequence[Box], reference=None):
@@ -150,13 +156,16 @@ class Karyotyper:
 
     def weigh(self, arr: np.ndarray, boxes: Sequence[Box]):
         """(classifier probabilities (N, 24), P(chromosome) (N,), crops) of one cell's candidate boxes: P from the
-        second look when there is one, else from the detector's calibrated score."""
+        second look when there is one (its logit shifted by ``count_shift``:
+        :func:`karyotf.classify.joint.count_evidence`), else from the detector's calibrated score."""
         if self.second_look is not None:
             real = self.second_look.p_whole(arr, boxes)
         else:
             real = self.calibration([b.score if b.score is not None else 1.0 for b in boxes])
         likely = [i for i, r in enumerate(real) if r >= 0.5]  # measured against the likely chromosomes
         cc = self.crops(arr, boxes, reference=likely or None)
+        if self.second_look is not None:   # the P the labelling counts a box with (joint.count_evidence)
+            real = count_evidence(real, self.count_shift)
         return self.classifier.probabilities_of(cc.crops, cc.features), np.asarray(real, float), cc
 
     def describe(self) -> dict:
@@ -181,7 +190,8 @@ class Karyotyper:
         if probs is None:
             probs = self.classifier.probabilities_of(cc.crops, cc.features)
         top = [classes.NAMES[k] for k in np.argmax(probs, axis=1)] if len(boxes) else []
-        result = joint_labels(probs, prior=self.prior) if self.joint and len(boxes) else None
+        result = joint_labels(probs, prior=self.prior, sex_log_lr=self.sex_log_lr) if self.joint and len(boxes) \
+            else None
         labels = list(result.labels) if result is not None else top
         fill = FEATURES.index("fill")
         unseen = {i: "too small to cut out" for i in cc.too_small}

@@ -43,6 +43,7 @@ FLAG_LEVELS = {
     # call, counts past the prior are reviews; a relabelled chromosome, an unsure one, a box that could stand in
     # for another without changing the counts are notes
     "close_call": REVIEW, "close_alternative": REVIEW, "left_out": REVIEW, "beyond_prior": REVIEW,
+    "sex_uncertain": REVIEW,
     "label_changed": NOTE, "low_top1": NOTE, "left_out_swap": NOTE,
     # the Karyotyper's (karyotf.classify.karyotyper): a counted box the classifier could not see
     "unclassifiable": REVIEW,
