@@ -90,7 +90,7 @@ The second look's P and the count shift
 ---------------------------------------
 With a second look, ``real`` is :func:`count_evidence` of its P(whole chromosome): the logit shifted by
 :data:`COUNT_LOGIT_SHIFT` (the Karyotyper does it).  Why a shift, when that P is calibrated (on 352 val cells of the
-full CIL set, the candidates at P 0.1-0.2 are chromosomes 17% of the time, at 0.4-0.6 54%, at 0.9-0.95 92%)?
+full CIL set with the 1,800-step detector, the candidates at P 0.1-0.2 are chromosomes 17% of the time, at 0.4-0.6 54%, at 0.9-0.95 92%)?
 Because the count asks another question: "does this box stand for a chromosome that no other box stands for?".  The
 candidates (the second look's floor and NMS) miss 4.1% of the annotated chromosomes at IoU 0.5 (about 2 a cell;
 every chromosome is among them in 23% of val cells only), and a fragment or a loose box is then the only box its
@@ -110,8 +110,9 @@ change ("#17 could be Y, p(Y) 0.35").  XX against XY is where an end-to-end call
 classifier's X is weak: a second X at p(X) 0.2 is common); the threshold is chosen on val by ``bench/aneuploidy.py
 --tune`` (rule: the most of 3 x wrong calls it newly puts under review - right calls it newly puts under review: a
 silent wrong call weighs three needless reviews).  Below :data:`CLOSE_LOG_LR` it adds no review that
-``close_alternative`` does not already give; above it, on val with the full CIL pair, it caught 8 of 28 silent wrong
-calls at 3.5 for 14 right calls newly reviewed, and 21 of 28 only at 5.0 for 84 (bench/results/aneuploidy.md).
+``close_alternative`` does not already give; above it, on val with the shipped pair, it puts 12 of 25 silent wrong
+calls under review at 4 for 31 right calls newly reviewed, and 18 of 25 only at 5 for 68
+(bench/results/aneuploidy.md).
 
 The prior: what each term means
 -------------------------------
@@ -200,7 +201,7 @@ Autosomes, per class, as P(k copies) / P(2 copies):
   one autosome in 4/560 "normal" cells (0.7%), and an end-to-end detector misses far more.  3e-3 per class means
   about 6% of cells lose some autosome.  On val of the full CIL set 13/352 cells (3.7%) are annotated with one
   autosome lost, about 1.7e-3 per class: 3e-3 is not below what the data show, and 1e-2 called 3.6% of normal
-  cells abnormal (against 2.0%) and no more abnormal cells right (bench/results/aneuploidy.md).
+  cells abnormal (against 2.0%) and no more abnormal cells right (bench/results/aneuploidy_ssd1800.md, the 1,800-step pair).
 * Nullisomy P(0) = P(1)^2 / P(2) (two independent losses), and every copy past the third costs what the third
   did: P(k+1)/P(k) = P(3)/P(2) for k >= 3 (48,+21,+21 is about as rare as two independent trisomies).  These
   are the largest values concavity allows, so the assignment stays exact.
@@ -214,7 +215,7 @@ Sex chromosomes, joint P(nX, nY), as a share of cells (then normalised over the 
   20/352 val cells of the full CIL set (5.7%, 45,X or 45,Y).  Kept below those shares on purpose: with candidates
   that miss about two chromosomes a cell, a missed X looks like a lost one: on val, at the count shift, 4.5e-2
   called no more abnormal cells right and 2.3% of normal cells abnormal (against 2.0%), 0.1 called 2 of 46
-  abnormal cells right (against 1) and 3.9% of normal cells abnormal (bench/results/aneuploidy.md, "The prior's
+  abnormal cells right (against 1) and 3.9% of normal cells abnormal (bench/results/aneuploidy_ssd1800.md, "The prior's
   loss terms").
 * 47,XXY :data:`SEX_XXY` = 8e-3: Klinefelter about 1/600 live-born boys (Nielsen & Wohlert 1991, the
   Arhus newborn survey); 11 listed "47,X" and 10 more XXY in the CIL sample (3.5%, some of them probably
@@ -316,10 +317,10 @@ COUNT_LOGIT_SHIFT = 2.0
 whole chromosome is often the only box its chromosome has.  Chosen on val (``bench/aneuploidy.py --tune``, "Which
 boxes count: the shift"); 0 weighs the second look's P as it is."""
 
-SEX_LOG_LR = 3.5
+SEX_LOG_LR = 4.0
 """A called sex complement less than this (natural log of the likelihood ratio) ahead of the best labelling under
 another complement -> ``sex_uncertain`` (review).  Chosen on val (``bench/aneuploidy.py --tune``, "The
-uncertain-sex flag"); above CLOSE_LOG_LR, since ``close_alternative`` already reviews any other call closer than
+uncertain-sex flag", on the shipped pair; 3.5 on the earlier 1,800-step pair); above CLOSE_LOG_LR, since ``close_alternative`` already reviews any other call closer than
 that."""
 
 NORMAL_SEXES = ((2, 0), (1, 1))
