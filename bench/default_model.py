@@ -115,7 +115,7 @@ def end_to_end_row(detector: Path, classifier: Path, records: Path, split: str,
                    second_look: Path | None = None) -> dict:
     """The shipped pipeline on one split of the records (as ``karyotf karyogram`` counts and calls; with the
     second look when given)."""
-    from quality import call_summary, end_to_end
+    from quality import end_to_end
 
     from karyotf.evaluate import evaluate_detections
 
@@ -131,28 +131,43 @@ def end_to_end_row(detector: Path, classifier: Path, records: Path, split: str,
     imgs = report.metrics.found.images
     found, det, tru = (sum(getattr(i, k) for i in imgs) for k in ("found", "detected", "truth"))
     p, r = found / max(1, det), found / max(1, tru)
-    from karyotf.karyogram.call import REVIEW, level_of
+    return {"split": split, "cells": len(cells), "f1": report.f1, "precision": report.precision,
+            "recall": report.recall, "agnostic_precision": p, "agnostic_recall": r,
+            "agnostic_f1": 2 * p * r / max(1e-9, p + r), **call_rows(cells), "seconds_per_cell": seconds,
+            "per_cell": cells}
 
-    for c in cells:  # the review level: the call may be wrong (notes do not count here)
-        c["review"] = [f for f in c["flags"] if level_of(f) == REVIEW]
-    s = call_summary(cells)
+
+def call_rows(cells: list[dict]) -> dict:
+    """The call columns of a row from its per-cell rows (``bench/quality.cell_row``: ``review`` holds the review
+    codes of the call as ``karyotf karyogram`` reports it, the count call's own and the joint labelling's)."""
+    from quality import call_summary
+
     normal = [c for c in cells if c["normal"]]
     abnormal = [c for c in cells if not c["normal"]]
-    wrong = [c for c in cells if not c["right"]]
 
     def share(sel, what):
         return None if not sel else sum(bool(what(c)) for c in sel) / len(sel)
 
-    return {"split": split, "cells": len(cells), "f1": report.f1, "precision": report.precision,
-            "recall": report.recall, "agnostic_precision": p, "agnostic_recall": r,
-            "agnostic_f1": 2 * p * r / max(1e-9, p + r), **{k: v for k, v in s.items()},
+    return {**call_summary(cells),
             "normal_called_abnormal": share(normal, lambda c: c["call"] not in ("46,XX", "46,XY")
                                             and not c["call"].startswith("no call")),
             "normal_review_flagged": share(normal, lambda c: c["review"]),
             "abnormal_review_flagged": share(abnormal, lambda c: c["review"]),
             "abnormal_right_or_review": share(abnormal, lambda c: c["right"] or c["review"]),
             "wrong_without_review": share(cells, lambda c: not c["right"] and not c["review"]),
-            "wrong_calls": len(wrong), "seconds_per_cell": seconds, "per_cell": cells}
+            "wrong_calls": sum(not c["right"] for c in cells)}
+
+
+def resummarise(row: dict) -> dict:
+    """A stored row's call columns again from its per-cell rows, the review codes read anew from each cell's
+    flag codes by their level (:data:`karyotf.karyogram.call.FLAG_LEVELS`): for a change in how flags are
+    summarised or levelled, without running the models again (the earlier pair's rows, ``previous``)."""
+    from karyotf.karyogram.call import REVIEW, level_of
+
+    cells = row["per_cell"]
+    for c in cells:
+        c["review"] = [code for code in c["all_flags"] if level_of(code) == REVIEW]
+    return {**row, **call_rows(cells)}
 
 
 def markdown(state: dict) -> str:
@@ -211,12 +226,14 @@ def main() -> None:
                        "second_look_epochs": args.second_look_epochs, "second_look_cells": args.second_look_cells}
     cpu = state.setdefault("cpu_seconds", {})
 
-    def step(name, fn):
+    def step(name, fn, accumulate=True):
+        """Run one step, its CPU time added to the step's (a resumed training sitting adds to the earlier ones;
+        ``accumulate=False``: a step run anew, e.g. the rows, replaces it)."""
         c0 = cpu_children() + time.process_time()
         try:
             return fn()
         finally:
-            cpu[name] = cpu.get(name, 0.0) + cpu_children() + time.process_time() - c0
+            cpu[name] = (cpu.get(name, 0.0) if accumulate else 0.0) + cpu_children() + time.process_time() - c0
             state_path.write_text(json.dumps(state, indent=2, default=str) + "\n")
 
     data, records = work / "data", work / "records"
@@ -262,8 +279,11 @@ def main() -> None:
         return
     rows = state.setdefault("rows", {})
     for split in ("val", "test"):
-        rows[split] = step(f"rows_{split}", lambda s=split: end_to_end_row(exp, cexp, records, s, lexp))
+        rows[split] = step(f"rows_{split}", lambda s=split: end_to_end_row(exp, cexp, records, s, lexp),
+                           accumulate=False)
         state_path.write_text(json.dumps(state, indent=2, default=str) + "\n")
+    for name, prev in state.get("previous", {}).items():  # the earlier pair's rows, its flags levelled as now
+        state["previous"][name] = {split: resummarise(row) for split, row in prev.items()}
     from karyotf.io import atomic_write_json, atomic_write_text
 
     atomic_write_text(args.out, markdown(state))

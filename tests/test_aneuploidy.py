@@ -422,3 +422,30 @@ def test_tune_rules_choose_within_the_target_and_flag_net_of_right_calls():
     assert sweep[2]["wrong_without_review"] == 0.0 and sweep[1]["wrong_without_review"] == pytest.approx(1 / 6)
     flagged = a.with_sex_flag(cells, 3.0)
     assert flagged[1]["review"] == ["sex_uncertain"] and flagged[3]["review"] == [] and cells[1]["review"] == []
+
+
+def test_default_model_rows_count_every_review_code_of_the_call():
+    """The shipped pair's rows (bench/default_model.py) count a cell as reviewed by the call's review codes, the
+    uncertain-sex flag and the count call's own included (once they were read from a narrower list and missed
+    ``sex_uncertain``); an earlier row's per-cell flags are levelled anew from their codes."""
+    _bench()
+    import default_model as D
+
+    cells = [{"call": "46,XX", "annotation": "46,XX", "normal": True, "right": True, "review": ["sex_uncertain"],
+              "all_flags": ["sex_uncertain", "low_top1"], "flagged": True, "flags": [], "counted": 46, "truth": 46},
+             {"call": "46,XY", "annotation": "46,XX", "normal": True, "right": False, "review": ["sex_uncertain"],
+              "all_flags": ["sex_uncertain", "label_changed"], "flagged": True, "flags": [], "counted": 46, "truth": 46},
+             {"call": "46,XX", "annotation": "47,XX,+21", "normal": False, "right": False, "review": [],
+              "all_flags": ["low_confidence", "left_out_swap"], "flagged": False, "flags": [], "counted": 46, "truth": 46},
+             {"call": "47,XX,+18", "annotation": "46,XX", "normal": True, "right": False,
+              "review": ["extra_copy"], "all_flags": ["extra_copy"], "flagged": False, "flags": [], "counted": 46, "truth": 46}]
+    for c in cells:
+        c["called_normal"] = c["call"] in ("46,XX", "46,XY")
+    r = D.call_rows(cells)
+    assert r["normal_review_flagged"] == pytest.approx(1.0) and r["abnormal_review_flagged"] == 0.0
+    assert r["wrong_without_review"] == pytest.approx(1 / 4) and r["wrong_calls"] == 3
+    assert r["normal_called_abnormal"] == pytest.approx(1 / 3)
+    stale = {"split": "val", "f1": 0.5, "per_cell": [{**c, "review": []} for c in cells]}
+    again = D.resummarise(stale)
+    assert [c["review"] for c in again["per_cell"]] == [["sex_uncertain"], ["sex_uncertain"], [], ["extra_copy"]]
+    assert again["wrong_without_review"] == pytest.approx(1 / 4) and again["f1"] == 0.5
