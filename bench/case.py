@@ -1,6 +1,7 @@
 """Case-level rows: `karyotf case` on the test split of the CIL:54816 sample, and synthetic mosaics.
 
-    .venv/bin/python bench/case.py [SRC] [--model EXPORT_DIR [--classifier EXPORT_DIR]] [--out bench/results/case.md]
+    .venv/bin/python bench/case.py [SRC] [--model EXPORT_DIR [--classifier EXPORT_DIR [--second-look EXPORT_DIR]]]
+        [--out bench/results/case.md]
 
 SRC defaults to ../shared/data/cil54816 (600 cells, karyotypes.csv).  Steps:
 
@@ -11,7 +12,8 @@ SRC defaults to ../shared/data/cil54816 (600 cells, karyotypes.csv).  Steps:
 3. ``karyotf case IMAGES --annotations`` end to end (images, XML pairing, karyograms, case reports, timed):
    its case karyotype against the annotation-derived one, normal and abnormal cases apart (abnormal: the
    annotation-derived karyotype is anything but one normal line), and the share of cases with each flag;
-4. with ``--model`` (and ``--classifier``): the same end to end from the model, against the annotation-derived one;
+4. with ``--model`` (and ``--classifier``, ``--second-look``): the same end to end from the model, against the
+   annotation-derived one;
 5. synthetic cases from cells of other cases (all 600 cells; abnormal cells are rare): a mosaic of 3 abnormal and
    12 normal cells of the same sex must come out ``mos``, a single abnormal cell among normal ones non-clonal.
 """
@@ -78,6 +80,9 @@ def main(argv=None) -> int:
     ap.add_argument("src", nargs="?", type=Path, default=REPO.parent / "shared" / "data" / "cil54816")
     ap.add_argument("--model", type=Path, default=None, help="exported detector (end-to-end rows)")
     ap.add_argument("--classifier", type=Path, default=None, help="exported classifier beside --model")
+    ap.add_argument("--second-look", type=Path, default=None,
+                    help="exported second look beside --model and --classifier (the shipped pair's: "
+                         "karyotf/data/models/default/second_look)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "case.md")
     args = ap.parse_args(argv)
     src = args.src
@@ -155,7 +160,7 @@ def main(argv=None) -> int:
     else:
         from karyotf.classify.karyotyper import open_model
 
-        model = open_model(args.model, classifier=args.classifier)
+        model = open_model(args.model, classifier=args.classifier, second_look=args.second_look)
         with tempfile.TemporaryDirectory(prefix="karyotf-case-bench-") as tmp:
             images = [read_voc(xmls[s]).image_path for s in test]
             t = time.perf_counter()
@@ -163,9 +168,11 @@ def main(argv=None) -> int:
             dt = time.perf_counter() - t
             pred = {c.case: c for c in run.cases}
             lines += [f"`{args.model}`" + (f" + `{args.classifier}`" if args.classifier else "")
+                      + (f" + `{args.second_look}`" if args.second_look else "")
                       + f": {len(test)} cells in {dt:.0f} s.", "", *compare(pred, ref), "",
                       "Share of the test cases flagged (end to end from the model):", "", *flag_rows(run.cases), ""]
             summary["model"] = {"model": str(args.model), "classifier": str(args.classifier or ""),
+                                "second_look": str(args.second_look or ""),
                                 "equal": sum(pred[k].karyotype == ref[k].karyotype for k in ref if k in pred)}
 
     # synthetic cases: cells of other cases put together
