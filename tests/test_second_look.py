@@ -128,3 +128,13 @@ def test_second_look_trains_resumes_exports_and_reloads(records, tmp_path):
     assert S.SecondLook(out).p_whole(arr, boxes).shape == (len(boxes),)
     with pytest.raises(Exception, match="neither a second-look export"):
         S.SecondLook(tmp_path)
+
+
+def test_a_run_dir_without_its_run_file_names_the_file_and_the_command(tmp_path):
+    from karyotf.classify import second_look, train
+    from karyotf.errors import ClassifierError
+
+    with pytest.raises(ClassifierError, match=r"no second_look\.json .*karyotf second-look train --out"):
+        second_look.load_model(tmp_path)
+    with pytest.raises(ClassifierError, match=r"no classifier\.json .*karyotf classifier train --out"):
+        train.load_model(tmp_path)

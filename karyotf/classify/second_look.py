@@ -238,23 +238,16 @@ class SecondLookResult:
 
 
 def read_run(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
-        raise ClassifierError(f"{run_dir}: no {RUN_FILE} (fix: train with `karyotf second-look train --out "
-                              f"{run_dir}`)")
-    return json.loads(path.read_text())
+    from .train import read_run as read
+
+    return read(run_dir, RUN_FILE, "karyotf second-look train")
 
 
 def load_model(run_dir: str | Path, which: str = "best"):
     """The model of a run dir with its ``best`` (or ``latest``) weights, and its config and run info."""
-    from .train import restore
+    from .train import load_run
 
-    run_dir = Path(run_dir)
-    meta = read_run(run_dir)
-    cfg = SecondLookConfig(**meta["config"])
-    model = cfg.model()
-    restore(model, run_dir, which)
-    return model, cfg, meta
+    return load_run(run_dir, SecondLookConfig, which, RUN_FILE, "karyotf second-look train")
 
 
 def _predict(model, cs: CellSet) -> np.ndarray:

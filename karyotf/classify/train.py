@@ -97,21 +97,29 @@ class TrainResult:
                 + (" (interrupted)" if self.interrupted else "") + f"; best val top-1 {best}")
 
 
-def read_run(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / RUN_FILE
+def read_run(run_dir: str | Path, run_file: str = RUN_FILE, command: str = "karyotf classifier train") -> dict:
+    """The run info of a training run dir (``run_file``; the second look's: its own file and ``command``)."""
+    path = Path(run_dir) / run_file
     if not path.is_file():
-        raise ClassifierError(f"{run_dir}: no {RUN_FILE} (fix: train with `karyotf classifier train --out "
-                              f"{run_dir}`)")
+        raise ClassifierError(f"{run_dir}: no {run_file} (fix: train with `{command} --out {run_dir}`)")
     return json.loads(path.read_text())
+
+
+def load_run(run_dir: str | Path, config_cls, which: str = "best", run_file: str = RUN_FILE,
+             command: str = "karyotf classifier train"):
+    """The model of a run dir with its ``best`` (or ``latest``) weights, its config (``config_cls`` built from the
+    run info) and the run info: the classifier's and the second look's runs alike."""
+    run_dir = Path(run_dir)
+    meta = read_run(run_dir, run_file, command)
+    cfg = config_cls(**meta["config"])
+    model = cfg.model()
+    restore(model, run_dir, which)
+    return model, cfg, meta
 
 
 def load_model(run_dir: str | Path, which: str = "best"):
     """The model of a run dir with its ``best`` (or ``latest``) weights, and its config."""
-    run_dir = Path(run_dir)
-    meta = read_run(run_dir)
-    cfg = ClassifierConfig(**meta["config"])
-    model = cfg.model()
-    restore(model, run_dir, which)
+    model, cfg, _ = load_run(run_dir, ClassifierConfig, which)
     return model, cfg
 
 
