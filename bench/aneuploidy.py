@@ -150,26 +150,34 @@ def sweep(inputs, prior_name: str) -> list[dict]:
     return out
 
 
+def first_call_counts(inputs, prior, shift: float) -> tuple[int, int, int, int, int]:
+    """The first (choosing) labelling on each cell's candidates with the P(chromosome) of ``inputs`` shifted by
+    ``shift``, under ``prior`` (a preset's name or a :class:`~karyotf.classify.joint.KaryotypePrior`): (abnormal
+    cells called right, abnormal cells, normal cells called abnormal, normal cells called right, normal cells)."""
+    from karyotf.classify.joint import count_evidence, joint_labels
+    from karyotf.karyogram.call import iscn
+
+    right_ab = n_ab = called_ab = right_n = n_norm = 0
+    for probs, real, want, normal, _ in inputs:
+        res = joint_labels(probs, prior=prior, real=count_evidence(real, shift))
+        call = iscn(res.counts)[0]
+        if normal:
+            n_norm += 1
+            called_ab += not res.is_normal
+            right_n += call == want
+        else:
+            n_ab += 1
+            right_ab += call == want
+    return right_ab, n_ab, called_ab, right_n, n_norm
+
+
 def shift_sweep(inputs, prior_name: str, shifts=SHIFTS) -> list[dict]:
     """The first (choosing) labelling again on each cell's candidates with the P(chromosome) of ``inputs`` (the
     second look's, unshifted) shifted by each value: abnormal cells called right, normal cells called abnormal,
     normal cells called right."""
-    from karyotf.classify.joint import count_evidence, joint_labels
-    from karyotf.karyogram.call import iscn
-
     out = []
     for s in shifts:
-        right_ab = n_ab = called_ab = right_n = n_norm = 0
-        for probs, real, want, normal, _ in inputs:
-            res = joint_labels(probs, prior=prior_name, real=count_evidence(real, s))
-            call = iscn(res.counts)[0]
-            if normal:
-                n_norm += 1
-                called_ab += not res.is_normal
-                right_n += call == want
-            else:
-                n_ab += 1
-                right_ab += call == want
+        right_ab, n_ab, called_ab, right_n, n_norm = first_call_counts(inputs, prior_name, s)
         out.append({"shift": s, "abnormal_right": right_ab / n_ab if n_ab else None,
                     "normal_called_abnormal": called_ab / n_norm if n_norm else None,
                     "normal_right": right_n / n_norm if n_norm else None})
@@ -185,8 +193,7 @@ the chosen shift (the docstring of karyotf.classify.joint cites them)."""
 def prior_alternatives(inputs, prior_name: str, shift: float, alternatives=PRIOR_ALTERNATIVES) -> list[dict]:
     """The first labelling on each cell's candidates at ``shift`` under the preset with its 45,X share (``sex_x``)
     and its autosome loss rate (``loss_floor``) replaced: abnormal right, normal called abnormal, normal right."""
-    from karyotf.classify.joint import PRESETS, KaryotypePrior, count_evidence, joint_labels
-    from karyotf.karyogram.call import iscn
+    from karyotf.classify.joint import PRESETS, KaryotypePrior
 
     out = []
     for alt in alternatives:
@@ -197,17 +204,7 @@ def prior_alternatives(inputs, prior_name: str, shift: float, alternatives=PRIOR
         if "loss_floor" in alt:
             r["loss_floor"] = alt["loss_floor"]
         prior = KaryotypePrior.from_rates(**r, name=prior_name)
-        right_ab = n_ab = called_ab = right_n = n_norm = 0
-        for probs, real, want, normal, _ in inputs:
-            res = joint_labels(probs, prior=prior, real=count_evidence(real, shift))
-            call = iscn(res.counts)[0]
-            if normal:
-                n_norm += 1
-                called_ab += not res.is_normal
-                right_n += call == want
-            else:
-                n_ab += 1
-                right_ab += call == want
+        right_ab, n_ab, called_ab, right_n, n_norm = first_call_counts(inputs, prior, shift)
         out.append({"sex_x": r["sex"][(1, 0)], "loss_floor": r["loss_floor"],
                     "abnormal_right": right_ab / max(1, n_ab), "normal_called_abnormal": called_ab / max(1, n_norm),
                     "normal_right": right_n / max(1, n_norm)})

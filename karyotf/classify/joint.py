@@ -665,7 +665,7 @@ class JointLabels:
             f"sex complement uncertain: {self.sex} called, {self.sex_alt} at P {self.sex_alt_prob:.2f} (a likelihood "
             f"ratio of {math.exp(lr):.3g} behind, log {lr:.2f} < {self.sex_threshold:.2f})"
             + (f" ({which})" if which else "") + ": a person must decide",
-            tuple(n for n in ("X", "Y")), idx)
+            ("X", "Y"), idx)
 
     @property
     def doubted(self) -> tuple[int, ...]:
