@@ -185,8 +185,9 @@ def markdown(state: dict) -> str:
              "columns. Wrong calls without a review flag: share of all cells.", "",
              "| split | cells | F1 (class-aware, IoU 0.5) | class-agnostic P / R / F1 | count exact | call right: all / "
              "normal / abnormal | normal called abnormal | review-flagged: normal / abnormal | abnormal right or "
-             "review-flagged | wrong calls without a review flag | s per cell |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "review-flagged | abnormal right or a review flag naming the chromosome in question | wrong calls "
+             "without a review flag | s per cell |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     labelled = [(split, rows.get(split)) for split in ("val", "test")]
     for label, old in state.get("previous", {}).items():  # the rows of earlier recipes, on the same cells
         labelled += [(f"{split}, {label}", old.get(split)) for split in ("val", "test")]
@@ -200,6 +201,7 @@ def markdown(state: dict) -> str:
                      f"{f(r['call_right_normal'])} / {f(r['call_right_abnormal'])} | "
                      f"{f(r['normal_called_abnormal'])} | {f(r['normal_review_flagged'])} / "
                      f"{f(r['abnormal_review_flagged'])} | {f(r['abnormal_right_or_review'])} | "
+                     f"{f(r.get('abnormal_right_or_named'))} | "
                      f"{f(r['wrong_without_review'])} | {r['seconds_per_cell']:.2f} |")
     return "\n".join(lines) + "\n"
 

@@ -118,7 +118,24 @@ def cell_row(image: str, got, want, flags: list[str], counted: int, truth: int) 
     return {"image": image, "call": got.text, "annotation": want.text, "normal": want.is_normal,
             "right": got.iscn is not None and got.iscn == want.iscn, "flagged": bool(flags), "flags": flags,
             "review": got.review_codes, "all_flags": got.flag_codes, "called_normal": got.is_normal,
-            "counted": counted, "truth": truth}
+            "counted": counted, "truth": truth,
+            "review_classes": sorted({c for f in got.review_flags for c in f.classes}),
+            "in_question": in_question(got, want)}
+
+
+def in_question(got, want) -> list[str]:
+    """The chromosomes a wrong count call gets wrong: the classes whose count differs between the call and the
+    annotation's (the chromosome in question that a review flag must name, issue 23)."""
+    from karyotf import classes
+
+    return [n for n in classes.NAMES if got.counts.get(n, 0) != want.counts.get(n, 0)]
+
+
+def named(c: dict) -> bool:
+    """A cell's review flags name a chromosome its call gets wrong (rows made before this was kept: None)."""
+    if "in_question" not in c:
+        return None
+    return bool(set(c["review_classes"]) & set(c["in_question"]))
 
 
 def call_summary(cells: list[dict]) -> dict:
@@ -137,6 +154,9 @@ def call_summary(cells: list[dict]) -> dict:
                 "review_normal": share(lambda c: c["normal"], lambda c: c["review"]),
                 "review_abnormal": share(lambda c: not c["normal"], lambda c: c["review"]),
                 "abnormal_right_or_review": share(lambda c: not c["normal"], lambda c: c["right"] or c["review"]),
+                **({} if "in_question" not in cells[0] else {
+                    "abnormal_right_or_named": share(lambda c: not c["normal"], lambda c: c["right"] or named(c)),
+                    "wrong_named": share(lambda c: not c["right"], named)}),
                 "wrong_without_review": share(lambda c: True, lambda c: not c["right"] and not c["review"]),
                 "flag_rates": flag_rates(cells)}),
             "count_error_mean": sum(abs(c["counted"] - c["truth"]) for c in cells) / max(1, len(cells)),
@@ -156,12 +176,14 @@ def aneuploidy_table(rows: list[tuple[str, dict]]) -> list[str]:
     """The issue-23 rows of end-to-end summaries (``(row name, call_summary)``), each beside the others."""
     lines = ["| row | cells (normal / abnormal) | abnormal called right | normal called right | normal called "
              "abnormal | normal with a review flag | abnormal with a review flag | abnormal right or reviewed | "
-             "wrong calls without a review flag |", "|---|---|---|---|---|---|---|---|---|"]
+             "abnormal right or a review flag naming the chromosome in question | wrong calls without a review flag "
+             "|", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, e in rows:
         lines.append(f"| {name} | {e['normal_cells']} / {e['abnormal_cells']} | {_f(e['call_right_abnormal'], 2)} | "
                      f"{_f(e['call_right_normal'], 2)} | {_f(e.get('normal_called_abnormal'), 3)} | "
                      f"{_f(e.get('review_normal'), 2)} | {_f(e.get('review_abnormal'), 2)} | "
-                     f"{_f(e.get('abnormal_right_or_review'), 2)} | {_f(e.get('wrong_without_review'), 3)} |")
+                     f"{_f(e.get('abnormal_right_or_review'), 2)} | {_f(e.get('abnormal_right_or_named'), 2)} | "
+                     f"{_f(e.get('wrong_without_review'), 3)} |")
     return lines
 
 

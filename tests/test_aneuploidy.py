@@ -449,3 +449,35 @@ def test_default_model_rows_count_every_review_code_of_the_call():
     again = D.resummarise(stale)
     assert [c["review"] for c in again["per_cell"]] == [["sex_uncertain"], ["sex_uncertain"], [], ["extra_copy"]]
     assert again["wrong_without_review"] == pytest.approx(1 / 4) and again["f1"] == 0.5
+
+
+def _cell_call(counts: dict[str, int]):
+    boxes = [Box(10.0 * i, 0.0, 10.0 * i + 8.0, 30.0, n) for i, n in enumerate(
+        n for n in classes.NAMES for _ in range(counts.get(n, 2 if n in classes.AUTOSOMES else 0)))]
+    return count_call(boxes)
+
+
+def test_rows_say_whether_a_review_flag_names_the_chromosome_in_question():
+    """The rows' column "abnormal right or a review flag naming the chromosome in question" (issue 23's target): a
+    trisomy 21 called 46,XX counts only when a review flag names 21; a flag naming another chromosome, or a note
+    naming 21, does not; a right call counts without any flag."""
+    _bench()
+    import quality as Q
+
+    from karyotf.karyogram.call import Flag
+
+    want21 = _cell_call({"X": 2, "21": 3})
+    cases = []
+    for flags in ([Flag("left_out", "a third 21 left out", ("21",))], [Flag("left_out", "a third 18", ("18",))],
+                  [Flag("label_changed", "21 -> 22", ("21", "22"))], []):
+        got = _cell_call({"X": 2})
+        got.add_flags(flags)
+        cases.append(Q.cell_row("c", got, want21, got.review_codes, 46, 47))
+    right = _cell_call({"X": 2, "21": 3})
+    cases.append(Q.cell_row("r", right, want21, [], 47, 47))
+    assert [c["in_question"] for c in cases] == [["21"]] * 4 + [[]]
+    assert [Q.named(c) for c in cases] == [True, False, False, False, False]
+    s = Q.call_summary(cases)
+    assert s["abnormal_right_or_named"] == pytest.approx(2 / 5)   # the named one and the right one
+    assert s["abnormal_right_or_review"] == pytest.approx(3 / 5)  # any review flag, 18's included
+    assert s["wrong_named"] == pytest.approx(1 / 4)

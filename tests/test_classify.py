@@ -200,3 +200,41 @@ def test_train_minutes_with_progress_bar(sample_records, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "classifier" in err and "step" in err  # the tqdm bar was drawn
     assert (run / "best" / "checkpoint").is_file()
+
+
+def test_train_on_separated_cut_outs_keeps_its_input(sample_records, tmp_path, capsys):
+    """``classifier train --input separated``: the crops are the box windows with everything outside each
+    chromosome's separated mask white (same boxes, labels and measurements as the box crops, never a box dropped),
+    cached apart from the box crops; the run, its export and ``classifier eval`` keep the input; resuming with
+    the other input stops with the fix."""
+    from karyotf.classify.data import from_records
+    from karyotf.classify.export import Classifier
+    from karyotf.classify.train import ClassifierConfig, train
+    from karyotf.cli import main
+
+    box = from_records(sample_records, "val", 32, progress=False, limit=2)
+    sep = from_records(sample_records, "val", 32, progress=False, limit=2, input="separated")
+    assert sep.cell_ids == box.cell_ids and len(sep) == len(box) > 40
+    np.testing.assert_array_equal(sep.labels, box.labels)
+    np.testing.assert_array_equal(sep.features, box.features)
+    # a neighbour's arm inside a box turns white: never darker, lighter somewhere
+    assert (sep.crops.astype(int) >= box.crops.astype(int) - 1).mean() > 0.999 and (sep.crops > box.crops).any()
+    with pytest.raises(ClassifierError, match="classifier input 'mask'"):
+        from_records(sample_records, "val", 32, progress=False, limit=1, input="mask")
+
+    run = tmp_path / "run"
+    assert main(["classifier", "train", str(sample_records), "--out", str(run), "--epochs", "1", "--size", "32",
+                 "--width", "4", "--batch", "8", "--input", "separated"]) == 0
+    assert json.loads((run / "classifier.json").read_text())["config"]["input"] == "separated"
+    caches = sorted(p.name for p in (run / "cache").glob("*.npz"))
+    assert caches and all(n.startswith("cells-separated-") for n in caches)
+    with pytest.raises(ClassifierError, match="a run on 'separated' crops, not 'box'"):
+        train(sample_records, run, epochs=2, config=ClassifierConfig(size=32, width=4, cells_per_batch=8),
+              progress=False)
+    # the CLI resumes it with its own input when --input is not given
+    assert main(["classifier", "train", str(sample_records), "--out", str(run), "--epochs", "1", "--size", "32",
+                 "--width", "4", "--batch", "8"]) == 0
+    out = tmp_path / "exported"
+    assert main(["classifier", "export", str(run), "--out", str(out)]) == 0
+    assert Classifier(out).trained_on == "separated" and Classifier(run).trained_on == "separated"
+    capsys.readouterr()

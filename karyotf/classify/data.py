@@ -26,6 +26,11 @@ from ..records import read_examples, split_files
 from .crops import FEATURES, SIZE, cell_crops
 
 CACHE_VERSION = 1
+INPUTS = ("box", "separated")
+"""What the classifier is trained on (and evaluated with) for each truth box: ``box``, the plain box crop, or
+``separated``, the same box window with every pixel outside the chromosome's mask from the separation model
+(:mod:`karyotf.separate`) white, what :class:`karyotf.classify.karyotyper.Karyotyper` reads by default
+(:data:`karyotf.defaults.CLASSIFIER_INPUT`)."""
 
 
 @dataclass
@@ -62,18 +67,36 @@ class CellSet:
             return cls(z["crops"], z["features"], z["labels"], z["offsets"], [str(s) for s in z["cell_ids"]])
 
 
-def from_cells(cells: Sequence[tuple[np.ndarray, Annotation]], size: int = SIZE, progress: bool = False,
-               desc: str = "crops") -> CellSet:
-    """A :class:`CellSet` from ``(RGB image, annotation)`` pairs (truth boxes give the labels)."""
-    def one(item):
-        image, ann = item
-        return cell_crops(image, ann.boxes, size), [classes.NAMES.index(b.name) for b in ann.boxes]
+def check_input(input: str) -> str:
+    if input not in INPUTS:
+        raise ClassifierError(f"classifier input {input!r}: one of {', '.join(INPUTS)}")
+    return input
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = pool.map(one, cells)
-        if progress:
-            results = tqdm(results, total=len(cells), desc=desc, unit="cell", leave=False)
-        results = list(results)
+
+def from_cells(cells: Sequence[tuple[np.ndarray, Annotation]], size: int = SIZE, progress: bool = False,
+               desc: str = "crops", input: str = "box", separator=None) -> CellSet:
+    """A :class:`CellSet` from ``(RGB image, annotation)`` pairs (truth boxes give the labels); ``input``: one of
+    :data:`INPUTS` (``separated``: ``separator``, an export dir or a loaded one, default the shipped model)."""
+    check_input(input)
+    if input == "separated":   # the separation model runs in this thread, one cell at a time (it uses every core)
+        from ..paths import SEPARATE_DIR
+        from ..separate.separator import load, separate
+
+        model = load(separator or SEPARATE_DIR)
+        it = tqdm(cells, desc=desc, unit="cell", leave=False) if progress else cells
+        results = [(cell_crops(image, ann.boxes, size, cutouts=separate(image, ann.boxes, model).cutouts
+                               if ann.boxes else None),
+                    [classes.NAMES.index(b.name) for b in ann.boxes]) for image, ann in it]
+    else:
+        def one(item):
+            image, ann = item
+            return cell_crops(image, ann.boxes, size), [classes.NAMES.index(b.name) for b in ann.boxes]
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            results = pool.map(one, cells)
+            if progress:
+                results = tqdm(results, total=len(cells), desc=desc, unit="cell", leave=False)
+            results = list(results)
     crops = [r[0].crops for r in results]
     feats = [r[0].features for r in results]
     labels = [np.array(r[1], np.int32) for r in results]
@@ -96,8 +119,10 @@ def _records_key(records_dir: Path, split: str, size: int) -> str:
 
 
 def from_records(records_dir: str | Path, split: str, size: int = SIZE, cache_dir: str | Path | None = None,
-                 progress: bool = True, limit: int | None = None) -> CellSet:
-    """Every cell of one split of a records dir (its truth boxes and classes), cropped; cached in ``cache_dir``."""
+                 progress: bool = True, limit: int | None = None, input: str = "box") -> CellSet:
+    """Every cell of one split of a records dir (its truth boxes and classes), cropped as ``input`` says
+    (:data:`INPUTS`); cached in ``cache_dir``."""
+    check_input(input)
     records_dir = Path(records_dir)
     if not records_dir.is_dir():
         raise ClassifierError(f"records folder {records_dir} does not exist (fix: build it with `karyotf records "
@@ -107,7 +132,8 @@ def from_records(records_dir: str | Path, split: str, size: int = SIZE, cache_di
                               f"{split} fraction above 0, e.g. --split 0.8,0.1,0.1)")
     cache = None
     if cache_dir is not None and limit is None:
-        cache = Path(cache_dir) / f"cells-{split}-{size}-{_records_key(records_dir, split, size)}.npz"
+        tag = "" if input == "box" else f"{input}-"   # box crops keep the cache name they always had
+        cache = Path(cache_dir) / f"cells-{tag}{split}-{size}-{_records_key(records_dir, split, size)}.npz"
         if cache.is_file():
             return CellSet.load(cache)
     cells = []
@@ -115,7 +141,7 @@ def from_records(records_dir: str | Path, split: str, size: int = SIZE, cache_di
         if limit is not None and k >= limit:
             break
         cells.append((images.load(data), ann))
-    out = from_cells(cells, size, progress=progress, desc=f"crops {split}")
+    out = from_cells(cells, size, progress=progress, desc=f"{input} crops {split}", input=input)
     if cache is not None:
         out.save(cache)
     return out

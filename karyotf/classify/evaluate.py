@@ -131,7 +131,7 @@ def evaluate(model: str | Path, records_dir: str | Path | None = None, split: st
         if records_dir is None:
             raise ClassifierError(f"{model}: does not say which records it was trained on (fix: pass --records DIR)")
     cache = model / "cache" if (model / rundir.CLASSIFIER_RUN).is_file() else None
-    cs = from_records(records_dir, split, clf.size, cache, progress, limit)
+    cs = from_records(records_dir, split, clf.size, cache, progress, limit, input=clf.trained_on)
     if cs.cells == 0:
         raise ClassifierError(f"{records_dir}: split {split!r} has no cells")
     probs = np.zeros((len(cs), classes.NUM_CLASSES), np.float32)

@@ -12,6 +12,8 @@ Written atomically (a temporary folder renamed into place).
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import shutil
 import tempfile
 import time
@@ -128,7 +130,7 @@ class Classifier:
 
             model, cfg = load_model(self.path)
             self.info = {"kind": "classifier", "size": cfg.size, "features": list(FEATURES), "context": cfg.context,
-                         "source_run": str(self.path)}
+                         "source_run": str(self.path), "config": asdict(cfg)}
             self.size = cfg.size
             self._run = lambda c, f: tf.nn.softmax(model({"crops": c[None], "features": f[None],
                                                           "mask": np.ones((1, len(c)), bool)},
@@ -139,6 +141,12 @@ class Classifier:
         if list(self.info.get("features", [])) != list(FEATURES):
             raise ClassifierError(f"{self.path}: exported with features {self.info.get('features')}, this karyotf "
                                   f"computes {list(FEATURES)} (fix: re-export the run with this version)")
+
+    @property
+    def trained_on(self) -> str:
+        """What it was trained on for each box (:data:`karyotf.classify.data.INPUTS`): ``box`` crops, or
+        ``separated`` cut-outs (exports and runs made before the setting existed: ``box``)."""
+        return str((self.info.get("config") or {}).get("input", "box"))
 
     def probabilities(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
         """(N, 24) class probabilities of the N boxes of one cell (columns in ``classes.NAMES`` order)."""

@@ -30,7 +30,7 @@ from ..errors import ClassifierError
 from ..io import atomic_write_json
 from ..loop import StopFlag
 from .crops import FEATURES, SIZE
-from .data import CellSet, batches, from_records, pad_cells
+from .data import CellSet, batches, check_input, from_records, pad_cells
 
 # Imports inside functions, and why: TensorFlow / KerasCV / the OD API (heavy: kept off the import path);
 # karyotf.odapi (importing it loads TensorFlow and applies the OD API's compatibility shims: only where TensorFlow is
@@ -69,6 +69,10 @@ class ClassifierConfig:
     zoom: float = 0.0
     """Random zoom, as a fraction (0: none; row ``context`` used 0.05)."""
     seed: int = 0
+    input: str = "box"
+    """What it learns from for each truth box (:data:`karyotf.classify.data.INPUTS`): the box crop, or the
+    ``separated`` cut-out (the box window, everything outside the chromosome's separated mask white), what the
+    Karyotyper reads by default; a run keeps it on resume (runs made before it existed: ``box``)."""
 
     SHAPE = ("size", "context", "width", "embed", "heads", "norm")
 
@@ -232,14 +236,18 @@ def train(records_dir: str | Path = "records", out_dir: str | Path = "runs/class
         if config is not None and any(getattr(config, k) != getattr(saved, k) for k in ClassifierConfig.SHAPE):
             raise ClassifierError(f"{out} holds a classifier of another shape ({', '.join(f'{k}={getattr(saved, k)}' for k in ClassifierConfig.SHAPE)}) "
                                   "(fix: use another --out, or delete the run dir)")
+        if config is not None and config.input != saved.input:
+            raise ClassifierError(f"{out} is a run on {saved.input!r} crops, not {config.input!r} (fix: use another "
+                                  "--out, or resume it with the input it was started with)")
         config = saved
         state.update(meta.get("state", {}))
     config = config or ClassifierConfig()
+    check_input(config.input)
     out.mkdir(parents=True, exist_ok=True)
     tf.keras.utils.set_random_seed(config.seed)
     cache = out / "cache"
-    train_cs = from_records(records_dir, "train", config.size, cache, progress, limit)
-    val_cs = from_records(records_dir, "val", config.size, cache, progress, limit)
+    train_cs = from_records(records_dir, "train", config.size, cache, progress, limit, input=config.input)
+    val_cs = from_records(records_dir, "val", config.size, cache, progress, limit, input=config.input)
     if train_cs.cells == 0:
         raise ClassifierError(f"{records_dir}: the train split has no cells")
 

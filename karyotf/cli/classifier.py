@@ -12,6 +12,7 @@ def register(sub) -> None:
     from ..classify import VIEWS
     from .prior import add_prior_option
     from ..classify.crops import SIZE
+    from ..classify.data import INPUTS
     from ..classify.train import ClassifierConfig
     from ..paths import DEFAULT_EXPORTED, DEFAULT_RECORDS, DEFAULT_RUNS
 
@@ -39,6 +40,10 @@ def register(sub) -> None:
     t.add_argument("--learning-rate", type=float, default=ClassifierConfig.learning_rate,
                    help="peak learning rate (cosine schedule)")
     t.add_argument("--seed", type=int, default=ClassifierConfig.seed, help="random seed")
+    t.add_argument("--input", choices=INPUTS, default=None,
+                   help="what it learns from for each truth box: the box crop, or the separated cut-out (the box "
+                        "window with everything outside the chromosome's mask white: what `karyogram` reads by "
+                        "default); default: a resumed run's own, else box")
     t.set_defaults(func=_train)
 
     e = csub.add_parser("eval", formatter_class=fmt, help="top-1 / top-3, joint labelling, count calls, confusion",
@@ -62,10 +67,14 @@ def register(sub) -> None:
 
 
 def _train(args) -> int:
-    from ..classify.train import ClassifierConfig, train
+    from ..classify.train import RUN_FILE, ClassifierConfig, read_run, train
 
+    if args.input is None:   # a resumed run's own input, else the default
+        saved = read_run(args.out)["config"] if (args.out / RUN_FILE).is_file() else {}
+        args.input = saved.get("input", ClassifierConfig.input)
     cfg = ClassifierConfig(size=args.size, context=not args.no_context, width=args.width,
-                           cells_per_batch=args.batch, learning_rate=args.learning_rate, seed=args.seed)
+                           cells_per_batch=args.batch, learning_rate=args.learning_rate, seed=args.seed,
+                           input=args.input)
     result = train(args.records, args.out, epochs=args.epochs, minutes=args.minutes, config=cfg, clock=args.clock)
     print(result.text())
     return 130 if result.interrupted else 0
