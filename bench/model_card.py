@@ -12,6 +12,8 @@ def card_text(state: dict) -> str:
     rows = state.get("rows", {})
     train_cpu = sum(v for k, v in cpu.items() if k.startswith("train_")) / 60
     all_cpu = sum(cpu.values()) / 60
+    trained_on = ("the separated cut-outs it reads (each box window, everything outside the chromosome's "
+                  "separated mask white)" if r.get("classifier_input") == "separated" else "box crops")
     lines = [
         "# Model card: karyotf's default model pair", "",
         "Three models that work together, shipped inside the package and used whenever no `--model` is given "
@@ -23,7 +25,7 @@ def card_text(state: dict) -> str:
         "calibration fitted on val, which the joint labelling uses to decide which boxes count.",
         f"- **classifier/**: karyotf's chromosome classifier ({r.get('classifier_width')}-"
         f"{8 * int(r.get('classifier_width') or 16)} filters, {r.get('classifier_size')} px crops, the whole cell "
-        f"as context), {r.get('classifier_epochs')} epochs, the weights of its best val epoch; it names each box, "
+        f"as context), trained on {trained_on}, {r.get('classifier_epochs')} epochs, the weights of its best val epoch; it names each box, "
         "and the joint labelling weighs the whole cell against a karyotype prior that never forces pairs.",
         f"- **second_look/**: the second look (issue 23): for each candidate box of the detector, from its crop, "
         f"its geometry among the other boxes and the cell, P(one whole chromosome) against fragment / two "

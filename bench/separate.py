@@ -16,9 +16,9 @@ and everything here is measured on its **test** split only.
   truth boxes), the cut-out (left) and the separated mask (right) of each: ``separate_contact_sheet.png``.
 
 - **the classifier on crowded chromosomes** (``--classifier DIR``, trained on the records' train split, on box
-  crops): on the real test cells (the first ``--cells``), every truth box whose box IoU with a neighbour's truth
+  crops or on separated cut-outs: the export says which): on the real test cells (the first ``--cells``), every truth box whose box IoU with a neighbour's truth
   box is > 0.1 is *crowded*; the classifier's top-1 (and the joint labelling's, prior ``karyotf.defaults.PRIOR``)
-  when each box is read as its plain box crop (what it reads today), as the separator's cut-out and as the
+  when each box is read as its plain box crop, as the separator's cut-out and as the
   classical cut-out (:func:`karyotf.classify.crops.cell_crops` with ``cutouts=``: the same box window, the pixels
   outside the chromosome's mask white), on crowded, non-crowded and all chromosomes.
 
@@ -207,7 +207,7 @@ def classifier_rows(records, separator, classifier, limit=None, split="test"):
             j = joint_labels(p, prior=PRIOR)
             hits[name]["joint"] += list(np.array([classes.NAMES.index(n) for n in j.labels]) == truth)
     crowded = np.array(crowded, bool)
-    out = {"classifier": str(classifier), "views": clf.views, "prior": PRIOR, "cells": cells, "limit": limit,
+    out = {"classifier": str(classifier), "trained_on": clf.trained_on, "views": clf.views, "prior": PRIOR, "cells": cells, "limit": limit,
            "split": split,
            "crowded_iou": CROWDED, "separated_methods": methods, "seconds": round(time.perf_counter() - t0, 1),
            "rows": {}}
@@ -422,13 +422,18 @@ def classifier_markdown(c):
     if c is None:
         return ["The classifier's top-1 on crowded chromosomes from box crops against separated cut-outs is not "
                 "measured here (run with `--classifier DIR`).", ""]
-    names = {"box": "box crop (what it reads today)", "separated": "separator's cut-out (U-Net, cut-out fallback)",
+    on = c.get("trained_on", "box")    # rows made before it was recorded: the classifiers then were trained on box crops
+    names = {"box": "box crop" + (" (what it was trained on)" if on == "box" else ""),
+             "separated": "separator's cut-out (U-Net, cut-out fallback" + ("; what it was trained on)"
+                                                                           if on == "separated" else ")"),
              "cutout": "classical cut-out"}
+    trained = ("**on box crops** (the cut-out rows read an input it never saw)" if on == "box" else
+               "**on the separator's cut-outs** (`karyotf classifier train --input separated`: the box-crop and "
+               "classical cut-out rows read inputs it never saw)")
     r = c["rows"]
     lines = ["## The classifier on crowded chromosomes: box crops against separated cut-outs", "",
-             f"Classifier `{c['classifier']}` ({c['views']} views), trained on the records' **train** split **on box "
-             "crops** (retraining it on cut-outs is beyond this CPU budget: the cut-out rows read an input it never "
-             f"saw); truth boxes of {'all' if c.get('limit') is None else 'the first'} {c['cells']} real **test** cells. *Crowded*: a truth box with box IoU > "
+             f"Classifier `{c['classifier']}` ({c['views']} views), trained on the records' **train** split {trained}"
+             f"; truth boxes of {'all' if c.get('limit') is None else 'the first'} {c['cells']} real **test** cells. *Crowded*: a truth box with box IoU > "
              f"{c['crowded_iou']} with some neighbour's truth box. Each input is the same box window "
              "(`karyotf.classify.crops.cell_crops`, `cutouts=`), with every pixel outside the chromosome's mask "
              "white for the cut-outs; the measurements (size, darkness, fill) stay the box's. Joint: the joint "

@@ -422,6 +422,9 @@ def test_tune_rules_choose_within_the_target_and_flag_net_of_right_calls():
     assert sweep[2]["wrong_without_review"] == 0.0 and sweep[1]["wrong_without_review"] == pytest.approx(1 / 6)
     flagged = a.with_sex_flag(cells, 3.0)
     assert flagged[1]["review"] == ["sex_uncertain"] and flagged[3]["review"] == [] and cells[1]["review"] == []
+    # the flag names X and Y, as the pipeline's does (the "naming the chromosome in question" column reads it)
+    named = a.with_sex_flag([{**cells[1], "review_classes": ["21"]}], 3.0)[0]
+    assert named["review_classes"] == ["21", "X", "Y"]
 
 
 def test_default_model_rows_count_every_review_code_of_the_call():

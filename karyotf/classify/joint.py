@@ -108,11 +108,11 @@ best other one.  Below :data:`SEX_LOG_LR` the cell is flagged ``sex_uncertain`` 
 complement, its P (the complements' best scores normalised: a max-labelling approximation) and the boxes that would
 change ("#17 could be Y, p(Y) 0.35").  XX against XY is where an end-to-end call goes silently wrong most often (the
 classifier's X is weak: a second X at p(X) 0.2 is common); the threshold is chosen on val by ``bench/aneuploidy.py
---tune`` (rule: the most of 3 x wrong calls it newly puts under review - right calls it newly puts under review: a
-silent wrong call weighs three needless reviews).  Below :data:`CLOSE_LOG_LR` it adds no review that
-``close_alternative`` does not already give; above it, on val with the shipped pair, it puts 12 of 25 silent wrong
-calls under review at 4 for 31 right calls newly reviewed, and 18 of 25 only at 5 for 68
-(bench/results/aneuploidy.md).
+--tune`` (rule: the most of 5 x wrong calls it newly puts under review - right calls it newly puts under review: a
+silent wrong call weighs five needless reviews).  Below :data:`CLOSE_LOG_LR` it adds no review that
+``close_alternative`` does not already give; above it, on val with the shipped pair, it puts 17 of 30 silent wrong
+calls under review at 5 for 48 right calls newly reviewed (4 at 3.5 for 8; 25 at 6 for 125) (bench/results/aneuploidy.md; with
+the earlier classifier, 12 of 25 at 4 for 31: aneuploidy_classifier6.md).
 
 The prior: what each term means
 -------------------------------
@@ -311,17 +311,18 @@ LOW_TOP1 = 0.5
 REAL_CLIP = 1e-4
 """Probabilities that a box is a chromosome are clipped to [REAL_CLIP, 1 - REAL_CLIP] (no box is certain)."""
 
-COUNT_LOGIT_SHIFT = 2.0
+COUNT_LOGIT_SHIFT = 1.5
 """Nats added to the logit of the second look's P(whole chromosome) before the joint labelling weighs a box with it
 (:func:`count_evidence`; the Karyotyper applies it): the candidates miss chromosomes, so a box that is not one
 whole chromosome is often the only box its chromosome has.  Chosen on val (``bench/aneuploidy.py --tune``, "Which
-boxes count: the shift"); 0 weighs the second look's P as it is."""
+boxes count: the shift", with the shipped pair; 2 with its earlier classifier, 6 epochs on box crops); 0 weighs the
+second look's P as it is."""
 
-SEX_LOG_LR = 4.0
+SEX_LOG_LR = 5.0
 """A called sex complement less than this (natural log of the likelihood ratio) ahead of the best labelling under
 another complement -> ``sex_uncertain`` (review).  Chosen on val (``bench/aneuploidy.py --tune``, "The
-uncertain-sex flag", on the shipped pair; 3.5 on the earlier 1,800-step pair); above CLOSE_LOG_LR, since ``close_alternative`` already reviews any other call closer than
-that."""
+uncertain-sex flag", with the shipped pair; 4 with its earlier classifier, 3.5 with the 1,800-step pair); above
+CLOSE_LOG_LR, since ``close_alternative`` already reviews any other call closer than that."""
 
 NORMAL_SEXES = ((2, 0), (1, 1))
 """(nX, nY) of a normal cell: XX and XY."""
