@@ -99,3 +99,44 @@ def test_karyogram_cli_has_the_classifier_input_option(capsys):
         main(["karyogram", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--classifier-input {separated,box}" in out and "(default: separated)" in out
+
+
+def test_a_classifier_trained_on_cut_outs_is_read_as_trained(monkeypatch, caplog):
+    """``Classifier.probabilities(image, boxes)`` cuts each box out when the classifier was trained on separated
+    cut-outs (box crops when on box crops); a Karyotyper told to read the other input says so in the log."""
+    import logging
+
+    from karyotf.classify.export import Classifier
+    from karyotf.classify.karyotyper import Karyotyper
+    from karyotf.separate import separator as sep_mod
+
+    img, boxes = _crossing()
+    calls = []
+    real = sep_mod.separate
+
+    def classical(image, bx, separator=None, **kw):
+        calls.append(len(bx))
+        return real(image, bx, None)
+
+    monkeypatch.setattr(sep_mod, "separate", classical)
+    monkeypatch.setattr(sep_mod, "load", lambda path: None)
+    seen = []
+    for on in ("separated", "box"):
+        clf = Classifier.__new__(Classifier)            # the reading path only: no model loaded
+        clf.info, clf.size, clf.views = {"config": {"input": on}}, 32, 1
+        clf.probabilities_of = lambda crops, feats: (seen.append(crops.copy()), np.full((len(crops), 24), 1 / 24))[1]
+        assert clf.trained_on == on and clf.probabilities(img, boxes).shape == (2, 24)
+    assert calls == [2] and (seen[0][0] >= seen[1][0]).all() and (seen[0][0] != seen[1][0]).any()
+    old = Classifier.__new__(Classifier)
+    old.info = {"kind": "classifier"}                   # exported before the setting existed
+    assert old.trained_on == "box"
+
+    fake = _Classifier()
+    fake.trained_on = "separated"
+    with caplog.at_level(logging.WARNING, logger="karyotf.classify.karyotyper"):
+        Karyotyper(_Detector(boxes), fake, input="box")
+    assert "trained on separated crops and will read box ones" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="karyotf.classify.karyotyper"):
+        Karyotyper(_Detector(boxes), fake)
+    assert caplog.text == ""

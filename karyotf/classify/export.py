@@ -149,10 +149,17 @@ class Classifier:
         return str((self.info.get("config") or {}).get("input", "box"))
 
     def probabilities(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
-        """(N, 24) class probabilities of the N boxes of one cell (columns in ``classes.NAMES`` order)."""
+        """(N, 24) class probabilities of the N boxes of one cell (columns in ``classes.NAMES`` order), each box
+        read as the classifier was trained: its box crop, or its separated cut-out (:attr:`trained_on`)."""
         if not len(boxes):
             return np.zeros((0, classes.NUM_CLASSES), np.float32)
-        cc = cell_crops(image, boxes, self.size)
+        cutouts = None
+        if self.trained_on == "separated":   # read as it was trained: each box through its separated mask
+            from ..paths import SEPARATE_DIR
+            from ..separate.separator import load, separate
+
+            cutouts = separate(image, boxes, load(SEPARATE_DIR)).cutouts
+        cc = cell_crops(image, boxes, self.size, cutouts=cutouts)
         return self.probabilities_of(cc.crops, cc.features)
 
     def probabilities_of(self, crops: np.ndarray, features: np.ndarray) -> np.ndarray:

@@ -34,6 +34,8 @@ aside (NMS-removed, below the floor) are named from box crops.
 """
 from __future__ import annotations
 
+import logging
+
 import time
 from pathlib import Path
 from typing import Sequence
@@ -53,6 +55,8 @@ from .joint import COUNT_LOGIT_SHIFT, SEX_LOG_LR, count_evidence, joint_labels, 
 # karyotf.detect.Detector (looked up when a model is loaded, so that a caller may stand another Detector in
 # karyotf.detect, as the tests do); karyotf.classify.crops (it loads OpenCV at its top); karyotf.classify.export (it
 # loads OpenCV at its top); karyotf.classify.second_look (it loads OpenCV, through crops, at its top).
+
+log = logging.getLogger(__name__)
 
 
 def _renamed(boxes: Sequence[Box], names: Sequence[str]) -> list[Box]:
@@ -97,6 +101,11 @@ class Karyotyper:
             second_look = SecondLook(second_look)
         self.second_look = second_look if joint and choose else None  # P(whole chromosome) of each candidate
         self.input = input
+        trained_on = getattr(classifier, "trained_on", None)
+        if isinstance(trained_on, str) and trained_on != input:
+            log.warning("the classifier %s was trained on %s crops and will read %s ones: it names chromosomes less "
+                        "well so (bench/results/separate.md); --classifier-input %s reads as it was trained",
+                        getattr(classifier, "path", classifier), trained_on, input, trained_on)
         self.separator = separator  # input "separated": a separation model (dir or Separator); None: the shipped one
         # the second look's P(whole chromosome) -> the P the labelling counts a box with (joint.count_evidence)
         self.count_shift = COUNT_LOGIT_SHIFT if count_shift is None else float(count_shift)
@@ -231,7 +240,10 @@ class Karyotyper:
         named = _renamed(kept, labels)
         others = [d for d, _, _ in removed] + below
         other_names = []
-        if others:  # named by the classifier's top-1 beside the kept boxes (measured against them); not counted
+        if others:  # named by the classifier's top-1 beside the kept boxes (measured against them); not counted.
+            # Box crops, not separated cut-outs: separating 30-50 more boxes a cell would double the separation's
+            # time, and these names are shown, never counted (a classifier trained on cut-outs reads box crops
+            # less well: bench/results/separate.md)
             from .crops import cell_crops
 
             both = list(kept) + others
