@@ -65,7 +65,7 @@ SILENT_WRONG_COST = 5.0
 """What a wrong call left without any review flag costs, in needless reviews of right calls (a stated choice: a
 silent wrong answer is the worst bug, a needless review costs a person a minute); the uncertain-sex threshold
 maximises SILENT_WRONG_COST x (wrong calls it newly puts under review) - (right calls it newly puts under review).
-It was 3 until the classifier trained on separated cut-outs: there 3 sat on the edge of a tie (above 3.08 the rule
+It was 3 until the classifier trained on separated cut-outs: there 3 sat on the edge of a tie (from 3.08 to 9.6 the rule
 picks 5, not 3.5) and chose a threshold that left twice the wrong calls silent (0.074 of val cells against 0.037);
 5 chooses 5 for that pair (fewer normal cells reviewed than the earlier pair, as few wrong calls silent); for the
 earlier pair it would have chosen 4.5 where 3 chose 4 (bench/results/aneuploidy_classifier6.md)."""
