@@ -20,13 +20,14 @@ from tqdm import tqdm
 
 from .. import classes, images
 from ..annotations import Annotation
+from ..defaults import CLASSIFIER_INPUTS
 from ..errors import ClassifierError
 from ..io import atomic_path
 from ..records import read_examples, split_files
 from .crops import FEATURES, SIZE, cell_crops
 
 CACHE_VERSION = 1
-INPUTS = ("box", "separated")
+INPUTS = CLASSIFIER_INPUTS
 """What the classifier is trained on (and evaluated with) for each truth box: ``box``, the plain box crop, or
 ``separated``, the same box window with every pixel outside the chromosome's mask from the separation model
 (:mod:`karyotf.separate`) white, what :class:`karyotf.classify.karyotyper.Karyotyper` reads by default
@@ -79,12 +80,10 @@ def from_cells(cells: Sequence[tuple[np.ndarray, Annotation]], size: int = SIZE,
     :data:`INPUTS` (``separated``: ``separator``, an export dir or a loaded one, default the shipped model)."""
     check_input(input)
     if input == "separated":   # the separation model runs in this thread, one cell at a time (it uses every core)
-        from ..paths import SEPARATE_DIR
-        from ..separate.separator import load, separate
+        from ..separate.separator import cutouts
 
-        model = load(separator or SEPARATE_DIR)
         it = tqdm(cells, desc=desc, unit="cell", leave=False) if progress else cells
-        results = [(cell_crops(image, ann.boxes, size, cutouts=separate(image, ann.boxes, model).cutouts
+        results = [(cell_crops(image, ann.boxes, size, cutouts=cutouts(image, ann.boxes, separator)
                                if ann.boxes else None),
                     [classes.NAMES.index(b.name) for b in ann.boxes]) for image, ann in it]
     else:

@@ -155,10 +155,9 @@ class Classifier:
             return np.zeros((0, classes.NUM_CLASSES), np.float32)
         cutouts = None
         if self.trained_on == "separated":   # read as it was trained: each box through its separated mask
-            from ..paths import SEPARATE_DIR
-            from ..separate.separator import load, separate
+            from ..separate.separator import cutouts as cut
 
-            cutouts = separate(image, boxes, load(SEPARATE_DIR)).cutouts
+            cutouts = cut(image, boxes)
         cc = cell_crops(image, boxes, self.size, cutouts=cutouts)
         return self.probabilities_of(cc.crops, cc.features)
 

@@ -120,10 +120,9 @@ class Karyotyper:
 
         cutouts = None
         if self.input == "separated" and len(boxes):
-            from ..paths import SEPARATE_DIR
-            from ..separate.separator import load, separate
+            from ..separate.separator import cutouts as cut
 
-            cutouts = separate(arr, boxes, load(self.separator or SEPARATE_DIR)).cutouts
+            cutouts = cut(arr, boxes, self.separator)
         return cell_crops(arr, boxes, self.classifier.size, reference=reference, cutouts=cutouts)
 
     @classmethod

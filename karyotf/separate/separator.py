@@ -292,3 +292,10 @@ def load(path: "str | Path | Separator") -> Separator:
     if key not in _LOADED:
         _LOADED[key] = Separator(path)
     return _LOADED[key]
+
+
+def cutouts(image: np.ndarray, boxes: Sequence[Box], separator: "str | Path | Separator | None" = None) -> list:
+    """Each box's cut-out through its separated mask (``cutouts[i]`` for ``boxes[i]``, never a box dropped), with
+    ``separator`` (an export dir or a loaded one; None: the shipped model): what a classifier reading separated
+    cut-outs is given (:func:`karyotf.classify.crops.cell_crops` ``cutouts=``)."""
+    return separate(image, boxes, load(separator or SEPARATE_DIR)).cutouts
